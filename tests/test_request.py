@@ -1,0 +1,451 @@
+"""The request state machine, driven by hand: every decision is visible as actions, no sockets."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from wyoming_lightning import actions as act
+from wyoming_lightning.audio import PcmFormat
+from wyoming_lightning.emulator.tones import encode_phrase, silence
+from wyoming_lightning.lightning.protocol import (
+    ErrorCode,
+    Failure,
+    Result,
+    ServiceError,
+    SessionOptions,
+    Unreadable,
+    classify_http_status,
+)
+from wyoming_lightning.request import DEADLINE_TIMER, RETRY_TIMER, RequestConfig, RequestMachine
+from wyoming_lightning.vad.engines import create_engine
+from wyoming_lightning.vad.gate import GateConfig, VadGate
+
+LIGHTNING = "ws://127.0.0.1:1/api/v1/lightning/get_text"
+PULSE = "ws://127.0.0.1:1/waves/v1/pulse/get_text"
+HA_FORMAT = PcmFormat(16000, 2, 1)
+
+
+def final(text: str, *, last: bool = False, from_finalize: bool = False, end: float | None = None) -> Result:
+    from wyoming_lightning.lightning.protocol import Word
+
+    words = (Word(text.split()[-1], end=end),) if end is not None and text else ()
+    return Result(text, is_final=True, is_last=last, from_finalize=from_finalize, words=words)
+
+
+@dataclass
+class Driver:
+    """Feeds a machine and keeps what it asked for, per connection."""
+
+    machine: RequestMachine
+    actions: list[act.Action] = field(default_factory=list)
+    auto_open: bool = False
+
+    def feed(self, out: list[act.Action]) -> list[act.Action]:
+        """Record actions; with ``auto_open`` every handshake succeeds at once."""
+        self.actions += out
+        if self.auto_open:
+            for action in list(out):
+                if isinstance(action, act.Connect):
+                    out = out + self.feed(self.machine.upstream_opened(action.conn))
+        return out
+
+    def open(self) -> None:
+        """From now on handshakes succeed at once (and any pending one does now)."""
+        self.auto_open = True
+        for conn in self.connects():
+            self.feed(self.machine.upstream_opened(conn))
+
+    def start(self, fmt: PcmFormat = HA_FORMAT) -> list[act.Action]:
+        return self.feed(self.machine.start_audio(fmt))
+
+    def audio(self, pcm: bytes, chunk: int = 320) -> list[act.Action]:
+        out: list[act.Action] = []
+        for i in range(0, len(pcm), chunk):
+            out += self.feed(self.machine.audio(pcm[i : i + chunk]))
+        return out
+
+    def stop(self) -> list[act.Action]:
+        return self.feed(self.machine.stop_audio())
+
+    def of(self, kind: type) -> list:  # type: ignore[type-arg]
+        return [a for a in self.actions if isinstance(a, kind)]
+
+    def sent_audio(self, conn: int) -> bytes:
+        return b"".join(a.data for a in self.of(act.SendAudio) if a.conn == conn)
+
+    def sent_text(self, conn: int) -> list[str]:
+        return [json.loads(a.text)["type"] for a in self.of(act.SendText) if a.conn == conn]
+
+    def connects(self) -> list[int]:
+        return [a.conn for a in self.of(act.Connect)]
+
+    def transcript(self) -> act.Transcript | None:
+        found = self.of(act.Transcript)
+        return found[-1] if found else None
+
+
+def machine(url: str = LIGHTNING, vad: str | None = None, **kw: object) -> Driver:
+    config = RequestConfig(base_url=url, session=SessionOptions(language="en"), response_language="en", **kw)  # type: ignore[arg-type]
+    engine = create_engine(vad) if vad else None
+    return Driver(RequestMachine(config, VadGate(engine, GateConfig())))
+
+
+def two_utterances() -> bytes:
+    return (
+        silence(1000)
+        + encode_phrase("one two")
+        + silence(1500)
+        + encode_phrase("three four")
+        + silence(1000)
+    )
+
+
+def test_lightning_request_without_vad() -> None:
+    d = machine()
+    d.start()
+    pcm = encode_phrase("one two three")
+    d.audio(pcm)
+    assert d.connects() == [1]
+    assert d.sent_audio(1) == b"", "nothing may be sent before the handshake"
+    url = d.of(act.Connect)[0].url
+    assert parse_qs(urlsplit(url).query)["language"] == ["en"]
+    d.open()
+    d.stop()
+    assert d.sent_audio(1) == pcm
+    assert all(len(a.data) <= 3200 for a in d.of(act.SendAudio))
+    assert max(len(a.data) for a in d.of(act.SendAudio)) == 3200, "100 ms frames, not 10 ms"
+    assert d.sent_text(1) == ["end"]
+    assert d.transcript() is None
+    d.feed(d.machine.upstream_message(1, final("one two three", last=True)))
+    kinds = [type(a) for a in d.actions if isinstance(a, act.TranscriptStart | act.TranscriptChunk | act.Transcript | act.TranscriptStop | act.Finish)]
+    assert kinds == [act.TranscriptStart, act.TranscriptChunk, act.Transcript, act.TranscriptStop, act.Finish]
+    assert d.transcript() == act.Transcript("one two three", "en")
+    assert d.machine.done
+
+
+def test_silence_only_never_opens_a_session() -> None:
+    d = machine(vad="webrtc")
+    d.start()
+    d.audio(silence(3000))
+    d.stop()
+    assert d.connects() == []
+    assert d.transcript() == act.Transcript("", "en")
+    assert d.machine.done
+
+
+def test_pulse_finalizes_each_pause_on_one_session() -> None:
+    d = machine(PULSE, vad="webrtc")
+    d.start()
+    pcm = two_utterances()
+    half = len(silence(1000) + encode_phrase("one two") + silence(1500)) // 320 * 320
+    d.audio(pcm[:half])
+    assert d.connects() == [1]
+    d.open()
+    assert d.sent_text(1) == ["finalize"], "the pause must settle the first utterance at once"
+    d.feed(d.machine.upstream_message(1, final("one two", from_finalize=True)))
+    assert [a.text for a in d.of(act.TranscriptChunk)] == ["one two"]
+    d.audio(pcm[half:])
+    d.stop()
+    assert d.connects() == [1], "Pulse keeps one socket for the request"
+    assert d.sent_text(1) == ["finalize", "finalize"]
+    d.feed(d.machine.upstream_message(1, final("three four", from_finalize=True)))
+    assert d.transcript() == act.Transcript("one two three four", "en")
+    assert [a.text for a in d.of(act.TranscriptChunk)] == ["one two", " three four"]
+    assert d.sent_text(1)[-1] == "close_stream", "the session is closed politely"
+    assert act.Disconnect(1) in d.actions
+
+
+def test_early_finalization_means_the_answer_waits_for_nothing_after_stop() -> None:
+    d = machine(PULSE, vad="webrtc")
+    d.start()
+    d.open()
+    d.audio(silence(500) + encode_phrase("five six") + silence(1200))
+    assert d.sent_text(1) == ["finalize"]
+    d.feed(d.machine.upstream_message(1, final("five six", from_finalize=True)))
+    out = d.stop()
+    assert act.Transcript("five six", "en") in out, "already settled: answer at audio-stop"
+
+
+def test_lightning_opens_one_session_per_utterance() -> None:
+    d = machine(LIGHTNING, vad="webrtc")
+    d.start()
+    d.open()
+    pcm = two_utterances()
+    d.audio(pcm)
+    assert d.sent_text(1) == ["end"]
+    d.feed(d.machine.upstream_message(1, final("one two", last=True)))
+    assert d.connects() == [1, 2]
+    d.stop()
+    assert d.sent_text(2) == ["end"]
+    d.feed(d.machine.upstream_message(2, final("three four", last=True)))
+    assert d.transcript() == act.Transcript("one two three four", "en")
+
+
+def test_without_early_finalization_one_end_at_stop() -> None:
+    d = machine(LIGHTNING, vad="webrtc", early_finalize=False)
+    d.start()
+    d.open()
+    d.audio(two_utterances())
+    assert d.sent_text(1) == []
+    d.stop()
+    assert d.connects() == [1] and d.sent_text(1) == ["end"]
+
+
+def test_duplicate_and_late_results_do_not_duplicate_words() -> None:
+    d = machine(PULSE)
+    d.start()
+    d.open()
+    d.audio(encode_phrase("seven eight"))
+    # the server's own end of utterance, a late interim, then the finalize answer repeating it
+    d.feed(d.machine.upstream_message(1, final("seven eight")))
+    d.feed(d.machine.upstream_message(1, Result("seven eight", is_final=False)))
+    d.stop()
+    d.feed(d.machine.upstream_message(1, final("seven eight", last=True, from_finalize=True)))
+    assert d.transcript() == act.Transcript("seven eight", "en")
+
+
+def test_overlapping_final_dropped_by_word_times() -> None:
+    d = machine(PULSE)
+    d.start()
+    d.open()
+    d.audio(encode_phrase("one two three"))
+    d.feed(d.machine.upstream_message(1, final("one two three", end=0.9)))
+    d.feed(d.machine.upstream_message(1, final("two three", end=0.9)))
+    d.stop()
+    d.feed(d.machine.upstream_message(1, final("", last=True)))
+    assert d.transcript() == act.Transcript("one two three", "en")
+
+
+def test_stray_finalize_answer_is_not_counted_twice() -> None:
+    d = machine(PULSE, vad="webrtc")
+    d.start()
+    d.open()
+    d.audio(silence(500) + encode_phrase("one") + silence(1200))
+    d.feed(d.machine.upstream_message(1, final("one", from_finalize=True)))
+    d.feed(d.machine.upstream_message(1, final("one", from_finalize=True)))
+    d.stop()
+    assert d.transcript() == act.Transcript("one", "en")
+
+
+def test_dropped_connection_replays_everything_not_yet_final() -> None:
+    d = machine(PULSE)
+    d.start()
+    d.open()
+    pcm = encode_phrase("one two three four")
+    d.audio(pcm[: len(pcm) // 2 // 2 * 2])
+    out = d.feed(d.machine.upstream_closed(1, 1006, ""))
+    assert act.Disconnect(1) in out
+    assert act.StartTimer(RETRY_TIMER, 0.5) in out
+    d.audio(pcm[len(pcm) // 2 // 2 * 2 :])
+    d.feed(d.machine.timer_fired(RETRY_TIMER))
+    assert d.connects() == [1, 2]
+    d.stop()
+    assert d.sent_audio(2) == pcm, "the whole utterance is replayed on the new session"
+    d.feed(d.machine.upstream_message(2, final("one two three four", last=True)))
+    assert d.transcript() == act.Transcript("one two three four", "en")
+
+
+def test_results_from_a_dead_connection_are_ignored() -> None:
+    d = machine(PULSE)
+    d.start()
+    d.open()
+    d.audio(encode_phrase("one"))
+    d.feed(d.machine.upstream_closed(1, 1011, "bye"))
+    assert d.feed(d.machine.upstream_message(1, final("nonsense", last=True))) == []
+
+
+def test_settled_utterances_are_not_replayed() -> None:
+    d = machine(PULSE, vad="webrtc")
+    d.start()
+    d.open()
+    first = silence(500) + encode_phrase("one two") + silence(1200)
+    d.audio(first)
+    d.feed(d.machine.upstream_message(1, final("one two", from_finalize=True)))
+    second = encode_phrase("three")
+    d.audio(second)
+    sent_before = len(d.sent_audio(1))
+    d.feed(d.machine.upstream_closed(1, 1006, ""))
+    d.feed(d.machine.timer_fired(RETRY_TIMER))
+    d.stop()
+    replayed = d.sent_audio(2)
+    assert 0 < len(replayed) < sent_before, "only the unsettled utterance goes again"
+    d.feed(d.machine.upstream_message(2, final("three", last=True)))
+    assert d.transcript() == act.Transcript("one two three", "en")
+
+
+@pytest.mark.parametrize("status", [401, 403, 400])
+def test_key_and_parameter_refusals_are_not_retried(status: int) -> None:
+    d = machine()
+    d.start()
+    d.audio(encode_phrase("one"))
+    out = d.feed(d.machine.upstream_failed(1, classify_http_status(status)))
+    assert not [a for a in out if isinstance(a, act.StartTimer) and a.name == RETRY_TIMER]
+    (error,) = d.of(act.Error)
+    assert error.code is classify_http_status(status).code
+    assert isinstance(out[-1], act.Finish) and d.machine.done
+
+
+def test_retry_after_is_honoured_and_retries_are_bounded() -> None:
+    d = machine(max_retries=2)
+    d.start()
+    d.audio(encode_phrase("one"))
+    out = d.feed(d.machine.upstream_failed(1, classify_http_status(429, 3.0)))
+    assert act.StartTimer(RETRY_TIMER, 3.0) in out
+    d.feed(d.machine.timer_fired(RETRY_TIMER))
+    out = d.feed(d.machine.upstream_failed(2, classify_http_status(500)))
+    assert act.StartTimer(RETRY_TIMER, 1.0) in out, "backoff doubles"
+    d.feed(d.machine.timer_fired(RETRY_TIMER))
+    d.feed(d.machine.upstream_failed(3, classify_http_status(500)))
+    assert d.connects() == [1, 2, 3]
+    (error,) = d.of(act.Error)
+    assert error.code is ErrorCode.UPSTREAM and d.machine.done
+
+
+def test_a_stalled_final_times_out_and_is_retried() -> None:
+    d = machine(final_timeout_s=2.0)
+    d.start()
+    d.open()
+    d.audio(encode_phrase("nine"))
+    out = d.stop()
+    assert act.StartTimer("settle:1", 2.0) in out
+    assert act.StartTimer(DEADLINE_TIMER, 15.0) in out
+    out = d.feed(d.machine.timer_fired("settle:1"))
+    assert act.Disconnect(1) in out and act.StartTimer(RETRY_TIMER, 0.5) in out
+    d.feed(d.machine.timer_fired(RETRY_TIMER))
+    assert d.connects() == [1, 2]
+    assert d.sent_text(2) == ["end"]
+    d.feed(d.machine.upstream_message(2, final("nine", last=True)))
+    assert d.transcript() == act.Transcript("nine", "en")
+
+
+def test_the_deadline_ends_every_request() -> None:
+    d = machine()
+    d.start()
+    d.open()
+    d.audio(encode_phrase("nine"))
+    d.stop()
+    out = d.feed(d.machine.timer_fired(DEADLINE_TIMER))
+    (error,) = [a for a in out if isinstance(a, act.Error)]
+    assert error.code is ErrorCode.TIMEOUT
+    assert act.Disconnect(1) in out and isinstance(out[-1], act.Finish)
+
+
+def test_error_frame_language_is_final() -> None:
+    d = machine()
+    d.start()
+    d.open()
+    d.audio(encode_phrase("one"))
+    d.feed(d.machine.upstream_message(1, ServiceError("not here", "LANGUAGE_NOT_ENABLED_IN_REGION")))
+    (error,) = d.of(act.Error)
+    assert error.code is ErrorCode.LANGUAGE
+
+
+def test_unreadable_frames_are_survived() -> None:
+    d = machine()
+    d.start()
+    d.open()
+    d.audio(encode_phrase("one"))
+    d.feed(d.machine.upstream_message(1, Unreadable("not JSON")))
+    d.stop()
+    d.feed(d.machine.upstream_message(1, final("one", last=True)))
+    assert d.transcript() == act.Transcript("one", "en")
+
+
+def test_local_fallback_gets_the_buffered_audio() -> None:
+    d = machine(fallback_local=True)
+    d.start()
+    pcm = encode_phrase("one two")
+    d.audio(pcm)
+    d.feed(d.machine.upstream_failed(1, classify_http_status(401)))
+    assert not d.of(act.Error)
+    assert not d.of(act.TranscribeLocally), "waits for audio-stop: the speaker is still talking"
+    d.stop()
+    (local,) = d.of(act.TranscribeLocally)
+    assert local.audio == pcm
+    d.feed(d.machine.local_result("one two"))
+    assert d.transcript() == act.Transcript("one two", "en")
+
+
+def test_local_only_never_connects() -> None:
+    d = machine(fallback_local=True, local_only=True)
+    d.start()
+    d.audio(encode_phrase("three"))
+    d.stop()
+    assert d.connects() == []
+    d.feed(d.machine.local_result(None, "no model"))
+    (error,) = d.of(act.Error)
+    assert error.code is ErrorCode.UNAVAILABLE
+
+
+def test_endpointing_answers_without_audio_stop() -> None:
+    d = machine(PULSE, vad="webrtc", endpoint_silence_ms=700)
+    d.start()
+    d.open()
+    d.audio(silence(300) + encode_phrase("one two") + silence(1000))
+    assert d.sent_text(1) == ["finalize"], "the pause settled it before the endpoint"
+    d.feed(d.machine.upstream_message(1, final("one two", from_finalize=True)))
+    assert d.transcript() == act.Transcript("one two", "en")
+    assert d.feed(d.machine.audio(silence(100))) == [], "late audio is dropped quietly"
+
+
+def test_max_utterance_bounds_the_replay_buffer() -> None:
+    d = machine(PULSE, max_utterance_s=1.0)
+    d.start()
+    d.open()
+    d.audio(encode_phrase("one two three four five six seven"))  # 2.1 s
+    assert d.sent_text(1)[:2] == ["finalize", "finalize"]
+
+
+@pytest.mark.parametrize(
+    "fmt", [PcmFormat(4000, 2, 1), PcmFormat(16000, 5, 1), PcmFormat(16000, 2, 9)]
+)
+def test_unsupported_audio_is_a_clear_error(fmt: PcmFormat) -> None:
+    d = machine()
+    out = d.start(fmt)
+    (error,) = [a for a in out if isinstance(a, act.Error)]
+    assert error.code is ErrorCode.BAD_AUDIO and error.text
+
+
+def test_order_mistakes_are_errors() -> None:
+    d = machine()
+    (error,) = [a for a in d.feed(d.machine.audio(b"\0\0")) if isinstance(a, act.Error)]
+    assert "before audio-start" in error.text
+    d = machine()
+    (error,) = [a for a in d.stop() if isinstance(a, act.Error)]
+    assert "without audio-start" in error.text
+
+
+def test_other_formats_are_converted_before_sending() -> None:
+    d = machine()
+    d.start(PcmFormat(48000, 2, 2))
+    stereo48 = bytes(48000 * 4)  # one second
+    d.audio(stereo48, chunk=3840)
+    d.open()
+    d.stop()
+    assert abs(len(d.sent_audio(1)) - 32000) <= 64
+
+
+def test_client_gone_releases_sessions() -> None:
+    d = machine(PULSE)
+    d.start()
+    d.open()
+    d.audio(encode_phrase("one"))
+    out = d.feed(d.machine.client_gone())
+    assert act.Disconnect(1) in out and d.machine.done
+    assert not [a for a in out if isinstance(a, act.Error)]
+
+
+def test_failure_without_pending_audio_does_not_retry() -> None:
+    d = machine(PULSE, vad="webrtc")
+    d.start()
+    d.open()
+    d.audio(silence(300) + encode_phrase("one") + silence(1200))
+    d.feed(d.machine.upstream_message(1, final("one", from_finalize=True)))
+    out = d.feed(d.machine.upstream_failed(1, Failure(ErrorCode.UPSTREAM, "x", True)))
+    assert not [a for a in out if isinstance(a, act.StartTimer)]
+    d.stop()
+    assert d.transcript() == act.Transcript("one", "en")

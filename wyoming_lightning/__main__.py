@@ -1,0 +1,77 @@
+"""``wyoming-lightning``: parse settings, start listening, stop cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from .config import ConfigError, Settings, load_settings
+from .local import LocalRecognizer
+from .server import WyomingServer
+from .services import Services
+
+_LOGGER = logging.getLogger("wyoming_lightning")
+
+
+def _setup_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if settings.debug else logging.INFO,
+        format=settings.log_format,
+        stream=sys.stderr,
+    )
+    if settings.debug:
+        # The websockets library logs frames and headers at debug level: keep it quieter so
+        # that neither audio nor the Authorization header ever reaches the log.
+        logging.getLogger("websockets").setLevel(logging.INFO)
+
+
+async def main(settings: Settings) -> int:
+    services = Services(settings)
+    if settings.local_only:
+        if not LocalRecognizer.available():
+            _LOGGER.error(
+                "no API key: set SMALLEST_API_KEY (or SMALLEST_API_KEY_FILE / --api-key-file), "
+                "or install the local recognizer with: pip install 'wyoming-lightning[local]'"
+            )
+            return 2
+        _LOGGER.warning(
+            "no API key (SMALLEST_API_KEY): transcribing with the local recognizer only"
+        )
+    server = WyomingServer(services)
+    try:
+        await server.start()
+    except OSError as err:
+        _LOGGER.error("cannot listen on %s: %s", settings.uri, err.strerror or err)
+        return 1
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, server.stop)
+    _LOGGER.info(
+        "listening on %s; service %s; language %s; VAD %s",
+        settings.uri,
+        settings.service_url,
+        settings.language,
+        settings.vad,
+    )
+    await server.serve()
+    _LOGGER.info("stopped")
+    return 0
+
+
+def run(argv: Sequence[str] | None = None) -> None:
+    try:
+        settings = load_settings(argv)
+    except ConfigError as err:
+        print(f"wyoming-lightning: {err}", file=sys.stderr)
+        sys.exit(2)
+    _setup_logging(settings)
+    sys.exit(asyncio.run(main(settings)))
+
+
+if __name__ == "__main__":
+    run()

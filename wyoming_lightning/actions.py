@@ -1,0 +1,145 @@
+"""What the request state machine asks its adapters to do.
+
+The machine in :mod:`wyoming_lightning.request` never touches a socket, a clock or a thread; it
+returns these plain values and the adapters (:mod:`wyoming_lightning.handler`) carry them out.
+Tests can therefore read a request's whole behaviour as a list of actions.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from .lightning.protocol import ErrorCode
+
+
+@dataclass(frozen=True)
+class Connect:
+    """Open a WebSocket session to ``url``; report back as connection ``conn``."""
+
+    conn: int
+    url: str
+
+
+@dataclass(frozen=True)
+class SendAudio:
+    """Send one binary frame of 16 kHz mono s16 audio on ``conn``."""
+
+    conn: int
+    data: bytes
+
+
+@dataclass(frozen=True)
+class SendText:
+    """Send one control text frame (``end``, ``finalize``, ``close_stream``) on ``conn``."""
+
+    conn: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Disconnect:
+    """Close ``conn``; anything it reports afterwards is ignored."""
+
+    conn: int
+
+
+@dataclass(frozen=True)
+class StartTimer:
+    """Call the machine's ``timer_fired(name)`` after ``delay`` seconds, replacing any namesake."""
+
+    name: str
+    delay: float
+
+
+@dataclass(frozen=True)
+class CancelTimer:
+    """Forget the timer ``name`` if it is still pending."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class TranscriptStart:
+    """Wyoming ``transcript-start`` (streaming clients)."""
+
+    language: str | None
+
+
+@dataclass(frozen=True)
+class TranscriptChunk:
+    """Wyoming ``transcript-chunk``: settled text, appended to what came before."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """Wyoming ``transcript``: the whole answer."""
+
+    text: str
+    language: str | None
+
+
+@dataclass(frozen=True)
+class TranscriptStop:
+    """Wyoming ``transcript-stop`` (streaming clients)."""
+
+
+@dataclass(frozen=True)
+class Error:
+    """Wyoming ``error`` with a stable code; the request is over."""
+
+    code: ErrorCode
+    text: str
+
+
+@dataclass(frozen=True)
+class TranscribeLocally:
+    """Run the offline recognizer on ``audio`` (16 kHz mono s16) and report with ``local_result``."""
+
+    audio: bytes
+    language: str
+
+
+@dataclass(frozen=True)
+class Log:
+    """A line for the user's log; the machine decides what is worth saying."""
+
+    level: int
+    message: str
+
+    @staticmethod
+    def info(message: str) -> Log:
+        return Log(logging.INFO, message)
+
+    @staticmethod
+    def debug(message: str) -> Log:
+        return Log(logging.DEBUG, message)
+
+    @staticmethod
+    def warning(message: str) -> Log:
+        return Log(logging.WARNING, message)
+
+
+@dataclass(frozen=True)
+class Finish:
+    """The request is answered: close the client's connection."""
+
+
+Action = (
+    Connect
+    | SendAudio
+    | SendText
+    | Disconnect
+    | StartTimer
+    | CancelTimer
+    | TranscriptStart
+    | TranscriptChunk
+    | Transcript
+    | TranscriptStop
+    | Error
+    | TranscribeLocally
+    | Log
+    | Finish
+)

@@ -1,0 +1,255 @@
+"""Flags, environment variables and secret files, turned into one validated :class:`Settings`.
+
+Every flag has an environment variable (``--foo-bar`` is ``LIGHTNING_FOO_BAR``) so that Docker
+and the Home Assistant add-on can set everything without a command line. The API key is the
+exception: it never appears as a flag (it would show in ``ps``), only as ``SMALLEST_API_KEY``,
+``SMALLEST_API_KEY_FILE`` or ``--api-key-file``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import __version__
+from .lightning.protocol import DEFAULT_URL, Keyword, detect_dialect, languages_for
+
+ENV_PREFIX = "LIGHTNING_"
+VAD_CHOICES = ("silero", "webrtc", "off")
+DEFAULT_VAD = "silero"
+
+
+class ConfigError(ValueError):
+    """A setting is missing or wrong; the message says which and how to fix it."""
+
+
+class Secret:
+    """A string that will not print itself, so the key cannot leak through a log or a repr."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+
+def parse_keywords(text: str) -> list[Keyword]:
+    """``word:weight,phrase with spaces:3`` (weight optional) into keywords."""
+    keywords: list[Keyword] = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        word, sep, weight = item.rpartition(":")
+        if not sep:
+            word, weight = item, ""
+        try:
+            value = float(weight) if weight else 6.0
+        except ValueError:
+            word, value = item, 6.0
+        if value <= 0:
+            raise ConfigError(f"keyword weight must be positive: {item!r}")
+        keywords.append(Keyword(word.strip(), value))
+    return keywords
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server needs to know, validated once at start-up."""
+
+    uri: str = "tcp://0.0.0.0:10300"
+    service_url: str = DEFAULT_URL
+    url_fixed: bool = False
+    language: str = "en"
+    api_key: Secret = field(default_factory=lambda: Secret(""))
+    vad: str = DEFAULT_VAD
+    pre_roll_ms: int = 300
+    hangover_ms: int = 500
+    max_utterance_s: float = 30.0
+    early_finalize: bool = True
+    endpointing: bool = False
+    streaming: bool = True
+    connect_timeout_s: float = 5.0
+    send_timeout_s: float = 5.0
+    final_timeout_s: float = 5.0
+    response_timeout_s: float = 15.0
+    retries: int = 3
+    fallback: str = "none"
+    check_key: bool = False
+    max_connections: int = 100
+    idle_timeout_s: float = 30.0
+    keywords: tuple[Keyword, ...] = ()
+    zeroconf: str | None = None
+    debug: bool = False
+    log_format: str = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+    @property
+    def local_only(self) -> bool:
+        """No key: the server runs on the offline recognizer alone."""
+        return not self.api_key
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        return languages_for(detect_dialect(self.service_url))
+
+
+def _env_name(flag: str) -> str:
+    return ENV_PREFIX + flag.lstrip("-").replace("-", "_").upper()
+
+
+def _env_bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"not a yes/no value: {value!r}")
+
+
+def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
+    """The command line; each default comes from the environment when set there."""
+    parser = argparse.ArgumentParser(
+        prog="wyoming-lightning",
+        description="Wyoming speech-to-text server for Smallest.ai Lightning / Pulse.",
+        epilog="Every option can also be set by environment variable: --foo-bar is "
+        "LIGHTNING_FOO_BAR. The API key comes from SMALLEST_API_KEY, SMALLEST_API_KEY_FILE "
+        "or --api-key-file.",
+    )
+
+    def option(flag: str, default: object, help_text: str, **kw: object) -> None:
+        name = _env_name(flag)
+        if name in env:
+            value: object = env[name]
+            if isinstance(default, bool):
+                value = _env_bool(env[name])
+            default = value
+        parser.add_argument(  # type: ignore[call-overload]
+            flag, default=default, help=f"{help_text} [env {name}]", **kw
+        )
+
+    def switch(flag: str, default: bool, help_text: str) -> None:
+        option(flag, default, help_text, action=argparse.BooleanOptionalAction)
+
+    d = Settings()
+    option("--uri", d.uri, "where to listen: tcp://HOST:PORT, unix://PATH or stdio://")
+    option(
+        "--lightning-url",
+        None,
+        "service URL; a .../pulse/get_text or .../stt/live URL selects the Pulse dialect "
+        f"(default {DEFAULT_URL})",
+    )
+    option("--language", d.language, "language when the client names none (or 'multi')")
+    option("--api-key-file", None, "file holding the Smallest.ai API key")
+    option("--vad", d.vad, "voice-activity detector that gates audio", choices=VAD_CHOICES)
+    option("--pre-roll-ms", d.pre_roll_ms, "audio kept before speech starts", type=int)
+    option("--hangover-ms", d.hangover_ms, "audio kept after speech stops", type=int)
+    option("--max-utterance", d.max_utterance_s, "longest utterance in seconds", type=float)
+    switch("--early-finalize", d.early_finalize, "settle each utterance when the speaker pauses")
+    switch("--endpointing", d.endpointing, "end the command on silence without audio-stop")
+    switch("--streaming", d.streaming, "send transcript-start/chunk/stop events")
+    option("--connect-timeout", d.connect_timeout_s, "seconds for the handshake", type=float)
+    option("--send-timeout", d.send_timeout_s, "seconds for one send", type=float)
+    option("--final-timeout", d.final_timeout_s, "seconds to wait for a final", type=float)
+    option(
+        "--response-timeout",
+        d.response_timeout_s,
+        "seconds from audio-stop to the answer, at most",
+        type=float,
+    )
+    option("--retries", d.retries, "reconnections per request", type=int)
+    option("--fallback", d.fallback, "when the cloud fails", choices=("none", "local"))
+    switch("--check-key", d.check_key, "test the API key at start-up")
+    option("--max-connections", d.max_connections, "clients served at once", type=int)
+    option("--idle-timeout", d.idle_timeout_s, "seconds a client may stay silent", type=float)
+    option("--keywords", "", "words to boost: 'word:weight,phrase:weight'")
+    option(
+        "--zeroconf",
+        None,
+        "advertise on the network with this name (default: wyoming-lightning)",
+        nargs="?",
+        const="wyoming-lightning",
+    )
+    switch("--debug", d.debug, "log everything")
+    option("--log-format", d.log_format, "Python logging format")
+    parser.add_argument("--version", action="version", version=__version__)
+    return parser
+
+
+def _read_key(args: argparse.Namespace, env: Mapping[str, str]) -> Secret:
+    path = args.api_key_file or env.get("SMALLEST_API_KEY_FILE")
+    if path:
+        try:
+            return Secret(Path(path).read_text(encoding="utf-8").strip())
+        except OSError as err:
+            raise ConfigError(f"cannot read the API key file {path}: {err.strerror}") from None
+    return Secret(env.get("SMALLEST_API_KEY", "").strip())
+
+
+def load_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Parse and validate; raise ConfigError (or exit for --help) with a readable message."""
+    env = os.environ if env is None else env
+    args = build_parser(env).parse_args(argv)
+    url = args.lightning_url or DEFAULT_URL
+    if not url.startswith(("ws://", "wss://")):
+        raise ConfigError(f"--lightning-url must start with ws:// or wss://, not {url[:8]!r}")
+    languages = languages_for(detect_dialect(url))
+    language = str(args.language).strip().lower()
+    if language not in languages:
+        raise ConfigError(
+            f"--language {language!r} is not offered by the service; choose one of: "
+            + ", ".join(languages)
+        )
+    for name in ("pre_roll_ms", "hangover_ms"):
+        if getattr(args, name) < 0:
+            raise ConfigError(f"--{name.replace('_', '-')} cannot be negative")
+    positive = ("max_utterance", "connect_timeout", "send_timeout", "final_timeout",
+                "response_timeout", "max_connections", "idle_timeout")
+    for name in positive:
+        if getattr(args, name) <= 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be positive")
+    if args.vad not in VAD_CHOICES:
+        raise ConfigError(f"--vad must be one of {', '.join(VAD_CHOICES)}, not {args.vad!r}")
+    if args.fallback not in ("none", "local"):
+        raise ConfigError(f"--fallback must be 'none' or 'local', not {args.fallback!r}")
+    if args.retries < 0:
+        raise ConfigError("--retries cannot be negative")
+    return Settings(
+        uri=args.uri,
+        service_url=url,
+        url_fixed=bool(args.lightning_url),
+        language=language,
+        api_key=_read_key(args, env),
+        vad=args.vad,
+        pre_roll_ms=args.pre_roll_ms,
+        hangover_ms=args.hangover_ms,
+        max_utterance_s=args.max_utterance,
+        early_finalize=args.early_finalize,
+        endpointing=args.endpointing,
+        streaming=args.streaming,
+        connect_timeout_s=args.connect_timeout,
+        send_timeout_s=args.send_timeout,
+        final_timeout_s=args.final_timeout,
+        response_timeout_s=args.response_timeout,
+        retries=args.retries,
+        fallback=args.fallback,
+        check_key=args.check_key,
+        max_connections=args.max_connections,
+        idle_timeout_s=args.idle_timeout,
+        keywords=tuple(parse_keywords(args.keywords)),
+        zeroconf=args.zeroconf,
+        debug=args.debug,
+        log_format=args.log_format,
+    )

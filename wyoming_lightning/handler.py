@@ -1,0 +1,312 @@
+"""The Wyoming adapter: one client connection, its events in, the request machine's actions out.
+
+Decisions live in :class:`~wyoming_lightning.request.RequestMachine`; this module reads events
+(with :mod:`~wyoming_lightning.wire`'s limits), answers ``describe`` and ``ping`` itself, and
+carries out actions: service sessions, timers, the local recognizer and events to the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import Iterable
+
+from wyoming.asr import Transcribe
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.error import Error as ErrorEvent
+from wyoming.event import Event
+from wyoming.info import Describe
+from wyoming.ping import Ping, Pong
+
+from . import actions as act
+from .audio import PcmFormat
+from .languages import LanguageError
+from .lightning.client import Callbacks, ServiceSession, Timeouts
+from .lightning.protocol import ErrorCode
+from .request import RequestMachine
+from .services import Services
+from .wire import WireError, encode_event, read_event
+
+_LOGGER = logging.getLogger(__name__)
+_IDS = itertools.count(1)
+
+
+def _format_of(data: dict[str, object]) -> PcmFormat | None:
+    try:
+        rate, width, channels = data["rate"], data["width"], data["channels"]
+    except KeyError:
+        return None
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (rate, width, channels)):
+        return None
+    return PcmFormat(rate=int(rate), width=int(width), channels=int(channels))  # type: ignore[call-overload]
+
+
+class ClientHandler:
+    """Serves one connection until its request is answered, it errs, or the client leaves."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        services: Services,
+    ) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._services = services
+        self._settings = services.settings
+        self._id = next(_IDS)
+        self._log = logging.LoggerAdapter(_LOGGER, {})
+        self._transcribe: Transcribe | None = None
+        self._machine: RequestMachine | None = None
+        self._sessions: dict[int, ServiceSession] = {}
+        self._closing_sessions: set[ServiceSession] = set()
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._finished = asyncio.Event()
+        self._timeouts = Timeouts(
+            connect_s=self._settings.connect_timeout_s, send_s=self._settings.send_timeout_s
+        )
+
+    # ------------------------------------------------------------------ life cycle
+
+    async def run(self) -> None:
+        reading = asyncio.create_task(self._read_loop())
+        finished = asyncio.create_task(self._finished.wait())
+        try:
+            await asyncio.wait({reading, finished}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            reading.cancel()
+            finished.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reading
+            await self._cleanup()
+
+    async def _read_loop(self) -> None:
+        idle = self._settings.idle_timeout_s
+        while not self._finished.is_set():
+            try:
+                async with asyncio.timeout(idle):
+                    event = await read_event(self._reader)
+            except TimeoutError:
+                if self._machine is not None and not self._machine.done:
+                    self._error(ErrorCode.TIMEOUT, f"no event from the client for {idle:g} s")
+                else:
+                    self._debug(f"closing a connection idle for {idle:g} s")
+                return
+            except WireError as err:
+                self._error(ErrorCode.BAD_REQUEST, f"malformed event: {err}")
+                return
+            except (ConnectionError, OSError):
+                event = None
+            if event is None:
+                if self._machine is not None and not self._machine.done:
+                    self._apply(self._machine.client_gone())
+                return
+            await self._handle(event)
+            await self._drain()
+
+    async def _cleanup(self) -> None:
+        if self._machine is not None and not self._machine.done:
+            self._apply(self._machine.client_gone())
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        for session in list(self._sessions.values()):
+            session.close()
+            self._closing_sessions.add(session)
+        self._sessions.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        waits = [s.wait_closed() for s in self._closing_sessions]
+        if waits:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._timeouts.close_s + 1):
+                    await asyncio.gather(*waits, return_exceptions=True)
+        await self._drain()
+        self._writer.close()
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(1):
+                await self._writer.wait_closed()
+
+    async def _drain(self) -> None:
+        with contextlib.suppress(ConnectionError, OSError, TimeoutError):
+            async with asyncio.timeout(self._settings.send_timeout_s):
+                await self._writer.drain()
+
+    # ------------------------------------------------------------------ client events
+
+    async def _handle(self, event: Event) -> None:
+        if Describe.is_type(event.type):
+            self._write(self._services.info.event())
+        elif Ping.is_type(event.type):
+            self._write(Pong(text=Ping.from_event(event).text).event())
+        elif Transcribe.is_type(event.type):
+            self._on_transcribe(event)
+        elif AudioStart.is_type(event.type):
+            self._on_audio_start(event)
+        elif AudioChunk.is_type(event.type):
+            self._on_audio_chunk(event)
+        elif AudioStop.is_type(event.type):
+            if self._machine is None:
+                self._error(ErrorCode.BAD_AUDIO, "audio-stop without audio-start")
+            else:
+                self._apply(self._machine.stop_audio())
+        else:
+            self._debug(f"ignored event {event.type!r}")
+
+    def _on_transcribe(self, event: Event) -> None:
+        if self._machine is not None and not self._machine.done:
+            self._debug("ignored transcribe during a request")
+            return
+        try:
+            transcribe = Transcribe.from_event(event)
+            self._services.resolve_language(transcribe.language)
+        except LanguageError as err:
+            self._error(ErrorCode.LANGUAGE, str(err))
+            return
+        except (TypeError, ValueError, AttributeError):
+            self._error(ErrorCode.BAD_REQUEST, "malformed transcribe event")
+            return
+        self._transcribe = transcribe
+
+    def _on_audio_start(self, event: Event) -> None:
+        fmt = _format_of(event.data)
+        if fmt is None:
+            self._error(ErrorCode.BAD_AUDIO, "audio-start needs integer rate, width and channels")
+            return
+        if self._machine is not None:
+            self._error(ErrorCode.BAD_AUDIO, "audio-start sent twice")
+            return
+        try:
+            config = self._services.request_config(self._transcribe)
+        except LanguageError as err:
+            self._error(ErrorCode.LANGUAGE, str(err))
+            return
+        self._machine = RequestMachine(config, self._services.new_gate())
+        language = config.session.language
+        self._debug(f"request: {fmt.rate} Hz, {fmt.width * 8}-bit, {fmt.channels} ch, {language}")
+        self._apply(self._machine.start_audio(fmt))
+
+    def _on_audio_chunk(self, event: Event) -> None:
+        if self._machine is None:
+            self._error(ErrorCode.BAD_AUDIO, "audio-chunk before audio-start")
+            return
+        self._apply(self._machine.audio(event.payload or b"", _format_of(event.data)))
+
+    # ------------------------------------------------------------------ actions
+
+    def _apply(self, actions: Iterable[act.Action]) -> None:
+        for action in actions:
+            self._do(action)
+
+    def _do(self, action: act.Action) -> None:  # noqa: C901 - one branch per action type
+        if isinstance(action, act.Connect):
+            self._connect(action)
+        elif isinstance(action, act.SendAudio | act.SendText):
+            session = self._sessions.get(action.conn)
+            if session is not None:
+                session.send(action.data if isinstance(action, act.SendAudio) else action.text)
+        elif isinstance(action, act.Disconnect):
+            session = self._sessions.pop(action.conn, None)
+            if session is not None:
+                session.close()
+                self._closing_sessions.add(session)
+        elif isinstance(action, act.StartTimer):
+            self._start_timer(action.name, action.delay)
+        elif isinstance(action, act.CancelTimer):
+            handle = self._timers.pop(action.name, None)
+            if handle is not None:
+                handle.cancel()
+        elif isinstance(action, act.TranscriptStart):
+            self._write(Event("transcript-start", {"language": action.language} if action.language else {}))
+        elif isinstance(action, act.TranscriptChunk):
+            self._write(Event("transcript-chunk", {"text": action.text}))
+        elif isinstance(action, act.Transcript):
+            data: dict[str, object] = {"text": action.text}
+            if action.language:
+                data["language"] = action.language
+            self._write(Event("transcript", data))
+        elif isinstance(action, act.TranscriptStop):
+            self._write(Event("transcript-stop"))
+        elif isinstance(action, act.Error):
+            self._write(ErrorEvent(text=action.text, code=action.code.value).event())
+        elif isinstance(action, act.TranscribeLocally):
+            self._spawn(self._transcribe_locally(action))
+        elif isinstance(action, act.Log):
+            self._log.log(action.level, "client %d: %s", self._id, action.message)
+        elif isinstance(action, act.Finish):
+            self._finished.set()
+
+    def _connect(self, action: act.Connect) -> None:
+        conn = action.conn
+
+        def feed(method_name: str, *args: object) -> None:
+            machine = self._machine
+            if machine is not None:
+                self._apply(getattr(machine, method_name)(conn, *args))
+
+        callbacks = Callbacks(
+            opened=lambda: feed("upstream_opened"),
+            message=lambda message: feed("upstream_message", message),
+            closed=lambda code, reason: feed("upstream_closed", code, reason),
+            failed=lambda failure: feed("upstream_failed", failure),
+        )
+        session = ServiceSession(
+            action.url, self._settings.api_key.reveal(), self._timeouts, callbacks
+        )
+        self._sessions[conn] = session
+        self._debug(f"opening service session {conn}")
+        session.start()
+
+    def _start_timer(self, name: str, delay: float) -> None:
+        old = self._timers.pop(name, None)
+        if old is not None:
+            old.cancel()
+
+        def fire() -> None:
+            self._timers.pop(name, None)
+            if self._machine is not None:
+                self._apply(self._machine.timer_fired(name))
+
+        self._timers[name] = asyncio.get_running_loop().call_later(delay, fire)
+
+    async def _transcribe_locally(self, action: act.TranscribeLocally) -> None:
+        loop = asyncio.get_running_loop()
+        local = self._services.local
+        try:
+            text: str | None = await loop.run_in_executor(
+                None, local.transcribe, action.audio, action.language
+            )
+            error = None
+        except Exception as err:  # noqa: BLE001 - reported to the client as unavailable
+            text, error = None, f"{type(err).__name__}: {err}"
+        if self._machine is not None:
+            self._apply(self._machine.local_result(text, error))
+
+    def _spawn(self, coro: object) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------------ output
+
+    def _write(self, event: Event) -> None:
+        if self._writer.is_closing():
+            return
+        try:
+            self._writer.write(encode_event(event))
+        except (ConnectionError, OSError):
+            pass
+
+    def _error(self, code: ErrorCode, text: str) -> None:
+        """An error outside a request's own flow: tell the client, then hang up."""
+        self._log.warning("client %d: %s (%s)", self._id, text, code.value)
+        self._write(ErrorEvent(text=text, code=code.value).event())
+        if self._machine is not None and not self._machine.done:
+            self._apply(self._machine.abort())
+        self._finished.set()
+
+    def _debug(self, message: str) -> None:
+        self._log.debug("client %d: %s", self._id, message)

@@ -1,0 +1,201 @@
+"""The WebSocket adapter: one service session, reported to its owner through callbacks.
+
+It decides nothing. It opens the socket (with a timeout), sends what it is given in order (each
+send with a timeout), parses what arrives with :func:`~.protocol.parse_message`, and reports
+open, messages, close and failure. The request state machine makes every decision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
+from .protocol import (
+    ErrorCode,
+    Failure,
+    ServiceMessage,
+    auth_headers,
+    classify_http_status,
+    parse_message,
+)
+
+_LOGGER = logging.getLogger(__name__)
+MAX_MESSAGE_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Bounds on every wait that involves the network."""
+
+    connect_s: float = 5.0
+    send_s: float = 5.0
+    close_s: float = 2.0
+    ping_interval_s: float | None = 5.0
+
+
+@dataclass(frozen=True)
+class Callbacks:
+    """Where a session reports; all are called on the event loop, never after ``close()``."""
+
+    opened: Callable[[], None]
+    message: Callable[[ServiceMessage], None]
+    closed: Callable[[int | None, str], None]
+    failed: Callable[[Failure], None]
+
+
+_CLOSE = object()
+
+
+def _retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP date: the caller's own backoff applies
+
+
+class ServiceSession:
+    """One WebSocket to the service. Create, ``start()``, ``send()``, ``close()``."""
+
+    def __init__(
+        self, url: str, api_key: str, timeouts: Timeouts, callbacks: Callbacks
+    ) -> None:
+        self._url = url
+        self._headers = auth_headers(api_key)
+        self._timeouts = timeouts
+        self._callbacks = callbacks
+        self._queue: asyncio.Queue[bytes | str | object] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def send(self, data: bytes | str) -> None:
+        """Queue a frame; the audio path never waits on the network."""
+        if not self._closing:
+            self._queue.put_nowait(data)
+
+    def close(self) -> None:
+        """Send what is queued, then close politely; silence every callback from now on."""
+        if self._closing:
+            return
+        self._closing = True
+        self._queue.put_nowait(_CLOSE)
+
+    async def wait_closed(self) -> None:
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def _report(self, callback: Callable[[], None]) -> None:
+        if not self._closing:
+            callback()
+
+    async def _run(self) -> None:
+        try:
+            ws = await self._open()
+        except asyncio.CancelledError:
+            raise
+        if ws is None:
+            return
+        try:
+            if self._closing and self._queue.empty():
+                return
+            self._report(self._callbacks.opened)
+            receiver = asyncio.create_task(self._receive(ws))
+            try:
+                await self._send_loop(ws)
+            finally:
+                receiver.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await receiver
+        finally:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(self._timeouts.close_s):
+                    await ws.close()
+            ws.transport.abort()
+
+    async def _open(self) -> ClientConnection | None:
+        failure: Failure
+        try:
+            async with asyncio.timeout(self._timeouts.connect_s):
+                return await connect(
+                    self._url,
+                    additional_headers=self._headers,
+                    open_timeout=None,
+                    ping_interval=self._timeouts.ping_interval_s,
+                    ping_timeout=self._timeouts.ping_interval_s,
+                    close_timeout=self._timeouts.close_s,
+                    max_size=MAX_MESSAGE_BYTES,
+                    compression=None,
+                    proxy=None,
+                )
+        except InvalidStatus as err:
+            response = err.response
+            failure = classify_http_status(
+                response.status_code, _retry_after(response.headers.get("Retry-After"))
+            )
+        except TimeoutError:
+            failure = Failure(
+                ErrorCode.TIMEOUT,
+                f"could not connect to the service within {self._timeouts.connect_s:g} s",
+                True,
+            )
+        except InvalidURI:
+            failure = Failure(ErrorCode.UPSTREAM, "the service URL is not a WebSocket URL", False)
+        except (OSError, InvalidHandshake, EOFError) as err:
+            # Only the exception's type: its text could quote the request.
+            failure = Failure(
+                ErrorCode.UPSTREAM,
+                f"could not connect to the service ({type(err).__name__})",
+                True,
+            )
+        self._report(lambda: self._callbacks.failed(failure))
+        return None
+
+    async def _send_loop(self, ws: ClientConnection) -> None:
+        while True:
+            item = await self._queue.get()
+            if item is _CLOSE:
+                return
+            assert isinstance(item, bytes | str)
+            try:
+                async with asyncio.timeout(self._timeouts.send_s):
+                    await ws.send(item)
+            except TimeoutError:
+                seconds = self._timeouts.send_s
+                self._report(
+                    lambda: self._callbacks.failed(
+                        Failure(ErrorCode.TIMEOUT, f"a send took over {seconds:g} s", True)
+                    )
+                )
+                return
+            except ConnectionClosed:
+                # The receiver reports the close with its code; wait for close() from above.
+                await self._drain_until_close()
+                return
+
+    async def _drain_until_close(self) -> None:
+        while await self._queue.get() is not _CLOSE:
+            pass
+
+    async def _receive(self, ws: ClientConnection) -> None:
+        try:
+            async for frame in ws:
+                if self._closing:
+                    break
+                self._callbacks.message(parse_message(frame))
+        except ConnectionClosed:
+            pass
+        code = ws.close_code
+        reason = ws.close_reason or ""
+        self._report(lambda: self._callbacks.closed(code, reason))
+        self._queue.put_nowait(_CLOSE)  # nothing more can be sent: let the send loop end

@@ -1,4 +1,4 @@
-"""Test harness: a real bridge on a loopback port and a client that drives it as Home Assistant does.
+"""Test harness: a real bridge on loopback and a client that drives it as Home Assistant does.
 
 Nothing is mocked: the bridge listens on a real socket, talks to the emulator over a real
 WebSocket, and the client is the ``wyoming`` library's own ``AsyncTcpClient``.
@@ -76,7 +76,9 @@ def bridge_port(server: WyomingServer) -> int:
     return server.sockets[0][1]
 
 
-async def read_answer(client: AsyncTcpClient, until: tuple[str, ...] = ("transcript-stop",)) -> Answer:
+async def read_answer(
+    client: AsyncTcpClient, until: tuple[str, ...] = ("transcript-stop",)
+) -> Answer:
     """Read until the server closes the connection (it does after answering) or a stop event."""
     answer = Answer()
     while True:

@@ -118,7 +118,9 @@ def test_parse_results() -> None:
     interim = parse_message('{"session_id": "s", "transcript": "hel", "is_final": false}')
     assert isinstance(interim, Result) and not interim.is_final and not interim.is_last
 
-    last = parse_message('{"session_id": "s", "transcript": null, "is_final": true, "is_last": true}')
+    last = parse_message(
+        '{"session_id": "s", "transcript": null, "is_final": true, "is_last": true}'
+    )
     assert isinstance(last, Result) and last.is_last and last.transcript == ""
 
     detected = parse_message('{"transcript": "hola", "is_final": true, "languages": ["es"]}')

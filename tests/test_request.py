@@ -29,7 +29,9 @@ PULSE = "ws://127.0.0.1:1/waves/v1/pulse/get_text"
 HA_FORMAT = PcmFormat(16000, 2, 1)
 
 
-def final(text: str, *, last: bool = False, from_finalize: bool = False, end: float | None = None) -> Result:
+def final(
+    text: str, *, last: bool = False, from_finalize: bool = False, end: float | None = None
+) -> Result:
     from wyoming_lightning.lightning.protocol import Word
 
     words = (Word(text.split()[-1], end=end),) if end is not None and text else ()
@@ -89,7 +91,9 @@ class Driver:
 
 
 def machine(url: str = LIGHTNING, vad: str | None = None, **kw: object) -> Driver:
-    config = RequestConfig(base_url=url, session=SessionOptions(language="en"), response_language="en", **kw)  # type: ignore[arg-type]
+    config = RequestConfig(
+        base_url=url, session=SessionOptions(language="en"), response_language="en", **kw
+    )  # type: ignore[arg-type]
     engine = create_engine(vad) if vad else None
     return Driver(RequestMachine(config, VadGate(engine, GateConfig())))
 
@@ -121,8 +125,25 @@ def test_lightning_request_without_vad() -> None:
     assert d.sent_text(1) == ["end"]
     assert d.transcript() is None
     d.feed(d.machine.upstream_message(1, final("one two three", last=True)))
-    kinds = [type(a) for a in d.actions if isinstance(a, act.TranscriptStart | act.TranscriptChunk | act.Transcript | act.TranscriptStop | act.Finish)]
-    assert kinds == [act.TranscriptStart, act.TranscriptChunk, act.Transcript, act.TranscriptStop, act.Finish]
+    kinds = [
+        type(a)
+        for a in d.actions
+        if isinstance(
+            a,
+            act.TranscriptStart
+            | act.TranscriptChunk
+            | act.Transcript
+            | act.TranscriptStop
+            | act.Finish,
+        )
+    ]
+    assert kinds == [
+        act.TranscriptStart,
+        act.TranscriptChunk,
+        act.Transcript,
+        act.TranscriptStop,
+        act.Finish,
+    ]
     assert d.transcript() == act.Transcript("one two three", "en")
     assert d.machine.done
 
@@ -339,7 +360,9 @@ def test_error_frame_language_is_final() -> None:
     d.start()
     d.open()
     d.audio(encode_phrase("one"))
-    d.feed(d.machine.upstream_message(1, ServiceError("not here", "LANGUAGE_NOT_ENABLED_IN_REGION")))
+    d.feed(
+        d.machine.upstream_message(1, ServiceError("not here", "LANGUAGE_NOT_ENABLED_IN_REGION"))
+    )
     (error,) = d.of(act.Error)
     assert error.code is ErrorCode.LANGUAGE
 

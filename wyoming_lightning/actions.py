@@ -96,7 +96,7 @@ class Error:
 
 @dataclass(frozen=True)
 class TranscribeLocally:
-    """Run the offline recognizer on ``audio`` (16 kHz mono s16) and report with ``local_result``."""
+    """Run the offline recognizer on ``audio`` (16 kHz mono s16); answer with ``local_result``."""
 
     audio: bytes
     language: str

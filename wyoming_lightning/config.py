@@ -13,6 +13,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 from .lightning.protocol import DEFAULT_URL, Keyword, detect_dialect, languages_for
@@ -129,16 +130,14 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "or --api-key-file.",
     )
 
-    def option(flag: str, default: object, help_text: str, **kw: object) -> None:
+    def option(flag: str, default: object, help_text: str, **kw: Any) -> None:
         name = _env_name(flag)
         if name in env:
             value: object = env[name]
             if isinstance(default, bool):
                 value = _env_bool(env[name])
             default = value
-        parser.add_argument(  # type: ignore[call-overload]
-            flag, default=default, help=f"{help_text} [env {name}]", **kw
-        )
+        parser.add_argument(flag, default=default, help=f"{help_text} [env {name}]", **kw)
 
     def switch(flag: str, default: bool, help_text: str) -> None:
         option(flag, default, help_text, action=argparse.BooleanOptionalAction)
@@ -198,7 +197,9 @@ def _read_key(args: argparse.Namespace, env: Mapping[str, str]) -> Secret:
     return Secret(env.get("SMALLEST_API_KEY", "").strip())
 
 
-def load_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> Settings:
+def load_settings(
+    argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
     """Parse and validate; raise ConfigError (or exit for --help) with a readable message."""
     env = os.environ if env is None else env
     args = build_parser(env).parse_args(argv)
@@ -215,8 +216,15 @@ def load_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] | No
     for name in ("pre_roll_ms", "hangover_ms"):
         if getattr(args, name) < 0:
             raise ConfigError(f"--{name.replace('_', '-')} cannot be negative")
-    positive = ("max_utterance", "connect_timeout", "send_timeout", "final_timeout",
-                "response_timeout", "max_connections", "idle_timeout")
+    positive = (
+        "max_utterance",
+        "connect_timeout",
+        "send_timeout",
+        "final_timeout",
+        "response_timeout",
+        "max_connections",
+        "idle_timeout",
+    )
     for name in positive:
         if getattr(args, name) <= 0:
             raise ConfigError(f"--{name.replace('_', '-')} must be positive")

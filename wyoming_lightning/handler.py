@@ -201,7 +201,7 @@ class ClientHandler:
         for action in actions:
             self._do(action)
 
-    def _do(self, action: act.Action) -> None:  # noqa: C901 - one branch per action type
+    def _do(self, action: act.Action) -> None:
         if isinstance(action, act.Connect):
             self._connect(action)
         elif isinstance(action, act.SendAudio | act.SendText):
@@ -220,7 +220,9 @@ class ClientHandler:
             if handle is not None:
                 handle.cancel()
         elif isinstance(action, act.TranscriptStart):
-            self._write(Event("transcript-start", {"language": action.language} if action.language else {}))
+            self._write(
+                Event("transcript-start", {"language": action.language} if action.language else {})
+            )
         elif isinstance(action, act.TranscriptChunk):
             self._write(Event("transcript-chunk", {"text": action.text}))
         elif isinstance(action, act.Transcript):
@@ -280,7 +282,7 @@ class ClientHandler:
                 None, local.transcribe, action.audio, action.language
             )
             error = None
-        except Exception as err:  # noqa: BLE001 - reported to the client as unavailable
+        except Exception as err:
             text, error = None, f"{type(err).__name__}: {err}"
         if self._machine is not None:
             self._apply(self._machine.local_result(text, error))
@@ -295,10 +297,8 @@ class ClientHandler:
     def _write(self, event: Event) -> None:
         if self._writer.is_closing():
             return
-        try:
+        with contextlib.suppress(ConnectionError, OSError):
             self._writer.write(encode_event(event))
-        except (ConnectionError, OSError):
-            pass
 
     def _error(self, code: ErrorCode, text: str) -> None:
         """An error outside a request's own flow: tell the client, then hang up."""

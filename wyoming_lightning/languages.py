@@ -1,4 +1,4 @@
-"""From what a client asks for (``en``, ``en-US``, ``de_DE``, ``multi``) to a code the service has."""
+"""From what a client asks for (``en-US``, ``de_DE``, ``multi``) to a code the service has."""
 
 from __future__ import annotations
 

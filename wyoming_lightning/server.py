@@ -82,7 +82,9 @@ class WyomingServer:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         limit = self.services.settings.max_connections
         if self._stopping.is_set() or len(self._active) >= limit:
-            _LOGGER.warning("refusing a client: %d connections open (limit %d)", len(self._active), limit)
+            _LOGGER.warning(
+                "refusing a client: %d connections open (limit %d)", len(self._active), limit
+            )
             text = "server busy: too many connections, try again shortly"
             with contextlib.suppress(Exception):
                 writer.write(encode_event(ErrorEvent(text=text, code="busy").event()))
@@ -92,13 +94,13 @@ class WyomingServer:
             return
         task = asyncio.current_task()
         assert task is not None
-        self._active.add(task)  # type: ignore[arg-type]
+        self._active.add(task)
         try:
             await ClientHandler(reader, writer, self.services).run()
         except Exception:
             _LOGGER.exception("a client handler failed; the server keeps serving")
         finally:
-            self._active.discard(task)  # type: ignore[arg-type]
+            self._active.discard(task)
 
     async def _serve_stdio(self) -> None:
         loop = asyncio.get_running_loop()

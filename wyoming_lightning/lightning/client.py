@@ -64,9 +64,7 @@ def _retry_after(value: str | None) -> float | None:
 class ServiceSession:
     """One WebSocket to the service. Create, ``start()``, ``send()``, ``close()``."""
 
-    def __init__(
-        self, url: str, api_key: str, timeouts: Timeouts, callbacks: Callbacks
-    ) -> None:
+    def __init__(self, url: str, api_key: str, timeouts: Timeouts, callbacks: Callbacks) -> None:
         self._url = url
         self._headers = auth_headers(api_key)
         self._timeouts = timeouts
@@ -172,11 +170,9 @@ class ServiceSession:
                     await ws.send(item)
             except TimeoutError:
                 seconds = self._timeouts.send_s
-                self._report(
-                    lambda: self._callbacks.failed(
-                        Failure(ErrorCode.TIMEOUT, f"a send took over {seconds:g} s", True)
-                    )
-                )
+                failure = Failure(ErrorCode.TIMEOUT, f"a send took over {seconds:g} s", True)
+                if not self._closing:
+                    self._callbacks.failed(failure)
                 return
             except ConnectionClosed:
                 # The receiver reports the close with its code; wait for close() from above.

@@ -52,13 +52,15 @@ def detect_dialect(url: str) -> Dialect:
     return Dialect.LIGHTNING
 
 
-LIGHTNING_LANGUAGES: tuple[str, ...] = tuple(
-    "it es en pt hi de fr uk ru kn ml pl mr gu cs sk te or nl bn lv et ro pa fi sv bg ta hu da lt mt"
-    " multi".split()
+LIGHTNING_LANGUAGES: tuple[str, ...] = (
+    *("it", "es", "en", "pt", "hi", "de", "fr", "uk", "ru", "kn", "ml", "pl", "mr", "gu"),
+    *("cs", "sk", "te", "or", "nl", "bn", "lv", "et", "ro", "pa", "fi", "sv", "bg", "ta"),
+    *("hu", "da", "lt", "mt", "multi"),
 )
-PULSE_LANGUAGES: tuple[str, ...] = tuple(
-    "en hi de es ru it fr nl pt zh yue ja ko gu mr or bn ta te kn ml"
-    " north_indic multi-asian multi-south-indic".split()
+PULSE_LANGUAGES: tuple[str, ...] = (
+    *("en", "hi", "de", "es", "ru", "it", "fr", "nl", "pt", "zh", "yue", "ja", "ko", "gu"),
+    *("mr", "or", "bn", "ta", "te", "kn", "ml", "north_indic", "multi-asian"),
+    "multi-south-indic",
 )
 US_ONLY_LANGUAGES = frozenset({"zh", "yue", "ja", "ko"})
 
@@ -112,9 +114,7 @@ def build_url(base_url: str, options: SessionOptions) -> str:
     ]
     if dialect is Dialect.PULSE and options.eou_timeout_ms is not None:
         query.append(("eou_timeout_ms", str(options.eou_timeout_ms)))
-    keywords = [
-        (_keyword_text(k.text), k.weight) for k in options.keywords[:MAX_KEYWORDS]
-    ]
+    keywords = [(_keyword_text(k.text), k.weight) for k in options.keywords[:MAX_KEYWORDS]]
     keywords = [(t, w) for t, w in keywords if t and w > 0]
     if keywords:
         if dialect is Dialect.PULSE:

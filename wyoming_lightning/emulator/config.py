@@ -1,0 +1,111 @@
+"""Emulator settings and the constants of the documented Lightning / Pulse service.
+
+The constants mirror /work/shared/docs/lightning-api.md so that the emulator refuses what the
+real service refuses: a client that passes against the emulator should pass against Smallest.ai.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from .faults import Fault
+
+
+class Dialect(StrEnum):
+    """The two names the service has had; they differ in URL and control frames."""
+
+    LIGHTNING = "lightning"
+    PULSE = "pulse"
+
+
+LIGHTNING_PATH = "/api/v1/lightning/get_text"
+PULSE_PATH = "/waves/v1/pulse/get_text"
+LIVE_PATH = "/waves/v1/stt/live"
+"""The May 2026 Pulse URL; it needs ``model=pulse`` in the query string."""
+
+# fmt: off
+LIGHTNING_LANGUAGES = frozenset({
+    "it", "es", "en", "pt", "hi", "de", "fr", "uk", "ru", "kn", "ml", "pl", "mr", "gu", "cs",
+    "sk", "te", "or", "nl", "bn", "lv", "et", "ro", "pa", "fi", "sv", "bg", "ta", "hu", "da",
+    "lt", "mt", "multi",
+})
+PULSE_LANGUAGES = frozenset({
+    "en", "hi", "de", "es", "ru", "it", "fr", "nl", "pt", "zh", "yue", "ja", "ko", "gu", "mr",
+    "or", "bn", "ta", "te", "kn", "ml", "north_indic", "multi-asian", "multi-south-indic",
+})
+# fmt: on
+US_ONLY_LANGUAGES = frozenset({"zh", "yue", "ja", "ko"})
+"""Languages that only the US region serves; the default region drops such sessions silently."""
+
+AUTO_LANGUAGE_REPORTED = {
+    "multi": "en",
+    "multi-asian": "en",
+    "north_indic": "hi",
+    "multi-south-indic": "ta",
+}
+"""What a final's ``language`` says for auto-detect requests: the emulator cannot detect."""
+
+ENCODINGS = frozenset({"linear16", "linear32", "alaw", "mulaw", "opus", "ogg_opus"})
+DECODABLE_ENCODINGS = frozenset({"linear16"})
+SAMPLE_RATES = frozenset({8000, 16000, 22050, 24000, 44100, 48000})
+
+REGIONS = frozenset({"default", "us"})
+RECOGNIZERS = frozenset({"tones", "whisper"})
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    """Everything that shapes how the emulator behaves, independent of where it listens.
+
+    ``api_key=None`` accepts any non-empty bearer key, which is what local development wants;
+    set it to check that the client really sends the key it was given.
+    """
+
+    api_key: str | None = None
+    recognizer: str = "tones"
+    model_dir: str | None = None
+    finalize_delay_ms: int = 0
+    eou_timeout_ms: int = 800
+    region: str = "default"
+    max_sessions: int = 100
+    faults: tuple[Fault, ...] = ()
+    fault_count: int | None = None
+    fault_rate: float = 1.0
+    seed: int | None = None
+    silence_dbfs: float = -45.0
+    max_message_bytes: int = 1 << 20
+    open_timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.recognizer not in RECOGNIZERS:
+            raise ValueError(
+                f"unknown recognizer {self.recognizer!r}; use one of {sorted(RECOGNIZERS)}"
+            )
+        if self.region not in REGIONS:
+            raise ValueError(f"unknown region {self.region!r}; use one of {sorted(REGIONS)}")
+        if self.finalize_delay_ms < 0:
+            raise ValueError("finalize_delay_ms must be >= 0")
+        if not 100 <= self.eou_timeout_ms <= 10000:
+            raise ValueError("eou_timeout_ms must be within 100..10000, as the service documents")
+        if self.max_sessions < 1:
+            raise ValueError("max_sessions must be >= 1")
+        if self.fault_count is not None and self.fault_count < 0:
+            raise ValueError("fault_count must be >= 0")
+        if not 0.0 <= self.fault_rate <= 1.0:
+            raise ValueError("fault_rate must be within 0..1")
+        if self.api_key is not None and not self.api_key.strip():
+            raise ValueError("api_key must not be blank; use None to accept any key")
+        if self.max_message_bytes < 4096:
+            raise ValueError("max_message_bytes must allow at least a 4096-byte audio frame")
+
+    def __repr__(self) -> str:
+        # The key must never reach logs or tracebacks, even through a repr.
+        key = None if self.api_key is None else "***"
+        return (
+            f"EmulatorConfig(api_key={key}, recognizer={self.recognizer!r}, "
+            f"model_dir={self.model_dir!r}, finalize_delay_ms={self.finalize_delay_ms}, "
+            f"eou_timeout_ms={self.eou_timeout_ms}, region={self.region!r}, "
+            f"max_sessions={self.max_sessions}, faults={[f.name for f in self.faults]}, "
+            f"fault_count={self.fault_count}, fault_rate={self.fault_rate}, seed={self.seed})"
+        )

@@ -1,0 +1,169 @@
+"""Routing and query-string validation of the opening handshake.
+
+The service answers bad parameters with HTTP 400 before upgrading, so a client that sends
+``word_timestamps=True`` or ``sample_rate=11025`` must learn it here, not from silence later.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, urlsplit
+
+from .config import (
+    ENCODINGS,
+    LIGHTNING_LANGUAGES,
+    LIGHTNING_PATH,
+    LIVE_PATH,
+    PULSE_LANGUAGES,
+    PULSE_PATH,
+    SAMPLE_RATES,
+    Dialect,
+)
+
+BOOLEAN_PARAMS = (
+    "word_timestamps",
+    "full_transcript",
+    "sentence_timestamps",
+    "redact_pii",
+    "redact_pci",
+    "diarize",
+)
+PULSE_BOOLEAN_PARAMS = ("vad_events",)
+PULSE_MAX_KEYWORDS = 100
+
+
+class ParamError(ValueError):
+    """A query string the service would refuse with HTTP 400."""
+
+
+@dataclass(frozen=True)
+class SessionParams:
+    """The parameters that change what the emulator sends back."""
+
+    language: str = "en"
+    encoding: str = "linear16"
+    sample_rate: int = 16000
+    word_timestamps: bool = False
+    full_transcript: bool = False
+    sentence_timestamps: bool = False
+    vad_events: bool = False
+    eou_timeout_ms: int | None = None
+    keywords: tuple[tuple[str, float], ...] = field(default=())
+
+
+def split_target(target: str) -> tuple[str, list[tuple[str, str]]]:
+    """Path and ordered query pairs of a request target; repeats are kept (keywords may repeat)."""
+    parts = urlsplit(target)
+    return parts.path, parse_qsl(parts.query, keep_blank_values=True)
+
+
+def route(path: str) -> Dialect | None:
+    """Which dialect a path speaks; ``None`` for an unknown path (HTTP 404)."""
+    if path == LIGHTNING_PATH:
+        return Dialect.LIGHTNING
+    if path in (PULSE_PATH, LIVE_PATH):
+        return Dialect.PULSE
+    return None
+
+
+def require_model(path: str, query: Sequence[tuple[str, str]]) -> None:
+    """The live URL serves several models and must be told which one: only Pulse is emulated."""
+    if path != LIVE_PATH:
+        return
+    models = [v for k, v in query if k == "model"]
+    if not models:
+        raise ParamError("model is required on /waves/v1/stt/live (model=pulse)")
+    if models[-1] != "pulse":
+        raise ParamError(f"unknown model {models[-1]!r}; this endpoint serves model=pulse")
+
+
+def _boolean(name: str, value: str) -> bool:
+    if value == "true":
+        return True
+    if value == "false":
+        return False
+    raise ParamError(f"{name} must be exactly 'true' or 'false', got {value!r}")
+
+
+def _keyword(entry: str, low: float, high: float | None, strict_low: bool) -> tuple[str, float]:
+    word, sep, weight_text = entry.rpartition(":")
+    word = word.strip()
+    if not sep or not word:
+        raise ParamError(f"keyword {entry!r} must look like word:weight")
+    try:
+        weight = float(weight_text)
+    except ValueError:
+        raise ParamError(f"keyword {entry!r} has a weight that is not a number") from None
+    too_low = weight <= low if strict_low else weight < low
+    if not math.isfinite(weight) or too_low or (high is not None and weight > high):
+        bounds = f"> {low:g}" if high is None else f"within {low:g}..{high:g}"
+        raise ParamError(f"keyword {entry!r}: weight must be {bounds}")
+    return word, weight
+
+
+def _keywords(dialect: Dialect, values: list[str]) -> tuple[tuple[str, float], ...]:
+    entries: list[str] = []
+    for value in values:
+        if not value.strip():
+            raise ParamError("keywords is empty; omit the parameter when there are none")
+        entries.extend(value.split(","))
+    if any(not e.strip() for e in entries):
+        raise ParamError("keywords has an empty entry")
+    if dialect is Dialect.PULSE:
+        if len(entries) > PULSE_MAX_KEYWORDS:
+            raise ParamError(f"at most {PULSE_MAX_KEYWORDS} keywords are allowed")
+        return tuple(_keyword(e, 0.0, 20.0, strict_low=False) for e in entries)
+    return tuple(_keyword(e, 0.0, None, strict_low=True) for e in entries)
+
+
+def parse_params(dialect: Dialect, query: Sequence[tuple[str, str]]) -> SessionParams:
+    """Validate the documented parameters of ``dialect``; undocumented ones are ignored.
+
+    Pulse-only parameters on the Lightning URL are ignored too, as a service that does not know
+    them would.
+    """
+    last = dict(query)
+    languages = LIGHTNING_LANGUAGES if dialect is Dialect.LIGHTNING else PULSE_LANGUAGES
+    language = last.get("language", "en")
+    if language not in languages:
+        raise ParamError(f"unsupported language {language!r} for {dialect.value}")
+    encoding = last.get("encoding", "linear16")
+    if encoding not in ENCODINGS:
+        raise ParamError(f"unsupported encoding {encoding!r}")
+    rate_text = last.get("sample_rate", "16000")
+    if not rate_text.isdigit() or int(rate_text) not in SAMPLE_RATES:
+        raise ParamError(f"unsupported sample_rate {rate_text!r}")
+    flags = {name: _boolean(name, last[name]) for name in BOOLEAN_PARAMS if name in last}
+    numerals = last.get("numerals")
+    if numerals is not None and numerals not in ("true", "false", "auto"):
+        raise ParamError(f"numerals must be 'true', 'false' or 'auto', got {numerals!r}")
+    keyword_values = [v for k, v in query if k == "keywords"]
+    keywords = _keywords(dialect, keyword_values) if keyword_values else ()
+
+    vad_events = False
+    eou_timeout_ms: int | None = None
+    if dialect is Dialect.PULSE:
+        for name in PULSE_BOOLEAN_PARAMS:
+            if name in last:
+                vad_events = _boolean(name, last[name])
+        if "eou_timeout_ms" in last:
+            text = last["eou_timeout_ms"]
+            if not text.isdigit() or not 100 <= int(text) <= 10000:
+                raise ParamError(
+                    f"eou_timeout_ms must be an integer within 100..10000, got {text!r}"
+                )
+            eou_timeout_ms = int(text)
+
+    return SessionParams(
+        language=language,
+        encoding=encoding,
+        sample_rate=int(rate_text),
+        word_timestamps=flags.get("word_timestamps", False),
+        full_transcript=flags.get("full_transcript", False),
+        sentence_timestamps=flags.get("sentence_timestamps", False),
+        vad_events=vad_events,
+        eou_timeout_ms=eou_timeout_ms,
+        keywords=keywords,
+    )

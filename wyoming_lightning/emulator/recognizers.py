@@ -1,0 +1,76 @@
+"""The speech recognizers the emulator can put behind the protocol.
+
+The protocol logic only needs "words with times for this audio"; keeping that behind a small
+interface lets protocol tests use exact, free tone words and demos use real speech (Whisper).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from . import tones
+
+
+@dataclass(frozen=True)
+class Word:
+    """A recognized word; times in seconds from the start of the audio given to ``transcribe``."""
+
+    text: str
+    start: float
+    end: float
+    confidence: float
+
+
+class Recognizer(Protocol):
+    """Turns 16 kHz mono s16le audio into words."""
+
+    @property
+    def blocking(self) -> bool:
+        """True when ``transcribe`` is slow enough that it must run off the event loop."""
+        ...
+
+    @property
+    def interim_interval_ms(self) -> int:
+        """Audio that must arrive before the next interim result is worth computing."""
+        ...
+
+    def warm_up(self) -> None:
+        """Load whatever is slow to load, so the first session does not pay for it."""
+        ...
+
+    def transcribe(
+        self, pcm16k_mono_s16: bytes, language: str, *, word_times: bool = False
+    ) -> list[Word]:
+        """Words of the audio; ``word_times=False`` lets a recognizer skip precise timing."""
+        ...
+
+
+class RecognizerUnavailable(RuntimeError):
+    """The chosen recognizer cannot run here (a missing package or model)."""
+
+
+class ToneRecognizer:
+    """Reads the tone words of :mod:`.tones`: exact, deterministic and nearly free."""
+
+    blocking = False
+    interim_interval_ms = 100
+
+    def warm_up(self) -> None:
+        return None
+
+    def transcribe(
+        self, pcm16k_mono_s16: bytes, language: str, *, word_times: bool = False
+    ) -> list[Word]:
+        return [Word(t.word, t.start, t.end, t.confidence) for t in tones.decode(pcm16k_mono_s16)]
+
+
+def create_recognizer(name: str, model_dir: str | None = None) -> Recognizer:
+    """The recognizer called ``name``; Whisper is imported only when asked for."""
+    if name == "tones":
+        return ToneRecognizer()
+    if name == "whisper":
+        from .whisper import WhisperRecognizer
+
+        return WhisperRecognizer(model_dir)
+    raise ValueError(f"unknown recognizer {name!r}")

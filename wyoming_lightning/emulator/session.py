@@ -1,0 +1,284 @@
+"""The protocol of one streaming session, without any I/O.
+
+Fed with the audio and text frames a client sends, it returns the messages the service would
+answer: interims while audio flows, a final at each end of utterance (the server's own, after
+``eou_timeout_ms`` of silence measured in audio time, or the client's ``finalize``), and the
+last final with ``is_last`` at the end signal. Keeping it free of sockets and clocks makes it
+exact under audio sent faster than real time, and testable on its own.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .audio import dbfs, to_recognizer_pcm
+from .config import AUTO_LANGUAGE_REPORTED, Dialect
+from .params import SessionParams
+from .recognizers import Recognizer, Word
+
+FRAME_MS = 20
+PREROLL_MS = 300
+MAX_LEADING_SILENCE_MS = 1000
+"""Silence before any speech beyond this is dropped (keeping a pre-roll): a session may idle."""
+
+LIGHTNING_END = "end"
+PULSE_END = "close_stream"
+PULSE_FINALIZE = "finalize"
+
+
+def error_message(message: str) -> dict[str, Any]:
+    """The error shape the specification gives."""
+    return {"type": "error", "status": "error", "message": message}
+
+
+@dataclass
+class Reply:
+    """What the connection must do after one input frame."""
+
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    answers_control: bool = False
+    """These messages answer ``finalize`` / end: the server's finalize delay applies."""
+    end_of_session: bool = False
+    """``is_last`` was produced: close the socket normally once the messages are sent."""
+
+
+class SessionCore:
+    """State of one session: the current segment's audio and what was already settled.
+
+    Audio is kept at the client's rate and cut on 20 ms frame boundaries; each recognition
+    resamples the segment to 16 kHz. Word times are seconds from the start of the stream.
+    """
+
+    def __init__(
+        self,
+        *,
+        session_id: str,
+        dialect: Dialect,
+        params: SessionParams,
+        recognizer: Recognizer,
+        eou_timeout_ms: int,
+        silence_dbfs: float = -45.0,
+    ) -> None:
+        self.session_id = session_id
+        self._dialect = dialect
+        self._params = params
+        self._recognizer = recognizer
+        self._rate = params.sample_rate
+        self._frame = self._rate * FRAME_MS // 1000
+        eou_ms = params.eou_timeout_ms if params.eou_timeout_ms is not None else eou_timeout_ms
+        self._eou_samples = self._rate * eou_ms // 1000
+        self._interim_samples = self._rate * recognizer.interim_interval_ms // 1000
+        self._silence_dbfs = silence_dbfs
+
+        self._segment = bytearray()
+        self._odd_byte = b""
+        self._segment_start = 0
+        self._classified = 0
+        self._voiced = False
+        self._silence_run = 0
+        self._speaking = False
+        self._last_voice_end = 0
+        self._interim_at = 0
+        self._interim_text = ""
+        self._finals: list[str] = []
+        self._ended = False
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    @property
+    def _pulse(self) -> bool:
+        return self._dialect is Dialect.PULSE
+
+    def _samples(self) -> int:
+        return len(self._segment) // 2
+
+    def feed_audio(self, data: bytes) -> Reply:
+        if self._ended:
+            return Reply()
+        data = self._odd_byte + data
+        whole = len(data) - len(data) % 2
+        self._odd_byte = data[whole:]
+        self._segment += data[:whole]
+        messages: list[dict[str, Any]] = []
+        while self._samples() - self._classified >= self._frame:
+            messages += self._classify(self._classified + self._frame, allow_eou=True)
+        self._drop_leading_silence()
+        messages += self._interim()
+        return Reply(messages)
+
+    def feed_text(self, text: str) -> Reply:
+        if self._ended:
+            return Reply()
+        try:
+            payload = json.loads(text)
+        except ValueError:
+            return Reply([error_message("text frames must be JSON control messages")])
+        kind = payload.get("type") if isinstance(payload, dict) else None
+        if not isinstance(kind, str):
+            return Reply([error_message('a control message needs a string "type"')])
+        if self._pulse:
+            if kind == PULSE_END:
+                return self.finish()
+            if kind == PULSE_FINALIZE:
+                return Reply(self._flush(from_finalize=True, is_last=False), answers_control=True)
+            return Reply(
+                [error_message(f"unknown message type {kind!r}; expected finalize or close_stream")]
+            )
+        if kind == LIGHTNING_END:
+            return self.finish()
+        if kind == PULSE_FINALIZE:
+            return Reply([error_message('finalize is not supported here; send {"type": "end"}')])
+        return Reply([error_message(f"unknown message type {kind!r}; expected end")])
+
+    def finish(self) -> Reply:
+        """The end signal: settle what is pending and close the session."""
+        if self._ended:
+            return Reply()
+        messages = self._flush(from_finalize=False, is_last=True)
+        self._ended = True
+        return Reply(messages, answers_control=True, end_of_session=True)
+
+    def _classify(self, end: int, *, allow_eou: bool) -> list[dict[str, Any]]:
+        start = self._classified
+        self._classified = end
+        voiced = dbfs(bytes(self._segment[2 * start : 2 * end])) >= self._silence_dbfs
+        if voiced:
+            self._voiced = True
+            self._silence_run = 0
+            self._last_voice_end = self._segment_start + end
+            if not self._speaking:
+                self._speaking = True
+                if self._params.vad_events:
+                    return [self._vad("speech_started", self._segment_start + start)]
+            return []
+        self._silence_run += end - start
+        if allow_eou and self._voiced and self._silence_run >= self._eou_samples:
+            return self._settle(end, from_finalize=False, is_last=False, server_eou=True)
+        return []
+
+    def _drop_leading_silence(self) -> None:
+        if self._voiced or self._classified * 1000 <= MAX_LEADING_SILENCE_MS * self._rate:
+            return
+        drop = self._classified - PREROLL_MS * self._rate // 1000
+        del self._segment[: 2 * drop]
+        self._segment_start += drop
+        self._classified -= drop
+
+    def _interim(self) -> list[dict[str, Any]]:
+        samples = self._samples()
+        if not self._voiced or samples - self._interim_at < self._interim_samples:
+            return []
+        self._interim_at = samples
+        words = self._recognize(bytes(self._segment))
+        text = _text(words)
+        if not text or text == self._interim_text:
+            return []
+        self._interim_text = text
+        message: dict[str, Any] = {
+            "session_id": self.session_id,
+            "transcript": text,
+            "is_final": False,
+            "is_last": False,
+        }
+        if self._params.word_timestamps:
+            message["words"] = self._word_list(words)
+        return [message]
+
+    def _flush(self, *, from_finalize: bool, is_last: bool) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = []
+        if self._samples() > self._classified:
+            messages += self._classify(self._samples(), allow_eou=False)
+        messages += self._settle(
+            self._samples(), from_finalize=from_finalize, is_last=is_last, server_eou=False
+        )
+        return messages
+
+    def _settle(
+        self, cut: int, *, from_finalize: bool, is_last: bool, server_eou: bool
+    ) -> list[dict[str, Any]]:
+        """End the current segment at ``cut`` samples and start the next one there."""
+        words = self._recognize(bytes(self._segment[: 2 * cut])) if self._voiced else []
+        text = _text(words)
+        messages: list[dict[str, Any]] = []
+        if self._speaking:
+            self._speaking = False
+            if self._params.vad_events:
+                messages.append(self._vad("speech_ended", self._last_voice_end))
+        # A server-side end of utterance over noise that produced no words settles nothing.
+        if not server_eou or text or self._interim_text:
+            if text:
+                self._finals.append(text)
+            messages.append(self._final(words, text, from_finalize=from_finalize, is_last=is_last))
+        del self._segment[: 2 * cut]
+        self._segment_start += cut
+        self._classified = max(0, self._classified - cut)
+        self._voiced = False
+        self._silence_run = 0
+        self._interim_at = 0
+        self._interim_text = ""
+        return messages
+
+    def _recognize(self, pcm: bytes) -> list[Word]:
+        offset = self._segment_start / self._rate
+        words = self._recognizer.transcribe(
+            to_recognizer_pcm(pcm, self._rate),
+            self._params.language,
+            word_times=self._params.word_timestamps or self._params.sentence_timestamps,
+        )
+        return [Word(w.text, w.start + offset, w.end + offset, w.confidence) for w in words]
+
+    def _final(
+        self, words: list[Word], text: str, *, from_finalize: bool, is_last: bool
+    ) -> dict[str, Any]:
+        language = self._params.language
+        message: dict[str, Any] = {
+            "session_id": self.session_id,
+            "transcript": text,
+            "is_final": True,
+            "is_last": is_last,
+            "language": AUTO_LANGUAGE_REPORTED.get(language, language),
+        }
+        if self._pulse:
+            message["from_finalize"] = from_finalize
+        if self._params.full_transcript:
+            message["full_transcript"] = " ".join(self._finals)
+        if self._params.word_timestamps:
+            message["words"] = self._word_list(words)
+        if self._params.sentence_timestamps:
+            message["utterances"] = (
+                [{"text": text, "start": _time(words[0].start), "end": _time(words[-1].end)}]
+                if words
+                else []
+            )
+        return message
+
+    @staticmethod
+    def _word_list(words: list[Word]) -> list[dict[str, Any]]:
+        return [
+            {
+                "word": w.text,
+                "start": _time(w.start),
+                "end": _time(w.end),
+                "confidence": round(w.confidence, 3),
+            }
+            for w in words
+        ]
+
+    def _vad(self, kind: str, sample: int) -> dict[str, Any]:
+        return {
+            "type": kind,
+            "session_id": self.session_id,
+            "timestamp": _time(sample / self._rate),
+        }
+
+
+def _text(words: list[Word]) -> str:
+    return " ".join(w.text for w in words).strip()
+
+
+def _time(seconds: float) -> float:
+    return round(seconds, 3)

@@ -1,0 +1,310 @@
+"""The VAD gate: decides which stretches of a stream are worth sending to the cloud.
+
+Sending only speech (plus padding) saves money and keeps the recogniser from
+hallucinating on noise, but a clipped word onset or tail is worse than a few
+hundred milliseconds of extra silence. Hence: pre-roll before the first speech
+frame, a hangover after the last one, a minimum run of speech before opening
+(clicks and door slams stay out) and a hard cap for segments held open by a TV.
+
+Sans-I/O: feed 16 kHz mono s16le bytes of any chunk size to ``process``; it
+returns events. Events depend only on the audio, never on how it was chunked.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from enum import Enum, auto
+from typing import Final
+
+from wyoming_lightning.audio import Framer
+from wyoming_lightning.vad.base import SAMPLE_RATE, SAMPLE_WIDTH, VadEngine
+from wyoming_lightning.vad.events import EndReason, GateEvent, SpeechAudio, SpeechEnd, SpeechStart
+
+_BYTES_PER_MS: Final = SAMPLE_RATE * SAMPLE_WIDTH // 1000
+
+
+@dataclass
+class GateConfig:
+    """Timing and threshold knobs of the gate.
+
+    ``threshold`` is the engine probability above which a frame starts speech;
+    once in speech, frames stay speech while above ``off_threshold`` (hysteresis,
+    so a probability hovering around one value does not chatter). ``None`` means
+    ``threshold - 0.15``.
+
+    The gate opens once the speech frames within ``onset_window_ms`` add up to
+    ``min_speech_ms``: a click (one or two frames) never does, while noisy
+    speech whose syllables the engine only catches in short bursts still opens
+    the gate early enough for the pre-roll to hold the word onset.
+    """
+
+    pre_roll_ms: int = 300
+    hangover_ms: int = 500
+    threshold: float = 0.5
+    off_threshold: float | None = None
+    min_speech_ms: int = 90
+    onset_window_ms: int = 240
+    max_utterance_s: float = 30.0
+
+    @property
+    def effective_off_threshold(self) -> float:
+        if self.off_threshold is not None:
+            return self.off_threshold
+        return max(0.0, self.threshold - 0.15)
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first nonsensical setting."""
+        if self.pre_roll_ms < 0:
+            raise ValueError(f"pre_roll_ms must be >= 0, got {self.pre_roll_ms}")
+        if self.hangover_ms < 0:
+            raise ValueError(f"hangover_ms must be >= 0, got {self.hangover_ms}")
+        if self.min_speech_ms < 0:
+            raise ValueError(f"min_speech_ms must be >= 0, got {self.min_speech_ms}")
+        if self.onset_window_ms < self.min_speech_ms:
+            raise ValueError(
+                f"onset_window_ms ({self.onset_window_ms}) must be >= "
+                f"min_speech_ms ({self.min_speech_ms})"
+            )
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"threshold must be within 0..1, got {self.threshold}")
+        if not 0.0 <= self.effective_off_threshold <= self.threshold:
+            raise ValueError(
+                f"off_threshold must be within 0..threshold ({self.threshold}), "
+                f"got {self.off_threshold}"
+            )
+        if not self.max_utterance_s > 0:
+            raise ValueError(f"max_utterance_s must be > 0, got {self.max_utterance_s}")
+
+
+class _State(Enum):
+    IDLE = auto()  # waiting for speech; recent audio kept for pre-roll
+    OPEN = auto()  # inside a segment; every frame goes out
+    BLOCKED = auto()  # force-closed by max_utterance; waiting for real silence
+
+
+class VadGate:
+    """Segments a 16 kHz mono s16le stream into speech segments.
+
+    ``engine=None`` is ``--vad off``: everything passes, one segment from the
+    first audio to ``flush``, chunks passed through untouched.
+
+    Within a segment, ``SpeechStart.pre_roll`` followed by every ``SpeechAudio``
+    is the original audio, contiguous: nothing lost, nothing repeated. One gate
+    (and one engine) per stream; ``reset`` to reuse both.
+    """
+
+    def __init__(self, engine: VadEngine | None, config: GateConfig | None = None) -> None:
+        self.config: Final = config if config is not None else GateConfig()
+        self.config.validate()
+        self.engine: Final = engine
+        cfg = self.config
+        self._on_threshold = cfg.threshold
+        self._off_threshold = cfg.effective_off_threshold
+        self._pre_roll_bytes = round(cfg.pre_roll_ms * SAMPLE_RATE / 1000) * SAMPLE_WIDTH
+        self._max_segment_bytes = round(cfg.max_utterance_s * SAMPLE_RATE) * SAMPLE_WIDTH
+        self._framer: Framer | None = None
+        self._frame_bytes = 0
+        self._min_speech_frames = self._onset_window_frames = self._hangover_frames = 1
+        if engine is not None:
+            self._frame_bytes = engine.frame_samples * SAMPLE_WIDTH
+            self._framer = Framer(self._frame_bytes)
+            frame_ms = engine.frame_samples * 1000 / SAMPLE_RATE
+            self._min_speech_frames = max(1, math.ceil(cfg.min_speech_ms / frame_ms))
+            self._onset_window_frames = max(
+                self._min_speech_frames, math.ceil(cfg.onset_window_ms / frame_ms)
+            )
+            self._hangover_frames = max(1, math.ceil(cfg.hangover_ms / frame_ms))
+        self._clear()
+
+    def reset(self) -> None:
+        """Forget the stream (state, statistics, engine state) to start a new one."""
+        if self.engine is not None:
+            self.engine.reset()
+        self._clear()
+
+    def _clear(self) -> None:
+        if self._framer is not None:
+            self._framer.flush()
+        self._state = _State.IDLE
+        self._history = bytearray()  # idle audio before the candidate run
+        # Frames since the first speech frame of a possible onset, and which are speech.
+        self._candidate: deque[bytes] = deque()
+        self._candidate_is_speech: deque[bool] = deque()
+        self._candidate_speech = 0
+        self._in_speech = False
+        self._silent_frames = 0
+        self._segment_bytes = 0
+        self._judged_bytes = 0
+        self._in_bytes = 0
+        self._out_bytes = 0
+        self._speech_frames = 0
+        self._segments = 0
+        self._silence_bytes: int | None = None
+
+    # -- statistics -----------------------------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        """True while a segment is open (between SpeechStart and SpeechEnd)."""
+        return self._state is _State.OPEN
+
+    @property
+    def audio_in_ms(self) -> float:
+        """Audio received by ``process``."""
+        return self._in_bytes / _BYTES_PER_MS
+
+    @property
+    def audio_out_ms(self) -> float:
+        """Audio emitted: pre-roll plus segment audio."""
+        return self._out_bytes / _BYTES_PER_MS
+
+    @property
+    def speech_ms(self) -> float:
+        """Audio in frames the engine judged speech (0 with the VAD off)."""
+        return self._speech_frames * self._frame_bytes / _BYTES_PER_MS
+
+    @property
+    def segments(self) -> int:
+        """Segments opened so far."""
+        return self._segments
+
+    @property
+    def silence_ms(self) -> float | None:
+        """Non-speech since the last speech frame of a segment, for endpointing.
+
+        ``None`` until a segment has opened (and always with the VAD off).
+        Speech that never opened a segment (a click shorter than
+        ``min_speech_ms``, a TV after a max_utterance cut) does not reset it.
+        """
+        if self._silence_bytes is None:
+            return None
+        return self._silence_bytes / _BYTES_PER_MS
+
+    # -- stream ---------------------------------------------------------------------
+
+    def process(self, pcm: bytes | bytearray | memoryview) -> list[GateEvent]:
+        """Feed the next chunk of 16 kHz mono s16le audio; return the events it caused."""
+        self._in_bytes += len(pcm)
+        if self._framer is None:
+            return self._pass_through(pcm)
+        events: list[GateEvent] = []
+        for frame in self._framer.push(pcm):
+            self._on_frame(frame, events)
+        return events
+
+    def flush(self) -> list[GateEvent]:
+        """End of stream: close an open segment, sending the audio still buffered.
+
+        An incomplete trailing frame is never judged; it is sent only if a
+        segment is open. Statistics stay readable afterwards.
+        """
+        if self._framer is None:
+            if self._state is _State.OPEN:
+                self._state = _State.IDLE
+                return [SpeechEnd("flush")]
+            return []
+        rest = self._framer.flush()
+        events: list[GateEvent] = []
+        if self._state is _State.OPEN:
+            if rest:
+                self._out_bytes += len(rest)
+                events.append(SpeechAudio(rest))
+            self._close("flush", events)
+        return events
+
+    def _pass_through(self, pcm: bytes | bytearray | memoryview) -> list[GateEvent]:
+        if not pcm:
+            return []
+        data = pcm if isinstance(pcm, bytes) else bytes(pcm)
+        self._out_bytes += len(data)
+        if self._state is _State.OPEN:
+            return [SpeechAudio(data)]
+        self._state = _State.OPEN
+        self._segments += 1
+        start = (self._in_bytes - len(data)) // SAMPLE_WIDTH
+        return [SpeechStart(b"", start), SpeechAudio(data)]
+
+    def _on_frame(self, frame: bytes, events: list[GateEvent]) -> None:
+        assert self.engine is not None
+        probability = self.engine.speech_probability(frame)
+        threshold = self._off_threshold if self._in_speech else self._on_threshold
+        speech = probability > threshold
+        self._in_speech = speech
+        if speech:
+            self._speech_frames += 1
+        self._judged_bytes += len(frame)
+
+        state = self._state
+        if state is _State.OPEN:
+            self._segment_bytes += len(frame)
+            self._out_bytes += len(frame)
+            events.append(SpeechAudio(frame))
+            if speech:
+                self._silent_frames = 0
+                self._silence_bytes = 0
+            else:
+                self._silent_frames += 1
+                self._silence_bytes = (self._silence_bytes or 0) + len(frame)
+            if self._silent_frames >= self._hangover_frames:
+                self._close("silence", events)
+            elif self._segment_bytes >= self._max_segment_bytes:
+                self._close("max_utterance", events)
+            return
+
+        if self._silence_bytes is not None:
+            self._silence_bytes += len(frame)
+        if state is _State.BLOCKED:
+            self._remember(frame)
+            self._silent_frames = 0 if speech else self._silent_frames + 1
+            if self._silent_frames >= self._hangover_frames:
+                self._state = _State.IDLE
+            return
+
+        if not speech and not self._candidate:
+            self._remember(frame)
+            return
+        candidate, is_speech = self._candidate, self._candidate_is_speech
+        candidate.append(frame)
+        is_speech.append(speech)
+        self._candidate_speech += speech
+        # Keep the candidate within the window and starting on a speech frame.
+        while candidate and (len(candidate) > self._onset_window_frames or not is_speech[0]):
+            self._remember(candidate.popleft())
+            self._candidate_speech -= is_speech.popleft()
+        if self._candidate_speech >= self._min_speech_frames:
+            self._open(events)
+
+    def _open(self, events: list[GateEvent]) -> None:
+        keep = self._pre_roll_bytes
+        pre_roll = bytes(self._history[max(0, len(self._history) - keep) :]) if keep else b""
+        audio = b"".join(self._candidate)
+        self._history.clear()
+        self._candidate.clear()
+        self._candidate_is_speech.clear()
+        self._candidate_speech = 0
+        start = (self._judged_bytes - len(audio) - len(pre_roll)) // SAMPLE_WIDTH
+        events.append(SpeechStart(pre_roll, start))
+        events.append(SpeechAudio(audio))
+        self._segments += 1
+        self._segment_bytes = len(pre_roll) + len(audio)
+        self._out_bytes += self._segment_bytes
+        self._silent_frames = 0
+        self._silence_bytes = 0
+        self._state = _State.OPEN
+        if self._segment_bytes >= self._max_segment_bytes:
+            self._close("max_utterance", events)
+
+    def _close(self, reason: EndReason, events: list[GateEvent]) -> None:
+        events.append(SpeechEnd(reason))
+        self._silent_frames = 0
+        self._segment_bytes = 0
+        self._state = _State.BLOCKED if reason == "max_utterance" else _State.IDLE
+
+    def _remember(self, audio: bytes) -> None:
+        """Keep idle audio for the next pre-roll, trimming in amortised O(1)."""
+        history = self._history
+        history += audio
+        if len(history) > 2 * self._pre_roll_bytes + len(audio):
+            del history[: len(history) - self._pre_roll_bytes]

@@ -17,11 +17,12 @@ from wyoming.asr import Transcribe
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.error import Error as ErrorEvent
 from wyoming.event import Event
-from wyoming.info import Describe
+from wyoming.info import Describe, SelectProgram
 from wyoming.ping import Ping, Pong
 
 from . import actions as act
 from .audio import PcmFormat
+from .info import PROGRAM_NAME
 from .languages import LanguageError
 from .lightning.client import Callbacks, ServiceSession, Timeouts
 from .lightning.protocol import ErrorCode
@@ -31,6 +32,7 @@ from .wire import WireError, encode_event, read_event
 
 _LOGGER = logging.getLogger(__name__)
 _IDS = itertools.count(1)
+LINGER_S = 2.0
 
 
 def _format_of(data: dict[str, object]) -> PcmFormat | None:
@@ -110,6 +112,10 @@ class ClientHandler:
     async def _cleanup(self) -> None:
         if self._machine is not None and not self._machine.done:
             self._apply(self._machine.client_gone())
+        await self._drain()
+        with contextlib.suppress(OSError, RuntimeError):
+            if self._writer.can_write_eof() and not self._writer.is_closing():
+                self._writer.write_eof()  # the answer is complete: the client sees EOF
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
@@ -124,11 +130,23 @@ class ClientHandler:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._timeouts.close_s + 1):
                     await asyncio.gather(*waits, return_exceptions=True)
-        await self._drain()
+        await self._linger()
         self._writer.close()
         with contextlib.suppress(Exception):
             async with asyncio.timeout(1):
                 await self._writer.wait_closed()
+
+    async def _linger(self) -> None:
+        """Read and drop what the client still sends, until it closes or LINGER_S pass.
+
+        Closing a socket with unread input makes the kernel send a reset, and a reset can
+        destroy the answer before the client reads it. Home Assistant writes all its audio
+        before reading, and streaming satellites never stop: both would lose the answer.
+        """
+        with contextlib.suppress(TimeoutError, ConnectionError, OSError, ValueError):
+            async with asyncio.timeout(LINGER_S):
+                while not self._reader.at_eof() and await self._reader.read(1 << 16):
+                    pass
 
     async def _drain(self) -> None:
         with contextlib.suppress(ConnectionError, OSError, TimeoutError):
@@ -144,6 +162,14 @@ class ClientHandler:
             self._write(Pong(text=Ping.from_event(event).text).event())
         elif Transcribe.is_type(event.type):
             self._on_transcribe(event)
+        elif SelectProgram.is_type(event.type):
+            # Wyoming 1.10: a client picks one of the programs in ``info``; we have one.
+            name = event.data.get("name")
+            if name != PROGRAM_NAME:
+                self._error(
+                    ErrorCode.BAD_REQUEST,
+                    f"unknown program {name!r}; this server has: {PROGRAM_NAME}",
+                )
         elif AudioStart.is_type(event.type):
             self._on_audio_start(event)
         elif AudioChunk.is_type(event.type):

@@ -1,4 +1,4 @@
-"""Shared fixtures: the emulator on a loopback port, with the deterministic or the Whisper recognizer."""
+"""Shared fixtures: the emulator on loopback, with the exact tones or the Whisper recognizer."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bridge import API_KEY  # noqa: E402
+from bridge import API_KEY
 
-from wyoming_lightning.emulator import EmulatorConfig, EmulatorServer  # noqa: E402
+from wyoming_lightning.emulator import EmulatorConfig, EmulatorServer
 
 
 @pytest.fixture

@@ -7,7 +7,15 @@ import json
 
 import numpy as np
 import pytest
-from bridge import API_KEY, Answer, bridge_port, bridge_settings, read_answer, running_bridge, transcribe
+from bridge import (
+    API_KEY,
+    Answer,
+    bridge_port,
+    bridge_settings,
+    read_answer,
+    running_bridge,
+    transcribe,
+)
 from speech_data import load_speech, with_silence
 from wer import wer
 from wyoming.asr import Transcribe
@@ -207,7 +215,9 @@ async def test_real_speech_through_whisper(whisper_emulator: EmulatorServer) -> 
     )
     async with running_bridge(settings) as server:
         for sample in samples:
-            answer: Answer = await transcribe(bridge_port(server), with_silence(sample.pcm, 1.0, 1.0))
+            answer: Answer = await transcribe(
+                bridge_port(server), with_silence(sample.pcm, 1.0, 1.0)
+            )
             assert answer.transcript is not None, answer.events
             pairs.append((sample.text, answer.transcript))
     # The same recognizer on each whole clean file, no bridge, no gate: the bridge may not lose

@@ -109,7 +109,9 @@ async def test_two_spoken_commands_are_joined(whisper_emulator: EmulatorServer) 
     assert "kitchen" in text and "front door" in text
     assert text.index("kitchen") < text.index("front door")
     (session,) = whisper_emulator.sessions
-    assert session.text_frames_received.count('{"type": "finalize"}') >= 1, "the pause settled the first"
+    assert session.text_frames_received.count('{"type": "finalize"}') >= 1, (
+        "the pause settled the first"
+    )
 
 
 async def _describe(port: int) -> Info:

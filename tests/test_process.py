@@ -53,8 +53,15 @@ async def server_process(*args: str, key: str | None = API_KEY) -> AsyncIterator
     if key is not None:
         env["SMALLEST_API_KEY"] = key
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "wyoming_lightning", "--uri", "tcp://127.0.0.1:0", *args,
-        env=env, stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+        sys.executable,
+        "-m",
+        "wyoming_lightning",
+        "--uri",
+        "tcp://127.0.0.1:0",
+        *args,
+        env=env,
+        stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
     )
     process = Process(proc)
     try:
@@ -70,8 +77,17 @@ async def server_process(*args: str, key: str | None = API_KEY) -> AsyncIterator
 async def test_the_key_never_appears_in_logs_or_answers(emulator: EmulatorServer) -> None:
     faults = ["refuse-401", "error-status", "drop", "invalid-json", "close-1011", "refuse-500"]
     async with server_process(
-        "--lightning-url", emulator.pulse_url, "--debug", "--vad", "off", "--retries", "1",
-        "--final-timeout", "1", "--response-timeout", "3",
+        "--lightning-url",
+        emulator.pulse_url,
+        "--debug",
+        "--vad",
+        "off",
+        "--retries",
+        "1",
+        "--final-timeout",
+        "1",
+        "--response-timeout",
+        "3",
     ) as server:
         answers = []
         for name in faults:
@@ -119,9 +135,16 @@ async def test_check_key_reports_a_rejected_key_at_start_up(emulator: EmulatorSe
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LIGHTNING_", "SMALLEST_"))}
     env["SMALLEST_API_KEY"] = "wrong-key-123"
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "wyoming_lightning", "--uri", "tcp://127.0.0.1:0",
-        "--lightning-url", emulator.lightning_url, "--check-key",
-        env=env, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "wyoming_lightning",
+        "--uri",
+        "tcp://127.0.0.1:0",
+        "--lightning-url",
+        emulator.lightning_url,
+        "--check-key",
+        env=env,
+        stderr=asyncio.subprocess.PIPE,
     )
     _out, err = await proc.communicate()
     assert proc.returncode == 1
@@ -141,7 +164,11 @@ async def test_check_key_accepts_a_good_key(emulator: EmulatorServer) -> None:
 
 async def test_bad_flags_are_explained() -> None:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "wyoming_lightning", "--language", "klingon",
+        sys.executable,
+        "-m",
+        "wyoming_lightning",
+        "--language",
+        "klingon",
         stderr=asyncio.subprocess.PIPE,
     )
     _out, err = await proc.communicate()

@@ -10,9 +10,13 @@ import sys
 from collections.abc import Sequence
 
 from .config import ConfigError, Settings, load_settings
+from .lightning.client import Timeouts
+from .lightning.keycheck import check_key
+from .lightning.protocol import ErrorCode
 from .local import LocalRecognizer
 from .server import WyomingServer
 from .services import Services
+from .zeroconf import start_advertising
 
 _LOGGER = logging.getLogger("wyoming_lightning")
 
@@ -41,6 +45,19 @@ async def main(settings: Settings) -> int:
         _LOGGER.warning(
             "no API key (SMALLEST_API_KEY): transcribing with the local recognizer only"
         )
+    if settings.check_key and not settings.local_only:
+        failure = await check_key(
+            settings.service_url,
+            settings.api_key.reveal(),
+            Timeouts(connect_s=settings.connect_timeout_s, send_s=settings.send_timeout_s),
+        )
+        if failure is not None:
+            _LOGGER.error("API key check failed: %s", failure.message)
+            if failure.code in (ErrorCode.AUTH, ErrorCode.QUOTA):
+                _LOGGER.error("check SMALLEST_API_KEY (or the file it comes from)")
+                return 1
+        else:
+            _LOGGER.info("API key accepted by the service")
     server = WyomingServer(services)
     try:
         await server.start()
@@ -51,14 +68,20 @@ async def main(settings: Settings) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, server.stop)
+    where = ", ".join(f"tcp://{host}:{port}" for host, port in server.sockets) or settings.uri
     _LOGGER.info(
         "listening on %s; service %s; language %s; VAD %s",
-        settings.uri,
+        where,
         settings.service_url,
         settings.language,
         settings.vad,
     )
-    await server.serve()
+    advertisement = await start_advertising(settings.zeroconf, settings.uri, server.sockets)
+    try:
+        await server.serve()
+    finally:
+        if advertisement is not None:
+            await advertisement.stop()
     _LOGGER.info("stopped")
     return 0
 

@@ -20,7 +20,10 @@ def resolve_language(requested: str | None, default: str, supported: Sequence[st
     """
     if requested is None or not requested.strip():
         return default
-    wanted = requested.strip().replace("_", "-").lower()
+    exact = requested.strip().lower()
+    if exact in supported:
+        return exact  # also codes that contain "_" themselves, such as north_indic
+    wanted = exact.replace("_", "-")
     if wanted in supported:
         return wanted
     if wanted in _CANTONESE and "yue" in supported:

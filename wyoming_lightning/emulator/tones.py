@@ -149,7 +149,7 @@ def _read_wav(path: str) -> tuple[bytes, int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m wyoming_lightning.emulator.tones",
+        prog="wyoming-lightning-tones",
         description="Write or read the emulator's tone-word audio.",
     )
     sub = parser.add_subparsers(dest="command", required=True)

@@ -1,0 +1,168 @@
+"""``wyoming-lightning-healthcheck``: is a Wyoming speech-to-text server answering?
+
+Docker's ``HEALTHCHECK`` and the Home Assistant add-on run this inside the container, where
+there is no curl and the server speaks Wyoming, not HTTP. It asks exactly what Home Assistant
+asks first (``describe``) and requires what Home Assistant requires (an installed ASR program),
+so "healthy" means "Home Assistant could use it now". It never touches the cloud service: a
+health probe every 30 s must not cost money or depend on Smallest.ai being up.
+
+Exit status 0 and one line on stdout when healthy; 1 and one line on stderr when not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from urllib.parse import urlsplit
+
+from wyoming.client import AsyncClient
+from wyoming.error import Error
+from wyoming.info import Describe, Info
+
+DEFAULT_URI = "tcp://127.0.0.1:10300"
+DEFAULT_TIMEOUT_S = 5.0
+RETRY_INTERVAL_S = 0.25
+
+
+class Unhealthy(Exception):
+    """The server is not usable; the message says why in one line."""
+
+
+def _summary(info: Info) -> str:
+    installed = [p for p in info.asr if p.installed]
+    if not installed:
+        names = ", ".join(p.name for p in info.asr) or "none"
+        raise Unhealthy(f"no installed speech-to-text program (programs: {names})")
+    program = installed[0]
+    languages = sorted({lang for m in program.models if m.installed for lang in m.languages})
+    if not languages:
+        raise Unhealthy(f"program {program.name!r} has no installed model with a language")
+    version = f" {program.version}" if program.version else ""
+    return f"{program.name}{version}, {len(languages)} languages"
+
+
+async def _describe(client: AsyncClient, uri: str) -> Info:
+    await client.write_event(Describe().event())
+    while True:
+        event = await client.read_event()
+        if event is None:
+            raise Unhealthy(f"{uri} closed the connection without answering describe")
+        if Info.is_type(event.type):
+            return Info.from_event(event)
+        if Error.is_type(event.type):
+            raise Unhealthy(f"{uri} answered with an error: {Error.from_event(event).text}")
+
+
+async def check(uri: str, timeout_s: float) -> str:
+    """Describe the server at ``uri``; return a one-line summary or raise :class:`Unhealthy`."""
+    if not uri.startswith(("tcp://", "unix://")):
+        raise Unhealthy(f"--uri must be tcp://HOST:PORT or unix://PATH, not {uri!r}")
+    try:
+        client = AsyncClient.from_uri(uri)
+    except ValueError as err:
+        raise Unhealthy(f"bad --uri {uri!r}: {err}") from None
+    try:
+        async with asyncio.timeout(timeout_s):
+            try:
+                await client.connect()
+            except ConnectionRefusedError:
+                raise Unhealthy(
+                    f"cannot connect to {uri}: connection refused (is the server running?)"
+                ) from None
+            except OSError as err:
+                raise Unhealthy(f"cannot connect to {uri}: {err.strerror or err}") from None
+            try:
+                info = await _describe(client, uri)
+            except ConnectionError:  # a reset: the server closed with our describe unread
+                raise Unhealthy(f"{uri} closed the connection without answering describe") from None
+            finally:
+                # The verdict is made; a reset while hanging up must not replace it.
+                with contextlib.suppress(Exception):
+                    await client.disconnect()
+            return _summary(info)
+    except TimeoutError:
+        raise Unhealthy(f"no answer to describe from {uri} within {timeout_s:g} s") from None
+    except (OSError, ValueError) as err:
+        raise Unhealthy(f"{uri}: {err}") from None
+
+
+def default_uri(env: Mapping[str, str]) -> str:
+    """Where the server of this container listens: ``LIGHTNING_HEALTHCHECK_URI``, else the
+    server's own ``LIGHTNING_URI`` (a wildcard host read as loopback), else port 10300.
+
+    So a container started with ``-e LIGHTNING_URI=tcp://0.0.0.0:10555`` stays healthy without
+    a HEALTHCHECK of its own."""
+    explicit = env.get("LIGHTNING_HEALTHCHECK_URI", "").strip()
+    if explicit:
+        return explicit
+    server = env.get("LIGHTNING_URI", "").strip()
+    if server.startswith("unix://"):
+        return server
+    if server.startswith("tcp://"):
+        parts = urlsplit(server)
+        host = parts.hostname or ""
+        if host in ("", "0.0.0.0", "::"):
+            host = "127.0.0.1"
+        elif ":" in host:
+            host = f"[{host}]"
+        return f"tcp://{host}:{parts.port or 10300}"
+    return DEFAULT_URI
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wyoming-lightning-healthcheck",
+        description="Exit 0 if a Wyoming speech-to-text server answers describe with an "
+        "installed program, else 1. Never contacts the cloud service.",
+    )
+    parser.add_argument(
+        "--uri",
+        default=default_uri(os.environ),
+        help="server to check: tcp://HOST:PORT or unix://PATH (default: LIGHTNING_HEALTHCHECK_URI, "
+        f"else the server's LIGHTNING_URI, else {DEFAULT_URI})",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        help=f"seconds for the whole check (default {DEFAULT_TIMEOUT_S:g})",
+    )
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="keep trying this long before giving up (for scripts that start the server)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="print nothing when healthy")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    deadline = time.monotonic() + max(0.0, args.wait)
+    while True:
+        try:
+            summary = asyncio.run(check(args.uri, args.timeout))
+            break
+        except Unhealthy as err:
+            if time.monotonic() >= deadline:
+                print(f"unhealthy: {err}", file=sys.stderr)
+                return 1
+        time.sleep(RETRY_INTERVAL_S)
+    if not args.quiet:
+        print(f"healthy: {summary}")
+    return 0
+
+
+def run() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""The configuration table of docs/deployment.md, generated from the server's own parser.
+"""The configuration table of README.md, generated from the server's own parser.
 
     python scripts/config_table.py            # print the table
-    python scripts/config_table.py --write    # update docs/deployment.md in place
+    python scripts/config_table.py --write    # update README.md in place
     python scripts/config_table.py --check    # exit 1 if the document is out of date
 
 The table sits between the ``<!-- config-table:start -->`` and ``<!-- config-table:end -->``
@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DOC = ROOT / "docs" / "deployment.md"
+DOC = ROOT / "README.md"
 START = "<!-- config-table:start -->"
 END = "<!-- config-table:end -->"
 

@@ -1,4 +1,4 @@
-"""docs/deployment.md stays true: its configuration table is the parser's, its five-minute
+"""README.md stays true: its configuration table is the parser's, its five-minute
 walkthrough runs as written, and every flag and variable it names exists."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from wyoming_lightning.config import build_parser
 from wyoming_lightning.emulator.__main__ import build_parser as emulator_parser
 
 ROOT = Path(__file__).resolve().parent.parent
-DOC = ROOT / "docs" / "deployment.md"
+DOC = ROOT / "README.md"
 TEXT = DOC.read_text(encoding="utf-8")
 
 
@@ -41,7 +41,7 @@ def shell_blocks() -> list[str]:
 def test_configuration_table_matches_the_parser() -> None:
     script = load_script()
     assert script.splice(TEXT, script.render()) == TEXT, (
-        "docs/deployment.md is stale: run python scripts/config_table.py --write"
+        "README.md is stale: run python scripts/config_table.py --write"
     )
     # The generator itself covers every flag: none can be left out of the table.
     table = between("<!-- config-table:start -->", "<!-- config-table:end -->")

@@ -183,3 +183,19 @@ async def test_connection_limit_refuses_politely(emulator: EmulatorServer) -> No
             await writer.wait_closed()
         await server.wait_idle()
         await still_serves(server)
+
+
+async def test_an_early_error_survives_a_client_that_writes_everything_first(
+    emulator: EmulatorServer,
+) -> None:
+    """Home Assistant 2026.2 writes all its audio before it reads: the error must still arrive."""
+    from wyoming_lightning.emulator import Fault
+
+    emulator.inject(Fault("refuse-401"), count=1)
+    pcm = encode_phrase(PHRASE) + bytes(4 * 32000)  # the refusal comes with ~4 s still to send
+    async with running_bridge(bridge_settings(emulator.lightning_url)) as server:
+        # Paced like a live microphone (the pacing models the client; it synchronises nothing).
+        answer = await transcribe(bridge_port(server), pcm, chunk_ms=100, realtime=True)
+        assert answer.error is not None and answer.error.data["code"] == "auth"
+        assert answer.closed
+        await still_serves(server)

@@ -104,6 +104,10 @@ class Settings:
 
     @property
     def languages(self) -> tuple[str, ...]:
+        """What clients may ask for: the service's codes, or English alone without a key
+        (the bundled offline model is Whisper tiny.en)."""
+        if self.local_only:
+            return ("en",)
         return languages_for(detect_dialect(self.service_url))
 
 

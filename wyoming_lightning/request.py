@@ -89,6 +89,7 @@ class _Utterance:
     conn: _Conn | None = None
     sent: int = 0
     end_sent: bool = False
+    finalize_sent: bool = False
     text: UtteranceText = field(default_factory=UtteranceText)
 
     def forget_connection(self) -> None:
@@ -96,6 +97,7 @@ class _Utterance:
         self.conn = None
         self.sent = 0
         self.end_sent = False
+        self.finalize_sent = False
         self.text.reset()
 
 
@@ -106,6 +108,8 @@ class _Conn:
     alive: bool = True
     ended: bool = False
     utterances: list[_Utterance] = field(default_factory=list)
+    last_settling: Result | None = None
+    """The previous result, when it was a finalize answer that settled an utterance."""
 
     def pending(self) -> list[_Utterance]:
         return [u for u in self.utterances if not u.done]
@@ -375,7 +379,9 @@ class RequestMachine:
                 return  # later utterances cannot exist while this one is still open
             if not utterance.end_sent:
                 utterance.end_sent = True
-                self._emit(act.SendText(conn.id, self._end_text(conn, utterance)))
+                end_text = self._end_text(conn, utterance)
+                utterance.finalize_sent = end_text == FINALIZE_MESSAGE
+                self._emit(act.SendText(conn.id, end_text))
                 self._start_timer(_SETTLE_PREFIX + str(conn.id), self.config.final_timeout_s)
 
     def _end_text(self, conn: _Conn, utterance: _Utterance) -> str:
@@ -407,6 +413,13 @@ class RequestMachine:
             self._result(conn, message)
 
     def _result(self, conn: _Conn, result: Result) -> None:
+        repeat = result.from_finalize and result == conn.last_settling
+        conn.last_settling = None
+        if repeat:
+            # The very same finalize answer twice in a row (a finalize that raced the server's
+            # own end of utterance): the copy must not settle the next utterance.
+            self._emit(act.Log.debug(f"dropped a repeated final: {result.transcript!r}"))
+            return
         if not result.is_final and not result.is_last:
             self._emit(act.Log.debug(f"interim: {result.transcript!r}"))
             return
@@ -416,9 +429,10 @@ class RequestMachine:
                 self._retire(conn)
             return
         target = pending[0]
-        if result.from_finalize and not target.end_sent:
-            # A finalize answer for an utterance already settled (it raced the server's own
-            # end-of-utterance): its text was counted once already.
+        if result.from_finalize and not result.is_last and not target.finalize_sent:
+            # A finalize answer, but this utterance was sent no finalize (not yet, or it ended
+            # with the end of the session): it answers one already settled, or it repeats a
+            # final of the server's own end of utterance. Its text was counted once already.
             self._emit(act.Log.debug(f"dropped a repeated final: {result.transcript!r}"))
             return
         if target.text.add(result):
@@ -428,6 +442,7 @@ class RequestMachine:
             settled = [u for u in pending if u.end_sent]
         elif result.from_finalize:
             settled = [target]
+            conn.last_settling = result
         for utterance in settled:
             self._settle(utterance)
         if result.is_last:
@@ -485,6 +500,10 @@ class RequestMachine:
         for utterance in orphans:
             utterance.forget_connection()
         if not orphans:
+            return
+        if failure.retryable and self._retry_pending:
+            # Another connection of this request failed too and a reconnection is already
+            # scheduled: these utterances go with it. One outage is one retry, not several.
             return
         if failure.retryable and self._retries < self.config.max_retries:
             delay = min(

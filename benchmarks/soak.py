@@ -1,0 +1,672 @@
+"""Soak: many real-time Home-Assistant-style sessions for minutes, with cloud faults at random.
+
+    python -m benchmarks.soak [--seconds 180] [--streams 20] [--fault-rate 0.2] [--seed 1]
+                              [--finalize-delay-ms 300] [--client ha|reading] [--json out.json]
+
+Three processes, loopback only:
+
+- the emulator (tones recognizer, ``--finalize-delay-ms``), run by this module in a child
+  process (``--emulator-child``) so that its CPU does not starve the clients. Before every
+  handshake it holds one pending injection, drawn at random: with probability ``--fault-rate``
+  a fault a retry can survive (drop, close-1011, close-1008, refuse-500, refuse-429, stall,
+  invalid-json, duplicate-final, late-interim, error-status), or, for ``--auth-share`` of the
+  faulted sessions, refuse-401, which must end its request with an ``auth`` error;
+- the bridge, ``python -m wyoming_lightning`` with its default timeouts and retries, webrtc VAD,
+  the Pulse URL; a subprocess so that its peak RSS (``VmHWM``) and CPU are its own;
+- the clients, here: ``--streams`` loops, each sending one request after another as Home
+  Assistant does (new connection, ``transcribe``, ``audio-start``, 320-byte chunks paced at
+  10 ms in real time, ``audio-stop``, then read). Each request is one to three commands of tone
+  words separated by 1.0-1.6 s of silence, so the exact transcript is known. ``--client ha``
+  writes all audio before reading (Home Assistant 2026.2); ``--client reading`` reads while it
+  writes and stops sending at the first answer (the newer Home Assistant client).
+
+Each request names a unique tag in ``transcript_names``; the bridge forwards it as a keyword,
+so the emulator's records say which sessions (and faults) belonged to which request. A request
+is *survivable* when it met no refuse-401 and at most two failing faults (stall costs the 5 s
+settle timeout each; three can exhaust the 15 s response timeout, four the 3 retries): every
+survivable request must end with the exact transcript. Loops are bounded by ``--seconds``;
+every request by a client timeout; the run stops by itself and kills what it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wyoming.asr import Transcribe
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.event import async_read_event
+
+from wyoming_lightning.emulator import EmulatorConfig, EmulatorServer, Fault
+from wyoming_lightning.emulator.tones import WORDS, encode_phrase, silence
+from wyoming_lightning.wire import encode_event
+
+API_KEY = "soak-key-5d1e"
+PULSE_PATH = "/waves/v1/pulse/get_text"
+CHUNK_BYTES = 320  # 10 ms of 16 kHz mono s16, as Home Assistant sends
+CHUNK_S = 0.010
+SURVIVABLE = (
+    "drop",
+    "close-1011",
+    "close-1008",
+    "refuse-500",
+    "refuse-429",
+    "stall",
+    "invalid-json",
+    "duplicate-final",
+    "late-interim",
+    "error-status",
+)
+HARMLESS = frozenset({"duplicate-final", "late-interim"})  # the session still ends normally
+AUTH_FAULT = "refuse-401"
+MAX_FAILING_SURVIVABLE = 2
+CLIENT_TIMEOUT_S = 60.0
+IDLE_WAIT_S = 15.0
+
+
+# ============================================================================ emulator child
+
+
+def _random_fault(rng: random.Random, rate: float, auth_share: float) -> tuple[Fault, ...]:
+    if rng.random() >= rate:
+        return ()
+    if rng.random() < auth_share:
+        return (Fault(AUTH_FAULT),)
+    name = rng.choice(SURVIVABLE)
+    # Somewhere in the first two seconds of sent audio, or at the end signal if it comes first.
+    return (Fault(name, after_bytes=rng.randrange(3200, 64000), retry_after_s=1),)
+
+
+async def _emulator_child(args: argparse.Namespace) -> None:
+    rng = random.Random(args.seed)
+    config = EmulatorConfig(
+        api_key=API_KEY, recognizer="tones", finalize_delay_ms=args.finalize_delay_ms
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with EmulatorServer(config, host="127.0.0.1", port=args.port) as emu:
+
+        async def keep_one_injection_pending() -> None:
+            # Public API only: one injection (possibly empty) for the next handshake; renewed as
+            # soon as a handshake has drawn it. A handshake that races the renewal draws none.
+            while True:
+                emu.inject(_random_fault(rng, args.fault_rate, args.auth_share), count=1)
+                await emu.wait_for(_more_sessions_than(emu, len(emu.sessions)))
+
+        injector = asyncio.create_task(keep_one_injection_pending())
+        print("ready", flush=True)
+        await stop.wait()
+        injector.cancel()
+        with contextlib.suppress(TimeoutError):
+            await emu.wait_idle(IDLE_WAIT_S)
+        records = [
+            {
+                "tag": _tag_of(r.params.get("keywords")),
+                "faults": list(r.faults),
+                "status": r.handshake_status,
+                "close_code": r.close_code,
+                "audio_bytes": r.audio_bytes_received,
+            }
+            for r in emu.sessions
+        ]
+        dump = {"open_sessions": emu.active_sessions, "sessions": records}
+        Path(args.dump).write_text(json.dumps(dump), encoding="utf-8")
+
+
+def _more_sessions_than(emu: EmulatorServer, seen: int) -> Callable[[], bool]:
+    return lambda: len(emu.sessions) > seen
+
+
+def _tag_of(keywords: str | None) -> str | None:
+    if not keywords:
+        return None
+    return keywords.split(",")[0].rpartition(":")[0] or None
+
+
+# ============================================================================ processes
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _proc_status(pid: int) -> dict[str, int]:
+    """VmRSS / VmHWM in kB."""
+    out: dict[str, int] = {}
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out[key] = int(value.split()[0])
+    return out
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _sockets(pid: int) -> int:
+    count = 0
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"):
+                    count += 1
+    return count
+
+
+class Child:
+    """A subprocess whose output is read in the background (so its pipe never fills)."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, stream: asyncio.StreamReader) -> None:
+        self.proc = proc
+        self.lines: list[str] = []
+        self.warnings = 0
+        self._ready = asyncio.Event()
+        self._marker = ""
+        self._task = asyncio.create_task(self._read(stream))
+
+    async def _read(self, stream: asyncio.StreamReader) -> None:
+        while raw := await stream.readline():
+            line = raw.decode(errors="replace").rstrip()
+            if len(self.lines) < 20000:
+                self.lines.append(line)
+            if " WARNING " in line or " ERROR " in line:
+                self.warnings += 1
+            if self._marker and self._marker in line:
+                self._ready.set()
+
+    async def wait_for_line(self, marker: str, timeout: float) -> None:
+        self._marker = marker
+        if any(marker in line for line in self.lines):
+            return
+        async with asyncio.timeout(timeout):
+            await self._ready.wait()
+
+    async def stop(self, timeout: float = 20.0) -> int:
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                async with asyncio.timeout(timeout):
+                    await self.proc.wait()
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                await self._task
+        return self.proc.returncode if self.proc.returncode is not None else -1
+
+
+async def _spawn(args: Sequence[str], env: dict[str, str], via: str) -> Child:
+    proc = await asyncio.create_subprocess_exec(
+        *args,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE if via == "stdout" else asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE if via == "stderr" else asyncio.subprocess.DEVNULL,
+    )
+    stream = proc.stdout if via == "stdout" else proc.stderr
+    assert stream is not None
+    return Child(proc, stream)
+
+
+# ============================================================================ clients
+
+
+@dataclass
+class Outcome:
+    tag: str
+    expected: str
+    utterances: int
+    audio_s: float
+    result: str = "no answer"  # ok | wrong | error:<code> | no answer | client timeout
+    transcript: str | None = None
+    latency_s: float | None = None  # audio-stop -> transcript
+
+
+def _make_request(rng: random.Random) -> tuple[bytes, str, int]:
+    parts: list[bytes] = [silence(rng.randint(200, 600))]
+    texts: list[str] = []
+    count = rng.choice((1, 1, 2, 3))
+    for i in range(count):
+        words = " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 5)))
+        texts.append(words)
+        parts.append(encode_phrase(words))
+        if i < count - 1:
+            parts.append(silence(rng.randint(1000, 1600)))
+    parts.append(silence(750))  # Home Assistant stops 0.7 s after the speaker does
+    return b"".join(parts), " ".join(texts), count
+
+
+async def _read_answer(
+    reader: asyncio.StreamReader, outcome: Outcome, stopped: list[float]
+) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            event = await async_read_event(reader)
+        except (ConnectionError, OSError):
+            return
+        if event is None:
+            return
+        if event.type == "transcript":
+            outcome.transcript = str(event.data.get("text", ""))
+            outcome.result = "ok" if outcome.transcript == outcome.expected else "wrong"
+            if stopped:
+                outcome.latency_s = loop.time() - stopped[0]
+            return
+        if event.type == "error":
+            outcome.result = f"error:{event.data.get('code')}"
+            return
+
+
+async def _request(port: int, rng: random.Random, tag: str, mode: str) -> Outcome:
+    pcm, expected, count = _make_request(rng)
+    outcome = Outcome(tag, expected, count, len(pcm) / 32000)
+    loop = asyncio.get_running_loop()
+    stopped: list[float] = []
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    reading: asyncio.Task[None] | None = None
+    try:
+        writer.write(encode_event(Transcribe(language="en", transcript_names=[tag]).event()))
+        writer.write(encode_event(AudioStart(rate=16000, width=2, channels=1).event()))
+        if mode == "reading":
+            reading = asyncio.create_task(_read_answer(reader, outcome, stopped))
+        start = loop.time()
+        try:
+            for k, i in enumerate(range(0, len(pcm), CHUNK_BYTES)):
+                if reading is not None and reading.done():
+                    break  # answered (an early error): the newer client stops sending
+                if writer.transport.is_closing():
+                    break  # the bridge hung up; a real client's next write would fail
+                delay = start + k * CHUNK_S - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                chunk = AudioChunk(16000, 2, 1, pcm[i : i + CHUNK_BYTES])
+                writer.write(encode_event(chunk.event()))
+                if k % 10 == 0:
+                    await writer.drain()
+            writer.write(encode_event(AudioStop().event()))
+            await writer.drain()
+            stopped.append(loop.time())
+        except (ConnectionError, OSError):
+            pass  # the bridge hung up (after an error): read what it said
+        async with asyncio.timeout(CLIENT_TIMEOUT_S):
+            if reading is None:
+                await _read_answer(reader, outcome, stopped)
+            else:
+                await reading
+    except TimeoutError:
+        outcome.result = "client timeout"
+    finally:
+        if reading is not None:
+            reading.cancel()
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+    return outcome
+
+
+async def _stream(
+    port: int, index: int, seed: int, deadline: float, mode: str, out: list[Outcome]
+) -> None:
+    rng = random.Random(seed * 1000 + index)
+    loop = asyncio.get_running_loop()
+    await asyncio.sleep(rng.uniform(0, 1.0))  # stagger the streams
+    n = 0
+    while loop.time() < deadline:
+        n += 1
+        out.append(await _request(port, rng, f"soak{index}x{n}", mode))
+        await asyncio.sleep(rng.uniform(0.1, 0.5))
+
+
+# ============================================================================ report
+
+
+def _pct(values: Sequence[float], pct: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(pct / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value * 1000:.0f} ms"
+
+
+@dataclass
+class Report:
+    command: str
+    seconds: float
+    streams: int
+    fault_rate: float
+    seed: int
+    finalize_delay_ms: int
+    client: str
+    requests: int = 0
+    correct: int = 0
+    errors_by_code: dict[str, int] = field(default_factory=dict)
+    auth_expected: int = 0
+    auth_answered: int = 0
+    auth_results: dict[str, int] = field(default_factory=dict)
+    survivable: int = 0
+    survivable_faulted: int = 0
+    lost_or_wrong: int = 0
+    lost_or_wrong_examples: list[dict[str, Any]] = field(default_factory=list)
+    beyond_budget: dict[str, int] = field(default_factory=dict)
+    latency_p50_s: float | None = None
+    latency_p99_s: float | None = None
+    latency_max_s: float | None = None
+    clean_latency_p50_s: float | None = None
+    clean_latency_p99_s: float | None = None
+    faulted_latency_p99_s: float | None = None
+    sessions: int = 0
+    faults_injected: dict[str, int] = field(default_factory=dict)
+    untagged_sessions: int = 0
+    bridge_peak_rss_mb: float = 0.0
+    bridge_rss_after_warmup_mb: float = 0.0
+    bridge_rss_end_mb: float = 0.0
+    bridge_rss_every_30s_mb: list[float] = field(default_factory=list)
+    bridge_cpu_percent: float = 0.0
+    emulator_cpu_percent: float = 0.0
+    clients_cpu_percent: float = 0.0
+    bridge_warnings: int = 0
+    open_sessions_at_end: int = -1
+    bridge_sockets_left: int = -1
+    bridge_exit_code: int | None = None
+
+
+def _score(report: Report, outcomes: list[Outcome], dump: dict[str, Any]) -> None:
+    by_tag: dict[str, list[dict[str, Any]]] = {}
+    for record in dump["sessions"]:
+        if record["tag"] is None:
+            report.untagged_sessions += 1
+        else:
+            by_tag.setdefault(record["tag"], []).append(record)
+        for name in record["faults"]:
+            report.faults_injected[name] = report.faults_injected.get(name, 0) + 1
+    report.sessions = len(dump["sessions"])
+    report.open_sessions_at_end = int(dump["open_sessions"])
+    errors: Counter[str] = Counter()
+    beyond: Counter[str] = Counter()
+    auth: Counter[str] = Counter()
+    latencies: list[float] = []
+    clean: list[float] = []
+    faulted: list[float] = []
+    for o in outcomes:
+        report.requests += 1
+        sessions = by_tag.get(o.tag, [])
+        names = [n for s in sessions for n in s["faults"]]
+        failing = sum(1 for s in sessions if any(n not in HARMLESS for n in s["faults"]))
+        if o.result == "ok":
+            report.correct += 1
+        elif o.result.startswith("error:"):
+            errors[o.result.removeprefix("error:")] += 1
+        if o.latency_s is not None and o.result == "ok":
+            latencies.append(o.latency_s)
+            (faulted if names else clean).append(o.latency_s)
+        if AUTH_FAULT in names:
+            report.auth_expected += 1
+            report.auth_answered += o.result == "error:auth"
+            auth[o.result] += 1
+        elif failing <= MAX_FAILING_SURVIVABLE:
+            report.survivable += 1
+            report.survivable_faulted += bool(names)
+            if o.result != "ok":
+                report.lost_or_wrong += 1
+                if len(report.lost_or_wrong_examples) < 10:
+                    report.lost_or_wrong_examples.append({**asdict(o), "sessions": sessions})
+        else:
+            beyond[o.result] += 1
+    report.errors_by_code = dict(errors)
+    report.beyond_budget = dict(beyond)
+    report.auth_results = dict(auth)
+    report.latency_p50_s = _pct(latencies, 50)
+    report.latency_p99_s = _pct(latencies, 99)
+    report.latency_max_s = max(latencies) if latencies else None
+    report.clean_latency_p50_s = _pct(clean, 50)
+    report.clean_latency_p99_s = _pct(clean, 99)
+    report.faulted_latency_p99_s = _pct(faulted, 99)
+
+
+def _print(report: Report) -> None:
+    errors = ", ".join(f"{k} {v}" for k, v in sorted(report.errors_by_code.items())) or "none"
+    beyond = ", ".join(f"{k} {v}" for k, v in sorted(report.beyond_budget.items())) or "none"
+    faults = ", ".join(f"{k} {v}" for k, v in sorted(report.faults_injected.items()))
+    rows = [
+        ("command", report.command),
+        (
+            "load",
+            f"{report.streams} real-time streams for {report.seconds:g} s, "
+            f"fault rate {report.fault_rate:g}/session, finalize delay "
+            f"{report.finalize_delay_ms} ms, client {report.client}",
+        ),
+        ("requests served", str(report.requests)),
+        ("transcripts correct", str(report.correct)),
+        ("ended in error, by code", errors),
+        (
+            "refuse-401 requests -> auth",
+            f"{report.auth_answered} of {report.auth_expected} "
+            f"({', '.join(f'{k} {v}' for k, v in sorted(report.auth_results.items()))})",
+        ),
+        (
+            "survivable requests",
+            f"{report.survivable} ({report.survivable_faulted} met a fault)",
+        ),
+        ("LOST OR WRONG (survivable)", str(report.lost_or_wrong)),
+        ("beyond the retry budget", beyond),
+        (
+            "latency stop->transcript",
+            f"p50 {_ms(report.latency_p50_s)}, p99 {_ms(report.latency_p99_s)}, "
+            f"max {_ms(report.latency_max_s)}",
+        ),
+        (
+            "  without / with faults",
+            f"p50 {_ms(report.clean_latency_p50_s)}, p99 {_ms(report.clean_latency_p99_s)} / "
+            f"p99 {_ms(report.faulted_latency_p99_s)}",
+        ),
+        ("service sessions", f"{report.sessions} ({report.untagged_sessions} untagged)"),
+        ("faults injected", faults),
+        (
+            "bridge peak RSS (VmHWM)",
+            f"{report.bridge_peak_rss_mb:.1f} MB (after warm-up "
+            f"{report.bridge_rss_after_warmup_mb:.1f}, at end {report.bridge_rss_end_mb:.1f})",
+        ),
+        (
+            "CPU (of one core)",
+            f"bridge {report.bridge_cpu_percent:.0f}%, emulator "
+            f"{report.emulator_cpu_percent:.0f}%, clients {report.clients_cpu_percent:.0f}%",
+        ),
+        ("bridge RSS every 30 s (MB)", " ".join(f"{v:g}" for v in report.bridge_rss_every_30s_mb)),
+        ("bridge warnings logged", str(report.bridge_warnings)),
+        ("open sessions at end", str(report.open_sessions_at_end)),
+        ("bridge sockets left open", str(report.bridge_sockets_left)),
+        ("bridge exit code (SIGTERM)", str(report.bridge_exit_code)),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+    for example in report.lost_or_wrong_examples:
+        print("  lost/wrong:", json.dumps(example))
+
+
+# ============================================================================ main
+
+
+async def run(args: argparse.Namespace) -> Report:
+    report = Report(
+        command=" ".join(["python -m benchmarks.soak", *sys.argv[1:]]),
+        seconds=args.seconds,
+        streams=args.streams,
+        fault_rate=args.fault_rate,
+        seed=args.seed,
+        finalize_delay_ms=args.finalize_delay_ms,
+        client=args.client,
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LIGHTNING_", "SMALLEST_"))}
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parent.parent)])
+    emulator_port, bridge_port = _free_port(), _free_port()
+    dump_path = Path(tempfile.mkdtemp(prefix="soak-")) / "emulator.json"
+    emulator = await _spawn(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.soak",
+            "--emulator-child",
+            "--port",
+            str(emulator_port),
+            "--dump",
+            str(dump_path),
+            "--fault-rate",
+            str(args.fault_rate),
+            "--auth-share",
+            str(args.auth_share),
+            "--seed",
+            str(args.seed),
+            "--finalize-delay-ms",
+            str(args.finalize_delay_ms),
+        ],
+        env,
+        via="stdout",
+    )
+    bridge: Child | None = None
+    try:
+        await emulator.wait_for_line("ready", 60)
+        bridge = await _spawn(
+            [
+                sys.executable,
+                "-m",
+                "wyoming_lightning",
+                "--uri",
+                f"tcp://127.0.0.1:{bridge_port}",
+                "--lightning-url",
+                f"ws://127.0.0.1:{emulator_port}{PULSE_PATH}",
+                "--vad",
+                "webrtc",
+            ],
+            {**env, "SMALLEST_API_KEY": API_KEY},
+            via="stderr",
+        )
+        await bridge.wait_for_line("listening on", 60)
+        bridge_pid = bridge.proc.pid
+        sockets_idle = _sockets(bridge_pid)
+        cpu0 = (_cpu_seconds(bridge_pid), _cpu_seconds(emulator.proc.pid), time.process_time())
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        deadline = began + args.seconds
+        outcomes: list[Outcome] = []
+        streams = [
+            asyncio.create_task(_stream(bridge_port, i, args.seed, deadline, args.client, outcomes))
+            for i in range(args.streams)
+        ]
+        warm = min(30.0, args.seconds / 6)
+        await asyncio.sleep(warm)
+        report.bridge_rss_after_warmup_mb = _proc_status(bridge_pid).get("VmRSS", 0) / 1024
+        last_report = loop.time()
+        while not all(t.done() for t in streams):
+            await asyncio.wait(streams, timeout=10)
+            if loop.time() - last_report >= 30:
+                last_report = loop.time()
+                done = sum(1 for o in outcomes if o.result == "ok")
+                rss = _proc_status(bridge_pid).get("VmRSS", 0) / 1024
+                report.bridge_rss_every_30s_mb.append(round(rss, 1))
+                print(
+                    f"[{loop.time() - began:5.0f} s] requests {len(outcomes)}, correct {done}, "
+                    f"bridge RSS {rss:.1f} MB",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        for task in streams:
+            task.result()  # a client bug must not pass silently
+        elapsed = loop.time() - began
+        cpu1 = (_cpu_seconds(bridge_pid), _cpu_seconds(emulator.proc.pid), time.process_time())
+        report.bridge_cpu_percent = 100 * (cpu1[0] - cpu0[0]) / elapsed
+        report.emulator_cpu_percent = 100 * (cpu1[1] - cpu0[1]) / elapsed
+        report.clients_cpu_percent = 100 * (cpu1[2] - cpu0[2]) / elapsed
+        # Connections linger up to 2 s after answering: give them a bounded moment to close.
+        for _ in range(100):
+            report.bridge_sockets_left = _sockets(bridge_pid) - sockets_idle
+            if report.bridge_sockets_left <= 0:
+                break
+            await asyncio.sleep(0.1)
+        status = _proc_status(bridge_pid)
+        report.bridge_peak_rss_mb = status.get("VmHWM", 0) / 1024
+        report.bridge_rss_end_mb = status.get("VmRSS", 0) / 1024
+        await emulator.stop(timeout=IDLE_WAIT_S + 10)  # it waits for idle, then dumps
+        dump = json.loads(dump_path.read_text(encoding="utf-8"))
+        _score(report, outcomes, dump)
+        report.bridge_exit_code = await bridge.stop()
+        report.bridge_warnings = bridge.warnings
+    finally:
+        if bridge is not None:
+            await bridge.stop()
+        await emulator.stop()
+    return report
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.soak", description=__doc__)
+    parser.add_argument("--seconds", type=float, default=180.0, help="how long to start requests")
+    parser.add_argument("--streams", type=int, default=20, help="concurrent real-time clients")
+    parser.add_argument("--fault-rate", type=float, default=0.2, help="faulted share of sessions")
+    parser.add_argument(
+        "--auth-share", type=float, default=0.05, help="share of faults that are refuse-401"
+    )
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--finalize-delay-ms", type=int, default=300)
+    parser.add_argument("--client", choices=("ha", "reading"), default="ha")
+    parser.add_argument("--json", help="also write the figures to this file")
+    # The emulator child process (internal).
+    parser.add_argument("--emulator-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--dump", help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.emulator_child:
+        asyncio.run(_emulator_child(args))
+        return 0
+    if args.streams < 1 or args.seconds <= 0 or not 0 <= args.fault_rate <= 1:
+        raise SystemExit("--streams >= 1, --seconds > 0 and --fault-rate within 0..1")
+    report = asyncio.run(run(args))
+    _print(report)
+    if args.json:
+        Path(args.json).write_text(json.dumps(asdict(report), indent=1), encoding="utf-8")
+    ok = (
+        report.lost_or_wrong == 0
+        and report.open_sessions_at_end == 0
+        and report.auth_answered == report.auth_expected
+        and report.requests > 0
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,6 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
+import re
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -16,6 +19,7 @@ from wyoming.asr import Transcribe
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
 from wyoming.event import Event
+from wyoming.info import Describe, Info
 
 from wyoming_lightning.config import Secret, Settings
 from wyoming_lightning.server import WyomingServer
@@ -125,3 +129,91 @@ async def transcribe(
         return await read_answer(client, until=("transcript", "error"))
     finally:
         await client.disconnect()
+
+
+async def describe(port: int) -> Info:
+    """Ask ``describe`` on a fresh connection, as Home Assistant does when it adds a server."""
+    client = AsyncTcpClient("127.0.0.1", port)
+    await client.connect()
+    try:
+        await client.write_event(Describe().event())
+        event = await client.read_event()
+        assert event is not None and event.type == "info", event
+        return Info.from_event(event)
+    finally:
+        await client.disconnect()
+
+
+async def start_request(
+    port: int, pcm: bytes, transcribe_event: Transcribe | None = None
+) -> AsyncTcpClient:
+    """Open a request and send its audio in 10 ms chunks, without audio-stop: the caller goes on."""
+    client = AsyncTcpClient("127.0.0.1", port)
+    await client.connect()
+    await client.write_event((transcribe_event or Transcribe(language="en")).event())
+    await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
+    for i in range(0, len(pcm), 320):
+        await client.write_event(AudioChunk(16000, 2, 1, pcm[i : i + 320]).event())
+    return client
+
+
+class ServerProcess:
+    """A running ``python -m wyoming_lightning`` and everything it has logged so far."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.log: list[str] = []
+        self.port = 0
+
+    async def read_until(self, pattern: str, timeout: float = 60.0) -> re.Match[str]:
+        assert self.proc.stderr is not None
+        async with asyncio.timeout(timeout):
+            while True:
+                raw = await self.proc.stderr.readline()
+                if not raw:
+                    raise AssertionError("the server exited; log:\n" + "".join(self.log))
+                text = raw.decode()
+                self.log.append(text)
+                found = re.search(pattern, text)
+                if found:
+                    return found
+
+    async def finish(self) -> int:
+        """Wait for the exit (after a signal), keeping the rest of the log."""
+        assert self.proc.stderr is not None
+        rest = await self.proc.stderr.read()
+        self.log.append(rest.decode())
+        return await self.proc.wait()
+
+
+def clean_env(key: str | None) -> dict[str, str]:
+    """The environment without our own settings, plus the API key if one is given."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LIGHTNING_", "SMALLEST_"))}
+    if key is not None:
+        env["SMALLEST_API_KEY"] = key
+    return env
+
+
+@contextlib.asynccontextmanager
+async def server_process(*args: str, key: str | None = API_KEY) -> AsyncIterator[ServerProcess]:
+    """The server as a user runs it, on a port the kernel picks (read back from its log)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "wyoming_lightning",
+        "--uri",
+        "tcp://127.0.0.1:0",
+        *args,
+        env=clean_env(key),
+        stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
+    )
+    process = ServerProcess(proc)
+    try:
+        found = await process.read_until(r"listening on tcp://127\.0\.0\.1:(\d+)")
+        process.port = int(found.group(1))
+        yield process
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()

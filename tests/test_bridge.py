@@ -12,16 +12,16 @@ from bridge import (
     Answer,
     bridge_port,
     bridge_settings,
+    describe,
     read_answer,
     running_bridge,
+    start_request,
     transcribe,
 )
 from speech_data import load_speech, with_silence
 from wer import wer
-from wyoming.asr import Transcribe
-from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.audio import AudioStop
 from wyoming.client import AsyncTcpClient
-from wyoming.info import Describe, Info
 
 from wyoming_lightning.emulator import EmulatorServer, create_recognizer
 from wyoming_lightning.emulator.tones import encode, encode_phrase, silence
@@ -32,18 +32,6 @@ PHRASE = "one two three"
 
 def urls(emu: EmulatorServer) -> dict[str, str]:
     return {"lightning": emu.lightning_url, "pulse": emu.pulse_url, "live": emu.live_url}
-
-
-async def describe(port: int) -> Info:
-    client = AsyncTcpClient("127.0.0.1", port)
-    await client.connect()
-    try:
-        await client.write_event(Describe().event())
-        event = await client.read_event()
-        assert event is not None
-        return Info.from_event(event)
-    finally:
-        await client.disconnect()
 
 
 async def test_describe_never_waits_on_the_cloud() -> None:
@@ -168,13 +156,8 @@ async def test_language_reaches_the_service(emulator: EmulatorServer) -> None:
 async def test_the_session_opens_while_audio_still_flows(emulator: EmulatorServer) -> None:
     """The handshake overlaps speech: the service has audio before the client says audio-stop."""
     async with running_bridge(bridge_settings(emulator.pulse_url)) as server:
-        client = AsyncTcpClient("127.0.0.1", bridge_port(server))
-        await client.connect()
-        await client.write_event(Transcribe(language="en").event())
-        await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
         pcm = encode_phrase(PHRASE)
-        for i in range(0, len(pcm), 320):
-            await client.write_event(AudioChunk(16000, 2, 1, pcm[i : i + 320]).event())
+        client = await start_request(bridge_port(server), pcm)
         await emulator.wait_for_audio(len(pcm) // 2)
         assert emulator.sessions[0].text_frames_received == []
         await client.write_event(AudioStop().event())

@@ -9,7 +9,14 @@ from __future__ import annotations
 import asyncio
 import json
 
-from bridge import Answer, bridge_port, bridge_settings, running_bridge, transcribe
+from bridge import (
+    Answer,
+    bridge_port,
+    bridge_settings,
+    running_bridge,
+    start_request,
+    transcribe,
+)
 from wyoming.audio import AudioChunk, AudioStart
 from wyoming.client import AsyncTcpClient
 
@@ -123,12 +130,8 @@ async def test_client_vanishing_mid_stream_releases_the_service_session(
     emulator: EmulatorServer,
 ) -> None:
     async with running_bridge(bridge_settings(emulator.pulse_url)) as server:
-        client = AsyncTcpClient("127.0.0.1", bridge_port(server))
-        await client.connect()
-        await client.write_event(AudioStart(16000, 2, 1).event())
         pcm = encode_phrase(PHRASE)
-        for i in range(0, len(pcm), 320):
-            await client.write_event(AudioChunk(16000, 2, 1, pcm[i : i + 320]).event())
+        client = await start_request(bridge_port(server), pcm)
         await emulator.wait_for_audio(len(pcm) // 2)
         assert emulator.active_sessions == 1
         await client.disconnect()  # gone, without audio-stop

@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import pytest
-from bridge import Answer, bridge_port, bridge_settings, read_answer, running_bridge, transcribe
+from bridge import (
+    Answer,
+    bridge_port,
+    bridge_settings,
+    describe,
+    read_answer,
+    running_bridge,
+    server_process,
+    start_request,
+    transcribe,
+)
 from speech_data import SpeechSample, load_speech, with_silence
-from wyoming.asr import Transcribe
-from wyoming.audio import AudioChunk, AudioStart, AudioStop
-from wyoming.client import AsyncTcpClient
-from wyoming.info import Describe, Info
+from wyoming.audio import AudioStop
 
 from wyoming_lightning.emulator import EmulatorServer, Fault
 
@@ -95,84 +98,20 @@ async def test_without_fallback_the_same_refusal_is_an_error(
     assert LOCAL_LOG not in caplog.text
 
 
-class ServerProcess:
-    """``python -m wyoming_lightning`` with its log read line by line."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.log: list[str] = []
-
-    async def read_until(self, pattern: str) -> re.Match[str]:
-        assert self.proc.stderr is not None
-        async with asyncio.timeout(START_TIMEOUT_S):
-            while True:
-                raw = await self.proc.stderr.readline()
-                if not raw:
-                    raise AssertionError("the server exited; log:\n" + "".join(self.log))
-                line = raw.decode()
-                self.log.append(line)
-                found = re.search(pattern, line)
-                if found:
-                    return found
-
-
-@asynccontextmanager
-async def keyless_server(*args: str) -> AsyncIterator[tuple[ServerProcess, int]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LIGHTNING_", "SMALLEST_"))}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "wyoming_lightning",
-        "--uri",
-        "tcp://127.0.0.1:0",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    server = ServerProcess(proc)
-    try:
-        found = await server.read_until(r"listening on tcp://127\.0\.0\.1:(\d+)")
-        yield server, int(found.group(1))
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-            async with asyncio.timeout(20):
-                await proc.wait()
-
-
-async def describe(port: int) -> Info:
-    client = AsyncTcpClient("127.0.0.1", port)
-    await client.connect()
-    try:
-        await client.write_event(Describe().event())
-        event = await client.read_event()
-        assert event is not None and event.type == "info"
-        return Info.from_event(event)
-    finally:
-        await client.disconnect()
-
-
 async def test_no_api_key_runs_local_only(emulator: EmulatorServer) -> None:
     """No key: a warning at start, the server listens, answers ``describe`` at once even while
     Whisper loads and runs, and transcribes speech locally; the cloud is never contacted."""
     speech = sample("lock_front_door")
     pcm = with_silence(speech.pcm, 0.5, 1.0)
-    async with keyless_server("--lightning-url", emulator.pulse_url, "--vad", "silero") as (
-        server,
-        port,
-    ):
+    args = ("--lightning-url", emulator.pulse_url, "--vad", "silero")
+    async with server_process(*args, key=None) as server:
+        port = server.port
         log = "".join(server.log)
         assert "WARNING" in log and "no API key" in log and "local recognizer only" in log
         info = await describe(port)
         assert info.asr[0].installed and "local recognizer" in (info.asr[0].description or "")
 
-        client = AsyncTcpClient("127.0.0.1", port)
-        await client.connect()
-        await client.write_event(Transcribe(language="en").event())
-        await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
-        for i in range(0, len(pcm), 320):
-            await client.write_event(AudioChunk(16000, 2, 1, pcm[i : i + 320]).event())
+        client = await start_request(port, pcm)
         await client.write_event(AudioStop().event())
         # The request is now with the local recognizer (the first one also loads the model).
         await server.read_until(r"audio received .* in 1 utterance")

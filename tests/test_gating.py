@@ -5,12 +5,18 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from bridge import bridge_port, bridge_settings, read_answer, running_bridge, transcribe
+from bridge import (
+    bridge_port,
+    bridge_settings,
+    describe,
+    read_answer,
+    running_bridge,
+    start_request,
+    transcribe,
+)
 from speech_data import concat_with_pause, load_speech, make_noise, mix_noise, with_silence
 from wyoming.asr import Transcribe
-from wyoming.audio import AudioChunk, AudioStart
-from wyoming.client import AsyncTcpClient
-from wyoming.info import Describe, Info
+from wyoming.audio import AudioChunk
 
 from wyoming_lightning.emulator import EmulatorServer
 from wyoming_lightning.emulator.tones import encode_phrase, silence
@@ -55,12 +61,7 @@ async def test_a_pause_settles_the_first_command_while_the_speaker_goes_on(
     """Early finalization: a finalize goes up at the pause, long before audio-stop."""
     pcm = encode_phrase("one two") + silence(1500) + encode_phrase("three") + silence(1000)
     async with running_bridge(bridge_settings(emulator.pulse_url, vad="webrtc")) as server:
-        client = AsyncTcpClient("127.0.0.1", bridge_port(server))
-        await client.connect()
-        await client.write_event(Transcribe(language="en").event())
-        await client.write_event(AudioStart(16000, 2, 1).event())
-        for i in range(0, len(pcm), 320):
-            await client.write_event(AudioChunk(16000, 2, 1, pcm[i : i + 320]).event())
+        client = await start_request(bridge_port(server), pcm)
         # Before audio-stop, the first utterance's final has streamed back.
         first = await client.read_event()
         second = await client.read_event()
@@ -114,16 +115,6 @@ async def test_two_spoken_commands_are_joined(whisper_emulator: EmulatorServer) 
     )
 
 
-async def _describe(port: int) -> Info:
-    client = AsyncTcpClient("127.0.0.1", port)
-    await client.connect()
-    await client.write_event(Describe().event())
-    event = await client.read_event()
-    await client.disconnect()
-    assert event is not None
-    return Info.from_event(event)
-
-
 @pytest.mark.parametrize(
     ("sensitivity", "pause_ms", "expected"),
     [
@@ -142,14 +133,11 @@ async def test_endpointing_answers_without_audio_stop(
     pcm = silence(300) + encode_phrase("five six") + silence(pause_ms) + encode_phrase("seven")
     async with running_bridge(settings) as server:
         port = bridge_port(server)
-        info = await _describe(port)
+        info = await describe(port)
         assert info.asr[0].requires_external_vad is False
-        client = AsyncTcpClient("127.0.0.1", port)
-        await client.connect()
-        await client.write_event(Transcribe(language="en", vad_sensitivity=sensitivity).event())
-        await client.write_event(AudioStart(16000, 2, 1).event())
-        for i in range(0, len(pcm), 320):
-            await client.write_event(AudioChunk(16000, 2, 1, pcm[i : i + 320]).event())
+        client = await start_request(
+            port, pcm, Transcribe(language="en", vad_sensitivity=sensitivity)
+        )
         # Keep "talking" silence the way a satellite streams, never sending audio-stop.
         reader = asyncio.create_task(read_answer(client, until=("transcript",)))
         for _ in range(300):
@@ -168,5 +156,5 @@ async def test_endpointing_answers_without_audio_stop(
 
 async def test_endpointing_is_off_by_default(emulator: EmulatorServer) -> None:
     async with running_bridge(bridge_settings(emulator.pulse_url)) as server:
-        info = await _describe(bridge_port(server))
+        info = await describe(bridge_port(server))
     assert info.asr[0].requires_external_vad is True

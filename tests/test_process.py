@@ -3,75 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import re
 import signal
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
-from bridge import API_KEY, read_answer, transcribe
-from wyoming.audio import AudioChunk, AudioStart, AudioStop
-from wyoming.client import AsyncTcpClient
+from bridge import API_KEY, clean_env, read_answer, server_process, start_request, transcribe
+from wyoming.audio import AudioStop
 
 from wyoming_lightning.emulator import EmulatorServer, Fault
 from wyoming_lightning.emulator.tones import encode_phrase
 
 PHRASE = "seven eight nine"
-
-
-class Process:
-    """A running ``python -m wyoming_lightning`` and everything it has logged so far."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.log: list[str] = []
-        self.port = 0
-
-    async def read_until(self, pattern: str) -> re.Match[str]:
-        assert self.proc.stderr is not None
-        while True:
-            raw = await self.proc.stderr.readline()
-            if not raw:
-                raise AssertionError("server exited; log:\n" + "".join(self.log))
-            text = raw.decode()
-            self.log.append(text)
-            found = re.search(pattern, text)
-            if found:
-                return found
-
-    async def finish(self) -> int:
-        assert self.proc.stderr is not None
-        rest = await self.proc.stderr.read()
-        self.log.append(rest.decode())
-        return await self.proc.wait()
-
-
-@asynccontextmanager
-async def server_process(*args: str, key: str | None = API_KEY) -> AsyncIterator[Process]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LIGHTNING_", "SMALLEST_"))}
-    if key is not None:
-        env["SMALLEST_API_KEY"] = key
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "wyoming_lightning",
-        "--uri",
-        "tcp://127.0.0.1:0",
-        *args,
-        env=env,
-        stderr=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.DEVNULL,
-    )
-    process = Process(proc)
-    try:
-        found = await process.read_until(r"listening on tcp://127\.0\.0\.1:(\d+)")
-        process.port = int(found.group(1))
-        yield process
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
 
 
 async def test_the_key_never_appears_in_logs_or_answers(emulator: EmulatorServer) -> None:
@@ -108,12 +49,8 @@ async def test_the_key_never_appears_in_logs_or_answers(emulator: EmulatorServer
 
 async def test_sigterm_lets_a_running_request_finish(emulator: EmulatorServer) -> None:
     async with server_process("--lightning-url", emulator.lightning_url, "--vad", "off") as server:
-        client = AsyncTcpClient("127.0.0.1", server.port)
-        await client.connect()
-        await client.write_event(AudioStart(16000, 2, 1).event())
         pcm = encode_phrase(PHRASE)
-        for i in range(0, len(pcm), 320):
-            await client.write_event(AudioChunk(16000, 2, 1, pcm[i : i + 320]).event())
+        client = await start_request(server.port, pcm)
         await emulator.wait_for_audio(len(pcm) // 2)
         server.proc.send_signal(signal.SIGTERM)
         await server.read_until("stopping: waiting for 1 request")
@@ -132,8 +69,7 @@ async def test_sigterm_lets_a_running_request_finish(emulator: EmulatorServer) -
 
 
 async def test_check_key_reports_a_rejected_key_at_start_up(emulator: EmulatorServer) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LIGHTNING_", "SMALLEST_"))}
-    env["SMALLEST_API_KEY"] = "wrong-key-123"
+    env = clean_env("wrong-key-123")
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

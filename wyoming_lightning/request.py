@@ -648,7 +648,8 @@ class RequestMachine:
         self._emit(act.Transcript(text, language))
         if self.config.streaming:
             self._emit(act.TranscriptStop())
-        self._emit(act.Log.info(f"transcript: {text!r}"))
+        self._emit(act.Log.info(f"answered: {len(text.split())} word(s)"))
+        self._emit(act.Log.debug(f"transcript: {text!r}"))
         self._end()
         return True
 

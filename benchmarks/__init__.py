@@ -1,1 +1,15 @@
-"""Benchmarks: run each module as a script (python benchmarks/<name>.py)."""
+"""Benchmarks: ``python -m benchmarks [TABLE ...] [--json FILE]`` (see benchmarks/__main__.py).
+
+The tables run the bridge and the emulator as subprocesses on loopback and load them from
+this process; docs/benchmarks.md has the figures. ``python -m benchmarks.load`` is a steady
+load (optionally under py-spy) for profiling. ``benchmarks/vad_gate.py`` (the VAD gate alone)
+and ``benchmarks/soak.py`` run as scripts of their own.
+"""
+
+import sys
+from pathlib import Path
+
+# The speech set and the WER helper live with the tests.
+_TESTS = str(Path(__file__).resolve().parent.parent / "tests")
+if _TESTS not in sys.path:
+    sys.path.insert(0, _TESTS)

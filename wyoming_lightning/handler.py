@@ -32,7 +32,8 @@ from .wire import WireError, encode_event, read_event
 
 _LOGGER = logging.getLogger(__name__)
 _IDS = itertools.count(1)
-LINGER_S = 2.0
+LINGER_QUIET_S = 2.0
+LINGER_MAX_S = 20.0
 
 
 def _format_of(data: dict[str, object]) -> PcmFormat | None:
@@ -43,6 +44,63 @@ def _format_of(data: dict[str, object]) -> PcmFormat | None:
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in (rate, width, channels)):
         return None
     return PcmFormat(rate=int(rate), width=int(width), channels=int(channels))  # type: ignore[call-overload]
+
+
+class _IdleTimeout:
+    """``asyncio.timeout(seconds)`` for each read of a loop, on one lazily re-armed timer.
+
+    A fresh ``asyncio.timeout`` per event creates, schedules and cancels a timer a hundred
+    times a second per audio stream, and the cancelled timers crowd the event loop's heap.
+    This one keeps a single timer: entering only moves the deadline, and the timer, when it
+    fires before the deadline, re-arms itself for it. Expiry raises ``TimeoutError`` out of
+    the ``async with`` exactly as ``asyncio.timeout`` does.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+        self._loop = asyncio.get_running_loop()
+        self._task: asyncio.Task[object] | None = None
+        self._deadline = 0.0
+        self._active = False
+        self._expired = False
+        self._cancelling = 0
+        self._handle: asyncio.TimerHandle | None = None
+
+    async def __aenter__(self) -> None:
+        task = self._task
+        if task is None:
+            task = self._task = asyncio.current_task()
+            assert task is not None
+        self._cancelling = task.cancelling()
+        self._deadline = self._loop.time() + self._seconds
+        self._active = True
+        if self._handle is None:
+            self._handle = self._loop.call_at(self._deadline, self._fire)
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        self._active = False
+        if self._expired:
+            self._expired = False
+            assert self._task is not None
+            if self._task.uncancel() <= self._cancelling and exc_type is asyncio.CancelledError:
+                raise TimeoutError from exc
+
+    def _fire(self) -> None:
+        self._handle = None
+        if not self._active or self._task is None:
+            return  # between reads: the next one re-arms
+        if self._loop.time() < self._deadline:
+            self._handle = self._loop.call_at(self._deadline, self._fire)
+            return
+        self._expired = True
+        self._task.cancel()
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
 
 
 class ClientHandler:
@@ -87,27 +145,31 @@ class ClientHandler:
 
     async def _read_loop(self) -> None:
         idle = self._settings.idle_timeout_s
-        while not self._finished.is_set():
-            try:
-                async with asyncio.timeout(idle):
-                    event = await read_event(self._reader)
-            except TimeoutError:
-                if self._machine is not None and not self._machine.done:
-                    self._error(ErrorCode.TIMEOUT, f"no event from the client for {idle:g} s")
-                else:
-                    self._debug(f"closing a connection idle for {idle:g} s")
-                return
-            except WireError as err:
-                self._error(ErrorCode.BAD_REQUEST, f"malformed event: {err}")
-                return
-            except (ConnectionError, OSError):
-                event = None
-            if event is None:
-                if self._machine is not None and not self._machine.done:
-                    self._apply(self._machine.client_gone())
-                return
-            await self._handle(event)
-            await self._drain()
+        idle_timeout = _IdleTimeout(idle)
+        try:
+            while not self._finished.is_set():
+                try:
+                    async with idle_timeout:
+                        event = await read_event(self._reader)
+                except TimeoutError:
+                    if self._machine is not None and not self._machine.done:
+                        self._error(ErrorCode.TIMEOUT, f"no event from the client for {idle:g} s")
+                    else:
+                        self._debug(f"closing a connection idle for {idle:g} s")
+                    return
+                except WireError as err:
+                    self._error(ErrorCode.BAD_REQUEST, f"malformed event: {err}")
+                    return
+                except (ConnectionError, OSError):
+                    event = None
+                if event is None:
+                    if self._machine is not None and not self._machine.done:
+                        self._apply(self._machine.client_gone())
+                    return
+                await self._handle(event)
+                await self._drain()
+        finally:
+            idle_timeout.close()
 
     async def _cleanup(self) -> None:
         if self._machine is not None and not self._machine.done:
@@ -137,18 +199,24 @@ class ClientHandler:
                 await self._writer.wait_closed()
 
     async def _linger(self) -> None:
-        """Read and drop what the client still sends, until it closes or LINGER_S pass.
+        """Read and drop what the client still sends, until it closes, pauses, or time is up.
 
         Closing a socket with unread input makes the kernel send a reset, and a reset can
         destroy the answer before the client reads it. Home Assistant writes all its audio
-        before reading, and streaming satellites never stop: both would lose the answer.
+        (up to 15 s of it) before reading, so an early ``error`` must outlast that upload.
+        A client that goes quiet for LINGER_QUIET_S has read its answer or never will.
         """
         with contextlib.suppress(TimeoutError, ConnectionError, OSError, ValueError):
-            async with asyncio.timeout(LINGER_S):
-                while not self._reader.at_eof() and await self._reader.read(1 << 16):
-                    pass
+            async with asyncio.timeout(LINGER_MAX_S):
+                while not self._reader.at_eof():
+                    async with asyncio.timeout(LINGER_QUIET_S):
+                        if not await self._reader.read(1 << 16):
+                            return
 
     async def _drain(self) -> None:
+        transport = self._writer.transport
+        if not transport.get_write_buffer_size() and not transport.is_closing():
+            return  # nothing buffered: drain() would return at once (and the timer is costly)
         with contextlib.suppress(ConnectionError, OSError, TimeoutError):
             async with asyncio.timeout(self._settings.send_timeout_s):
                 await self._writer.drain()

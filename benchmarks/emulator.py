@@ -1,0 +1,123 @@
+"""The emulator as the benchmarks run it: a subprocess, optionally with a cheaper tone decoder.
+
+``python -m benchmarks.emulator --port N [--recognizer fast-tones|tones|whisper]
+[--finalize-delay-ms N] [--max-sessions N] [--log-level info]``
+
+The stock ``tones`` recognizer finds each word's pitch with a 32768-point FFT and the emulator
+re-decodes the whole segment for an interim every 100 ms of audio: about 11 ms of CPU for one
+decode of a 2.3 s phrase, some 60 ms of CPU per audio second per stream, so that at 100 streams
+the emulator alone would need several cores of this two-core machine and the bridge would be
+measured starved. ``fast-tones`` reads the same words from zero crossings (about 50 times
+cheaper) and gives the same text on tone audio; interims keep the stock cadence. The
+protocol, the finalize delay and everything else are the emulator's own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Sequence
+
+import numpy as np
+
+from wyoming_lightning.emulator import EmulatorConfig, EmulatorServer, Word
+from wyoming_lightning.emulator import tones as t
+from wyoming_lightning.emulator.recognizers import Recognizer, create_recognizer
+
+RECOGNIZERS = ("fast-tones", "tones", "whisper")
+
+
+def fast_decode(pcm: bytes) -> list[t.Tone]:
+    """``tones.decode`` for 16 kHz audio, with the pitch taken from zero crossings."""
+    samples = np.frombuffer(pcm[: len(pcm) - len(pcm) % 2], dtype="<i2")
+    threshold = int(t._ACTIVE_AMPLITUDE * 32768)
+    active = np.flatnonzero(np.abs(samples.astype(np.int32)) >= threshold)
+    if active.size == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(active) > t._MAX_INNER_GAP)
+    starts = np.concatenate(([active[0]], active[breaks + 1]))
+    ends = np.concatenate((active[breaks], [active[-1]])) + 1
+    found: list[t.Tone] = []
+    rate = t.RECOGNIZER_RATE
+    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+        length_ms = (end - start) * 1000.0 / rate
+        needed = t.MIN_LEADING_BURST_MS if start < t._LEADING_EDGE else t.MIN_BURST_MS
+        if length_ms < needed:
+            continue
+        burst = samples[start:end]
+        signs = np.signbit(burst)
+        crossings = np.flatnonzero(signs[1:] != signs[:-1])
+        if crossings.size < 2:
+            continue
+        # Whole periods between the first and the last crossing: no edge bias.
+        span = (crossings[-1] - crossings[0]) / rate
+        hz = (crossings.size - 1) / (2 * span)
+        k = round((hz - t.BASE_HZ) / t.STEP_HZ)
+        if not 0 <= k < len(t.WORDS):
+            continue
+        error = abs(hz - (t.BASE_HZ + t.STEP_HZ * k))
+        if error > t.TOLERANCE_HZ:
+            continue
+        confidence = round(1.0 - error / (2 * t.TOLERANCE_HZ), 3)
+        found.append(t.Tone(t.WORDS[k], start / rate, end / rate, confidence))
+    return found
+
+
+class FastToneRecognizer:
+    """The tone words, read cheaply (see the module docstring)."""
+
+    blocking = False
+    interim_interval_ms = 100
+
+    def warm_up(self) -> None:
+        return None
+
+    def transcribe(
+        self, pcm16k_mono_s16: bytes, language: str, *, word_times: bool = False
+    ) -> list[Word]:
+        return [Word(w.word, w.start, w.end, w.confidence) for w in fast_decode(pcm16k_mono_s16)]
+
+
+def make_recognizer(name: str) -> Recognizer:
+    if name == "fast-tones":
+        return FastToneRecognizer()
+    return create_recognizer(name)
+
+
+async def serve(config: EmulatorConfig, recognizer: Recognizer, host: str, port: int) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    async with EmulatorServer(config, host=host, port=port, recognizer=recognizer):
+        print(f"emulator ready on {host}:{port}", flush=True)
+        await stop.wait()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.emulator")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--recognizer", choices=RECOGNIZERS, default="fast-tones")
+    parser.add_argument("--finalize-delay-ms", type=int, default=0)
+    parser.add_argument("--max-sessions", type=int, default=2000)
+    parser.add_argument("--log-level", default="warning")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    recognizer_name = "tones" if args.recognizer == "fast-tones" else args.recognizer
+    config = EmulatorConfig(
+        recognizer=recognizer_name,
+        finalize_delay_ms=args.finalize_delay_ms,
+        max_sessions=args.max_sessions,
+    )
+    asyncio.run(serve(config, make_recognizer(args.recognizer), args.host, args.port))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,675 @@
+"""What every benchmark table shares: processes, /proc readings, Home-Assistant-style clients.
+
+The bridge and the emulator run as subprocesses (``python -m wyoming_lightning``,
+``python -m benchmarks.emulator``) so that the CPU and memory read from /proc belong to the
+server alone; the clients that load it run in the benchmark process, on its event loop.
+
+Clients send as Home Assistant does: a new TCP connection per request, ``transcribe``,
+``audio-start``, 10 ms ``audio-chunk`` events of 320 bytes, ``audio-stop``, then wait for
+``transcript``. One :class:`Pacer` writes the chunks of every stream, each on its own
+absolute schedule (``loop.time()``), so pacing error never accumulates. It wakes every
+millisecond: streams keep their own phase within the 10 ms chunk period, as independent
+satellites do (one wake-up per 10 ms for all streams would send every stream's chunk in one
+burst and measure the bursts), and a hundred streams cost one timer instead of a hundred.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wyoming.event import Event
+
+from wyoming_lightning.wire import encode_event
+
+ROOT = Path(__file__).resolve().parent.parent
+
+API_KEY = "bench-key"
+RATE = 16000
+BYTES_PER_SECOND = 32000
+CHUNK_S = 0.010
+CHUNK_BYTES = 320
+LIGHTNING_PATH = "/api/v1/lightning/get_text"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE_KB = 1
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """Linear-interpolation percentile (numpy's default); NaN for no values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = pct / 100 * (len(ordered) - 1)
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else math.nan
+
+
+def ms(seconds: float) -> str:
+    return "-" if math.isnan(seconds) else f"{seconds * 1000:.1f}"
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+@dataclass
+class Table:
+    """A printed table and its JSON twin: headers carry the units."""
+
+    key: str
+    title: str
+    headers: list[str]
+    rows: list[list[str]] = field(default_factory=list)
+    records: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, cells: Sequence[object], **record: Any) -> None:
+        self.rows.append([str(c) for c in cells])
+        self.records.append(record or dict(zip(self.headers, map(str, cells), strict=True)))
+
+    def render(self) -> str:
+        widths = [
+            max(len(h), *(len(r[i]) for r in self.rows)) if self.rows else len(h)
+            for i, h in enumerate(self.headers)
+        ]
+
+        def line(cells: Sequence[str]) -> str:
+            first = f"{cells[0]:<{widths[0]}}"
+            rest = (f"{c:>{w}}" for c, w in zip(cells[1:], widths[1:], strict=True))
+            return "  ".join([first, *rest]).rstrip()
+
+        out = [self.title, "=" * len(self.title), line(self.headers)]
+        out.append("  ".join("-" * w for w in widths))
+        out += [line(r) for r in self.rows]
+        out += [f"  {n}" for n in self.notes]
+        return "\n".join(out)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "title": self.title,
+            "headers": self.headers,
+            "rows": self.rows,
+            "records": self.records,
+            "notes": self.notes,
+        }
+
+
+def machine_description() -> dict[str, str]:
+    model = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for text in Path("/proc/cpuinfo").read_text().splitlines():
+            if text.startswith("model name"):
+                model = text.split(":", 1)[1].strip()
+                break
+    memory = "?"
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f"{kb / 1024 / 1024:.0f} GiB"
+    return {
+        "cpu": model,
+        "cores": str(os.cpu_count()),
+        "memory": memory,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+    }
+
+
+# ----------------------------------------------------------------------------- processes
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (all cores), from /proc/stat."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
+class CpuWindow:
+    """CPU used over a window by given processes, by this process and by everything else."""
+
+    def __init__(self, *procs: Proc) -> None:
+        self.procs = procs
+        self.start: dict[str, float] = {}
+        self.end: dict[str, float] = {}
+        self.wall = 0.0
+
+    def _snapshot(self) -> dict[str, float]:
+        snap = {p.name: p.cpu_seconds() for p in self.procs}
+        snap["benchmark"] = time.process_time()
+        snap["machine"] = machine_busy_seconds()
+        snap["wall"] = time.monotonic()
+        return snap
+
+    def mark(self, start: bool) -> None:
+        if start:
+            self.start = self._snapshot()
+        else:
+            self.end = self._snapshot()
+            self.wall = self.end["wall"] - self.start["wall"]
+
+    def seconds(self, name: str) -> float:
+        return self.end[name] - self.start[name]
+
+    def others_percent(self) -> float:
+        """Busy CPU of every other process on the machine, in % of one core."""
+        ours = sum(self.seconds(p.name) for p in self.procs) + self.seconds("benchmark")
+        return 100 * max(0.0, self.seconds("machine") - ours) / self.wall
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Proc:
+    """A server subprocess: started, waited for, measured through /proc, stopped."""
+
+    def __init__(self, name: str, args: list[str], port: int, env: dict[str, str] | None = None):
+        self.name = name
+        self.port = port
+        self.log_path = Path(tempfile.mkdtemp(prefix=f"bench-{name}-")) / "log.txt"
+        self._log = self.log_path.open("wb")
+        full_env = {**os.environ, **(env or {})}
+        full_env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(ROOT), full_env.get("PYTHONPATH", "")) if p
+        )
+        self.popen = subprocess.Popen(
+            [sys.executable, *args],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=full_env,
+            cwd=ROOT,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    async def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"{self.name} exited early:\n{self.log_tail()}")
+            try:
+                _reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+            return
+        raise TimeoutError(f"{self.name} did not listen within {timeout:g} s:\n{self.log_tail()}")
+
+    def cpu_seconds(self) -> float:
+        """utime + stime of the whole process (all its threads), from /proc/PID/stat."""
+        stat = Path(f"/proc/{self.pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2 :].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+    def memory_kb(self) -> dict[str, int]:
+        """VmRSS and VmHWM (peak), in kB."""
+        values: dict[str, int] = {}
+        for text in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            key, _, rest = text.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                values[key] = int(rest.split()[0])
+        return values
+
+    def threads(self) -> int:
+        return len(os.listdir(f"/proc/{self.pid}/task"))
+
+    def log_text(self) -> str:
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    async def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            for _ in range(200):
+                if self.popen.poll() is not None:
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                self.popen.kill()
+                self.popen.wait()
+        self._log.close()
+
+
+def emulator_args(
+    port: int,
+    *,
+    recognizer: str = "fast-tones",
+    finalize_delay_ms: int = 0,
+    log_level: str = "warning",
+) -> list[str]:
+    return [
+        "-m",
+        "benchmarks.emulator",
+        "--port",
+        str(port),
+        "--recognizer",
+        recognizer,
+        "--finalize-delay-ms",
+        str(finalize_delay_ms),
+        "--log-level",
+        log_level,
+    ]
+
+
+def bridge_args(port: int, emulator_port: int, *flags: str) -> list[str]:
+    return [
+        "-m",
+        "wyoming_lightning",
+        "--uri",
+        f"tcp://127.0.0.1:{port}",
+        "--lightning-url",
+        f"ws://127.0.0.1:{emulator_port}{LIGHTNING_PATH}",
+        "--max-connections",
+        "2000",
+        *flags,
+    ]
+
+
+BRIDGE_ENV = {"SMALLEST_API_KEY": API_KEY}
+
+
+@contextlib.asynccontextmanager
+async def running(*procs: Proc) -> Any:
+    """Wait for every process to listen; stop them all on the way out."""
+    try:
+        await asyncio.gather(*(p.wait_ready() for p in procs))
+        yield procs
+    finally:
+        for proc in procs:
+            await proc.stop()
+
+
+# ----------------------------------------------------------------------------- audio
+
+
+def chunk_events(pcm: bytes) -> list[bytes]:
+    """Every 10 ms of ``pcm`` as an encoded ``audio-chunk`` event, as Home Assistant sends."""
+    data = {"rate": RATE, "width": 2, "channels": 1}
+    return [
+        encode_event(Event("audio-chunk", data, pcm[i : i + CHUNK_BYTES]))
+        for i in range(0, len(pcm), CHUNK_BYTES)
+    ]
+
+
+HEAD = encode_event(Event("transcribe", {"language": "en"})) + encode_event(
+    Event("audio-start", {"rate": RATE, "width": 2, "channels": 1})
+)
+STOP = encode_event(Event("audio-stop"))
+
+
+@dataclass
+class Script:
+    """One request's audio, pre-encoded; ``expected`` is the text it should come back as."""
+
+    chunks: list[bytes]
+    expected: str | None = None
+    label: str = ""
+
+    @classmethod
+    def of(cls, pcm: bytes, expected: str | None = None, label: str = "") -> Script:
+        return cls(chunk_events(pcm), expected, label)
+
+    @property
+    def seconds(self) -> float:
+        return len(self.chunks) * CHUNK_S
+
+
+# ----------------------------------------------------------------------------- pacing
+
+
+class Feed:
+    """The audio of one request, written by the pacer on an absolute schedule."""
+
+    def __init__(self, writer: asyncio.StreamWriter, script: Script, start: float) -> None:
+        self.writer = writer
+        self.script = script
+        self.start = start
+        self.sent = 0
+        self.stop_at: float | None = None  # perf_counter() just after audio-stop was written
+        self.done = asyncio.get_running_loop().create_future()
+
+    def pump(self, now: float) -> bool:
+        """Write what is due by ``now``; True once audio-stop is out."""
+        chunks = self.script.chunks
+        due = min(len(chunks), int((now - self.start) / CHUNK_S) + 1)
+        if due > self.sent:
+            if self.writer.is_closing():
+                self._finish()
+                return True
+            self.writer.write(b"".join(chunks[self.sent : due]))
+            self.sent = due
+        if self.sent >= len(chunks) and now >= self.start + len(chunks) * CHUNK_S:
+            if not self.writer.is_closing():
+                self.writer.write(STOP)
+            self._finish()
+            return True
+        return False
+
+    def _finish(self) -> None:
+        self.stop_at = time.perf_counter()
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+class Pacer:
+    """One clock for every stream: wakes each ``tick_s`` and writes each stream's due chunks."""
+
+    def __init__(self, tick_s: float = 0.001) -> None:
+        self._feeds: list[Feed] = []
+        self._task: asyncio.Task[None] | None = None
+        self.tick_s = tick_s
+        self.late_ticks = 0
+        self.ticks = 0
+
+    def add(self, feed: Feed) -> None:
+        self._feeds.append(feed)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        origin = loop.time()
+        tick = 0
+        while True:
+            tick += 1
+            deadline = origin + tick * self.tick_s
+            delay = deadline - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            else:
+                await asyncio.sleep(0)
+            now = loop.time()
+            self.ticks += 1
+            if now - deadline > CHUNK_S:
+                self.late_ticks += 1
+                tick = int((now - origin) / self.tick_s)  # skip missed ticks; feeds catch up
+            if self._feeds:
+                self._feeds = [f for f in self._feeds if not f.pump(now)]
+
+
+# ----------------------------------------------------------------------------- Wyoming client
+
+
+async def read_wyoming_event(reader: asyncio.StreamReader) -> Event | None:
+    line = await reader.readline()
+    if not line:
+        return None
+    header = json.loads(line)
+    data = header.get("data") or {}
+    if header.get("data_length"):
+        data.update(json.loads(await reader.readexactly(header["data_length"])))
+    payload = None
+    if header.get("payload_length"):
+        payload = await reader.readexactly(header["payload_length"])
+    return Event(header["type"], data, payload)
+
+
+@dataclass
+class Result:
+    """One request as the client saw it."""
+
+    label: str
+    expected: str | None
+    text: str | None = None
+    error: str | None = None
+    stop_at: float | None = None
+    transcript_at: float | None = None
+    started_at: float = 0.0
+
+    @property
+    def wait(self) -> float | None:
+        if self.stop_at is None or self.transcript_at is None:
+            return None
+        return self.transcript_at - self.stop_at
+
+    @property
+    def correct(self) -> bool:
+        return self.error is None and (self.expected is None or self.text == self.expected)
+
+
+async def ha_request(
+    port: int,
+    script: Script,
+    pacer: Pacer | None,
+    *,
+    start: float | None = None,
+    timeout: float = 30.0,
+) -> Result:
+    """One Home-Assistant-style request; ``pacer=None`` writes all audio at once."""
+    result = Result(script.label, script.expected, started_at=time.perf_counter())
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            try:
+                writer.write(HEAD)
+                reading = asyncio.create_task(_read_transcript(reader, result))
+                if pacer is None:
+                    writer.write(b"".join(script.chunks))
+                    writer.write(STOP)
+                    result.stop_at = time.perf_counter()
+                else:
+                    loop = asyncio.get_running_loop()
+                    feed = Feed(writer, script, loop.time() if start is None else start)
+                    pacer.add(feed)
+                    await feed.done
+                    result.stop_at = feed.stop_at
+                await writer.drain()
+                await reading
+            finally:
+                writer.close()
+                with contextlib.suppress(OSError):
+                    await writer.wait_closed()
+    except TimeoutError:
+        result.error = result.error or "timeout"
+    except (OSError, ValueError, asyncio.IncompleteReadError) as err:
+        result.error = result.error or f"{type(err).__name__}: {err}"
+    return result
+
+
+async def _read_transcript(reader: asyncio.StreamReader, result: Result) -> None:
+    while True:
+        event = await read_wyoming_event(reader)
+        if event is None:
+            if result.text is None and result.error is None:
+                result.error = "closed without a transcript"
+            return
+        if event.type == "transcript":
+            result.transcript_at = time.perf_counter()
+            result.text = str(event.data.get("text", ""))
+            return
+        if event.type == "error":
+            result.error = str(event.data.get("text", "error"))
+            return
+
+
+async def steady_load(
+    port: int,
+    scripts: Sequence[Script],
+    streams: int,
+    duration: float,
+    *,
+    on_window: Any = None,
+    warmup: float = 2.0,
+) -> tuple[list[Result], Pacer]:
+    """``streams`` Home-Assistant streams, each sending requests back to back in real time.
+
+    Stream *i* starts ``i / streams`` of a request's length late, so audio-stops spread evenly.
+    Requests whose audio-stop falls within ``[warmup, warmup + duration)`` are kept.
+    ``on_window(start: bool)`` is called at the window's start and end (for /proc readings).
+    """
+    loop = asyncio.get_running_loop()
+    pacer = Pacer()
+    pacer.start()
+    origin = loop.time() + 0.2
+    window_start = origin + warmup
+    window_end = window_start + duration
+    mean_len = sum(s.seconds for s in scripts) / len(scripts)
+    kept: list[Result] = []
+
+    async def stream(index: int) -> None:
+        start = origin + mean_len * index / streams
+        n = index
+        while start < window_end:
+            await asyncio.sleep(max(0.0, start - loop.time() - 0.05))
+            script = scripts[n % len(scripts)]
+            n += 1
+            result = await ha_request(port, script, pacer, start=start)
+            stop_loop = start + script.seconds
+            if window_start <= stop_loop < window_end:
+                kept.append(result)
+            start = max(stop_loop, loop.time())
+
+    async def window() -> None:
+        await asyncio.sleep(max(0.0, window_start - loop.time()))
+        if on_window is not None:
+            on_window(True)
+        await asyncio.sleep(max(0.0, window_end - loop.time()))
+        if on_window is not None:
+            on_window(False)
+
+    try:
+        await asyncio.gather(window(), *(stream(i) for i in range(streams)))
+    finally:
+        await pacer.stop()
+    return kept, pacer
+
+
+def summarize_errors(results: Iterable[Result]) -> str:
+    wrong = [r for r in results if not r.correct]
+    if not wrong:
+        return "0"
+    first = wrong[0]
+    return f"{len(wrong)} (e.g. {first.error or repr(first.text)})"
+
+
+# ----------------------------------------------------------------------------- Lightning client
+
+
+async def direct_request(
+    emulator_port: int,
+    pcm: bytes,
+    *,
+    start: float,
+    frame_bytes: int = 3200,
+    expected: str | None = None,
+    timeout: float = 30.0,
+) -> Result:
+    """The emulator-direct baseline: the Lightning protocol spoken straight to the emulator.
+
+    Audio goes in the bridge's own 100 ms frames, paced in real time on an absolute schedule,
+    then ``{"type": "end"}``; the wait is from that frame to the message with ``is_last``.
+    """
+    from websockets.asyncio.client import connect
+
+    loop = asyncio.get_running_loop()
+    result = Result("direct", expected, started_at=time.perf_counter())
+    url = (
+        f"ws://127.0.0.1:{emulator_port}{LIGHTNING_PATH}"
+        "?language=en&encoding=linear16&sample_rate=16000&word_timestamps=false"
+    )
+    try:
+        async with asyncio.timeout(timeout):
+            async with connect(
+                url,
+                additional_headers={"Authorization": f"Bearer {API_KEY}"},
+                compression=None,
+                ping_interval=None,
+            ) as ws:
+                finals: list[str] = []
+
+                async def receive() -> None:
+                    async for frame in ws:
+                        message = json.loads(frame)
+                        if message.get("is_final") and message.get("transcript"):
+                            finals.append(message["transcript"].strip())
+                        if message.get("is_last"):
+                            result.transcript_at = time.perf_counter()
+                            result.text = " ".join(finals)
+                            return
+
+                receiving = asyncio.create_task(receive())
+                frames = [pcm[i : i + frame_bytes] for i in range(0, len(pcm), frame_bytes)]
+                frame_s = frame_bytes / BYTES_PER_SECOND
+                for index, frame in enumerate(frames):
+                    # A frame leaves once its audio has been "recorded".
+                    await asyncio.sleep(max(0.0, start + (index + 1) * frame_s - loop.time()))
+                    await ws.send(frame)
+                await asyncio.sleep(max(0.0, start + len(pcm) / BYTES_PER_SECOND - loop.time()))
+                await ws.send('{"type": "end"}')
+                result.stop_at = time.perf_counter()
+                await receiving
+    except TimeoutError:
+        result.error = "timeout"
+    except (OSError, ValueError) as err:
+        result.error = f"{type(err).__name__}: {err}"
+    return result
+
+
+async def steady_direct(
+    emulator_port: int,
+    pcm: bytes,
+    expected: str,
+    streams: int,
+    duration: float,
+    warmup: float = 2.0,
+) -> list[Result]:
+    """``steady_load`` for the emulator-direct baseline."""
+    loop = asyncio.get_running_loop()
+    origin = loop.time() + 0.2
+    window_start = origin + warmup
+    window_end = window_start + duration
+    length = len(pcm) / BYTES_PER_SECOND
+    kept: list[Result] = []
+
+    async def stream(index: int) -> None:
+        start = origin + length * index / streams
+        while start < window_end:
+            await asyncio.sleep(max(0.0, start - loop.time() - 0.05))
+            result = await direct_request(emulator_port, pcm, start=start, expected=expected)
+            if window_start <= start + length < window_end:
+                kept.append(result)
+            start = max(start + length, loop.time())
+
+    await asyncio.gather(*(stream(i) for i in range(streams)))
+    return kept

@@ -1,7 +1,8 @@
 """Flags, environment variables and secret files, turned into one validated :class:`Settings`.
 
-Every flag has an environment variable (``--foo-bar`` is ``LIGHTNING_FOO_BAR``) so that Docker
-and the Home Assistant add-on can set everything without a command line. The API key is the
+Every flag has an environment variable (``--foo-bar`` is ``LIGHTNING_FOO_BAR``; the service URL
+is ``LIGHTNING_URL``) so that Docker and the Home Assistant add-on can set everything without a
+command line. The API key is the
 exception: it never appears as a flag (it would show in ``ps``), only as ``SMALLEST_API_KEY``,
 ``SMALLEST_API_KEY_FILE`` or ``--api-key-file``.
 """
@@ -112,6 +113,8 @@ class Settings:
 
 
 def _env_name(flag: str) -> str:
+    if flag == "--lightning-url":
+        return "LIGHTNING_URL"  # not LIGHTNING_LIGHTNING_URL
     return ENV_PREFIX + flag.lstrip("-").replace("-", "_").upper()
 
 
@@ -130,8 +133,8 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         prog="wyoming-lightning",
         description="Wyoming speech-to-text server for Smallest.ai Lightning / Pulse.",
         epilog="Every option can also be set by environment variable: --foo-bar is "
-        "LIGHTNING_FOO_BAR. The API key comes from SMALLEST_API_KEY, SMALLEST_API_KEY_FILE "
-        "or --api-key-file.",
+        "LIGHTNING_FOO_BAR (the service URL: LIGHTNING_URL). The API key comes from "
+        "SMALLEST_API_KEY, SMALLEST_API_KEY_FILE or --api-key-file.",
     )
 
     def option(flag: str, default: object, help_text: str, **kw: Any) -> None:

@@ -1,0 +1,67 @@
+"""Settings from flags, environment and files: validated once, secrets kept out of sight."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from wyoming_lightning.config import ConfigError, load_settings, parse_keywords
+from wyoming_lightning.lightning.protocol import Keyword
+
+
+def test_environment_sets_every_option_and_flags_win() -> None:
+    env = {
+        "LIGHTNING_URL": "wss://api.smallest.ai/waves/v1/pulse/get_text",
+        "LIGHTNING_VAD": "webrtc",
+        "LIGHTNING_HANGOVER_MS": "250",
+        "LIGHTNING_EARLY_FINALIZE": "false",
+        "LIGHTNING_LANGUAGE": "de",
+        "SMALLEST_API_KEY": " k-123 \n",
+    }
+    settings = load_settings(["--hangover-ms", "300"], env)
+    assert settings.service_url.endswith("/pulse/get_text") and settings.url_fixed
+    assert settings.vad == "webrtc" and settings.hangover_ms == 300
+    assert settings.early_finalize is False and settings.language == "de"
+    assert settings.api_key.reveal() == "k-123"
+    assert "k-123" not in repr(settings)
+
+
+def test_key_file_wins_over_the_variable(tmp_path: Path) -> None:
+    key_file = tmp_path / "key"
+    key_file.write_text("from-file\n")
+    env = {"SMALLEST_API_KEY": "from-env", "SMALLEST_API_KEY_FILE": str(key_file)}
+    assert load_settings([], env).api_key.reveal() == "from-file"
+    with pytest.raises(ConfigError, match="cannot read the API key file"):
+        load_settings(["--api-key-file", str(tmp_path / "missing")], {})
+
+
+def test_no_key_means_local_only_and_english() -> None:
+    settings = load_settings([], {})
+    assert settings.local_only and settings.languages == ("en",)
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (["--language", "xx"], {}, "not offered"),
+        (["--lightning-url", "https://x"], {}, "ws://"),
+        (["--hangover-ms", "-1"], {}, "cannot be negative"),
+        (["--response-timeout", "0"], {}, "must be positive"),
+        ([], {"LIGHTNING_VAD": "magic"}, "--vad must be one of"),
+        ([], {"LIGHTNING_FALLBACK": "cloud"}, "--fallback"),
+        ([], {"LIGHTNING_ENDPOINTING": "maybe"}, "yes/no"),
+        (["--keywords", "a:-1"], {}, "positive"),
+    ],
+)
+def test_bad_settings_are_explained(argv: list[str], env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(argv, env)
+
+
+def test_keywords() -> None:
+    assert parse_keywords("Anna:8, kitchen lights , x:2.5,,") == [
+        Keyword("Anna", 8.0),
+        Keyword("kitchen lights", 6.0),
+        Keyword("x", 2.5),
+    ]

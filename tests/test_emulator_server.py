@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from emulator_client import GUARD, read_json, read_until_final
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, InvalidStatus
 
@@ -21,7 +22,6 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 END = json.dumps({"type": "end"})
 FINALIZE = json.dumps({"type": "finalize"})
 CLOSE_STREAM = json.dumps({"type": "close_stream"})
-GUARD = 10.0  # seconds; only turns a hang into a failure, never decides a pass
 
 
 @pytest.fixture
@@ -37,19 +37,6 @@ def session(url: str, headers: dict[str, str] | None = None) -> Any:
 async def send_audio(ws: ClientConnection, pcm: bytes, chunk: int = 4096) -> None:
     for i in range(0, len(pcm), chunk):
         await ws.send(pcm[i : i + chunk])
-
-
-async def read_json(ws: ClientConnection) -> dict[str, Any]:
-    async with asyncio.timeout(GUARD):
-        message: dict[str, Any] = json.loads(await ws.recv())
-        return message
-
-
-async def read_until_final(ws: ClientConnection) -> list[dict[str, Any]]:
-    messages: list[dict[str, Any]] = []
-    while not messages or not messages[-1].get("is_final"):
-        messages.append(await read_json(ws))
-    return messages
 
 
 async def read_to_close(ws: ClientConnection) -> list[dict[str, Any]]:

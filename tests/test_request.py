@@ -472,3 +472,37 @@ def test_failure_without_pending_audio_does_not_retry() -> None:
     assert not [a for a in out if isinstance(a, act.StartTimer)]
     d.stop()
     assert d.transcript() == act.Transcript("one", "en")
+
+
+def test_a_pause_is_finalized_before_the_gate_closes() -> None:
+    d = machine(PULSE, vad="webrtc")
+    d.start()
+    d.open()
+    d.audio(silence(300) + encode_phrase("one two") + silence(280))
+    assert d.sent_text(1) == ["finalize"], "settled ~200 ms into the pause"
+    assert d.machine.gate.is_open, "while the gate's own hangover still runs"
+    at_finalize = len(d.sent_audio(1))
+    d.audio(silence(400))
+    assert len(d.sent_audio(1)) == at_finalize, "the rest of the pause is held back"
+    d.stop()
+    assert d.sent_text(1) == ["finalize"], "held silence is dropped, never finalized"
+    assert len(d.sent_audio(1)) < d.machine.gate.audio_out_ms * 32
+
+
+def test_speech_after_a_short_pause_keeps_every_byte() -> None:
+    """The audio held after an early finalize opens the next utterance when speech resumes."""
+    d = machine(PULSE, vad="webrtc")
+    d.start()
+    d.open()
+    d.audio(silence(300) + encode_phrase("one two") + silence(350) + encode_phrase("three"))
+    d.stop()
+    assert d.sent_text(1) == ["finalize", "close_stream"]
+    assert len(d.sent_audio(1)) == d.machine.gate.audio_out_ms * 32, "nothing dropped"
+
+
+def test_finalize_only_when_the_gate_closes_when_asked() -> None:
+    d = machine(PULSE, vad="webrtc", finalize_after_ms=None)
+    d.start()
+    d.open()
+    d.audio(silence(300) + encode_phrase("one two") + silence(350) + encode_phrase("three"))
+    assert d.sent_text(1) == [], "a pause shorter than the hangover settles nothing"

@@ -82,6 +82,7 @@ class Settings:
     hangover_ms: int = 500
     max_utterance_s: float = 30.0
     early_finalize: bool = True
+    finalize_after_ms: int = 200
     endpointing: bool = False
     streaming: bool = True
     connect_timeout_s: float = 5.0
@@ -164,6 +165,12 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     option("--hangover-ms", d.hangover_ms, "audio kept after speech stops", type=int)
     option("--max-utterance", d.max_utterance_s, "longest utterance in seconds", type=float)
     switch("--early-finalize", d.early_finalize, "settle each utterance when the speaker pauses")
+    option(
+        "--finalize-after-ms",
+        d.finalize_after_ms,
+        "silence after which an utterance is settled (0: when the gate closes)",
+        type=int,
+    )
     switch("--endpointing", d.endpointing, "end the command on silence without audio-stop")
     switch("--streaming", d.streaming, "send transcript-start/chunk/stop events")
     option("--connect-timeout", d.connect_timeout_s, "seconds for the handshake", type=float)
@@ -220,7 +227,7 @@ def load_settings(
             f"--language {language!r} is not offered by the service; choose one of: "
             + ", ".join(languages)
         )
-    for name in ("pre_roll_ms", "hangover_ms"):
+    for name in ("pre_roll_ms", "hangover_ms", "finalize_after_ms"):
         if getattr(args, name) < 0:
             raise ConfigError(f"--{name.replace('_', '-')} cannot be negative")
     positive = (
@@ -252,6 +259,7 @@ def load_settings(
         hangover_ms=args.hangover_ms,
         max_utterance_s=args.max_utterance,
         early_finalize=args.early_finalize,
+        finalize_after_ms=args.finalize_after_ms,
         endpointing=args.endpointing,
         streaming=args.streaming,
         connect_timeout_s=args.connect_timeout,

@@ -54,6 +54,7 @@ class RequestConfig:
     session: SessionOptions = field(default_factory=SessionOptions)
     response_language: str | None = None
     early_finalize: bool = True
+    finalize_after_ms: int | None = 200
     streaming: bool = True
     frame_ms: int = 100
     max_utterance_s: float = 30.0
@@ -137,6 +138,8 @@ class RequestMachine:
         self._retries = 0
         self._retry_pending = False
         self._local_mode = config.local_only
+        self._holding = False
+        self._held = bytearray()
         self._local_pending = False
         self._timers: set[str] = set()
         self._emitted = 0
@@ -248,6 +251,7 @@ class RequestMachine:
         assert self._converter is not None
         self._audio_bytes_in += len(data)
         self._feed_gate(self._converter.convert(data))
+        self._finalize_on_pause()
         self._check_endpoint()
 
     def _drain_converter(self) -> bytes:
@@ -262,9 +266,38 @@ class RequestMachine:
             if isinstance(event, SpeechStart):
                 self._speech(event.pre_roll)
             elif isinstance(event, SpeechAudio):
-                self._speech(event.data)
+                if self._holding:
+                    self._held += event.data
+                else:
+                    self._speech(event.data)
+            elif self._holding:
+                # The pause outlasted the hangover: what was held back is silence, never sent.
+                self._holding = False
+                self._held = bytearray()
             elif self.config.early_finalize or event.reason == "max_utterance":
                 self._close_current()
+
+    def _finalize_on_pause(self) -> None:
+        """Settle the utterance ``finalize_after_ms`` into a pause, before the gate closes.
+
+        The gate keeps its longer hangover so that no word tail is clipped and a short pause
+        does not reopen it; but the wait the user feels starts when they stop speaking, so the
+        service is asked to finalize early. Audio after that point is held back: if speech
+        resumes it opens the next utterance (nothing lost), if not it is silence and dropped.
+        """
+        limit = self.config.finalize_after_ms
+        silence = self.gate.silence_ms
+        if limit is None or not self.config.early_finalize or silence is None:
+            return
+        if self._holding:
+            if silence < limit:
+                held, self._held = bytes(self._held), bytearray()
+                self._holding = False
+                self._speech(held)
+            return
+        if self._current is not None and self.gate.is_open and silence >= limit:
+            self._holding = True
+            self._close_current()
 
     def _speech(self, pcm: bytes) -> None:
         for frame in self._framer.push(pcm):

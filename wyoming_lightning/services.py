@@ -80,6 +80,7 @@ class Services:
             session=SessionOptions(language=language, keywords=keywords),
             response_language=None if language == "multi" else language,
             early_finalize=s.early_finalize,
+            finalize_after_ms=s.finalize_after_ms or None,
             streaming=s.streaming,
             max_utterance_s=s.max_utterance_s,
             max_retries=s.retries,

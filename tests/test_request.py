@@ -487,6 +487,8 @@ def test_a_pause_is_finalized_before_the_gate_closes() -> None:
     d.stop()
     assert d.sent_text(1) == ["finalize"], "held silence is dropped, never finalized"
     assert len(d.sent_audio(1)) < d.machine.gate.audio_out_ms * 32
+    (summary,) = [a.message for a in d.of(act.Log) if a.message.startswith("audio received")]
+    assert f"sent {len(d.sent_audio(1)) / 32000:.2f} s" in summary, "the log counts what was sent"
 
 
 def test_speech_after_a_short_pause_keeps_every_byte() -> None:

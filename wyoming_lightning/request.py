@@ -140,6 +140,7 @@ class RequestMachine:
         self._local_mode = config.local_only
         self._holding = False
         self._held = bytearray()
+        self._dropped_bytes = 0
         self._local_pending = False
         self._timers: set[str] = set()
         self._emitted = 0
@@ -273,6 +274,7 @@ class RequestMachine:
             elif self._holding:
                 # The pause outlasted the hangover: what was held back is silence, never sent.
                 self._holding = False
+                self._dropped_bytes += len(self._held)
                 self._held = bytearray()
             elif self.config.early_finalize or event.reason == "max_utterance":
                 self._close_current()
@@ -369,7 +371,7 @@ class RequestMachine:
         frame = (fmt.width * fmt.channels) if fmt else 2
         rate = fmt.rate if fmt else 16000
         received = self._audio_bytes_in / max(1, frame * rate)
-        sent = self.gate.audio_out_ms / 1000
+        sent = self.gate.audio_out_ms / 1000 - self._dropped_bytes / BYTES_PER_SECOND
         speech = self.gate.speech_ms / 1000
         return (
             f"audio received {received:.2f} s, sent {sent:.2f} s, speech {speech:.2f} s "

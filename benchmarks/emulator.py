@@ -23,15 +23,17 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from wyoming_lightning.emulator import EmulatorConfig, EmulatorServer, Word
+from wyoming_lightning.emulator import EmulatorConfig, EmulatorServer
 from wyoming_lightning.emulator import tones as t
-from wyoming_lightning.emulator.recognizers import Recognizer, create_recognizer
+from wyoming_lightning.emulator.recognizers import Recognizer, ToneRecognizer, create_recognizer
 
 RECOGNIZERS = ("fast-tones", "tones", "whisper")
 
 
-def fast_decode(pcm: bytes) -> list[t.Tone]:
+def fast_decode(pcm: bytes, rate: int = 16000) -> list[t.Tone]:
     """``tones.decode`` for 16 kHz audio, with the pitch taken from zero crossings."""
+    if rate != 16000:
+        raise ValueError("the fast tone reader reads 16 kHz audio only")
     samples = np.frombuffer(pcm[: len(pcm) - len(pcm) % 2], dtype="<i2")
     threshold = int(t._ACTIVE_AMPLITUDE * 32768)
     active = np.flatnonzero(np.abs(samples.astype(np.int32)) >= threshold)
@@ -41,7 +43,6 @@ def fast_decode(pcm: bytes) -> list[t.Tone]:
     starts = np.concatenate(([active[0]], active[breaks + 1]))
     ends = np.concatenate((active[breaks], [active[-1]])) + 1
     found: list[t.Tone] = []
-    rate = t.RECOGNIZER_RATE
     for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
         length_ms = (end - start) * 1000.0 / rate
         needed = t.MIN_LEADING_BURST_MS if start < t._LEADING_EDGE else t.MIN_BURST_MS
@@ -66,19 +67,10 @@ def fast_decode(pcm: bytes) -> list[t.Tone]:
     return found
 
 
-class FastToneRecognizer:
+class FastToneRecognizer(ToneRecognizer):
     """The tone words, read cheaply (see the module docstring)."""
 
-    blocking = False
-    interim_interval_ms = 100
-
-    def warm_up(self) -> None:
-        return None
-
-    def transcribe(
-        self, pcm16k_mono_s16: bytes, language: str, *, word_times: bool = False
-    ) -> list[Word]:
-        return [Word(w.word, w.start, w.end, w.confidence) for w in fast_decode(pcm16k_mono_s16)]
+    decode = staticmethod(fast_decode)
 
 
 def make_recognizer(name: str) -> Recognizer:

@@ -77,13 +77,15 @@ async def test_retry_after_is_configurable(emu: EmulatorServer) -> None:
 
 
 async def test_slow_accept_delays_the_handshake(emu: EmulatorServer) -> None:
-    emu.inject(Fault("slow-accept", delay_ms=3000))
-    with pytest.raises(TimeoutError):
-        await connect(emu.pulse_url, additional_headers=AUTH, open_timeout=0.3)
-    emu.inject(Fault("slow-accept", delay_ms=50))
-    async with session(emu.pulse_url) as ws:
-        await ws.send(CLOSE_STREAM)
-        assert json.loads((await read_raw_until_closed(ws))[-1])["is_last"] is True
+    emu.inject(Fault("slow-accept", delay_ms=500))
+    opening = asyncio.create_task(session(emu.pulse_url).__aenter__())
+    await emu.wait_for(lambda: len(emu.sessions) == 1, timeout=GUARD)  # the request is in
+    assert not opening.done(), "the handshake is held back"
+    assert emu.sessions[0].handshake_status is None
+    ws = await opening
+    assert emu.sessions[0].handshake_status == 101, "and then accepted"
+    await ws.send(CLOSE_STREAM)
+    assert json.loads((await read_raw_until_closed(ws))[-1])["is_last"] is True
 
 
 # Faults that end a session

@@ -83,7 +83,6 @@ class Phase(enum.Enum):
 
 @dataclass(eq=False)
 class _Utterance:
-    index: int
     audio: bytearray = field(default_factory=bytearray)
     closed: bool = False
     done: bool = False
@@ -201,11 +200,6 @@ class RequestMachine:
     def done(self) -> bool:
         return self.phase is Phase.DONE
 
-    @property
-    def connections_open(self) -> int:
-        """Connections the adapters should still be holding; zero once the request is over."""
-        return sum(1 for c in self._conns.values() if c.alive)
-
     # ------------------------------------------------------------------ plumbing
 
     def _run(self, step: Callable[[], None]) -> list[Action]:
@@ -316,7 +310,7 @@ class RequestMachine:
             self._pump(utterance.conn)
 
     def _new_utterance(self) -> _Utterance:
-        utterance = _Utterance(index=len(self._utterances))
+        utterance = _Utterance()
         self._utterances.append(utterance)
         self._current = utterance
         if not self._local_mode and not self._retry_pending:
@@ -492,10 +486,13 @@ class RequestMachine:
 
     def _retire(self, conn: _Conn) -> None:
         """The session said ``is_last``: it is over, and anything it did not settle must move."""
-        leftover = conn.pending()
-        if leftover:
+        if conn.pending():
             self._conn_failed(conn, classify_close(1000, "session ended before every final"))
-            return
+        else:
+            self._release(conn)
+
+    def _release(self, conn: _Conn) -> None:
+        """Let a connection go: its timer stops, the adapter closes it, its reports are ignored."""
         conn.alive = False
         self._cancel_timer(_SETTLE_PREFIX + str(conn.id))
         self._emit(act.Disconnect(conn.id))
@@ -518,7 +515,7 @@ class RequestMachine:
         if conn.pending():
             self._conn_failed(conn, classify_close(code, reason))
         else:
-            self._retire(conn)
+            self._release(conn)
 
     def _failed(self, conn_id: int, failure: Failure) -> None:
         conn = self._conns.get(conn_id)
@@ -526,11 +523,7 @@ class RequestMachine:
             self._conn_failed(conn, failure)
 
     def _conn_failed(self, conn: _Conn, failure: Failure) -> None:
-        conn.alive = False
-        self._cancel_timer(_SETTLE_PREFIX + str(conn.id))
-        self._emit(act.Disconnect(conn.id))
-        if conn is self._pulse_conn:
-            self._pulse_conn = None
+        self._release(conn)
         orphans = conn.pending()
         for utterance in orphans:
             utterance.forget_connection()
@@ -569,8 +562,7 @@ class RequestMachine:
             self._cancel_timer(RETRY_TIMER)
             for conn in self._conns.values():
                 if conn.alive:
-                    conn.alive = False
-                    self._emit(act.Disconnect(conn.id))
+                    self._release(conn)
             for utterance in self._utterances:
                 if not utterance.done:
                     utterance.forget_connection()
@@ -700,10 +692,9 @@ class RequestMachine:
     def _end(self) -> None:
         for conn in self._conns.values():
             if conn.alive:
-                conn.alive = False
                 if conn.is_open and not conn.ended and self.dialect is Dialect.PULSE:
                     self._emit(act.SendText(conn.id, self.dialect.end_message))
-                self._emit(act.Disconnect(conn.id))
+                self._release(conn)
         for name in sorted(self._timers):
             self._emit(act.CancelTimer(name))
         self._timers.clear()

@@ -220,21 +220,18 @@ async def test_connection_refused_is_one_line(tmp_path: Path) -> None:
     assert err == f"wyoming-lightning-client: {expected}\n"
 
 
+def riff_wave(fmt: bytes, data: bytes, before_data: bytes = b"") -> bytes:
+    """A WAV file built by hand, for the formats Python's ``wave`` module cannot write."""
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + before_data
+    body += b"data" + struct.pack("<I", len(data)) + data
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
 async def test_float_wav_is_refused_with_advice(tmp_path: Path) -> None:
     path = tmp_path / "float.wav"
     data = np.zeros(1600, dtype="<f4").tobytes()
     fmt = struct.pack("<HHIIHH", 3, 1, 16000, 64000, 4, 32)
-    path.write_bytes(
-        b"RIFF"
-        + struct.pack("<I", 4 + 8 + len(fmt) + 8 + len(data))
-        + b"WAVE"
-        + b"fmt "
-        + struct.pack("<I", len(fmt))
-        + fmt
-        + b"data"
-        + struct.pack("<I", len(data))
-        + data
-    )
+    path.write_bytes(riff_wave(fmt, data))
     code, out, err = await run_client(str(path))
     assert code == EXIT_LOCAL and out == ""
     assert "only PCM WAV files" in err and "sox" in err
@@ -247,20 +244,8 @@ def test_extensible_and_8_bit_wavs_are_read(tmp_path: Path) -> None:
     pcm_guid = struct.pack("<H", 1) + b"\x00\x00\x00\x00\x10\x00\x80\x00\x00\xaa\x00\x38\x9b\x71"
     fmt += struct.pack("<HHI", 22, 24, 3) + pcm_guid
     path = tmp_path / "ext.wav"
-    path.write_bytes(
-        b"RIFF"
-        + struct.pack("<I", 4 + 8 + len(fmt) + 8 + len(pcm))
-        + b"WAVE"
-        + b"fmt "
-        + struct.pack("<I", len(fmt))
-        + fmt
-        + b"LIST"
-        + struct.pack("<I", 3)
-        + b"abc\x00"  # an odd-sized chunk, padded
-        + b"data"
-        + struct.pack("<I", len(pcm))
-        + pcm
-    )
+    odd_chunk = b"LIST" + struct.pack("<I", 3) + b"abc\x00"  # an odd-sized chunk, padded
+    path.write_bytes(riff_wave(fmt, pcm, before_data=odd_chunk))
     audio = read_wav(path)
     assert audio.fmt == PcmFormat(22050, 3, 2)
     assert audio.pcm == pcm

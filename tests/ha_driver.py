@@ -155,7 +155,7 @@ async def through_pipeline(hass: core.HomeAssistant, entity_id: str, pcm: bytes)
     pipeline = await async_create_default_pipeline(
         hass,
         stt_engine_id=entity_id,
-        tts_engine_id=None,  # type: ignore[arg-type]
+        tts_engine_id=None,  # no text-to-speech: the run ends after speech-to-text
         pipeline_name=f"test {entity_id}",
     )
     assert pipeline is not None, "no pipeline could be made with this STT entity"

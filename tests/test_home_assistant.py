@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 from bridge import API_KEY, clean_env
 from ha_env import HA_VERSION, HaEnvError, ensure_ha_env
-from speech_data import SAMPLE_RATE, load_speech, with_silence
+from speech_data import SAMPLE_RATE, load_speech, make_noise, with_silence
 from wer import wer
 
 DRIVER = Path(__file__).with_name("ha_driver.py")
@@ -166,6 +166,10 @@ async def run_everything(ha_python: Path, work: Path) -> dict[str, Any]:
         label = f"pipeline:{sample.name}"
         cases.append({"label": label, "server": "lightning", "via": "pipeline", "wav": wav})
         expected[label] = sample.text
+    # Nobody speaks: four seconds of a quiet room.
+    quiet = write_wav(work / "quiet-room.wav", make_noise(4.0, -60.0, "pink", seed=11))
+    for via in ("entity", "pipeline"):
+        cases.append({"label": f"silence:{via}", "server": "lightning", "via": via, "wav": quiet})
     for case in cases:
         case["timeout_s"] = SPEECH_CASE_TIMEOUT_S
     failing = cases[0]["wav"]
@@ -318,6 +322,16 @@ def test_assist_pipeline_ends_speech_with_its_own_vad_and_transcribes(
         pairs.append((ha_report["expected"][label], result["text"]))
     # 11 words: room for two slips.
     assert wer(pairs) <= 0.2, pairs
+
+
+def test_no_speech_ends_with_an_empty_transcript_and_ha_says_so(ha_report: dict[str, Any]) -> None:
+    # The server answers an empty transcript (not an error, not silence on the socket) ...
+    entity = ha_report["cases"]["silence:entity"]
+    assert entity == {**entity, "state": "SpeechResultState.SUCCESS", "text": ""}, entity
+    # ... which the assist pipeline reports as its own "No text recognized".
+    pipeline = ha_report["cases"]["silence:pipeline"]
+    assert pipeline["state"] == "error", pipeline
+    assert pipeline["error"]["code"] == "stt-no-text-recognized", pipeline
 
 
 def test_refused_key_fails_the_request_instead_of_hanging(ha_report: dict[str, Any]) -> None:

@@ -13,6 +13,10 @@ Wyoming integration's own ``wyoming`` pin, all resolved against HA's own
 missing requirement is an import error there, never a download at run time.
 
 A failure to build is an error, never a skip: CI reaches PyPI and has pyenv's 3.13.
+
+Measured on this project's 2-core machines (`python tests/ha_env.py`, empty pip cache): the first
+build takes 2 to 4 minutes (119 s with a light load, 226 s under a load average of 10) and
+about 600 MB; later calls find the marker file and return in about a second.
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ is booted in-process by ``ha_driver.py``. The project's emulator (Whisper tiny.e
 - ``nocloud``: a service URL where nothing answers (the service is down).
 
 HA is started once for the module; each test asserts on one part of its JSON report.
+With HA's venv cached the module takes 40 s to 2 minutes, depending on the machine's load;
+the first run adds the venv's build (see ha_env.py).
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ Home Assistant 2025.4.4 runs in its own venv (``ha_env.py``, cached after the fi
 is booted in-process by ``ha_driver.py``. The project's emulator (Whisper tiny.en) and three
 ``wyoming-lightning`` servers run from this interpreter as users run them, on loopback:
 
-- ``lightning``: the right key; HA adds it through its config flow and transcribes speech;
+- ``lightning``: the right key; HA adds it through its config flow and transcribes speech
+  through the STT entity and through its assist pipeline, and a quiet room to nothing;
 - ``badkey``: a key the emulator refuses with 401;
 - ``nocloud``: a service URL where nothing answers (the service is down).
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import re
 import socket
 import sys
@@ -207,9 +209,7 @@ async def run_everything(ha_python: Path, work: Path) -> dict[str, Any]:
             "--api-key",
             API_KEY,
         ]
-        async with (
-            started(emulator_args, r"listening: (ws://\S+)", clean_env(None)) as emulator,
-        ):
+        async with started(emulator_args, r"listening: (ws://\S+)", clean_env(None)) as emulator:
             url = (await emulator.wait_for(r"listening: (ws://\S+)")).group(1)
             async with (
                 lightning_server(url, API_KEY) as (good_port, good),
@@ -233,6 +233,12 @@ async def run_everything(ha_python: Path, work: Path) -> dict[str, Any]:
                     str(DRIVER),
                     json.dumps(spec),
                     cwd=str(work),
+                    # HA's own interpreter and packages only: nothing of this venv leaks in.
+                    env={
+                        k: v
+                        for k, v in os.environ.items()
+                        if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
+                    },
                     stdout=asyncio.subprocess.PIPE,
                     stderr=asyncio.subprocess.PIPE,
                 )

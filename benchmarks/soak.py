@@ -617,6 +617,9 @@ async def run(args: argparse.Namespace) -> Report:
                 "webrtc",
                 "--metrics-port",
                 str(metrics_port),
+                # All streams come from 127.0.0.1, as satellites do through Home Assistant.
+                "--max-requests-per-client",
+                str(max(10, args.streams)),
             ],
             {**env, "SMALLEST_API_KEY": API_KEY},
             via="stderr",

@@ -103,7 +103,7 @@ class Settings:
     log_format: str = "%(asctime)s %(levelname)s %(name)s: %(message)s"
     # Cost and access (issue 12): see access.py, quota.py, usage_store.py, metrics.py.
     allow: tuple[str, ...] = ()
-    max_requests_per_client: int = 8
+    max_requests_per_client: int = 10
     daily_audio_limit_min: float | None = None
     price_per_min: float = DEFAULT_PRICE_PER_MIN
     data_dir: str | None = None

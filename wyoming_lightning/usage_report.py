@@ -67,7 +67,7 @@ def format_table(days: Sequence[DayUsage]) -> str:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wyoming-lightning usage",
         description="Print the requests, audio and estimated cost of recent days.",
@@ -78,6 +78,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the server's --data-dir [env LIGHTNING_DATA_DIR]",
     )
     parser.add_argument("--days", type=int, default=7, help="how many days, today included")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if not args.data_dir:
         parser.exit(2, "wyoming-lightning usage: give --data-dir (the server's --data-dir)\n")

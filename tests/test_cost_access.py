@@ -17,6 +17,7 @@ import logging
 import os
 import resource
 import shutil
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -78,9 +79,9 @@ async def serving(services: Services) -> AsyncIterator[WyomingServer]:
         await asyncio.wait_for(task, 30)
 
 
-async def request_from(host: str, port: int, pcm: bytes = PCM) -> Answer:
+async def request_from(host: str, port: int, pcm: bytes = PCM, to: str = "127.0.0.1") -> Answer:
     """One request as Home Assistant sends it (everything written, then read), from ``host``."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(host, 0))
+    reader, writer = await asyncio.open_connection(to, port, local_addr=(host, 0))
     answer = Answer()
     try:
         with contextlib.suppress(ConnectionError):
@@ -132,6 +133,27 @@ async def test_a_client_outside_allow_is_refused_and_the_next_allowed_one_served
     ]
     assert sample(guard, "wyoming_lightning_refused_total", reason="forbidden") == 2
     assert sample(guard, "wyoming_lightning_requests_total", outcome="transcript", code="") == 1
+
+
+def has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not has_ipv6_loopback(), reason="no IPv6 loopback on this machine")
+async def test_ipv6_clients_are_judged_by_their_ipv6_address(emulator: EmulatorServer) -> None:
+    answers = []
+    for allow in ("127.0.0.0/8", "::1/128"):
+        settings = bridge_settings(emulator.pulse_url, uri="tcp://[::1]:0", allow=(allow,))
+        async with running_bridge(settings) as server:
+            answers.append(await request_from("::1", bridge_port(server), to="::1"))
+            await server.wait_idle()
+    assert code_of(answers[0]) == "forbidden"
+    assert answers[1].transcript == PHRASE
 
 
 async def test_unix_socket_clients_are_local_and_always_allowed(

@@ -80,8 +80,8 @@ class UsageStore:
             self._pending[(day, key)] = self._pending.get((day, key), 0.0) + value
         return self._flush(day)
 
-    def _flush(self, day: str) -> float | None:
-        db = self._connection()
+    def _flush(self, day: str, *, force: bool = False) -> float | None:
+        db = self._connection(force=force)
         if db is None:
             return None
         try:
@@ -101,11 +101,12 @@ class UsageStore:
         self._pending.clear()
         return float(row[0]) if row else 0.0
 
-    def _connection(self) -> sqlite3.Connection | None:
+    def _connection(self, *, force: bool = False) -> sqlite3.Connection | None:
         if self._db is not None:
             return self._db
         if (
-            self._failed_at is not None
+            not force
+            and self._failed_at is not None
             and self._monotonic() - self._failed_at < self._retry_after_s
         ):
             return None
@@ -165,7 +166,14 @@ class UsageStore:
 
     def close(self) -> None:
         if self._pending:
-            self._flush(next(iter(self._pending))[0])
+            self._flush(next(iter(self._pending))[0], force=True)  # one last try
+        if self._pending and self.path is not None:
+            days = sorted({day for day, _key in self._pending})
+            _LOGGER.warning(
+                "usage file %s still unavailable at exit: the counts of %s since are lost",
+                self.where,
+                ", ".join(days),
+            )
         if self._db is not None:
             with contextlib.suppress(sqlite3.Error):
                 self._db.close()

@@ -262,3 +262,20 @@ def test_the_report_reads_a_file_a_server_holds_open(tmp_path: Path) -> None:
 
 def test_sqlite_is_recent_enough_for_upsert() -> None:
     assert sqlite3.sqlite_version_info >= (3, 24, 0)
+
+
+def test_the_add_on_options_become_flags_and_keep_usage_in_data() -> None:
+    import importlib.util
+
+    run_py = Path(__file__).resolve().parent.parent / "config" / "addon" / "run.py"
+    spec = importlib.util.spec_from_file_location("addon_run_for_cost", run_py)
+    assert spec is not None and spec.loader is not None
+    run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run)
+    options = {"allow": "172.30.32.0/23, 192.168.1.0/24", "daily_audio_limit": 30, "vad": "off"}
+    argv, env = run.command(options)
+    settings = load_settings(argv[1:], env=env)
+    assert settings.allow == ("172.30.32.0/23", "192.168.1.0/24")
+    assert settings.daily_audio_limit_min == 30.0 and settings.data_dir == "/data"
+    argv, _env = run.command({"vad": "off"})
+    assert load_settings(argv[1:], env={}).allow == (), "no option: open as before"

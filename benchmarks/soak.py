@@ -718,6 +718,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         and report.open_sessions_at_end == 0
         and report.auth_answered == report.auth_expected
         and report.requests > 0
+        and report.metrics_agree is not False
     )
     return 0 if ok else 1
 

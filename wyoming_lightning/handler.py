@@ -289,7 +289,7 @@ class ClientHandler:
         # guard (issue 12): the per-client and daily limits; past the limit, local or 'quota'
         self._ticket = self._services.guard.open_request(self._peer, fmt)
         if self._ticket.refusal is not None:
-            self._error(ErrorCode.QUOTA, self._ticket.refusal.text, self._ticket.refusal.code)
+            self._error(self._ticket.refusal.code, self._ticket.refusal.text)
             return
         if self._ticket.quota_local:
             config = dataclasses.replace(config, local_only=True, fallback_local=True)
@@ -415,9 +415,9 @@ class ClientHandler:
         with contextlib.suppress(ConnectionError, OSError):
             self._writer.write(encode_event(event))
 
-    def _error(self, code: ErrorCode, text: str, code_text: str | None = None) -> None:
+    def _error(self, code: ErrorCode | str, text: str) -> None:
         """An error outside a request's own flow: tell the client, then hang up."""
-        code_text = code_text or code.value
+        code_text = str(code)  # an ErrorCode, or one of the guard's (busy, quota)
         self._log.warning("client %d: %s (%s)", self._id, text, code_text)
         self._write(ErrorEvent(text=text, code=code_text).event())
         if self._ticket is not None:

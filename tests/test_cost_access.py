@@ -42,7 +42,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from wyoming.asr import Transcribe
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.event import async_read_event, async_write_event
+from wyoming.info import Describe
+from wyoming.ping import Ping
 
+from wyoming_lightning import healthcheck
 from wyoming_lightning.config import Settings
 from wyoming_lightning.emulator import EmulatorServer
 from wyoming_lightning.emulator.tones import encode_phrase, silence
@@ -133,6 +136,30 @@ async def test_a_client_outside_allow_is_refused_and_the_next_allowed_one_served
     ]
     assert sample(guard, "wyoming_lightning_refused_total", reason="forbidden") == 2
     assert sample(guard, "wyoming_lightning_requests_total", outcome="transcript", code="") == 1
+
+
+async def test_describe_and_ping_cost_nothing_and_are_answered_to_everyone(
+    emulator: EmulatorServer,
+) -> None:
+    """A health check or a discovery helper on this machine keeps working when the list leaves
+    loopback out; transcribing is still refused."""
+    settings = bridge_settings(emulator.pulse_url, allow=("10.0.0.0/8",))
+    async with running_bridge(settings) as server:
+        port = bridge_port(server)
+        health = await healthcheck.check(f"tcp://127.0.0.1:{port}", 10.0)
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", port, local_addr=(OTHER_HOST, 0)
+        )
+        await async_write_event(Describe().event(), writer)
+        info = await async_read_event(reader)
+        await async_write_event(Ping(text="hi").event(), writer)
+        pong = await async_read_event(reader)
+        writer.close()
+        refused = await request_from("127.0.0.1", port)
+        await server.wait_idle()
+    assert health and info is not None and info.type == "info"
+    assert pong is not None and pong.type == "pong"
+    assert code_of(refused) == "forbidden" and emulator.sessions == []
 
 
 def has_ipv6_loopback() -> bool:

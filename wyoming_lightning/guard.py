@@ -20,8 +20,6 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from wyoming.error import Error as ErrorEvent
-
 from . import actions as act
 from .access import LOCAL, AccessPolicy, ClientSlots, OnceEach, Verdict, parse_address
 from .audio import PcmFormat
@@ -30,14 +28,11 @@ from .metrics import Metrics
 from .quota import SENT_S, Admission, Clock, DailyLedger, RequestUsage
 from .request import BYTES_PER_SECOND, RETRY_TIMER
 from .usage_store import UsageStore, usage_path
-from .wire import encode_event
 
 _LOGGER = logging.getLogger(__name__)
 FORBIDDEN = "forbidden"
 BUSY = "busy"
 QUOTA = "quota"
-REFUSED_LINGER_S = 5.0
-REFUSED_QUIET_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -122,15 +117,24 @@ class Guard:
     # ------------------------------------------------------------------ connections
 
     def admit_connection(self, peer: Peer) -> Refusal | None:
+        """``None`` for a client the allow-list admits; otherwise why it is not served.
+
+        A refused client still gets ``describe`` and ``ping`` (they cost nothing, and health
+        checks and discovery helpers on this machine use them); anything else is refused with
+        :meth:`refused`.
+        """
         if self.policy.decide(peer.host, local=peer.local) is Verdict.ALLOWED:
             return None
+        return Refusal(FORBIDDEN, "this client is not allowed to use this server", FORBIDDEN)
+
+    def refused(self, peer: Peer) -> None:
+        """A client outside the allow-list asked for work: count it; log its address once."""
         self.metrics.refused.labels(reason=FORBIDDEN).inc()
         if self._refusals_logged.first(peer.key):
             _LOGGER.warning(
                 "refusing client %s: not in --allow (each refused address is logged once)",
                 peer.key,
             )
-        return Refusal(FORBIDDEN, "this client is not allowed to use this server", FORBIDDEN)
 
     def refused_busy(self) -> None:
         """The server's connection limit turned a client away."""
@@ -318,22 +322,3 @@ class Ticket:
                 fallback=self._fallback,
             )
         )
-
-
-async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, why: Refusal) -> None:
-    """Send the ``error``, then read and drop what the client still sends for a moment.
-
-    Closing with unread input makes the kernel reset the connection, and a reset can destroy
-    the ``error`` before a client that writes all its audio first (Home Assistant) reads it.
-    """
-    with contextlib.suppress(Exception):
-        writer.write(encode_event(ErrorEvent(text=why.text, code=why.code).event()))
-        if writer.can_write_eof():
-            writer.write_eof()
-        async with asyncio.timeout(REFUSED_LINGER_S):
-            while await asyncio.wait_for(reader.read(1 << 16), REFUSED_QUIET_S):
-                pass
-    writer.close()
-    with contextlib.suppress(Exception):
-        async with asyncio.timeout(1):
-            await writer.wait_closed()

@@ -130,7 +130,8 @@ class ClientHandler:
         self._timeouts = Timeouts(
             connect_s=self._settings.connect_timeout_s, send_s=self._settings.send_timeout_s
         )
-        self._peer = Peer.of(writer)  # guard (issue 12): limits and usage per request
+        self._peer = Peer.of(writer)  # guard (issue 12): --allow, limits, usage per request
+        self._forbidden = services.guard.admit_connection(self._peer)
         self._ticket: Ticket | None = None
 
     # ------------------------------------------------------------------ life cycle
@@ -230,6 +231,12 @@ class ClientHandler:
     # ------------------------------------------------------------------ client events
 
     async def _handle(self, event: Event) -> None:
+        if self._forbidden is not None and not (
+            Describe.is_type(event.type) or Ping.is_type(event.type)  # free: health checks
+        ):
+            self._services.guard.refused(self._peer)  # guard (issue 12): outside --allow
+            self._error(self._forbidden.code, self._forbidden.text)
+            return
         if Describe.is_type(event.type):
             self._write(self._services.info.event())
         elif Ping.is_type(event.type):

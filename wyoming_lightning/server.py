@@ -12,7 +12,6 @@ from urllib.parse import urlsplit
 
 from wyoming.error import Error as ErrorEvent
 
-from .guard import Peer, refuse
 from .handler import ClientHandler
 from .services import Services
 from .wire import MAX_HEADER_BYTES, encode_event
@@ -93,10 +92,6 @@ class WyomingServer:
         self._stopping.set()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        refusal = self.services.guard.admit_connection(Peer.of(writer))  # guard (issue 12)
-        if refusal is not None:
-            await refuse(reader, writer, refusal)
-            return
         limit = self.services.settings.max_connections
         if self._stopping.is_set() or len(self._active) >= limit:
             self.services.guard.refused_busy()  # guard (issue 12)

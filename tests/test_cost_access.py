@@ -319,6 +319,26 @@ async def test_usage_survives_a_restart_and_kill_9_mid_request(
     assert rows[-1].split()[:2] == ["total", "2"]
 
 
+async def test_two_servers_share_one_usage_file_and_one_daily_budget(
+    emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    """Two processes on one file (WAL, busy timeout, UPSERT increments): no count is lost, and
+    what one server sent counts against the other's limit too (3 s; requests of 1.8 s)."""
+    args = ("--lightning-url", emulator.pulse_url, "--vad", "off", "--data-dir", str(tmp_path))
+    limit = ("--daily-audio-limit", "0.05")
+    async with server_process(*args, *limit) as a, server_process(*args, *limit) as b:
+        first = await asyncio.gather(transcribe(a.port, PCM), transcribe(b.port, PCM))
+        after = [await transcribe(a.port, PCM), await transcribe(b.port, PCM)]
+        for server in (a, b):
+            server.proc.terminate()
+            assert await server.finish() == 0
+    assert [x.transcript for x in first] == [PHRASE, PHRASE]
+    assert [code_of(x) for x in after] == ["quota", "quota"]
+    (day,) = read_usage(tmp_path / FILE_NAME, 1, dt.date.today())
+    assert day.requests == 4 and day.errors == {"quota": 2}
+    assert day.sent_s == pytest.approx(2 * PCM_S, abs=0.1)
+
+
 async def test_a_corrupt_usage_file_does_not_stop_serving(
     emulator: EmulatorServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

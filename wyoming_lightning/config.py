@@ -179,7 +179,8 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         description="Wyoming speech-to-text server for Smallest.ai Lightning / Pulse.",
         epilog="Every option can also be set by environment variable: --foo-bar is "
         "LIGHTNING_FOO_BAR (the service URL: LIGHTNING_URL). The API key comes from "
-        "SMALLEST_API_KEY, SMALLEST_API_KEY_FILE or --api-key-file.",
+        "SMALLEST_API_KEY, SMALLEST_API_KEY_FILE or --api-key-file. "
+        "The usage of recent days: wyoming-lightning usage --data-dir DIR [--days N].",
     )
 
     def option(flag: str, default: object, help_text: str, **kw: Any) -> None:

@@ -91,6 +91,7 @@ class Guard:
         self.monotonic = monotonic
         self._refusals_logged = OnceEach()
         self._limit_logged_on: str | None = None
+        self._store_failures_counted = 0
         self.metrics_port: int | None = None
         if self.ledger.limit_s is not None:
             self.metrics.limit.set(self.ledger.limit_s)
@@ -209,9 +210,8 @@ class Guard:
 
     def _note_store(self) -> None:
         failures = self.store.failures
-        counted = getattr(self, "_store_failures_counted", 0)
-        if failures > counted:
-            self.metrics.store_failures.inc(failures - counted)
+        if failures > self._store_failures_counted:
+            self.metrics.store_failures.inc(failures - self._store_failures_counted)
             self._store_failures_counted = failures
 
 

@@ -47,7 +47,7 @@ from wyoming.ping import Ping
 
 from wyoming_lightning import healthcheck
 from wyoming_lightning.config import Settings
-from wyoming_lightning.emulator import EmulatorServer
+from wyoming_lightning.emulator import EmulatorServer, Fault
 from wyoming_lightning.emulator.tones import encode_phrase, silence
 from wyoming_lightning.guard import Guard
 from wyoming_lightning.local import LocalRecognizer
@@ -476,6 +476,35 @@ async def test_the_metrics_endpoint_is_scraped_and_parsed(emulator: EmulatorServ
     )
     labels = {k for samples in found.values() for key in samples for k, _ in key}
     assert labels <= {"outcome", "code", "reason", "le"}, "no unbounded labels"
+
+
+async def test_retries_and_failure_fallbacks_are_counted(emulator: EmulatorServer) -> None:
+    settings = bridge_settings(emulator.pulse_url, retries=1)
+    async with running_bridge(settings) as server:
+        emulator.inject(Fault("refuse-500"), count=1)
+        answer = await transcribe(bridge_port(server), PCM)
+        await server.wait_idle()
+        guard = server.services.guard
+    assert answer.transcript == PHRASE
+    assert sample(guard, "wyoming_lightning_retries_total") == 1
+    assert sample(guard, "wyoming_lightning_service_sessions_total") == len(emulator.sessions) == 2
+    assert sample(guard, "wyoming_lightning_fallbacks_total", reason="failure") == 0
+
+
+@pytest.mark.skipif(not LocalRecognizer.available(), reason="needs the [local] extra")
+async def test_a_fallback_after_a_failure_is_counted_as_such(emulator: EmulatorServer) -> None:
+    settings = bridge_settings(
+        emulator.pulse_url, retries=0, fallback="local", response_timeout_s=120.0
+    )
+    async with running_bridge(settings) as server:
+        emulator.inject(Fault("refuse-500"), count=None)
+        answer = await transcribe(bridge_port(server), PCM)
+        await server.wait_idle()
+        guard = server.services.guard
+    assert answer.error is None and answer.transcript is not None, answer.events
+    assert sample(guard, "wyoming_lightning_fallbacks_total", reason="failure") == 1
+    assert sample(guard, "wyoming_lightning_fallbacks_total", reason="quota") == 0
+    assert sample(guard, "wyoming_lightning_requests_total", outcome="transcript", code="") == 1
 
 
 async def test_metrics_are_off_by_default(emulator: EmulatorServer) -> None:

@@ -26,9 +26,7 @@ from pathlib import Path
 
 import pytest
 from bridge import (
-    API_KEY,
     Answer,
-    ServerProcess,
     bridge_port,
     bridge_settings,
     clean_env,
@@ -401,37 +399,22 @@ async def test_a_read_only_usage_file_does_not_stop_serving(
 
 
 async def test_a_full_disk_does_not_stop_serving(emulator: EmulatorServer, tmp_path: Path) -> None:
-    """The server with a file-size limit of 0 (RLIMIT_FSIZE): every write to the usage file
-    fails as on a full disk (EFBIG; Python ignores SIGXFSZ). The log goes to a pipe."""
-
-    def no_file_growth() -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
-
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "wyoming_lightning",
-        *("--uri", "tcp://127.0.0.1:0", "--lightning-url", emulator.pulse_url, "--vad", "off"),
-        *("--data-dir", str(tmp_path)),
-        env=clean_env(API_KEY),
-        stderr=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.DEVNULL,
-        preexec_fn=no_file_growth,
-    )
-    server = ServerProcess(proc)
-    try:
-        found = await server.read_until(r"listening on tcp://127\.0\.0\.1:(\d+)")
-        answers = [await transcribe(int(found.group(1)), PCM) for _ in range(2)]
-        proc.terminate()
+    """The disk fills while the server runs: after a first request the server's file-size
+    limit (RLIMIT_FSIZE, set from outside with prlimit) drops to 0, so every later write to
+    the open usage file fails as on a full disk (EFBIG; Python ignores SIGXFSZ)."""
+    args = ("--lightning-url", emulator.pulse_url, "--vad", "off", "--data-dir", str(tmp_path))
+    async with server_process(*args) as server:
+        assert (await transcribe(server.port, PCM)).transcript == PHRASE
+        resource.prlimit(server.proc.pid, resource.RLIMIT_FSIZE, (0, 0))
+        answers = [await transcribe(server.port, PCM) for _ in range(2)]
+        server.proc.terminate()
         assert await server.finish() == 0
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
     assert [a.transcript for a in answers] == [PHRASE, PHRASE]
     log = "".join(server.log)
-    assert "usage file" in log and "counting in memory" in log, log
-    assert "Traceback" not in log
+    assert "cannot write to it: disk I/O error; counting in memory" in log, log  # EFBIG
+    assert "still unavailable at exit" in log and "Traceback" not in log
+    (day,) = read_usage(tmp_path / FILE_NAME, 1, dt.date.today())
+    assert day.requests == 1, "what was written before the disk filled is intact"
 
 
 # ------------------------------------------------------------------------------- metrics

@@ -12,7 +12,9 @@ Three processes, loopback only:
   invalid-json, duplicate-final, late-interim, error-status), or, for ``--auth-share`` of the
   faulted sessions, refuse-401, which must end its request with an ``auth`` error;
 - the bridge, ``python -m wyoming_lightning`` with its default timeouts and retries, webrtc VAD,
-  the Pulse URL; a subprocess so that its peak RSS (``VmHWM``) and CPU are its own;
+  the Pulse URL; a subprocess so that its peak RSS (``VmHWM``) and CPU are its own. It serves
+  ``--metrics-port``; at the end the soak scrapes it and checks that the bridge's own counts
+  of requests by outcome and code and of service sessions equal the soak's and the emulator's;
 - the clients, here: ``--streams`` loops, each sending one request after another as Home
   Assistant does (new connection, ``transcribe``, ``audio-start``, 320-byte chunks paced at
   10 ms in real time, ``audio-stop``, then read). Each request is one to three commands of tone

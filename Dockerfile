@@ -40,7 +40,8 @@ LABEL org.opencontainers.image.title="wyoming-lightning" \
 # A fixed numeric uid, so Kubernetes' runAsNonRoot can verify it and secrets can be chowned.
 RUN groupadd --system --gid 10300 wyoming \
     && useradd --system --uid 10300 --gid wyoming --no-create-home \
-       --home-dir /nonexistent --shell /usr/sbin/nologin wyoming
+       --home-dir /nonexistent --shell /usr/sbin/nologin wyoming \
+    && install -d -o 10300 -g 10300 /data
 
 COPY --from=build /opt/venv /opt/venv
 
@@ -49,6 +50,10 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     LIGHTNING_URI=tcp://0.0.0.0:10300 \
     HF_HUB_OFFLINE=1
+
+# The usage table (requests, audio, estimated cost per day) survives restarts in this volume.
+ENV LIGHTNING_DATA_DIR=/data
+VOLUME ["/data"]
 
 USER 10300:10300
 EXPOSE 10300

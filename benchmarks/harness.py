@@ -295,6 +295,8 @@ def bridge_args(port: int, emulator_port: int, *flags: str) -> list[str]:
         f"ws://127.0.0.1:{emulator_port}{LIGHTNING_PATH}",
         "--max-connections",
         "2000",
+        "--max-requests-per-client",  # every load generator is one address: 127.0.0.1
+        "2000",
         *flags,
     ]
 

@@ -12,7 +12,9 @@ Three processes, loopback only:
   invalid-json, duplicate-final, late-interim, error-status), or, for ``--auth-share`` of the
   faulted sessions, refuse-401, which must end its request with an ``auth`` error;
 - the bridge, ``python -m wyoming_lightning`` with its default timeouts and retries, webrtc VAD,
-  the Pulse URL; a subprocess so that its peak RSS (``VmHWM``) and CPU are its own;
+  the Pulse URL; a subprocess so that its peak RSS (``VmHWM``) and CPU are its own. It serves
+  ``--metrics-port``; at the end the soak scrapes it and checks that the bridge's own counts
+  of requests by outcome and code and of service sessions equal the soak's and the emulator's;
 - the clients, here: ``--streams`` loops, each sending one request after another as Home
   Assistant does (new connection, ``transcribe``, ``audio-start``, 320-byte chunks paced at
   10 ms in real time, ``audio-stop``, then read). Each request is one to three commands of tone
@@ -41,12 +43,14 @@ import socket
 import sys
 import tempfile
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
 from wyoming.asr import Transcribe
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.event import async_read_event
@@ -399,6 +403,44 @@ class Report:
     open_sessions_at_end: int = -1
     bridge_sockets_left: int = -1
     bridge_exit_code: int | None = None
+    # The bridge's own Prometheus counts (--metrics-port), scraped at the end, beside the above.
+    metrics_requests: dict[str, int] = field(default_factory=dict)
+    metrics_sessions: int = -1
+    metrics_agree: bool | None = None
+
+
+def _scrape(port: int) -> dict[str, float]:
+    """The bridge's /metrics as ``name{label=value,...}`` -> value (a few families only)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+            out[f"{sample.name}{{{labels}}}"] = sample.value
+    return out
+
+
+def _compare_metrics(report: Report, outcomes: list[Outcome], scraped: dict[str, float]) -> None:
+    """The bridge's counts of requests by outcome/code and of sessions, against the soak's."""
+    prefix = "wyoming_lightning_requests_total{"
+    by_outcome: dict[str, int] = {}
+    for key, value in scraped.items():
+        if key.startswith(prefix) and value:
+            labels = dict(kv.split("=", 1) for kv in key[len(prefix) : -1].split(","))
+            name = labels["outcome"] + (f":{labels['code']}" if labels.get("code") else "")
+            by_outcome[name] = by_outcome.get(name, 0) + round(value)
+    report.metrics_requests = dict(sorted(by_outcome.items()))
+    report.metrics_sessions = round(scraped.get("wyoming_lightning_service_sessions_total{}", -1))
+    soak: Counter[str] = Counter()
+    for o in outcomes:
+        if o.result in ("ok", "wrong"):
+            soak["transcript"] += 1
+        elif o.result.startswith("error:"):
+            soak["error:" + o.result.removeprefix("error:")] += 1
+        else:
+            soak["abandoned"] += 1  # no answer / client timeout: the client left first
+    report.metrics_agree = dict(soak) == by_outcome and report.metrics_sessions == report.sessions
 
 
 def _score(report: Report, outcomes: list[Outcome], dump: dict[str, Any]) -> None:
@@ -507,6 +549,13 @@ def _print(report: Report) -> None:
         ("open sessions at end", str(report.open_sessions_at_end)),
         ("bridge sockets left open", str(report.bridge_sockets_left)),
         ("bridge exit code (SIGTERM)", str(report.bridge_exit_code)),
+        (
+            "bridge metrics: requests",
+            f"{sum(report.metrics_requests.values())} ("
+            + ", ".join(f"{k} {v}" for k, v in report.metrics_requests.items())
+            + f"); service sessions {report.metrics_sessions}",
+        ),
+        ("metrics agree with the soak", str(report.metrics_agree)),
     ]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
@@ -530,7 +579,7 @@ async def run(args: argparse.Namespace) -> Report:
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LIGHTNING_", "SMALLEST_"))}
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parent.parent)])
-    emulator_port, bridge_port = _free_port(), _free_port()
+    emulator_port, bridge_port, metrics_port = _free_port(), _free_port(), _free_port()
     dump_path = Path(tempfile.mkdtemp(prefix="soak-")) / "emulator.json"
     emulator = await _spawn(
         [
@@ -568,6 +617,11 @@ async def run(args: argparse.Namespace) -> Report:
                 f"ws://127.0.0.1:{emulator_port}{PULSE_PATH}",
                 "--vad",
                 "webrtc",
+                "--metrics-port",
+                str(metrics_port),
+                # All streams come from 127.0.0.1, as satellites do through Home Assistant.
+                "--max-requests-per-client",
+                str(max(10, args.streams)),
             ],
             {**env, "SMALLEST_API_KEY": API_KEY},
             via="stderr",
@@ -614,12 +668,14 @@ async def run(args: argparse.Namespace) -> Report:
             if report.bridge_sockets_left <= 0:
                 break
             await asyncio.sleep(0.1)
+        scraped = await asyncio.to_thread(_scrape, metrics_port)
         status = _proc_status(bridge_pid)
         report.bridge_peak_rss_mb = status.get("VmHWM", 0) / 1024
         report.bridge_rss_end_mb = status.get("VmRSS", 0) / 1024
         await emulator.stop(timeout=IDLE_WAIT_S + 10)  # it waits for idle, then dumps
         dump = json.loads(dump_path.read_text(encoding="utf-8"))
         _score(report, outcomes, dump)
+        _compare_metrics(report, outcomes, scraped)
         report.bridge_exit_code = await bridge.stop()
         report.bridge_warnings = bridge.warnings
     finally:
@@ -664,6 +720,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         and report.open_sessions_at_end == 0
         and report.auth_answered == report.auth_expected
         and report.requests > 0
+        and report.metrics_agree is not False
     )
     return 0 if ok else 1
 

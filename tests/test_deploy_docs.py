@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from wyoming_lightning import client, healthcheck
+from wyoming_lightning import client, healthcheck, usage_report
 from wyoming_lightning.config import build_parser
 from wyoming_lightning.emulator.__main__ import build_parser as emulator_parser
 
@@ -93,6 +93,7 @@ PARSERS: dict[str, argparse.ArgumentParser] = {
     "wyoming-lightning-client": client.build_parser(),
     "wyoming-lightning-healthcheck": healthcheck.build_parser(),
     "wyoming-lightning-emulator": emulator_parser(),
+    "wyoming-lightning usage": usage_report.build_parser(),
 }
 
 
@@ -104,8 +105,11 @@ def test_every_flag_in_the_examples_exists() -> None:
             program = next((w for w in words if w in PARSERS), None)
             if program is None:
                 continue
+            start = words.index(program) + 1
+            if program == "wyoming-lightning" and words[start : start + 1] == ["usage"]:
+                program, start = "wyoming-lightning usage", start + 1  # the subcommand
             known = {f for a in PARSERS[program]._actions for f in a.option_strings}
-            for word in words[words.index(program) + 1 :]:
+            for word in words[start:]:
                 if word.startswith("--"):
                     flag = word.split("=", 1)[0]
                     assert flag in known, f"{program} has no {flag} (docs: {command.strip()})"

@@ -87,6 +87,11 @@ async def main(settings: Settings) -> int:
 
 
 def run(argv: Sequence[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args[:1] == ["usage"]:  # issue 12: ``wyoming-lightning usage`` prints the usage table
+        from .usage_report import main as usage_main
+
+        sys.exit(usage_main(args[1:]))
     try:
         settings = load_settings(argv)
     except ConfigError as err:

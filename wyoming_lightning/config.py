@@ -10,6 +10,7 @@ exception: it never appears as a flag (it would show in ``ps``), only as ``SMALL
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from .lightning.protocol import DEFAULT_URL, Keyword, detect_dialect, languages_
 ENV_PREFIX = "LIGHTNING_"
 VAD_CHOICES = ("silero", "webrtc", "off")
 DEFAULT_VAD = "silero"
+#: Pulse streaming, US$ per minute of audio sent (docs/lightning-api.md: billed per second).
+DEFAULT_PRICE_PER_MIN = 0.006
 
 
 class ConfigError(ValueError):
@@ -98,6 +101,13 @@ class Settings:
     zeroconf: str | None = None
     debug: bool = False
     log_format: str = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    # Cost and access (issue 12): see access.py, quota.py, usage_store.py, metrics.py.
+    allow: tuple[str, ...] = ()
+    max_requests_per_client: int = 10
+    daily_audio_limit_min: float | None = None
+    price_per_min: float = DEFAULT_PRICE_PER_MIN
+    data_dir: str | None = None
+    metrics_port: int | None = None
 
     @property
     def local_only(self) -> bool:
@@ -128,6 +138,40 @@ def _env_bool(value: str) -> bool:
     raise ConfigError(f"not a yes/no value: {value!r}")
 
 
+class _Repeatable(argparse.Action):
+    """A flag given once per value; its first use replaces the environment's comma list."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        current = getattr(namespace, self.dest, None)
+        items = list(current) if isinstance(current, list) else []
+        items.append(values)
+        setattr(namespace, self.dest, items)
+
+
+def _split_list(value: object) -> list[str]:
+    parts = value if isinstance(value, list) else [value or ""]
+    return [item.strip() for part in parts for item in str(part).split(",") if item.strip()]
+
+
+def parse_networks(items: Sequence[str]) -> tuple[str, ...]:
+    """``--allow`` values into normalised networks (a bare address is one host)."""
+    out: list[str] = []
+    for item in items:
+        try:
+            out.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ConfigError(
+                f"--allow {item!r} is not a network: give e.g. 192.168.1.0/24, 10.0.0.5 or fd00::/8"
+            ) from None
+    return tuple(out)
+
+
 def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     """The command line; each default comes from the environment when set there."""
     parser = argparse.ArgumentParser(
@@ -135,7 +179,8 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         description="Wyoming speech-to-text server for Smallest.ai Lightning / Pulse.",
         epilog="Every option can also be set by environment variable: --foo-bar is "
         "LIGHTNING_FOO_BAR (the service URL: LIGHTNING_URL). The API key comes from "
-        "SMALLEST_API_KEY, SMALLEST_API_KEY_FILE or --api-key-file.",
+        "SMALLEST_API_KEY, SMALLEST_API_KEY_FILE or --api-key-file. "
+        "The usage of recent days: wyoming-lightning usage --data-dir DIR [--days N].",
     )
 
     def option(flag: str, default: object, help_text: str, **kw: Any) -> None:
@@ -195,6 +240,45 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         nargs="?",
         const="wyoming-lightning",
     )
+    option(
+        "--allow",
+        "",
+        "serve only clients from this network (CIDR; repeat, or comma-separate in the "
+        "variable); default: everyone",
+        action=_Repeatable,
+        metavar="CIDR",
+    )
+    option(
+        "--max-requests-per-client",
+        d.max_requests_per_client,
+        "requests one client address may run at once",
+        type=int,
+    )
+    option(
+        "--daily-audio-limit",
+        None,
+        "minutes of audio sent to the service per calendar day (local time); then the "
+        "fallback, or error 'quota' (default: no limit)",
+        type=float,
+        metavar="MINUTES",
+    )
+    option(
+        "--price-per-minute",
+        d.price_per_min,
+        "US$ per minute of audio sent, for the usage estimate",
+        type=float,
+    )
+    option(
+        "--data-dir",
+        None,
+        "directory for the usage file usage.sqlite3 (default: usage kept in memory)",
+    )
+    option(
+        "--metrics-port",
+        None,
+        "serve Prometheus metrics on this port (0: any free port; default: off)",
+        type=int,
+    )
     switch("--debug", d.debug, "log everything")
     option("--log-format", d.log_format, "Python logging format")
     parser.add_argument("--version", action="version", version=__version__)
@@ -248,6 +332,14 @@ def load_settings(
         raise ConfigError(f"--fallback must be 'none' or 'local', not {args.fallback!r}")
     if args.retries < 0:
         raise ConfigError("--retries cannot be negative")
+    if args.max_requests_per_client <= 0:
+        raise ConfigError("--max-requests-per-client must be positive")
+    if args.daily_audio_limit is not None and args.daily_audio_limit < 0:
+        raise ConfigError("--daily-audio-limit cannot be negative")
+    if args.price_per_minute < 0:
+        raise ConfigError("--price-per-minute cannot be negative")
+    if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
+        raise ConfigError("--metrics-port must be within 0..65535")
     return Settings(
         uri=args.uri,
         service_url=url,
@@ -275,4 +367,10 @@ def load_settings(
         zeroconf=args.zeroconf,
         debug=args.debug,
         log_format=args.log_format,
+        allow=parse_networks(_split_list(args.allow)),
+        max_requests_per_client=args.max_requests_per_client,
+        daily_audio_limit_min=args.daily_audio_limit,
+        price_per_min=args.price_per_minute,
+        data_dir=args.data_dir or None,
+        metrics_port=args.metrics_port,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import logging
 from collections.abc import Iterable
@@ -22,6 +23,7 @@ from wyoming.ping import Ping, Pong
 
 from . import actions as act
 from .audio import PcmFormat
+from .guard import Peer, Ticket
 from .info import PROGRAM_NAME
 from .languages import LanguageError
 from .lightning.client import Callbacks, ServiceSession, Timeouts
@@ -128,6 +130,9 @@ class ClientHandler:
         self._timeouts = Timeouts(
             connect_s=self._settings.connect_timeout_s, send_s=self._settings.send_timeout_s
         )
+        self._peer = Peer.of(writer)  # guard (issue 12): --allow, limits, usage per request
+        self._forbidden = services.guard.admit_connection(self._peer)
+        self._ticket: Ticket | None = None
 
     # ------------------------------------------------------------------ life cycle
 
@@ -174,6 +179,8 @@ class ClientHandler:
     async def _cleanup(self) -> None:
         if self._machine is not None and not self._machine.done:
             self._apply(self._machine.client_gone())
+        if self._ticket is not None:
+            self._ticket.close()  # guard (issue 12): count the request once, whatever happened
         await self._drain()
         with contextlib.suppress(OSError, RuntimeError):
             if self._writer.can_write_eof() and not self._writer.is_closing():
@@ -224,6 +231,12 @@ class ClientHandler:
     # ------------------------------------------------------------------ client events
 
     async def _handle(self, event: Event) -> None:
+        if self._forbidden is not None and not (
+            Describe.is_type(event.type) or Ping.is_type(event.type)  # free: health checks
+        ):
+            self._services.guard.refused(self._peer)  # guard (issue 12): outside --allow
+            self._error(self._forbidden.code, self._forbidden.text)
+            return
         if Describe.is_type(event.type):
             self._write(self._services.info.event())
         elif Ping.is_type(event.type):
@@ -246,6 +259,8 @@ class ClientHandler:
             if self._machine is None:
                 self._error(ErrorCode.BAD_AUDIO, "audio-stop without audio-start")
             else:
+                if self._ticket is not None:
+                    self._ticket.audio_stopped()  # guard (issue 12): the wait starts here
                 self._apply(self._machine.stop_audio())
         else:
             self._debug(f"ignored event {event.type!r}")
@@ -278,6 +293,14 @@ class ClientHandler:
         except LanguageError as err:
             self._error(ErrorCode.LANGUAGE, str(err))
             return
+        # guard (issue 12): the per-client and daily limits; past the limit, local or 'quota'
+        self._ticket = self._services.guard.open_request(self._peer, fmt)
+        if self._ticket.refusal is not None:
+            self._error(self._ticket.refusal.code, self._ticket.refusal.text)
+            return
+        if self._ticket.quota_local:
+            config = dataclasses.replace(config, local_only=True, fallback_local=True)
+            self._log.info("client %d: daily audio limit reached; answering locally", self._id)
         self._machine = RequestMachine(config, self._services.new_gate())
         language = config.session.language
         self._debug(f"request: {fmt.rate} Hz, {fmt.width * 8}-bit, {fmt.channels} ch, {language}")
@@ -287,7 +310,10 @@ class ClientHandler:
         if self._machine is None:
             self._error(ErrorCode.BAD_AUDIO, "audio-chunk before audio-start")
             return
-        self._apply(self._machine.audio(event.payload or b"", _format_of(event.data)))
+        fmt = _format_of(event.data)
+        if self._ticket is not None:
+            self._ticket.audio_in(len(event.payload or b""), fmt)  # guard (issue 12)
+        self._apply(self._machine.audio(event.payload or b"", fmt))
 
     # ------------------------------------------------------------------ actions
 
@@ -296,6 +322,8 @@ class ClientHandler:
             self._do(action)
 
     def _do(self, action: act.Action) -> None:
+        if self._ticket is not None:
+            self._ticket.observe(action)  # guard (issue 12): audio sent, sessions, outcome
         if isinstance(action, act.Connect):
             self._connect(action)
         elif isinstance(action, act.SendAudio | act.SendText):
@@ -394,10 +422,13 @@ class ClientHandler:
         with contextlib.suppress(ConnectionError, OSError):
             self._writer.write(encode_event(event))
 
-    def _error(self, code: ErrorCode, text: str) -> None:
+    def _error(self, code: ErrorCode | str, text: str) -> None:
         """An error outside a request's own flow: tell the client, then hang up."""
-        self._log.warning("client %d: %s (%s)", self._id, text, code.value)
-        self._write(ErrorEvent(text=text, code=code.value).event())
+        code_text = str(code)  # an ErrorCode, or one of the guard's (busy, quota)
+        self._log.warning("client %d: %s (%s)", self._id, text, code_text)
+        self._write(ErrorEvent(text=text, code=code_text).event())
+        if self._ticket is not None:
+            self._ticket.failed(code_text)  # guard (issue 12)
         if self._machine is not None and not self._machine.done:
             self._apply(self._machine.abort())
         self._finished.set()

@@ -40,6 +40,7 @@ class WyomingServer:
         return [s.getsockname()[:2] for s in self._server.sockets if s.family.name != "AF_UNIX"]
 
     async def start(self) -> None:
+        self.services.guard.start()  # guard (issue 12): metrics endpoint
         uri = self.services.settings.uri
         parts = urlsplit(uri)
         if parts.scheme == "tcp":
@@ -60,6 +61,12 @@ class WyomingServer:
 
     async def serve(self) -> None:
         """Until :meth:`stop`; then let running requests finish, within a grace period."""
+        try:
+            await self._serve()
+        finally:
+            self.services.guard.close()  # guard (issue 12): flush usage, stop metrics
+
+    async def _serve(self) -> None:
         if self.services.settings.uri.startswith("stdio"):
             await self._serve_stdio()
             return
@@ -87,6 +94,7 @@ class WyomingServer:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         limit = self.services.settings.max_connections
         if self._stopping.is_set() or len(self._active) >= limit:
+            self.services.guard.refused_busy()  # guard (issue 12)
             _LOGGER.warning(
                 "refusing a client: %d connections open (limit %d)", len(self._active), limit
             )
@@ -101,7 +109,8 @@ class WyomingServer:
         assert task is not None
         self._active.add(task)
         try:
-            await ClientHandler(reader, writer, self.services).run()
+            with self.services.guard.connection():  # guard (issue 12): open-connection gauge
+                await ClientHandler(reader, writer, self.services).run()
         except Exception:
             _LOGGER.exception("a client handler failed; the server keeps serving")
         finally:

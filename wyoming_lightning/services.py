@@ -9,6 +9,7 @@ from wyoming.asr import Transcribe
 from wyoming.info import Info
 
 from .config import Settings
+from .guard import Guard
 from .info import build_info
 from .languages import resolve_language
 from .lightning.protocol import (
@@ -51,9 +52,12 @@ class Services:
     settings: Settings
     info: Info = field(init=False)
     local: LocalRecognizer = field(default_factory=LocalRecognizer)
+    guard: Guard = field(init=False)
+    """Access, limits, usage and metrics (issue 12)."""
 
     def __post_init__(self) -> None:
         self.info = build_info(self.settings)
+        self.guard = Guard(self.settings)
 
     def resolve_language(self, requested: str | None) -> str:
         return resolve_language(requested, self.settings.language, self.settings.languages)

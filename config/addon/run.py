@@ -49,8 +49,12 @@ FLAGS: dict[str, str] = {
     "service_url": "--lightning-url",
     "keywords": "--keywords",
     "fallback": "--fallback",
+    "allow": "--allow",
+    "daily_audio_limit": "--daily-audio-limit",
     "debug": "--debug",
 }
+#: The add-on's persistent volume: the usage table (requests, audio, cost per day) lives here.
+DATA_DIR = "/data"
 SECRET_OPTIONS = ("api_key",)
 
 
@@ -79,7 +83,7 @@ def command(options: Mapping[str, Any]) -> tuple[list[str], dict[str, str]]:
     unknown = sorted(set(options) - set(FLAGS) - set(SECRET_OPTIONS))
     if unknown:
         log(f"ignoring unknown options: {', '.join(unknown)}")
-    argv = [SERVER, "--uri", SERVER_URI]
+    argv = [SERVER, "--uri", SERVER_URI, "--data-dir", DATA_DIR]
     for name, flag in FLAGS.items():
         value = options.get(name)
         if value is None or value == "":

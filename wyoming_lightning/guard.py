@@ -1,0 +1,324 @@
+"""The server's guard and accountant: who is served, whether the day's budget allows a request,
+what each request cost, and the metrics; one :class:`Guard` per process.
+
+The decisions are made by the I/O-free classes of :mod:`~wyoming_lightning.access` and
+:mod:`~wyoming_lightning.quota`; this module feeds them what the connection adapters see
+(a peer address, the request's actions) and carries the results to the usage file
+(:mod:`~wyoming_lightning.usage_store`), the log and the metrics
+(:mod:`~wyoming_lightning.metrics`). The hooks in ``server.py`` and ``handler.py`` are a few
+marked lines that call :class:`Guard` and :class:`Ticket`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import socket
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from . import actions as act
+from .access import LOCAL, AccessPolicy, ClientSlots, OnceEach, Verdict, parse_address
+from .audio import PcmFormat
+from .config import Settings
+from .metrics import Metrics
+from .quota import SENT_S, Admission, Clock, DailyLedger, RequestUsage
+from .request import BYTES_PER_SECOND, RETRY_TIMER
+from .usage_store import UsageStore, usage_path
+
+_LOGGER = logging.getLogger(__name__)
+FORBIDDEN = "forbidden"
+BUSY = "busy"
+QUOTA = "quota"
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A client as the guard knows it: its address (or none: a local socket)."""
+
+    host: str | None
+    local: bool
+
+    @property
+    def key(self) -> str:
+        """What the per-client limit counts by: the normalised address, or ``local``."""
+        if self.local:
+            return LOCAL
+        address = parse_address(self.host)
+        return str(address) if address is not None else str(self.host)
+
+    @classmethod
+    def of(cls, writer: asyncio.StreamWriter) -> Peer:
+        sock = writer.get_extra_info("socket")
+        family = getattr(sock, "family", None)
+        if family not in (socket.AF_INET, socket.AF_INET6):
+            return cls(None, local=True)  # Unix socket or stdio: this machine
+        peername = writer.get_extra_info("peername")
+        host = peername[0] if isinstance(peername, tuple) and peername else None
+        return cls(str(host) if host is not None else None, local=False)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a client or a request is turned away, as the Wyoming ``error`` says it."""
+
+    code: str
+    text: str
+    reason: str
+    """The metrics' ``reason`` label."""
+
+
+class Guard:
+    """Shared by every connection of one server process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock = dt.datetime.now,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.policy = AccessPolicy.from_cidrs(settings.allow)
+        self.slots = ClientSlots(settings.max_requests_per_client)
+        limit = settings.daily_audio_limit_min
+        self.ledger = DailyLedger(None if limit is None else limit * 60, clock)
+        self.store = UsageStore(usage_path(settings.data_dir))
+        self.metrics = Metrics()
+        self.monotonic = monotonic
+        self._refusals_logged = OnceEach()
+        self._limit_logged_on: str | None = None
+        self._store_failures_counted = 0
+        self.metrics_port: int | None = None
+        if self.ledger.limit_s is not None:
+            self.metrics.limit.set(self.ledger.limit_s)
+        self._sync_today()
+
+    # ------------------------------------------------------------------ life cycle
+
+    def start(self) -> None:
+        port = self.settings.metrics_port
+        if port is not None:
+            try:
+                self.metrics_port = self.metrics.serve(port)
+            except OSError as err:
+                _LOGGER.error("cannot serve metrics on port %d: %s", port, err.strerror or err)
+            else:
+                _LOGGER.info("metrics on http://0.0.0.0:%d/metrics", self.metrics_port)
+        if self.settings.data_dir is not None:
+            _LOGGER.info("usage recorded in %s", self.store.where)
+
+    def close(self) -> None:
+        self.metrics.close()
+        self.store.close()
+
+    # ------------------------------------------------------------------ connections
+
+    def admit_connection(self, peer: Peer) -> Refusal | None:
+        """``None`` for a client the allow-list admits; otherwise why it is not served.
+
+        A refused client still gets ``describe`` and ``ping`` (they cost nothing, and health
+        checks and discovery helpers on this machine use them); anything else is refused with
+        :meth:`refused`.
+        """
+        if self.policy.decide(peer.host, local=peer.local) is Verdict.ALLOWED:
+            return None
+        return Refusal(FORBIDDEN, "this client is not allowed to use this server", FORBIDDEN)
+
+    def refused(self, peer: Peer) -> None:
+        """A client outside the allow-list asked for work: count it; log its address once."""
+        self.metrics.refused.labels(reason=FORBIDDEN).inc()
+        if self._refusals_logged.first(peer.key):
+            _LOGGER.warning(
+                "refusing client %s: not in --allow (each refused address is logged once)",
+                peer.key,
+            )
+
+    def refused_busy(self) -> None:
+        """The server's connection limit turned a client away."""
+        self.metrics.refused.labels(reason=BUSY).inc()
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[None]:
+        self.metrics.connections.inc()
+        try:
+            yield None
+        finally:
+            self.metrics.connections.dec()
+
+    # ------------------------------------------------------------------ requests
+
+    def open_request(self, peer: Peer, fmt: PcmFormat) -> Ticket:
+        """``audio-start``: admit the request (or say why not) and start counting it."""
+        day = self.ledger.today()
+        if not self.slots.acquire(peer.key):
+            limit = self.slots.limit
+            refusal = Refusal(
+                BUSY, f"too many requests at once from this client (limit {limit})", "per_client"
+            )
+            return Ticket(self, peer.key, day, fmt, refusal=refusal, holds_slot=False)
+        local = False
+        if self._admission(day) is Admission.OVER:
+            if self.settings.fallback == "local" or self.settings.local_only:
+                local = True
+            else:
+                self.slots.release(peer.key)
+                minutes = (self.ledger.limit_s or 0) / 60
+                refusal = Refusal(
+                    QUOTA, f"the daily audio limit of {minutes:g} min is reached", QUOTA
+                )
+                return Ticket(self, peer.key, day, fmt, refusal=refusal, holds_slot=False)
+        return Ticket(self, peer.key, day, fmt, quota_local=local)
+
+    def _admission(self, day: str) -> Admission:
+        if self.ledger.limit_s is None:
+            return Admission.CLOUD
+        self._sync_today()  # another process on the same file may have spent some
+        admission = self.ledger.admit()
+        if admission is Admission.OVER and self._limit_logged_on != day:
+            self._limit_logged_on = day
+            _LOGGER.warning(
+                "daily audio limit reached: %.1f of %g min sent today; %s until midnight",
+                self.ledger.sent_today_s() / 60,
+                (self.ledger.limit_s or 0) / 60,
+                "the local recognizer answers"
+                if self.settings.fallback == "local"
+                else "requests get error 'quota'",
+            )
+        return admission
+
+    def _sync_today(self) -> None:
+        day = self.ledger.today()
+        total = self.store.day_values(day).get(SENT_S)
+        if total is not None:
+            self.ledger.sync(day, total)
+        self.metrics.sent_today.set(self.ledger.sent_today_s())
+        self._note_store()
+
+    def finished(self, usage: RequestUsage) -> None:
+        """A request is over: count it in memory, the file and the metrics."""
+        self.ledger.record(usage.day, usage.sent_s)
+        total = self.store.add(usage.day, usage.deltas(self.settings.price_per_min))
+        if total is not None:
+            self.ledger.sync(usage.day, total)
+        self.metrics.sent_today.set(self.ledger.sent_today_s())
+        self.metrics.cost.inc(usage.sent_s / 60 * self.settings.price_per_min)
+        self._note_store()
+
+    def _note_store(self) -> None:
+        failures = self.store.failures
+        if failures > self._store_failures_counted:
+            self.metrics.store_failures.inc(failures - self._store_failures_counted)
+            self._store_failures_counted = failures
+
+
+class Ticket:
+    """One request from ``audio-start`` to its end: its refusal (if any), its route, its counts.
+
+    The handler shows it every action the request machine emits; the ticket counts the audio
+    sent, the sessions, retries and fallbacks from them, and when the request is over reports
+    it once to the guard.
+    """
+
+    def __init__(
+        self,
+        guard: Guard,
+        client: str,
+        day: str,
+        fmt: PcmFormat,
+        *,
+        refusal: Refusal | None = None,
+        quota_local: bool = False,
+        holds_slot: bool = True,
+    ) -> None:
+        self._guard = guard
+        self._metrics = guard.metrics
+        self._client = client
+        self.day = day
+        self.refusal = refusal
+        self.quota_local = quota_local
+        """Past the daily limit, with a fallback: the local recognizer alone answers."""
+        self._holds_slot = holds_slot
+        self._fmt = fmt
+        self._received_s = 0.0
+        self._sent_bytes = 0
+        self._stopped_at: float | None = None
+        self._outcome: tuple[str, str] | None = None
+        self._fallback: str | None = None
+        self._done = False
+        if refusal is not None:
+            self._metrics.refused.labels(reason=refusal.reason).inc()
+            self._end("error", refusal.code)
+        elif quota_local:
+            self._fallback = QUOTA
+            self._metrics.fallbacks.labels(reason=QUOTA).inc()
+
+    def audio_in(self, nbytes: int, fmt: PcmFormat | None) -> None:
+        if fmt is not None:
+            self._fmt = fmt
+        frame = max(1, self._fmt.rate * self._fmt.width * self._fmt.channels)
+        seconds = nbytes / frame
+        self._received_s += seconds
+        self._metrics.audio_received.inc(seconds)
+
+    def audio_stopped(self) -> None:
+        if self._stopped_at is None:
+            self._stopped_at = self._guard.monotonic()
+
+    def observe(self, action: act.Action) -> None:
+        """One action of the request machine, as the handler carries it out."""
+        if isinstance(action, act.SendAudio):
+            self._sent_bytes += len(action.data)
+            self._metrics.audio_sent.inc(len(action.data) / BYTES_PER_SECOND)
+        elif isinstance(action, act.Connect):
+            self._metrics.sessions.inc()
+        elif isinstance(action, act.StartTimer) and action.name == RETRY_TIMER:
+            self._metrics.retries.inc()
+        elif isinstance(action, act.TranscribeLocally):
+            if self._fallback is None and not self._guard.settings.local_only:
+                self._fallback = "failure"
+                self._metrics.fallbacks.labels(reason="failure").inc()
+        elif isinstance(action, act.Transcript):
+            self._end("transcript", "")
+        elif isinstance(action, act.Error):
+            self._end("error", action.code.value)
+        elif isinstance(action, act.Finish):
+            self.close()
+
+    def failed(self, code: str) -> None:
+        """The handler ended the request with an ``error`` of its own."""
+        self._end("error", code)
+        self.close()
+
+    def _end(self, outcome: str, code: str) -> None:
+        if self._outcome is not None:
+            return
+        self._outcome = (outcome, code)
+        if self._stopped_at is not None:
+            self._metrics.wait.observe(self._guard.monotonic() - self._stopped_at)
+        if self.refusal is not None:
+            self.close()
+
+    def close(self) -> None:
+        """The request is over (answered, failed or abandoned): count it once."""
+        if self._done:
+            return
+        self._done = True
+        if self._outcome is None:
+            self._outcome = ("abandoned", "")
+        outcome, code = self._outcome
+        self._metrics.requests.labels(outcome=outcome, code=code).inc()
+        if self._holds_slot:
+            self._guard.slots.release(self._client)
+        self._guard.finished(
+            RequestUsage(
+                day=self.day,
+                received_s=self._received_s,
+                sent_s=self._sent_bytes / BYTES_PER_SECOND,
+                error_code=code or None,
+                fallback=self._fallback,
+            )
+        )

@@ -105,6 +105,7 @@ cleanup() {
     set +e
     if [ -n "$DOCKERD_PID" ]; then
         dk ps -aq | xargs -r docker -H "$SOCK" rm -f > /dev/null 2>&1
+        dk image prune -f > /dev/null 2>&1 # the builds' leftovers; the cache stays
         kill "$DOCKERD_PID" 2> /dev/null
         for _ in $(seq 50); do kill -0 "$DOCKERD_PID" 2> /dev/null || break; sleep 0.2; done
     fi
@@ -347,7 +348,8 @@ cat > "$WORK/addon-data/options.json" << EOF
  "service_url": "ws://127.0.0.1:9001$LIGHTNING_PATH", "fallback": "local", "debug": false}
 EOF
 chmod 0600 "$WORK/addon-data/options.json"
-dk run -d --name wl-addon --network container:wl-helper --hostname abc-wyoming-lightning \
+hostname=$(state wl-helper '{{.Config.Hostname}}') # the namespace's, so the add-on's too
+dk run -d --name wl-addon --network container:wl-helper \
     --init -e SUPERVISOR_TOKEN=smoke-token -e SUPERVISOR_API=http://127.0.0.1:8080 \
     -v "$WORK/addon-data:/data" "$ADDON_IMAGE" > /dev/null
 health=$(wait_healthy wl-addon)
@@ -360,8 +362,7 @@ if [ "$text" = "$PHRASE" ]; then ok "add-on transcript: $text"; else fail "add-o
 for _ in $(seq 100); do dk exec wl-helper test -s /tmp/discovery.json && break; sleep 0.2; done
 discovery=$(dk exec wl-helper cat /tmp/discovery.json 2> /dev/null || true)
 case $discovery in
-    *'"uri": "tcp://abc-wyoming-lightning:10300"'*'"service": "wyoming"'* | \
-        *'"service": "wyoming"'*'"uri": "tcp://abc-wyoming-lightning:10300"'*)
+    *'"service": "wyoming"'*'"uri": "tcp://'"$hostname"':10300"'*)
         ok "discovery sent: $discovery" ;;
     *) fail "discovery: '$discovery'; $(dk logs wl-addon 2>&1 | tail -n 3)" ;;
 esac

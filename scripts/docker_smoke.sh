@@ -57,10 +57,12 @@ mkdir -p "$WORK"
 
 # ------------------------------------------------------------------------------ the trees
 
-if [ ! -e "$ENGINE/.complete" ]; then
-    log "debootstrap: the engine (trixie, docker.io)"
+BUILDX=$ENGINE/usr/libexec/docker/cli-plugins/docker-buildx
+if [ ! -e "$ENGINE/.complete" ] || [ ! -e "$BUILDX" ]; then
+    log "debootstrap: the engine (trixie: docker.io, docker-cli, docker-buildx)"
     rm -rf "$ENGINE"
-    debootstrap --variant=minbase --include=docker.io,docker-cli,ca-certificates trixie "$ENGINE" "$MIRROR" \
+    debootstrap --variant=minbase --include=docker.io,docker-cli,docker-buildx,ca-certificates \
+        trixie "$ENGINE" "$MIRROR" \
         > "$WORK/engine-debootstrap.log" 2>&1 || die "debootstrap failed: $WORK/engine-debootstrap.log"
     touch "$ENGINE/.complete"
 fi
@@ -98,6 +100,11 @@ command -v runc > /dev/null || {
 }
 ln -sf "$(command -v runc)" "$BIN/runc"
 export PATH=$BIN:$PATH
+# buildx, for building the add-on as the Supervisor does (`docker buildx build`, BuildKit).
+export DOCKER_CONFIG=$WORK/docker-config
+mkdir -p "$DOCKER_CONFIG/cli-plugins"
+ln -sf "$BUILDX" "$DOCKER_CONFIG/cli-plugins/docker-buildx"
+EXEC_ROOT=/run/wyoming-lightning-smoke
 SOCK=unix://$WORK/docker.sock
 DOCKERD_PID=
 
@@ -108,6 +115,7 @@ cleanup() {
         dk image prune -f > /dev/null 2>&1 # the builds' leftovers; the cache stays
         kill "$DOCKERD_PID" 2> /dev/null
         for _ in $(seq 50); do kill -0 "$DOCKERD_PID" 2> /dev/null || break; sleep 0.2; done
+        umount "$EXEC_ROOT"/netns/* 2> /dev/null
     fi
 }
 trap cleanup EXIT
@@ -115,7 +123,7 @@ trap cleanup EXIT
 dk() { DOCKER_BUILDKIT=0 docker -H "$SOCK" "$@"; }
 
 log "starting dockerd (log: $WORK/dockerd.log)"
-dockerd --host "$SOCK" --data-root "$WORK/data" --exec-root /run/wyoming-lightning-smoke \
+dockerd --host "$SOCK" --data-root "$WORK/data" --exec-root "$EXEC_ROOT" \
     --pidfile /run/wyoming-lightning-smoke.pid --bridge none --iptables=false --ip6tables=false \
     > "$WORK/dockerd.log" 2>&1 &
 DOCKERD_PID=$!
@@ -131,11 +139,11 @@ tar -C "$BASE_TREE" --exclude=./.complete -c . | dk import \
     --change 'ENV LANG=C.UTF-8' --change 'CMD ["python3"]' - "$BASE_TAG" > /dev/null
 base_size=$(dk image inspect -f '{{.Size}}' "$BASE_TAG")
 
-build() { # build TAG [build args...]
+build() { # build TAG [build args...]: `docker build`, the classic builder
     local tag=$1 started
     shift
     started=$(date +%s)
-    dk build --network host --build-arg "BASE_IMAGE=$BASE_TAG" "$@" -t "$tag" "$ROOT" \
+    ${BUILDER:-dk build} --network host --build-arg "BASE_IMAGE=$BASE_TAG" "$@" -t "$tag" "$ROOT" \
         > "$WORK/build-${tag%%:*}.log" 2>&1 || {
         tail -n 30 "$WORK/build-${tag%%:*}.log"
         die "docker build $tag failed: $WORK/build-${tag%%:*}.log"
@@ -320,10 +328,12 @@ stop_during wl-stop-long 9003 1
 
 # ------------------------------------------------------------------------------ the add-on
 
-log "the add-on image, built as the Supervisor builds it (BUILD_ARCH, BUILD_VERSION, labels)"
+log "the add-on image, built as the Supervisor builds it: docker buildx build (BuildKit) . --file Dockerfile"
+# Its arguments (supervisor/apps/build.py), but --pull: the stand-in base exists only here.
 version=$(sed -n 's/^version: *//p' "$ROOT/config.yaml")
-seconds=$(build "$ADDON_IMAGE" --build-arg BUILD_ARCH=amd64 --build-arg "BUILD_VERSION=$version" \
-    --label io.hass.type=addon --label io.hass.arch=amd64 --label "io.hass.version=$version")
+seconds=$(BUILDER="dk buildx build --file $ROOT/Dockerfile --platform linux/amd64" build \
+    "$ADDON_IMAGE" --build-arg "BUILD_VERSION=$version" --build-arg BUILD_ARCH=amd64 \
+    --label "io.hass.version=$version" --label io.hass.arch=amd64 --label io.hass.type=addon)
 size=$(dk image inspect -f '{{.Size}}' "$ADDON_IMAGE")
 ok "built in ${seconds} s: $((size / 1000000)) MB (with the offline recognizer)"
 

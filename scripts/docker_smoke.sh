@@ -236,6 +236,15 @@ case $health in
 esac
 text=$(client tcp://127.0.0.1:10300 || true)
 if [ "$text" = "$PHRASE" ]; then ok "transcript: $text"; else fail "transcript: '$text'"; fi
+# Once healthy, the 1 s start interval gives way to the 30 s interval (Docker keeps 5 probes).
+before=$(state wl-default '{{len .State.Health.Log}}')
+sleep 6
+after=$(state wl-default '{{len .State.Health.Log}}')
+if [ "$after" -le $((before + 1)) ]; then
+    ok "after healthy: $((after - before)) probe(s) in 6 s (the 30 s interval)"
+else
+    fail "after healthy: $((after - before)) probes in 6 s: still probing every second"
+fi
 started=$(date +%s.%N)
 dk stop wl-default > /dev/null
 took=$(python3 -c "print('%.1f' % ($(date +%s.%N) - $started))")

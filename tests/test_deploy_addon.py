@@ -1,10 +1,18 @@
-"""The Home Assistant add-on (config/addon/): its configuration against the documented add-on
-schema, its options against the server's real flags, its run script, and the discovery message
-it sends to a stand-in Supervisor.
+"""The Home Assistant add-on: its configuration against the Supervisor's own rules, its options
+against the server's real flags, its run script, and the discovery message it sends to a
+stand-in Supervisor.
 
-The JSON Schema below is written from the Home Assistant developer documentation, "Add-on
-configuration" (developers.home-assistant.io/docs/add-ons/configuration): the required keys, the
-optional keys with their types, and the option types ``schema`` accepts.
+The add-on is the repository root: ``repository.yaml`` and ``config.yaml`` sit beside the
+top-level ``Dockerfile``, so the Supervisor, which builds an add-on with its own directory as the
+build context, builds it from this source. The run script is ``config/addon/run.py``.
+
+The schemas below are transcribed from the Supervisor's source (home-assistant/supervisor,
+``supervisor/apps/validate.py``: ``_SCHEMA_APP_CONFIG``, ``SCHEMA_APP_TRANSLATIONS``;
+``supervisor/store/validate.py``: ``SCHEMA_REPOSITORY_CONFIG``; ``supervisor/apps/options.py``:
+``RE_SCHEMA_ELEMENT``; ``supervisor/store/data.py``: how a repository's add-ons are found;
+``supervisor/apps/build.py``: ``build.yaml`` is deprecated, the Dockerfile names its base; as of
+August 2026). The Supervisor drops unknown keys silently; these schemas refuse them, so that a
+misspelt key fails here instead of doing nothing on a user's device.
 """
 
 from __future__ import annotations
@@ -14,7 +22,6 @@ import importlib.util
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -31,22 +38,46 @@ import jsonschema
 import pytest
 import yaml
 from bridge import bridge_port, bridge_settings, running_bridge
-from test_deploy_docker import of, parse_dockerfile, replace_once
+from test_deploy_docker import ENTRYPOINT_SCRIPT, FINAL, copy_instructions, of
 
 from wyoming_lightning.config import VAD_CHOICES, build_parser, load_settings
 from wyoming_lightning.lightning.protocol import LIGHTNING_LANGUAGES, PULSE_LANGUAGES
 
 ROOT = Path(__file__).resolve().parent.parent
-ADDON = ROOT / "config" / "addon"
+ADDON = ROOT  # the add-on's directory, and so the Supervisor's build context
+RUN_SCRIPT = ROOT / "config" / "addon" / "run.py"
 CONFIG = yaml.safe_load((ADDON / "config.yaml").read_text())
-BUILD = yaml.safe_load((ADDON / "build.yaml").read_text())
+REPOSITORY = yaml.safe_load((ROOT / "repository.yaml").read_text())
 TRANSLATIONS = yaml.safe_load((ADDON / "translations" / "en.yaml").read_text())
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+CONFIG_SUFFIXES = (".json", ".yaml", ".yml")  # FILE_SUFFIX_CONFIGURATION
 
-ARCHES = ["armhf", "armv7", "aarch64", "amd64", "i386"]
+ARCHES = ["aarch64", "amd64"]  # ARCH_ALL
+DEPRECATED_ARCHES = ["armhf", "armv7", "i386"]  # ARCH_DEPRECATED
 BOOL = {"type": "boolean"}
 STR = {"type": "string"}
 STR_LIST = {"type": "array", "items": STR}
+URL = {"type": "string", "pattern": r"^https?://[^\s/$.?#][^\s]*$"}
+PORT = {"type": "integer", "minimum": 1, "maximum": 65535}  # network_port
+DOCKER_PORT = r"^\d+(/(tcp|udp))?$"  # docker_port
+VERSION_TAG = {"type": ["string", "number"]}  # version_tag: AwesomeVersion takes any
+
+#: supervisor/apps/options.py RE_SCHEMA_ELEMENT, verbatim in meaning.
+RE_SCHEMA_ELEMENT = re.compile(
+    r"^(?:"
+    r"|bool"
+    r"|email"
+    r"|url"
+    r"|port"
+    r"|device(?:\((?P<filter>subsystem=[a-z]+)\))?"
+    r"|str(?:\((?P<s_min>\d+)?,(?P<s_max>\d+)?\))?"
+    r"|password(?:\((?P<p_min>\d+)?,(?P<p_max>\d+)?\))?"
+    r"|int(?:\((?P<i_min>-?\d+)?,(?P<i_max>-?\d+)?\))?"
+    r"|float(?:\((?P<f_min>-?\d*\.?\d+)?,(?P<f_max>-?\d*\.?\d+)?\))?"
+    r"|match\((?P<match>.*)\)"
+    r"|list\((?P<list>.+)\)"
+    r")\??$"
+)
 
 ADDON_CONFIG_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -54,96 +85,117 @@ ADDON_CONFIG_SCHEMA: dict[str, Any] = {
     "required": ["name", "version", "slug", "description", "arch"],
     "additionalProperties": False,
     "properties": {
-        "name": STR,
-        "version": STR,
-        "slug": {"type": "string", "pattern": r"^[a-z0-9_]+$"},
+        "name": {"type": "string", "minLength": 1},
+        "version": VERSION_TAG,
+        "slug": {"type": "string", "pattern": r"^[-_.A-Za-z0-9]+$"},
         "description": STR,
-        "arch": {
-            "type": "array",
-            "items": {"enum": ARCHES},
-            "minItems": 1,
-            "uniqueItems": True,
-        },
+        "arch": {"type": "array", "items": {"enum": ARCHES}, "minItems": 1, "uniqueItems": True},
         "machine": STR_LIST,
-        "url": {"type": "string", "pattern": r"^https?://"},
+        "url": URL,
         "startup": {"enum": ["initialize", "system", "services", "application", "once"]},
-        "webui": STR,
         "boot": {"enum": ["auto", "manual", "manual_only"]},
+        "init": BOOL,
+        "stage": {"enum": ["stable", "experimental", "deprecated"]},
         "ports": {
             "type": "object",
-            "propertyNames": {"pattern": r"^\d+/(tcp|udp)$"},
-            "additionalProperties": {"type": ["integer", "null"]},
+            "propertyNames": {"pattern": DOCKER_PORT},
+            "additionalProperties": {"anyOf": [PORT, {"type": "null"}]},
         },
-        "ports_description": {"type": "object", "additionalProperties": STR},
-        "host_network": BOOL,
-        "host_ipc": BOOL,
-        "host_dbus": BOOL,
-        "host_pid": BOOL,
-        "host_uts": BOOL,
-        "devices": STR_LIST,
-        "homeassistant": STR,
-        "hassio_role": {"enum": ["default", "homeassistant", "backup", "manager", "admin"]},
-        "hassio_api": BOOL,
-        "homeassistant_api": BOOL,
-        "docker_api": BOOL,
-        "privileged": STR_LIST,
-        "full_access": BOOL,
-        "apparmor": {"type": ["boolean", "string"]},
-        "map": {"type": "array"},
-        "environment": {"type": "object", "additionalProperties": STR},
-        "audio": BOOL,
-        "video": BOOL,
-        "gpio": BOOL,
-        "usb": BOOL,
-        "uart": BOOL,
-        "udev": BOOL,
-        "devicetree": BOOL,
-        "kernel_modules": BOOL,
-        "stdin": BOOL,
-        "legacy": BOOL,
-        "options": {"type": "object"},
-        "schema": {"anyOf": [{"type": "object"}, {"const": False}]},
-        "image": STR,
-        "codenotary": STR,
-        "timeout": {"type": "integer"},
-        "tmpfs": BOOL,
-        "discovery": STR_LIST,
-        "services": STR_LIST,
-        "auth_api": BOOL,
+        "ports_description": {
+            "type": "object",
+            "propertyNames": {"pattern": DOCKER_PORT},
+            "additionalProperties": STR,
+        },
+        "watchdog": {
+            "type": "string",
+            "pattern": r"^(?:https?|\[PROTO:\w+\]|tcp):\/\/\[HOST\]:(\[PORT:\d+\]|\d+).*$",
+        },
+        "webui": {
+            "type": "string",
+            "pattern": r"^(?:https?|\[PROTO:\w+\]):\/\/\[HOST\]:\[PORT:\d+\].*$",
+        },
         "ingress": BOOL,
-        "ingress_port": {"type": "integer"},
+        "ingress_port": {"anyOf": [PORT, {"const": 0}]},
         "ingress_entry": STR,
         "ingress_stream": BOOL,
         "panel_icon": STR,
         "panel_title": STR,
         "panel_admin": BOOL,
-        "backup": {"enum": ["hot", "cold"]},
+        "homeassistant": VERSION_TAG,
+        "host_network": BOOL,
+        "host_pid": BOOL,
+        "host_ipc": BOOL,
+        "host_uts": BOOL,
+        "host_dbus": BOOL,
+        "devices": STR_LIST,
+        "udev": BOOL,
+        "tmpfs": BOOL,
+        "map": {"type": "array"},
+        "environment": {"type": "object", "additionalProperties": STR},
+        "privileged": STR_LIST,
+        "apparmor": BOOL,
+        "full_access": BOOL,
+        "audio": BOOL,
+        "video": BOOL,
+        "gpio": BOOL,
+        "usb": BOOL,
+        "uart": BOOL,
+        "devicetree": BOOL,
+        "kernel_modules": BOOL,
+        "realtime": BOOL,
+        "hassio_api": BOOL,
+        "hassio_role": {"enum": ["default", "homeassistant", "backup", "manager", "admin"]},
+        "homeassistant_api": BOOL,
+        "stdin": BOOL,
+        "legacy": BOOL,
+        "docker_api": BOOL,
+        "auth_api": BOOL,
+        "services": {
+            "type": "array",
+            "items": {"type": "string", "pattern": r"^(mqtt|mysql):(provide|want|need)$"},
+        },
+        "discovery": STR_LIST,
+        "backup_exclude": STR_LIST,
         "backup_pre": STR,
         "backup_post": STR,
-        "backup_exclude": STR_LIST,
-        "advanced": BOOL,
-        "stage": {"enum": ["stable", "experimental", "deprecated"]},
-        "init": BOOL,
-        "watchdog": STR,
-        "realtime": BOOL,
-        "journald": BOOL,
-        "breaking_versions": STR_LIST,
+        "backup": {"enum": ["hot", "cold"]},
+        "options": {"type": "object"},
+        "schema": {"anyOf": [{"type": "object"}, {"const": False}]},
+        "image": STR,
         "ulimits": {"type": "object"},
+        "timeout": {"type": "integer", "minimum": 10, "maximum": 300},
+        "journald": BOOL,
+        "breaking_versions": {"type": "array", "items": VERSION_TAG},
+        # Deprecated keys are left out on purpose (so refused): advanced (2026.03),
+        # codenotary, snapshot*, auto_uart; and "build_from"-style keys belong to no file now.
     },
 }
 
-BUILD_SCHEMA: dict[str, Any] = {
+REPOSITORY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["name"],
+    "additionalProperties": False,
+    "properties": {"name": {"type": "string", "minLength": 1}, "url": URL, "maintainer": STR},
+}
+
+TRANSLATIONS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "properties": {
-        "build_from": {
+        "configuration": {
             "type": "object",
-            "propertyNames": {"enum": ARCHES},
-            "additionalProperties": STR,
+            "additionalProperties": {
+                "type": "object",
+                "required": ["name"],
+                "additionalProperties": False,
+                "properties": {
+                    "name": STR,
+                    "description": {"type": ["string", "null"]},
+                    "fields": {"type": "object"},
+                },
+            },
         },
-        "args": {"type": "object", "additionalProperties": {"type": ["string", "number"]}},
-        "labels": {"type": "object"},
-        "codenotary": {"type": "object"},
+        "network": {"type": "object", "additionalProperties": STR},
     },
 }
 
@@ -156,6 +208,7 @@ OPTION_TYPE = re.compile(
 
 
 def option_type(spec: str) -> re.Match[str]:
+    assert RE_SCHEMA_ELEMENT.match(spec), f"the Supervisor refuses the option type {spec!r}"
     found = OPTION_TYPE.match(spec.strip())
     assert found, f"not an add-on option type: {spec!r}"
     kind, arg = found["type"], found["arg"]
@@ -198,7 +251,7 @@ def accepts(spec: str, value: object) -> bool:
 
 
 def load_run_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("lightning_addon_run", ADDON / "run.py")
+    spec = importlib.util.spec_from_file_location("lightning_addon_run", RUN_SCRIPT)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -223,8 +276,60 @@ def server_flags() -> set[str]:
 # ------------------------------------------------------------------------------- config.yaml
 
 
-def test_config_follows_the_documented_schema() -> None:
+def find_app_configs(root: Path) -> list[Path]:
+    """What the Supervisor takes for add-ons in a repository (store/data.py): every
+    ``config.{json,yaml,yml}`` below it, outside hidden directories and ``rootfs``."""
+    found = []
+    for directory, subdirs, files in os.walk(root):
+        subdirs[:] = [d for d in subdirs if not d.startswith(".") and d != "rootfs"]
+        found += [
+            Path(directory, f)
+            for f in files
+            if Path(f).stem == "config" and Path(f).suffix in CONFIG_SUFFIXES
+        ]
+    return sorted(found)
+
+
+def test_config_follows_the_supervisors_schema() -> None:
     jsonschema.validate(CONFIG, ADDON_CONFIG_SCHEMA)
+    assert not set(CONFIG["arch"]) & set(DEPRECATED_ARCHES)
+    for name, spec in CONFIG["schema"].items():
+        assert isinstance(spec, str) and RE_SCHEMA_ELEMENT.match(spec), name
+
+
+def test_the_repository_can_be_added_and_holds_exactly_this_add_on() -> None:
+    """Home Assistant adds a repository only if it has repository.{yaml,json} at its root that
+    passes SCHEMA_REPOSITORY_CONFIG; every config.* file in it is read as an add-on."""
+    repository_files = [ROOT / f"repository{suffix}" for suffix in CONFIG_SUFFIXES]
+    assert [p for p in repository_files if p.exists()] == [ROOT / "repository.yaml"]
+    jsonschema.validate(REPOSITORY, REPOSITORY_SCHEMA)
+    assert find_app_configs(ROOT) == [ROOT / "config.yaml"]
+
+
+def test_built_from_this_source_with_no_deprecated_build_file() -> None:
+    """Supervisor 2026.04: build.yaml is deprecated, the Dockerfile names its base image. The
+    Supervisor builds ``Dockerfile.<arch>`` if there is one, else ``Dockerfile``, with the
+    add-on's directory (here the repository) as the context; the image installs the package
+    from that context, not from an index."""
+    assert not [p for p in ADDON.iterdir() if p.stem == "build" and p.suffix in CONFIG_SUFFIXES]
+    assert not list(ADDON.glob("Dockerfile.*")), "an arch Dockerfile would win over Dockerfile"
+    dockerfile = (ADDON / "Dockerfile").read_text()
+    assert "BUILD_FROM" not in dockerfile
+    assert "wyoming-lightning==" not in dockerfile and "--find-links" not in dockerfile
+    assert 'pip install --no-cache-dir ".${EXTRAS:+[${EXTRAS}]}"' in dockerfile
+
+
+def test_the_image_starts_the_run_script_as_an_add_on() -> None:
+    """In a container the Supervisor started (its token, /data/options.json), the entry point
+    runs the add-on script that the image copied from config/addon/run.py."""
+    destinations = {tuple(sources): dest for sources, dest in copy_instructions(FINAL)}
+    installed = destinations[("config/addon/run.py",)]
+    script = ENTRYPOINT_SCRIPT.read_text()
+    assert f"exec python {installed}\n" in script
+    condition = script[: script.index(f"exec python {installed}")].rsplit("if ", 1)[1]
+    assert "SUPERVISOR_TOKEN" in condition and "/data/options.json" in condition
+    (check,) = of(FINAL, "HEALTHCHECK")
+    assert '"wyoming-lightning-healthcheck"' in check.args
 
 
 def test_what_home_assistant_needs_from_a_wyoming_add_on() -> None:
@@ -271,13 +376,8 @@ def test_translations_name_every_option_and_port() -> None:
     assert set(TRANSLATIONS["network"]) == set(CONFIG["ports"])
 
 
-def test_build_config() -> None:
-    jsonschema.validate(BUILD, BUILD_SCHEMA)
-    assert set(BUILD["build_from"]) == set(CONFIG["arch"])
-    for image in BUILD["build_from"].values():
-        assert re.fullmatch(r"[a-z0-9]+/python:3\.11\.\d+-slim-[a-z]+", image), image
-    assert str(BUILD["args"]["WYOMING_LIGHTNING_VERSION"]) == VERSION
-    assert BUILD["args"]["EXTRAS"] == "local", "fallback: local needs the offline recognizer"
+def test_translations_follow_the_supervisors_schema() -> None:
+    jsonschema.validate(TRANSLATIONS, TRANSLATIONS_SCHEMA)
 
 
 # ------------------------------------------------------------------------------- run script
@@ -326,7 +426,7 @@ def test_defaults_and_omitted_optionals() -> None:
 
 def run_script(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(ADDON / "run.py"), *args],
+        [sys.executable, str(RUN_SCRIPT), *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -421,7 +521,7 @@ async def discover_process(check_uri: str, supervisor_url: str) -> tuple[int, st
     env = {**os.environ, "SUPERVISOR_API": supervisor_url, "SUPERVISOR_TOKEN": "tok-123"}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
-        str(ADDON / "run.py"),
+        str(RUN_SCRIPT),
         "--discover-only",
         check_uri,
         env=env,
@@ -487,79 +587,3 @@ def test_payload_shape() -> None:
         "service": "wyoming",
         "config": {"uri": "tcp://abc-wyoming-lightning:10300"},
     }
-
-
-# ------------------------------------------------------------------------------- image
-
-
-ADDON_STAGES = parse_dockerfile(ADDON / "Dockerfile")
-ADDON_FINAL = ADDON_STAGES[-1]
-
-
-def test_addon_dockerfile_runs_the_run_script() -> None:
-    (first_from,) = [s[0] for s in ADDON_STAGES if s and s[0].keyword == "FROM"]
-    assert first_from.args in ("${BUILD_FROM}", "$BUILD_FROM")
-    copies = {c.args.split()[0]: c.args.split()[-1] for c in of(ADDON_FINAL, "COPY")}
-    assert copies["run.py"] == "/usr/local/bin/lightning-addon"
-    assert of(ADDON_FINAL, "CMD")[-1].exec_form() == ["python", "/usr/local/bin/lightning-addon"]
-    assert [e.args for e in of(ADDON_FINAL, "EXPOSE")] == ["10300"]
-    (check,) = of(ADDON_FINAL, "HEALTHCHECK")
-    assert '"wyoming-lightning-healthcheck"' in check.args
-    for source in copies:
-        assert (ADDON / source).exists(), f"COPY {source}: not in the add-on directory"
-    defaults = {
-        a.args.split("=", 1)[0]: a.args.split("=", 1)[1]
-        for stage in ADDON_STAGES
-        for a in of(stage, "ARG")
-        if "=" in a.args
-    }
-    assert defaults["WYOMING_LIGHTNING_VERSION"] == VERSION
-    assert defaults["EXTRAS"] == BUILD["args"]["EXTRAS"]
-    assert defaults["BUILD_FROM"] == BUILD["build_from"]["amd64"].split("/", 1)[1]
-
-
-def test_addon_install_step_from_a_local_wheel(tmp_path: Path) -> None:
-    """The add-on's pip step finds the package in wheels/ (how an unreleased checkout is built),
-    at the version build.yaml names."""
-    wheels = tmp_path / "wheels"
-    source = tmp_path / "source"  # a copy: building in the checkout would leave build/ there
-    shutil.copytree(
-        ROOT, source, ignore=shutil.ignore_patterns(".git", "build", "*.egg-info", "__pycache__",
-                                                    ".*_cache", "tests", "benchmarks"),
-    )  # fmt: skip
-    built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-         "--no-index", "-w", str(wheels), str(source)],
-        capture_output=True, text=True, timeout=300, check=False,
-        env={**os.environ, "PIP_CONFIG_FILE": os.devnull},
-    )  # fmt: skip
-    assert built.returncode == 0, built.stderr
-    (run,) = [r.args for r in of(ADDON_FINAL, "RUN") if "pip install" in r.args]
-    venv = tmp_path / "venv"
-    command = replace_once(
-        run, "python -m venv /opt/venv",
-        f"{sys.executable} -m venv --system-site-packages --without-pip {venv}",
-    )  # fmt: skip
-    command = replace_once(
-        command, "/opt/venv/bin/pip install",
-        # --ignore-installed: the venv sees this checkout's own (editable) install, which would
-        # otherwise satisfy the requirement and leave the venv without the package.
-        f"{venv}/bin/python -m pip install --no-deps --no-index --ignore-installed",
-    )  # fmt: skip
-    command = replace_once(command, "--find-links /tmp/wheels", f"--find-links {wheels}")
-    command = replace_once(command, "rm -rf /tmp/wheels", "true")
-    command = command.replace("/opt/venv", str(venv))
-    env = {
-        **os.environ,
-        "EXTRAS": str(BUILD["args"]["EXTRAS"]),
-        "WYOMING_LIGHTNING_VERSION": str(BUILD["args"]["WYOMING_LIGHTNING_VERSION"]),
-    }
-    env.pop("PIP_FIND_LINKS", None)
-    env["PIP_CONFIG_FILE"] = os.devnull  # this machine's pip configuration is not the image's
-    result = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", command],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.strip().splitlines()[-1] == VERSION
-    assert "does not provide the extra" not in result.stdout + result.stderr

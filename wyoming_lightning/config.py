@@ -97,6 +97,7 @@ class Settings:
     check_key: bool = False
     max_connections: int = 100
     idle_timeout_s: float = 30.0
+    drain_timeout_s: float = 7.0
     keywords: tuple[Keyword, ...] = ()
     zeroconf: str | None = None
     debug: bool = False
@@ -232,6 +233,13 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     switch("--check-key", d.check_key, "test the API key at start-up")
     option("--max-connections", d.max_connections, "clients served at once", type=int)
     option("--idle-timeout", d.idle_timeout_s, "seconds a client may stay silent", type=float)
+    option(
+        "--drain-timeout",
+        d.drain_timeout_s,
+        "seconds running requests may take to finish on SIGTERM before they get an error "
+        "(keep it under the stop timeout, 10 s in Docker and Home Assistant)",
+        type=float,
+    )
     option("--keywords", "", "words to boost: 'word:weight,phrase:weight'")
     option(
         "--zeroconf",
@@ -311,7 +319,7 @@ def load_settings(
             f"--language {language!r} is not offered by the service; choose one of: "
             + ", ".join(languages)
         )
-    for name in ("pre_roll_ms", "hangover_ms", "finalize_after_ms"):
+    for name in ("pre_roll_ms", "hangover_ms", "finalize_after_ms", "drain_timeout"):
         if getattr(args, name) < 0:
             raise ConfigError(f"--{name.replace('_', '-')} cannot be negative")
     positive = (
@@ -363,6 +371,7 @@ def load_settings(
         check_key=args.check_key,
         max_connections=args.max_connections,
         idle_timeout_s=args.idle_timeout,
+        drain_timeout_s=args.drain_timeout,
         keywords=tuple(parse_keywords(args.keywords)),
         zeroconf=args.zeroconf,
         debug=args.debug,

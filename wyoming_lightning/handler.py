@@ -36,6 +36,8 @@ _LOGGER = logging.getLogger(__name__)
 _IDS = itertools.count(1)
 LINGER_QUIET_S = 2.0
 LINGER_MAX_S = 20.0
+#: A connection cut by a stopping server lingers this long at most: the stop is bounded.
+LINGER_CUT_S = 0.5
 
 
 def _format_of(data: dict[str, object]) -> PcmFormat | None:
@@ -127,6 +129,7 @@ class ClientHandler:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._finished = asyncio.Event()
+        self._cut = False
         self._timeouts = Timeouts(
             connect_s=self._settings.connect_timeout_s, send_s=self._settings.send_timeout_s
         )
@@ -214,7 +217,7 @@ class ClientHandler:
         A client that goes quiet for LINGER_QUIET_S has read its answer or never will.
         """
         with contextlib.suppress(TimeoutError, ConnectionError, OSError, ValueError):
-            async with asyncio.timeout(LINGER_MAX_S):
+            async with asyncio.timeout(LINGER_CUT_S if self._cut else LINGER_MAX_S):
                 while not self._reader.at_eof():
                     async with asyncio.timeout(LINGER_QUIET_S):
                         if not await self._reader.read(1 << 16):
@@ -432,6 +435,13 @@ class ClientHandler:
         if self._machine is not None and not self._machine.done:
             self._apply(self._machine.abort())
         self._finished.set()
+
+    def cut(self, text: str) -> None:
+        """The server is stopping and this connection outlived the drain: answer ``error``
+        (unless the answer was already given), then hang up without waiting on the client."""
+        if not self._finished.is_set():
+            self._error(ErrorCode.UNAVAILABLE, text)
+        self._cut = True
 
     def _debug(self, message: str) -> None:
         self._log.debug("client %d: %s", self._id, message)

@@ -1,4 +1,10 @@
-"""Listening: TCP, Unix socket or stdio; a connection limit; a graceful stop on SIGTERM."""
+"""Listening: TCP, Unix socket or stdio; a connection limit; a graceful stop on SIGTERM.
+
+The stop is bounded so that it fits inside the stop timeouts of Docker and the Home Assistant
+Supervisor (10 s each, then SIGKILL): running requests get ``--drain-timeout`` seconds to
+finish, then each still running is answered ``error`` (code ``unavailable``) and its connection
+closed within CUT_GRACE_S, so that no client is left with a connection that just vanishes.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +23,10 @@ from .services import Services
 from .wire import MAX_HEADER_BYTES, encode_event
 
 _LOGGER = logging.getLogger(__name__)
-GRACE_S = 10.0
+#: After the drain: time for a cut request's ``error`` to be written and its connection closed
+#: (then the task is cancelled). Drain + this + process exit must stay under 10 s.
+CUT_GRACE_S = 1.0
+STOPPING_TEXT = "the server is stopping; try again"
 
 
 class WyomingServer:
@@ -25,7 +34,7 @@ class WyomingServer:
 
     def __init__(self, services: Services) -> None:
         self.services = services
-        self._active: set[asyncio.Task[None]] = set()
+        self._active: dict[asyncio.Task[None], ClientHandler] = {}
         self._server: asyncio.Server | None = None
         self._stopping = asyncio.Event()
 
@@ -74,12 +83,28 @@ class WyomingServer:
         if self._server is not None:
             self._server.close()
         if self._active:
-            _LOGGER.info("stopping: waiting for %d request(s) to finish", len(self._active))
-            _done, pending = await asyncio.wait(set(self._active), timeout=GRACE_S)
+            drain = self.services.settings.drain_timeout_s
+            _LOGGER.info(
+                "stopping: waiting for %d request(s) to finish (at most %g s)",
+                len(self._active),
+                drain,
+            )
+            _done, pending = await asyncio.wait(set(self._active), timeout=drain)
+            if pending:
+                _LOGGER.warning(
+                    "stopping: %d request(s) still running after %g s are answered with an error",
+                    len(pending),
+                    drain,
+                )
+                for task in pending:
+                    handler = self._active.get(task)
+                    if handler is not None:
+                        handler.cut(STOPPING_TEXT)
+                _done, pending = await asyncio.wait(pending, timeout=CUT_GRACE_S)
             for task in pending:
                 task.cancel()
             if pending:
-                await asyncio.wait(pending, timeout=2)
+                await asyncio.wait(pending, timeout=CUT_GRACE_S / 2)
         if self._server is not None:
             await self._server.wait_closed()
 
@@ -107,14 +132,15 @@ class WyomingServer:
             return
         task = asyncio.current_task()
         assert task is not None
-        self._active.add(task)
+        handler = ClientHandler(reader, writer, self.services)
+        self._active[task] = handler
         try:
             with self.services.guard.connection():  # guard (issue 12): open-connection gauge
-                await ClientHandler(reader, writer, self.services).run()
+                await handler.run()
         except Exception:
             _LOGGER.exception("a client handler failed; the server keeps serving")
         finally:
-            self._active.discard(task)
+            self._active.pop(task, None)
 
     async def _serve_stdio(self) -> None:
         loop = asyncio.get_running_loop()

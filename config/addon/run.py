@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Home Assistant add-on entry point: the user's options become flags, then the server runs.
 
-Written in Python rather than bashio so that the add-on needs no s6/bashio base image (it runs
-on the same python:slim base as the Docker image) and so that the option-to-flag mapping and the
-discovery message are tested with the project's test suite.
+Written in Python rather than bashio so that the add-on needs no s6/bashio base image (the
+add-on is the project's own Docker image; its entry point starts this script when the
+Supervisor runs it) and so that the option-to-flag mapping and the discovery message are tested
+with the project's test suite.
 
 Start-up:
 1. read ``/data/options.json`` (written by the Supervisor from the add-on's options);

@@ -31,6 +31,7 @@ import jsonschema
 import pytest
 import yaml
 from bridge import bridge_port, bridge_settings, running_bridge
+from inner_venv import make_venv_command
 from test_deploy_docker import of, parse_dockerfile, replace_once
 
 from wyoming_lightning.config import VAD_CHOICES, build_parser, load_settings
@@ -538,7 +539,7 @@ def test_addon_install_step_from_a_local_wheel(tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     command = replace_once(
         run, "python -m venv /opt/venv",
-        f"{sys.executable} -m venv --system-site-packages --without-pip {venv}",
+        make_venv_command(venv),
     )  # fmt: skip
     command = replace_once(
         command, "/opt/venv/bin/pip install",

@@ -122,3 +122,15 @@ def test_every_environment_variable_named_exists() -> None:
     prose = TEXT.replace(table, "")  # the table's metavars (LIGHTNING_URL) are not variables
     named = set(re.findall(r"\b(LIGHTNING_[A-Z_]+)\b", prose))
     assert named - known == set()
+
+
+def test_ci_runs_the_readme_test_command_inside_a_venv() -> None:
+    """CI runs exactly the README's test command, and in a venv of its own, as users do: a test
+    that works only when installed into the base interpreter fails there, not for a user."""
+    first_screen = TEXT.split("<!-- end of first screen -->", 1)[0]
+    (command,) = [line for line in first_screen.splitlines() if "pytest" in line]
+    lines = (ROOT / ".ci/run").read_text(encoding="utf-8").splitlines()
+    assert lines[-1] == command.strip()
+    assert "python3 -m venv .venv" in lines
+    activate = lines.index(". .venv/bin/activate")
+    assert lines.index("python3 -m venv .venv") < activate < len(lines) - 1

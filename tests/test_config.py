@@ -48,7 +48,8 @@ def test_no_key_means_local_only_and_english() -> None:
         (["--lightning-url", "https://x"], {}, "ws://"),
         (["--hangover-ms", "-1"], {}, "cannot be negative"),
         (["--response-timeout", "0"], {}, "must be positive"),
-        (["--keywords", "a:-1"], {}, "positive"),
+        (["--keywords", "a:-1"], {}, "^--keywords: keyword weight must be positive"),
+        ([], {"LIGHTNING_KEYWORDS": "a:-1"}, "^LIGHTNING_KEYWORDS: keyword weight"),
         # A value from the environment is blamed on its variable: that is where to fix it.
         ([], {"LIGHTNING_VAD": "magic"}, "^LIGHTNING_VAD='magic': choose one of silero"),
         ([], {"LIGHTNING_FALLBACK": "cloud"}, "^LIGHTNING_FALLBACK='cloud': choose one of"),

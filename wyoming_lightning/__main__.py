@@ -9,12 +9,13 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from .cli import describe_failure, run_main
 from .config import ConfigError, Settings, load_settings
 from .lightning.client import Timeouts
 from .lightning.keycheck import check_key
 from .lightning.protocol import ErrorCode
 from .local import LocalRecognizer
-from .server import WyomingServer
+from .server import ListenError, WyomingServer
 from .services import Services
 from .zeroconf import start_advertising
 
@@ -34,6 +35,12 @@ def _setup_logging(settings: Settings) -> None:
 
 
 async def main(settings: Settings) -> int:
+    if settings.fallback == "local" and not LocalRecognizer.available():
+        _LOGGER.error(
+            "--fallback local needs the local recognizer, which is not installed: "
+            "pip install 'wyoming-lightning[local]'"
+        )
+        return 2
     services = Services(settings)
     if settings.local_only:
         if not LocalRecognizer.available():
@@ -52,17 +59,23 @@ async def main(settings: Settings) -> int:
             Timeouts(connect_s=settings.connect_timeout_s, send_s=settings.send_timeout_s),
         )
         if failure is not None:
-            _LOGGER.error("API key check failed: %s", failure.message)
+            # The README promises exit status 1 for any failed check: a server that cannot
+            # reach the service at start-up would fail every request, so it does not start.
+            hint = ""
             if failure.code in (ErrorCode.AUTH, ErrorCode.QUOTA):
-                _LOGGER.error("check SMALLEST_API_KEY (or the file it comes from)")
-                return 1
+                hint = "; check SMALLEST_API_KEY (or the file it comes from)"
+            _LOGGER.error("API key check failed: %s%s", failure.message, hint)
+            return 1
         else:
             _LOGGER.info("API key accepted by the service")
     server = WyomingServer(services)
     try:
         await server.start()
+    except ListenError as err:
+        _LOGGER.error("cannot listen on %s: %s", settings.uri, err)
+        return 1
     except OSError as err:
-        _LOGGER.error("cannot listen on %s: %s", settings.uri, err.strerror or err)
+        _LOGGER.error("cannot listen on %s: %s", settings.uri, describe_failure(err))
         return 1
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -86,19 +99,23 @@ async def main(settings: Settings) -> int:
     return 0
 
 
-def run(argv: Sequence[str] | None = None) -> None:
+def _main(argv: Sequence[str] | None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     if args[:1] == ["usage"]:  # issue 12: ``wyoming-lightning usage`` prints the usage table
         from .usage_report import main as usage_main
 
-        sys.exit(usage_main(args[1:]))
+        return usage_main(args[1:])
     try:
         settings = load_settings(argv)
     except ConfigError as err:
         print(f"wyoming-lightning: {err}", file=sys.stderr)
-        sys.exit(2)
+        return 2
     _setup_logging(settings)
-    sys.exit(asyncio.run(main(settings)))
+    return asyncio.run(main(settings))
+
+
+def run(argv: Sequence[str] | None = None) -> None:
+    run_main("wyoming-lightning", lambda: _main(argv))
 
 
 if __name__ == "__main__":

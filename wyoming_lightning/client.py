@@ -7,9 +7,10 @@ Unlike Home Assistant it reads while it writes: partial ``transcript-chunk`` res
 while audio is still going out, and an ``error`` stops the upload at once.
 
 stdout carries only the final text, so ``text=$(wyoming-lightning-client x.wav)`` works;
-progress, partial results and errors go to stderr. Exit status: 0 transcribed (possibly to
-empty text), 1 the server failed (its ``error`` text is shown), 2 a local problem (file,
-microphone, connection, usage).
+progress, partial results and errors go to stderr. Exit status: 0 transcribed, 1 the server
+failed (its ``error`` text is shown), 2 a local problem (file, microphone, connection, usage),
+3 the server answered with empty text (said on stderr: a script must not take silence for a
+transcript, and a person must not be left guessing).
 """
 
 from __future__ import annotations
@@ -32,12 +33,13 @@ from wyoming.client import AsyncClient
 from wyoming.event import Event
 
 from .audio import AudioConverter, PcmFormat
+from .cli import Parser, describe_failure, run_main, uri_type, wyoming_client
 from .vad.events import SpeechEnd, SpeechStart
 from .vad.gate import GateConfig, VadGate
 
 PROG = "wyoming-lightning-client"
 DEFAULT_URI = "tcp://127.0.0.1:10300"
-EXIT_OK, EXIT_SERVER, EXIT_LOCAL = 0, 1, 2
+EXIT_OK, EXIT_SERVER, EXIT_LOCAL, EXIT_EMPTY = 0, 1, 2, 3
 
 MIC_RATE = 16000
 MIC_BLOCK_MS = 30
@@ -242,12 +244,10 @@ async def _read_answer(client: AsyncClient, progress: Progress, outcome: Outcome
 
 
 def _connect(uri: str) -> AsyncClient:
-    if not uri.startswith(("tcp://", "unix://")):
-        raise ClientError(f"--uri must be tcp://HOST:PORT or unix://PATH, not {uri!r}")
     try:
-        return AsyncClient.from_uri(uri)
+        return wyoming_client(uri)
     except ValueError as err:
-        raise ClientError(f"bad --uri {uri!r}: {err}") from None
+        raise ClientError(f"bad --uri: {err}") from None
 
 
 async def transcribe(
@@ -265,8 +265,7 @@ async def transcribe(
     try:
         await client.connect()
     except OSError as err:
-        reason = "connection refused" if isinstance(err, ConnectionRefusedError) else err
-        raise ClientError(f"cannot connect to {uri}: {reason}") from None
+        raise ClientError(f"cannot connect to {uri}: {describe_failure(err)}") from None
     outcome = Outcome()
     reader = asyncio.create_task(_read_answer(client, progress, outcome))
     try:
@@ -298,7 +297,9 @@ async def transcribe(
     except TimeoutError:
         raise ClientError(f"no transcript from {uri} within {timeout_s:g} s", EXIT_SERVER) from None
     except (ConnectionError, OSError) as err:
-        raise ClientError(f"connection to {uri} lost: {err}", EXIT_SERVER) from None
+        raise ClientError(
+            f"connection to {uri} lost: {describe_failure(err)}", EXIT_SERVER
+        ) from None
     finally:
         reader.cancel()
         with contextlib.suppress(BaseException):
@@ -442,13 +443,15 @@ async def sounddevice_microphone(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog=PROG,
         description="Transcribe a WAV file, or the microphone, with any Wyoming speech-to-text "
         "server. The text goes to stdout; progress and partial results to stderr.",
     )
     parser.add_argument("file", nargs="?", type=Path, help="PCM WAV file (any rate/width/channels)")
-    parser.add_argument("--uri", default=DEFAULT_URI, help=f"server (default {DEFAULT_URI})")
+    parser.add_argument(
+        "--uri", type=uri_type(), default=DEFAULT_URI, help="server: tcp://HOST:PORT or unix://PATH"
+    )
     parser.add_argument("--language", default=None, help="language to ask for, e.g. en or en-US")
     parser.add_argument(
         "--realtime", action="store_true", help="send the file at real-time pace, as a live source"
@@ -477,6 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=60.0, help="seconds to wait for the transcript"
     )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    parser.add_version()
     return parser
 
 
@@ -540,19 +544,22 @@ async def amain(
     if outcome.text is None:
         print(f"{PROG}: the server closed the connection without a transcript", file=err)
         return EXIT_SERVER
+    if not outcome.text.strip():
+        print(
+            f"{PROG}: no text recognized: the server answered with an empty transcript "
+            "(a server that gates audio with a voice-activity detector heard no speech)",
+            file=err,
+        )
+        return EXIT_EMPTY
     language = f" ({outcome.language})" if outcome.language else ""
-    progress.finish("no text recognized" if not outcome.text.strip() else f"transcript{language}")
+    progress.finish(f"transcript{language}")
     print(outcome.text, file=out)
     out.flush()
     return EXIT_OK
 
 
 def run() -> None:
-    try:
-        sys.exit(asyncio.run(amain()))
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        sys.exit(130)
+    run_main(PROG, lambda: asyncio.run(amain()))
 
 
 if __name__ == "__main__":

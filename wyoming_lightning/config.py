@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import logging
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from .cli import Parser, redact_url, uri_type
 from .lightning.protocol import DEFAULT_URL, Keyword, detect_dialect, languages_for
 
 ENV_PREFIX = "LIGHTNING_"
@@ -173,9 +175,45 @@ def parse_networks(items: Sequence[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
+def log_format(text: str) -> str:
+    """An argparse ``type=``: a logging format that can format a record, checked before any
+    line is logged (a bad one would otherwise fail every log line)."""
+    record = logging.makeLogRecord({"name": "wyoming_lightning", "msg": "message"})
+    try:
+        logging.Formatter(text, validate=True).format(record)
+    except (ValueError, KeyError, TypeError) as err:
+        reason = f"unknown field {err}" if isinstance(err, KeyError) else str(err)
+        raise argparse.ArgumentTypeError(f"not a usable logging format ({reason})") from None
+    return text
+
+
+def _from_env(name: str, value: str, default: object, kw: Mapping[str, Any]) -> object:
+    """An environment variable's value, converted and checked as the flag's would be; the error
+    names the variable, since that is where the user has to fix it."""
+    if isinstance(default, bool):
+        try:
+            return _env_bool(value)
+        except ConfigError as err:
+            raise ConfigError(f"{name}: {err}") from None
+    convert = kw.get("type")
+    converted: object = value
+    if convert is not None:
+        try:
+            converted = convert(value)
+        except argparse.ArgumentTypeError as err:
+            raise ConfigError(f"{name}: {err}") from None
+        except (TypeError, ValueError):
+            kind = {int: "a whole number", float: "a number"}.get(convert, "valid")
+            raise ConfigError(f"{name}={value!r} is not {kind}") from None
+    choices = kw.get("choices")
+    if choices is not None and converted not in choices:
+        raise ConfigError(f"{name}={value!r}: choose one of {', '.join(map(str, choices))}")
+    return converted
+
+
 def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     """The command line; each default comes from the environment when set there."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="wyoming-lightning",
         description="Wyoming speech-to-text server for Smallest.ai Lightning / Pulse.",
         epilog="Every option can also be set by environment variable: --foo-bar is "
@@ -187,17 +225,19 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     def option(flag: str, default: object, help_text: str, **kw: Any) -> None:
         name = _env_name(flag)
         if name in env:
-            value: object = env[name]
-            if isinstance(default, bool):
-                value = _env_bool(env[name])
-            default = value
+            default = _from_env(name, env[name], default, kw)
         parser.add_argument(flag, default=default, help=f"{help_text} [env {name}]", **kw)
 
     def switch(flag: str, default: bool, help_text: str) -> None:
         option(flag, default, help_text, action=argparse.BooleanOptionalAction)
 
     d = Settings()
-    option("--uri", d.uri, "where to listen: tcp://HOST:PORT, unix://PATH or stdio://")
+    option(
+        "--uri",
+        d.uri,
+        "where to listen: tcp://HOST:PORT, unix://PATH or stdio://",
+        type=uri_type(("tcp", "unix", "stdio"), server=True),
+    )
     option(
         "--lightning-url",
         None,
@@ -288,18 +328,38 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         type=int,
     )
     switch("--debug", d.debug, "log everything")
-    option("--log-format", d.log_format, "Python logging format")
-    parser.add_argument("--version", action="version", version=__version__)
+    option("--log-format", d.log_format, "Python logging format", type=log_format)
+    parser.add_version()
+    parser.hints["--api-key"] = (
+        "there is no --api-key: a key on the command line would show in ps; set "
+        "SMALLEST_API_KEY, or put the key in a file and pass --api-key-file FILE"
+    )
     return parser
 
 
-def _read_key(args: argparse.Namespace, env: Mapping[str, str]) -> Secret:
+def _source(flag: str, argv: Sequence[str], env: Mapping[str, str]) -> str:
+    """Where the user set ``flag``: on the command line, or through its variable."""
+    given = any(word in (flag, "--no-" + flag[2:]) or word.startswith(flag + "=") for word in argv)
+    name = _env_name(flag)
+    return name if name in env and not given else flag
+
+
+def _read_key(args: argparse.Namespace, env: Mapping[str, str], argv: Sequence[str]) -> Secret:
     path = args.api_key_file or env.get("SMALLEST_API_KEY_FILE")
     if path:
+        where = "SMALLEST_API_KEY_FILE"
+        if args.api_key_file:
+            where = _source("--api-key-file", argv, env)
         try:
-            return Secret(Path(path).read_text(encoding="utf-8").strip())
+            key = Path(path).read_text(encoding="utf-8").strip()
         except OSError as err:
-            raise ConfigError(f"cannot read the API key file {path}: {err.strerror}") from None
+            reason = err.strerror or "unreadable"
+            raise ConfigError(f"{where}: cannot read the API key file {path}: {reason}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{where}: the API key file {path} is not text") from None
+        if not key:
+            raise ConfigError(f"{where}: the API key file {path} is empty")
+        return Secret(key)
     return Secret(env.get("SMALLEST_API_KEY", "").strip())
 
 
@@ -308,20 +368,27 @@ def load_settings(
 ) -> Settings:
     """Parse and validate; raise ConfigError (or exit for --help) with a readable message."""
     env = os.environ if env is None else env
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser(env).parse_args(argv)
+
+    def source(name: str) -> str:
+        return _source("--" + name.replace("_", "-"), argv, env)
+
     url = args.lightning_url or DEFAULT_URL
     if not url.startswith(("ws://", "wss://")):
-        raise ConfigError(f"--lightning-url must start with ws:// or wss://, not {url[:8]!r}")
+        raise ConfigError(
+            f"{source('lightning_url')} must start with ws:// or wss://, not {redact_url(url)!r}"
+        )
     languages = languages_for(detect_dialect(url))
     language = str(args.language).strip().lower()
     if language not in languages:
         raise ConfigError(
-            f"--language {language!r} is not offered by the service; choose one of: "
+            f"{source('language')} {language!r} is not offered by the service; choose one of: "
             + ", ".join(languages)
         )
     for name in ("pre_roll_ms", "hangover_ms", "finalize_after_ms", "drain_timeout"):
         if getattr(args, name) < 0:
-            raise ConfigError(f"--{name.replace('_', '-')} cannot be negative")
+            raise ConfigError(f"{source(name)} cannot be negative")
     positive = (
         "max_utterance",
         "connect_timeout",
@@ -333,27 +400,31 @@ def load_settings(
     )
     for name in positive:
         if getattr(args, name) <= 0:
-            raise ConfigError(f"--{name.replace('_', '-')} must be positive")
+            raise ConfigError(f"{source(name)} must be positive")
     if args.vad not in VAD_CHOICES:
         raise ConfigError(f"--vad must be one of {', '.join(VAD_CHOICES)}, not {args.vad!r}")
     if args.fallback not in ("none", "local"):
         raise ConfigError(f"--fallback must be 'none' or 'local', not {args.fallback!r}")
     if args.retries < 0:
-        raise ConfigError("--retries cannot be negative")
+        raise ConfigError(f"{source('retries')} cannot be negative")
     if args.max_requests_per_client <= 0:
-        raise ConfigError("--max-requests-per-client must be positive")
+        raise ConfigError(f"{source('max_requests_per_client')} must be positive")
     if args.daily_audio_limit is not None and args.daily_audio_limit < 0:
-        raise ConfigError("--daily-audio-limit cannot be negative")
+        raise ConfigError(f"{source('daily_audio_limit')} cannot be negative")
     if args.price_per_minute < 0:
-        raise ConfigError("--price-per-minute cannot be negative")
+        raise ConfigError(f"{source('price_per_minute')} cannot be negative")
     if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
-        raise ConfigError("--metrics-port must be within 0..65535")
+        raise ConfigError(f"{source('metrics_port')} must be within 0..65535")
+    try:
+        keywords = tuple(parse_keywords(args.keywords))
+    except ConfigError as err:
+        raise ConfigError(f"{source('keywords')}: {err}") from None
     return Settings(
         uri=args.uri,
         service_url=url,
         url_fixed=bool(args.lightning_url),
         language=language,
-        api_key=_read_key(args, env),
+        api_key=_read_key(args, env, argv),
         vad=args.vad,
         pre_roll_ms=args.pre_roll_ms,
         hangover_ms=args.hangover_ms,
@@ -372,7 +443,7 @@ def load_settings(
         max_connections=args.max_connections,
         idle_timeout_s=args.idle_timeout,
         drain_timeout_s=args.drain_timeout,
-        keywords=tuple(parse_keywords(args.keywords)),
+        keywords=keywords,
         zeroconf=args.zeroconf,
         debug=args.debug,
         log_format=args.log_format,

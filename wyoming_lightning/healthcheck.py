@@ -24,6 +24,8 @@ from wyoming.client import AsyncClient
 from wyoming.error import Error
 from wyoming.info import Describe, Info
 
+from .cli import Parser, describe_failure, parse_uri, run_main, uri_type, wyoming_client
+
 DEFAULT_URI = "tcp://127.0.0.1:10300"
 DEFAULT_TIMEOUT_S = 5.0
 RETRY_INTERVAL_S = 0.25
@@ -60,12 +62,10 @@ async def _describe(client: AsyncClient, uri: str) -> Info:
 
 async def check(uri: str, timeout_s: float) -> str:
     """Describe the server at ``uri``; return a one-line summary or raise :class:`Unhealthy`."""
-    if not uri.startswith(("tcp://", "unix://")):
-        raise Unhealthy(f"--uri must be tcp://HOST:PORT or unix://PATH, not {uri!r}")
     try:
-        client = AsyncClient.from_uri(uri)
+        client = wyoming_client(uri)
     except ValueError as err:
-        raise Unhealthy(f"bad --uri {uri!r}: {err}") from None
+        raise Unhealthy(f"bad URI: {err}") from None
     try:
         async with asyncio.timeout(timeout_s):
             try:
@@ -75,7 +75,7 @@ async def check(uri: str, timeout_s: float) -> str:
                     f"cannot connect to {uri}: connection refused (is the server running?)"
                 ) from None
             except OSError as err:
-                raise Unhealthy(f"cannot connect to {uri}: {err.strerror or err}") from None
+                raise Unhealthy(f"cannot connect to {uri}: {describe_failure(err)}") from None
             try:
                 info = await _describe(client, uri)
             except ConnectionError:  # a reset: the server closed with our describe unread
@@ -87,7 +87,9 @@ async def check(uri: str, timeout_s: float) -> str:
             return _summary(info)
     except TimeoutError:
         raise Unhealthy(f"no answer to describe from {uri} within {timeout_s:g} s") from None
-    except (OSError, ValueError) as err:
+    except OSError as err:
+        raise Unhealthy(f"{uri}: {describe_failure(err)}") from None
+    except ValueError as err:
         raise Unhealthy(f"{uri}: {err}") from None
 
 
@@ -105,24 +107,39 @@ def default_uri(env: Mapping[str, str]) -> str:
         return server
     if server.startswith("tcp://"):
         parts = urlsplit(server)
+        try:
+            port = parts.port or 10300
+        except ValueError:
+            return server  # not a port: main() reports it, naming the variable
         host = parts.hostname or ""
         if host in ("", "0.0.0.0", "::"):
             host = "127.0.0.1"
         elif ":" in host:
             host = f"[{host}]"
-        return f"tcp://{host}:{parts.port or 10300}"
+        return f"tcp://{host}:{port}"
+    if server and not server.startswith("stdio://"):
+        return server  # not a URI: main() reports it, naming the variable
     return DEFAULT_URI
 
 
+def default_uri_source(env: Mapping[str, str]) -> str:
+    """Which variable :func:`default_uri` followed, to name it in an error."""
+    if env.get("LIGHTNING_HEALTHCHECK_URI", "").strip():
+        return "LIGHTNING_HEALTHCHECK_URI"
+    return "LIGHTNING_URI"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="wyoming-lightning-healthcheck",
         description="Exit 0 if a Wyoming speech-to-text server answers describe with an "
         "installed program, else 1. Never contacts the cloud service.",
     )
+    parser.usage_exit = 1
     parser.add_argument(
         "--uri",
-        default=default_uri(os.environ),
+        type=uri_type(),
+        default=None,
         help="server to check: tcp://HOST:PORT or unix://PATH (default: LIGHTNING_HEALTHCHECK_URI, "
         f"else the server's LIGHTNING_URI, else {DEFAULT_URI})",
     )
@@ -140,11 +157,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep trying this long before giving up (for scripts that start the server)",
     )
     parser.add_argument("--quiet", action="store_true", help="print nothing when healthy")
+    parser.add_version()
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    env = os.environ if env is None else env
     args = build_parser().parse_args(argv)
+    if args.uri is None:
+        args.uri = default_uri(env)
+        try:
+            parse_uri(args.uri)
+        except ValueError as err:
+            print(f"unhealthy: {default_uri_source(env)}: {err}", file=sys.stderr)
+            return 1
+    if args.timeout <= 0 or args.wait < 0:
+        print("unhealthy: --timeout must be positive and --wait not negative", file=sys.stderr)
+        return 1
     deadline = time.monotonic() + max(0.0, args.wait)
     while True:
         try:
@@ -161,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run() -> None:
-    sys.exit(main())
+    run_main("wyoming-lightning-healthcheck", main)
 
 
 if __name__ == "__main__":

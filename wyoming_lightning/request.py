@@ -395,8 +395,8 @@ class RequestMachine:
         self._pump(conn)
 
     def _connect(self) -> _Conn:
-        conn = _Conn(id=self._next_conn)
-        conn.ledger.server_endpoints = self.config.session.server_endpointing
+        ledger = FinalLedger(server_endpoints=self.config.session.server_endpointing)
+        conn = _Conn(id=self._next_conn, ledger=ledger)
         self._next_conn += 1
         self._conns[conn.id] = conn
         self._emit(act.Connect(conn.id, self._url))

@@ -57,6 +57,7 @@ async def main(settings: Settings) -> int:
             settings.service_url,
             settings.api_key.reveal(),
             Timeouts(connect_s=settings.connect_timeout_s, send_s=settings.send_timeout_s),
+            settings.service_dialect,
         )
         if failure is not None:
             # The README promises exit status 1 for any failed check: a server that cannot

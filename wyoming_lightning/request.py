@@ -36,7 +36,7 @@ from .lightning.protocol import (
     classify_error_frame,
     detect_dialect,
 )
-from .transcript import UtteranceText, join_texts
+from .transcript import FinalLedger, UtteranceText, Verdict, join_texts
 from .vad.events import SpeechAudio, SpeechEnd, SpeechStart
 from .vad.gate import VadGate
 
@@ -66,10 +66,11 @@ class RequestConfig:
     fallback_local: bool = False
     local_only: bool = False
     endpoint_silence_ms: int | None = None
+    dialect_choice: Dialect | None = None
 
     @property
     def dialect(self) -> Dialect:
-        return detect_dialect(self.base_url)
+        return detect_dialect(self.base_url, self.dialect_choice)
 
 
 class Phase(enum.Enum):
@@ -88,6 +89,8 @@ class _Utterance:
     done: bool = False
     conn: _Conn | None = None
     sent: int = 0
+    stream_start: float | None = None
+    """Where this utterance's audio begins in its connection's stream, in seconds."""
     end_sent: bool = False
     finalize_sent: bool = False
     text: UtteranceText = field(default_factory=UtteranceText)
@@ -96,6 +99,7 @@ class _Utterance:
         """The connection is gone: what it was told and what it answered no longer counts."""
         self.conn = None
         self.sent = 0
+        self.stream_start = None
         self.end_sent = False
         self.finalize_sent = False
         self.text.reset()
@@ -106,10 +110,10 @@ class _Conn:
     id: int
     is_open: bool = False
     alive: bool = True
+    sent_bytes: int = 0
     ended: bool = False
     utterances: list[_Utterance] = field(default_factory=list)
-    last_settling: Result | None = None
-    """The previous result, when it was a finalize answer that settled an utterance."""
+    ledger: FinalLedger = field(default_factory=FinalLedger)
 
     def pending(self) -> list[_Utterance]:
         return [u for u in self.utterances if not u.done]
@@ -123,7 +127,7 @@ class RequestMachine:
         self.gate = gate
         self.dialect = config.dialect
         self.phase = Phase.WAITING_FOR_AUDIO
-        self._url = build_url(config.base_url, config.session)
+        self._url = build_url(config.base_url, config.session, self.dialect)
         self._converter: AudioConverter | None = None
         self._format: PcmFormat | None = None
         self._frame_bytes = max(2, BYTES_PER_SECOND * config.frame_ms // 1000) // 2 * 2
@@ -367,9 +371,11 @@ class RequestMachine:
         received = self._audio_bytes_in / max(1, frame * rate)
         sent = self.gate.audio_out_ms / 1000 - self._dropped_bytes / BYTES_PER_SECOND
         speech = self.gate.speech_ms / 1000
+        tag = self.config.session.external_session_id
+        usage = f"; usage tag {tag}" if tag and self.dialect is Dialect.PULSE else ""
         return (
             f"audio received {received:.2f} s, sent {sent:.2f} s, speech {speech:.2f} s "
-            f"in {len(self._utterances)} utterance(s)"
+            f"in {len(self._utterances)} utterance(s){usage}"
         )
 
     # ------------------------------------------------------------------ service side
@@ -389,7 +395,8 @@ class RequestMachine:
         self._pump(conn)
 
     def _connect(self) -> _Conn:
-        conn = _Conn(id=self._next_conn)
+        ledger = FinalLedger(server_endpoints=self.config.session.server_endpointing)
+        conn = _Conn(id=self._next_conn, ledger=ledger)
         self._next_conn += 1
         self._conns[conn.id] = conn
         self._emit(act.Connect(conn.id, self._url))
@@ -402,6 +409,9 @@ class RequestMachine:
         for utterance in conn.pending():
             while utterance.sent < len(utterance.audio):
                 end = min(len(utterance.audio), utterance.sent + self._frame_bytes)
+                if utterance.sent == 0:
+                    utterance.stream_start = conn.sent_bytes / BYTES_PER_SECOND
+                conn.sent_bytes += end - utterance.sent
                 self._emit(act.SendAudio(conn.id, bytes(utterance.audio[utterance.sent : end])))
                 utterance.sent = end
             if not utterance.closed:
@@ -410,6 +420,8 @@ class RequestMachine:
                 utterance.end_sent = True
                 end_text = self._end_text(conn, utterance)
                 utterance.finalize_sent = end_text == FINALIZE_MESSAGE
+                if utterance.finalize_sent:
+                    conn.ledger.finalize_sent()
                 self._emit(act.SendText(conn.id, end_text))
                 self._start_timer(_SETTLE_PREFIX + str(conn.id), self.config.final_timeout_s)
 
@@ -442,14 +454,8 @@ class RequestMachine:
             self._result(conn, message)
 
     def _result(self, conn: _Conn, result: Result) -> None:
-        repeat = result.from_finalize and result == conn.last_settling
-        conn.last_settling = None
-        if repeat:
-            # The very same finalize answer twice in a row (a finalize that raced the server's
-            # own end of utterance): the copy must not settle the next utterance.
-            self._emit(act.Log.debug(f"dropped a repeated final: {result.transcript!r}"))
-            return
         if not result.is_final and not result.is_last:
+            conn.ledger.interim(result)
             self._emit(act.Log.debug(f"interim: {result.transcript!r}"))
             return
         pending = conn.pending()
@@ -458,20 +464,19 @@ class RequestMachine:
                 self._retire(conn)
             return
         target = pending[0]
-        if result.from_finalize and not result.is_last and not target.finalize_sent:
-            # A finalize answer, but this utterance was sent no finalize (not yet, or it ended
-            # with the end of the session): it answers one already settled, or it repeats a
-            # final of the server's own end of utterance. Its text was counted once already.
+        # Which finals count and which one answers the finalize: see transcript.FinalLedger.
+        verdict = conn.ledger.judge(
+            result, awaiting=target.finalize_sent, turn_start=target.stream_start
+        )
+        if verdict in (Verdict.REPEAT, Verdict.ECHO):
             self._emit(act.Log.debug(f"dropped a repeated final: {result.transcript!r}"))
-            return
-        if target.text.add(result):
+        elif target.text.add(result):
             self._emit(act.Log.debug(f"final: {result.transcript!r}"))
         settled: list[_Utterance] = []
         if result.is_last:
             settled = [u for u in pending if u.end_sent]
-        elif result.from_finalize:
+        elif verdict is Verdict.ANSWER:
             settled = [target]
-            conn.last_settling = result
         for utterance in settled:
             self._settle(utterance)
         if result.is_last:

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from ..cli import Parser, describe_failure, port_type, run_main
-from .config import RECOGNIZERS, REGIONS, EmulatorConfig
+from .config import RECOGNIZERS, REGIONS, TEXT_FIELDS, EmulatorConfig
 from .faults import FAULT_NAMES, Fault
 from .recognizers import RecognizerUnavailable
 from .server import EmulatorServer
@@ -51,7 +51,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--eou-timeout-ms", type=int, default=800, help="silence that ends an utterance"
     )
     parser.add_argument(
-        "--region", choices=sorted(REGIONS), default="default", help="which languages are served"
+        "--region",
+        choices=sorted(REGIONS),
+        default="default",
+        help="default: zh/yue/ja/ko/multi-asian sessions are closed without a result; "
+        "us: ta/te/kn/ml/multi-south-indic get LANGUAGE_NOT_ENABLED_IN_REGION",
+    )
+    parser.add_argument(
+        "--no-from-finalize",
+        dest="from_finalize",
+        action="store_false",
+        help="leave from_finalize out of Pulse finals (as the live service did when probed)",
+    )
+    parser.add_argument(
+        "--text-field",
+        choices=TEXT_FIELDS,
+        default="both",
+        help="where Pulse results carry their text (alternate: one field, then the other)",
     )
     parser.add_argument("--max-sessions", type=int, default=100, help="sessions served at once")
     parser.add_argument(
@@ -91,6 +107,8 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         finalize_delay_ms=args.finalize_delay_ms,
         eou_timeout_ms=args.eou_timeout_ms,
         region=args.region,
+        from_finalize=args.from_finalize,
+        text_field=args.text_field,
         max_sessions=args.max_sessions,
         faults=faults,
         fault_count=args.fault_count,

@@ -42,6 +42,8 @@ class SessionConnection:
         finalize_delay_ms: int,
         silence_dbfs: float,
         on_change: Callable[[], None],
+        from_finalize: bool = True,
+        text_field: str = "both",
     ) -> None:
         self._connection = connection
         self._on_change = on_change
@@ -59,7 +61,10 @@ class SessionConnection:
             recognizer=recognizer,
             eou_timeout_ms=eou_timeout_ms,
             silence_dbfs=silence_dbfs,
+            from_finalize=from_finalize,
+            text_field=text_field,
         )
+        self._from_finalize = from_finalize
 
     async def run(self) -> None:
         with contextlib.suppress(ConnectionClosed):
@@ -116,7 +121,8 @@ class SessionConnection:
     async def _answer(self, reply: Reply) -> None:
         if reply.answers_control and self._finalize_delay > 0:
             await self._pause(self._finalize_delay)
-        for message in self._faults.decorate(reply.messages, pulse=self._pulse):
+        flag = self._pulse and self._from_finalize
+        for message in self._faults.decorate(reply.messages, from_finalize=flag):
             await self._send(message)
 
     async def _call(self, method: Callable[[_T], Reply], arg: _T) -> Reply:

@@ -1,7 +1,9 @@
 """Routing and query-string validation of the opening handshake.
 
 The service answers bad parameters with HTTP 400 before upgrading, so a client that sends
-``word_timestamps=True`` or ``sample_rate=11025`` must learn it here, not from silence later.
+``sample_rate=11025`` must learn it here, not from silence later. The seed's Lightning spec
+demands booleans spelled exactly ``true``/``false``; Pulse compares with ``true`` and reads
+anything else as false, which is what the vendor's clients rely on (they send ``True``).
 """
 
 from __future__ import annotations
@@ -30,8 +32,7 @@ BOOLEAN_PARAMS = (
     "redact_pci",
     "diarize",
 )
-PULSE_BOOLEAN_PARAMS = ("vad_events",)
-PULSE_MAX_KEYWORDS = 100
+PULSE_MAX_KEYWORDS = 10000
 
 
 class ParamError(ValueError):
@@ -49,6 +50,8 @@ class SessionParams:
     full_transcript: bool = False
     sentence_timestamps: bool = False
     vad_events: bool = False
+    endpointing: bool = True
+    """The server ends a turn on trailing silence (Pulse: unless ``endpointing`` is not true)."""
     eou_timeout_ms: int | None = None
     keywords: tuple[tuple[str, float], ...] = field(default=())
 
@@ -87,9 +90,20 @@ def _boolean(name: str, value: str) -> bool:
     raise ParamError(f"{name} must be exactly 'true' or 'false', got {value!r}")
 
 
-def _keyword(entry: str, low: float, high: float | None, strict_low: bool) -> tuple[str, float]:
+PULSE_DEFAULT_INTENSIFIER = 1.0
+
+
+def _pulse_boolean(_name: str, value: str) -> bool:
+    return value == "true"
+
+
+def _keyword(
+    entry: str, low: float, high: float | None, strict_low: bool, default: float | None = None
+) -> tuple[str, float]:
     word, sep, weight_text = entry.rpartition(":")
     word = word.strip()
+    if not sep and default is not None and entry.strip():
+        return entry.strip(), default  # Pulse: the intensifier is optional
     if not sep or not word:
         raise ParamError(f"keyword {entry!r} must look like word:weight")
     try:
@@ -114,7 +128,10 @@ def _keywords(dialect: Dialect, values: list[str]) -> tuple[tuple[str, float], .
     if dialect is Dialect.PULSE:
         if len(entries) > PULSE_MAX_KEYWORDS:
             raise ParamError(f"at most {PULSE_MAX_KEYWORDS} keywords are allowed")
-        return tuple(_keyword(e, 0.0, 20.0, strict_low=False) for e in entries)
+        return tuple(
+            _keyword(e, 0.0, None, strict_low=False, default=PULSE_DEFAULT_INTENSIFIER)
+            for e in entries
+        )
     return tuple(_keyword(e, 0.0, None, strict_low=True) for e in entries)
 
 
@@ -135,7 +152,9 @@ def parse_params(dialect: Dialect, query: Sequence[tuple[str, str]]) -> SessionP
     rate_text = last.get("sample_rate", "16000")
     if not rate_text.isdigit() or int(rate_text) not in SAMPLE_RATES:
         raise ParamError(f"unsupported sample_rate {rate_text!r}")
-    flags = {name: _boolean(name, last[name]) for name in BOOLEAN_PARAMS if name in last}
+    pulse = dialect is Dialect.PULSE
+    read = _pulse_boolean if pulse else _boolean
+    flags = {name: read(name, last[name]) for name in BOOLEAN_PARAMS if name in last}
     numerals = last.get("numerals")
     if numerals is not None and numerals not in ("true", "false", "auto"):
         raise ParamError(f"numerals must be 'true', 'false' or 'auto', got {numerals!r}")
@@ -143,11 +162,14 @@ def parse_params(dialect: Dialect, query: Sequence[tuple[str, str]]) -> SessionP
     keywords = _keywords(dialect, keyword_values) if keyword_values else ()
 
     vad_events = False
+    endpointing = True
     eou_timeout_ms: int | None = None
-    if dialect is Dialect.PULSE:
-        for name in PULSE_BOOLEAN_PARAMS:
-            if name in last:
-                vad_events = _boolean(name, last[name])
+    if pulse:
+        # ``vad`` is an alias of ``vad_events``, which wins when both are given.
+        vad_text = last.get("vad_events", last.get("vad"))
+        vad_events = vad_text is not None and _pulse_boolean("vad_events", vad_text)
+        if "endpointing" in last:
+            endpointing = _pulse_boolean("endpointing", last["endpointing"])
         if "eou_timeout_ms" in last:
             text = last["eou_timeout_ms"]
             if not text.isdigit() or not 100 <= int(text) <= 10000:
@@ -164,6 +186,7 @@ def parse_params(dialect: Dialect, query: Sequence[tuple[str, str]]) -> SessionP
         full_transcript=flags.get("full_transcript", False),
         sentence_timestamps=flags.get("sentence_timestamps", False),
         vad_events=vad_events,
+        endpointing=endpointing,
         eou_timeout_ms=eou_timeout_ms,
         keywords=keywords,
     )

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
 
 from .config import DECODABLE_ENCODINGS, Dialect
 from .faults import Fault, SessionFaults, error_frame, garbage_frame
@@ -81,6 +82,8 @@ class SessionConnection:
             return
         garbage_fault = self._faults.get("invalid-json")
         stall = "stall" in self._faults
+        if stall:
+            _hang_pings(self._connection)
         while True:
             frame = await self._connection.recv()
             if isinstance(frame, bytes):
@@ -157,3 +160,15 @@ class SessionConnection:
         await self._connection.send(text)
         self._record.frames_sent.append(text)
         self._on_change()
+
+
+def _hang_pings(connection: ServerConnection) -> None:
+    """A hung service answers nothing, WebSocket pings included (the library would pong)."""
+    protocol = connection.protocol
+    send_frame = protocol.send_frame
+
+    def send_all_but_pongs(frame: Frame) -> None:
+        if frame.opcode is not Opcode.PONG:
+            send_frame(frame)
+
+    protocol.send_frame = send_all_but_pongs  # type: ignore[method-assign]

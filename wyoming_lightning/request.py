@@ -54,12 +54,13 @@ A session *owes a final* while one of its utterances is OWED. Progress is any si
 session is working: a message from it (an interim, a final, a speech event, an error; not an
 unreadable frame, which proves nothing), a send that completed (the service is taking audio off
 the wire: the write buffer drains), or the pong to a probe; the last two only while the
-session's last frame was readable, since a session that only sends garbage is not progressing. While a final is owed the machine
-probes every ``stall_timeout_s / 4`` and keeps one STALL timer per session; when it fires and
-nothing has come for ``stall_timeout_s``, the session has *stalled*. A stalled session is
-released and replaced once per request (only its unsettled audio is replayed); a second stall
-hands the request to the local fallback, or answers ``error``. A slow session that keeps making
-progress is never replaced, so a replay never runs alongside a live session.
+session's last frame was readable, since a session that only sends garbage is not progressing.
+While a final is owed the machine probes every ``stall_timeout_s / 4`` and keeps one STALL
+timer per session; when it fires and nothing has come for ``stall_timeout_s``, the session has
+*stalled*. A stalled session is released and replaced once per request (only its unsettled
+audio is replayed); a second stall hands the request to the local fallback, or answers
+``error``. A slow session that keeps making progress is never replaced, so a replay never runs
+alongside a live session.
 
 After ``audio-stop`` one ANSWER timer bounds the whole wait: ``final_timeout_s`` plus
 ``final_timeout_per_audio_s`` per second of audio still without a final, at most

@@ -27,7 +27,7 @@ from .info import PROGRAM_NAME
 from .languages import LanguageError
 from .lightning.client import Callbacks, ServiceSession, Timeouts
 from .lightning.protocol import ErrorCode
-from .request import RequestMachine
+from .request import Phase, RequestMachine
 from .services import Services
 from .wire import WireError, encode_event, read_event
 
@@ -153,6 +153,8 @@ class ClientHandler:
                     async with idle_timeout:
                         event = await read_event(self._reader)
                 except TimeoutError:
+                    if self._machine is not None and self._machine.phase is Phase.SETTLING:
+                        continue  # after audio-stop the client just waits; the machine bounds it
                     if self._machine is not None and not self._machine.done:
                         self._error(ErrorCode.TIMEOUT, f"no event from the client for {idle:g} s")
                     else:

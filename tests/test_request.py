@@ -52,7 +52,7 @@ HA_FORMAT = PcmFormat(16000, 2, 1)
 
 
 def final(
-    text: str, *, last: bool = False, from_finalize: bool = False, end: float | None = None
+    text: str, *, last: bool = False, from_finalize: bool | None = None, end: float | None = None
 ) -> Result:
     from wyoming_lightning.lightning.protocol import Word
 
@@ -157,9 +157,8 @@ class Driver:
 
 
 def machine(url: str = LIGHTNING, vad: str | None = None, **kw: object) -> Driver:
-    config = RequestConfig(
-        base_url=url, session=SessionOptions(language="en"), response_language="en", **kw
-    )  # type: ignore[arg-type]
+    kw.setdefault("session", SessionOptions(language="en"))
+    config = RequestConfig(base_url=url, response_language="en", **kw)  # type: ignore[arg-type]
     engine = create_engine(vad) if vad else None
     clock = Clock()
     return Driver(RequestMachine(config, VadGate(engine, GateConfig()), clock), clock)
@@ -317,6 +316,132 @@ def test_stray_finalize_answer_is_not_counted_twice() -> None:
     d.message(1, final("one", from_finalize=True))
     d.stop()
     assert d.transcript() == act.Transcript("one", "en")
+
+
+# --------------------------------------------------------------- which final ends a Pulse turn
+
+
+def turn(phrase: str) -> bytes:
+    """One short command and the pause after it: the VAD sends ``finalize`` at the pause."""
+    return silence(400) + encode_phrase(phrase) + silence(1200)
+
+
+def pulse_turns(**kw: object) -> Driver:
+    d = machine(PULSE, vad="webrtc", **kw)
+    d.start()
+    d.open()
+    return d
+
+
+def answer(d: Driver, result: Result) -> None:
+    d.message(1, result)
+
+
+def chunks(d: Driver) -> list[str]:
+    return [a.text for a in d.of(act.TranscriptChunk)]
+
+
+def settled_without_help(d: Driver) -> None:
+    """One session, no timer had to fire, nothing replayed, the answer already out."""
+    assert d.connects() == [1]
+    assert not any(isinstance(a, act.Log) and "retrying" in a.message for a in d.actions)
+    assert d.machine.done
+
+
+def test_an_unflagged_final_answers_the_finalize_at_once() -> None:
+    # The live service: no from_finalize on the answer to a finalize.
+    d = pulse_turns()
+    d.audio(turn("one two"))
+    assert d.sent_text(1) == ["finalize"]
+    answer(d, final("one two"))
+    assert chunks(d) == ["one two"], "the answer settles the turn, no timer needed"
+    d.audio(turn("three"))
+    answer(d, final("three"))
+    out = d.stop()
+    assert act.Transcript("one two three", "en") in out
+    settled_without_help(d)
+
+
+def test_answers_to_finalizes_sent_in_a_row_settle_in_order_with_copies() -> None:
+    d = pulse_turns()
+    d.audio(turn("one") + turn("nine") + turn("nine"))
+    assert d.sent_text(1) == ["finalize"] * 3, "three turns out before any answer"
+    # Each answer followed by a copy of itself: copies share the position of their original.
+    for text, end in (("one", 0.6), ("nine", 2.4), ("nine", 4.2)):
+        answer(d, final(text, end=end))
+        answer(d, final(text, end=end, from_finalize=True))
+    assert chunks(d) == ["one", " nine", " nine"], "the repeated answer is two turns"
+    out = d.stop()
+    assert act.Transcript("one nine nine", "en") in out
+    settled_without_help(d)
+
+
+def test_the_same_words_twice_without_word_times_are_told_apart_by_order() -> None:
+    d = pulse_turns()
+    d.audio(turn("nine"))
+    answer(d, final("nine"))
+    answer(d, final("nine"))  # a copy: nothing was asked since
+    d.audio(turn("nine"))
+    answer(d, final("nine"))  # a second finalize went out: this is its answer
+    out = d.stop()
+    assert act.Transcript("nine nine", "en") in out
+    settled_without_help(d)
+
+
+def test_a_server_final_racing_the_finalize_then_its_empty_echo() -> None:
+    # The server ended the turn itself just as the finalize went out: its final arrives first,
+    # the finalize's own (empty) answer after it, when the next finalize is already out.
+    d = pulse_turns(session=SessionOptions(language="en", server_endpointing=True))
+    d.audio(turn("one two") + turn("three"))
+    assert d.sent_text(1) == ["finalize", "finalize"]
+    answer(d, final("one two"))  # the server's own, unflagged
+    answer(d, final(""))  # the echo of the first finalize: must not end "three"
+    assert chunks(d) == ["one two"]
+    answer(d, final("three"))
+    out = d.stop()
+    assert act.Transcript("one two three", "en") in out
+    settled_without_help(d)
+
+
+def test_a_racing_server_final_learnt_from_an_earlier_turn() -> None:
+    d = pulse_turns()
+    d.audio(silence(400) + encode_phrase("one"))
+    answer(d, final("one"))  # before any finalize: this server ends turns by itself
+    d.audio(silence(1200))
+    assert d.sent_text(1) == ["finalize"]
+    answer(d, final(""))  # the finalize's answer: nothing left
+    assert chunks(d) == ["one"]
+    d.audio(turn("two") + turn("three"))
+    answer(d, final("two"))  # may be the server's own, racing the finalize ...
+    answer(d, final(""))  # ... so this empty final is its echo, not the answer for "three"
+    answer(d, final("three"))
+    out = d.stop()
+    assert act.Transcript("one two three", "en") in out
+    settled_without_help(d)
+
+
+def test_a_server_final_marked_as_its_own_does_not_end_the_turn() -> None:
+    d = pulse_turns()
+    d.audio(turn("five"))
+    answer(d, final("five", from_finalize=False))
+    assert chunks(d) == []
+    answer(d, final("", from_finalize=True))
+    assert chunks(d) == ["five"]
+    out = d.stop()
+    assert act.Transcript("five", "en") in out
+    settled_without_help(d)
+
+
+def test_a_racing_server_final_whose_echo_repeats_it() -> None:
+    d = pulse_turns()
+    d.audio(turn("one") + turn("two"))
+    answer(d, final("one", end=0.6))  # the server's own, taken as the answer
+    answer(d, final("one", end=0.6))  # the finalize's answer repeats it: same position
+    assert chunks(d) == ["one"]
+    answer(d, final("two", end=2.4))
+    out = d.stop()
+    assert act.Transcript("one two", "en") in out
+    settled_without_help(d)
 
 
 def test_dropped_connection_replays_everything_not_yet_final() -> None:

@@ -96,7 +96,7 @@ from .lightning.protocol import (
     classify_error_frame,
     detect_dialect,
 )
-from .transcript import UtteranceText, join_texts
+from .transcript import FinalLedger, UtteranceText, Verdict, join_texts
 from .vad.events import SpeechAudio, SpeechEnd, SpeechStart
 from .vad.gate import VadGate
 
@@ -148,10 +148,11 @@ class RequestConfig:
     """With endpointing: end a request in which nobody spoke after this much audio."""
     max_command_s: float | None = None
     """With endpointing: end the command after this much audio, speech or not."""
+    dialect_choice: Dialect | None = None
 
     @property
     def dialect(self) -> Dialect:
-        return detect_dialect(self.base_url)
+        return detect_dialect(self.base_url, self.dialect_choice)
 
     @property
     def probe_interval_s(self) -> float:
@@ -372,8 +373,8 @@ class _Session:
     id: int
     state: SessionState = SessionState.CONNECTING
     utterances: list[_Utterance] = field(default_factory=list)
-    last_settling: Result | None = None
-    """The previous result, when it was a finalize answer that settled an utterance."""
+    ledger: FinalLedger = field(default_factory=FinalLedger)
+    """Which finals count and which one answers a finalize (see transcript.FinalLedger)."""
     last_progress: float = 0.0
     garbled: bool = False
     """Its last frame was unreadable: until it says something readable, pongs and completed
@@ -409,7 +410,7 @@ class RequestMachine:
         self.phase = Phase.AWAITING_AUDIO
         self.route = Route.LOCAL if config.local_only else Route.CLOUD
         self._clock = clock
-        self._url = build_url(config.base_url, config.session)
+        self._url = build_url(config.base_url, config.session, self.dialect)
         self._converter: AudioConverter | None = None
         self._format: PcmFormat | None = None
         self._frame_bytes = max(2, BYTES_PER_SECOND * config.frame_ms // 1000) // 2 * 2
@@ -671,9 +672,11 @@ class RequestMachine:
         received = self._audio_bytes_in / max(1, frame * rate)
         sent = self.gate.audio_out_ms / 1000 - self._dropped_bytes / BYTES_PER_SECOND
         speech = self.gate.speech_ms / 1000
+        tag = self.config.session.external_session_id
+        usage = f"; usage tag {tag}" if tag and self.dialect is Dialect.PULSE else ""
         return (
             f"audio received {received:.2f} s, sent {sent:.2f} s, speech {speech:.2f} s "
-            f"in {len(self._utterances)} utterance(s)"
+            f"in {len(self._utterances)} utterance(s){usage}"
         )
 
     # ------------------------------------------------------------------ service side
@@ -694,6 +697,7 @@ class RequestMachine:
 
     def _connect(self) -> _Session:
         session = _Session(id=self._next_conn)
+        session.ledger.server_endpoints = self.config.session.server_endpointing
         self._next_conn += 1
         self._sessions[session.id] = session
         self._emit(act.Connect(session.id, self._url))
@@ -719,6 +723,7 @@ class RequestMachine:
         last = self.phase is not Phase.STREAMING and utterance is self._utterances[-1]
         if self.dialect.can_finalize and not last:
             utterance.ended_by = EndKind.FINALIZE
+            session.ledger.finalize_sent()
             text = FINALIZE_MESSAGE
         else:
             utterance.ended_by = EndKind.END
@@ -765,14 +770,8 @@ class RequestMachine:
             self._result(session, message)
 
     def _result(self, session: _Session, result: Result) -> None:
-        repeat = result.from_finalize and result == session.last_settling
-        session.last_settling = None
-        if repeat:
-            # The very same finalize answer twice in a row (a finalize that raced the server's
-            # own end of utterance): the copy must not settle the next utterance.
-            self._emit(act.Log.debug(f"dropped a repeated final: {result.transcript!r}"))
-            return
         if not result.is_final and not result.is_last:
+            session.ledger.interim(result)
             self._emit(act.Log.debug(f"interim: {result.transcript!r}"))
             return
         pending = session.pending()
@@ -781,24 +780,18 @@ class RequestMachine:
                 self._retire(session)
             return
         target = pending[0]
-        if (
-            result.from_finalize
-            and not result.is_last
-            and not (target.state is UtteranceState.OWED and target.ended_by is EndKind.FINALIZE)
-        ):
-            # A finalize answer, but this utterance was sent no finalize (not yet, or it ended
-            # with the end of the session): it answers one already settled, or it repeats a
-            # final of the server's own end of utterance. Its text was counted once already.
+        # Which finals count and which one answers the finalize: see transcript.FinalLedger.
+        awaiting = target.state is UtteranceState.OWED and target.ended_by is EndKind.FINALIZE
+        verdict = session.ledger.judge(result, awaiting=awaiting)
+        if verdict in (Verdict.REPEAT, Verdict.ECHO):
             self._emit(act.Log.debug(f"dropped a repeated final: {result.transcript!r}"))
-            return
-        if target.text.add(result):
+        elif target.text.add(result):
             self._emit(act.Log.debug(f"final: {result.transcript!r}"))
         settled: list[_Utterance] = []
         if result.is_last:
             settled = [u for u in pending if u.state is UtteranceState.OWED]
-        elif result.from_finalize:
+        elif verdict is Verdict.ANSWER:
             settled = [target]
-            session.last_settling = result
         for utterance in settled:
             self._settle(utterance)
         if result.is_last:

@@ -547,6 +547,26 @@ def test_a_complete_stall_is_retried_once_then_answered_within_5_s() -> None:
     assert d.machine.done
 
 
+def test_sessions_lost_in_one_outage_cost_one_retry_whenever_each_is_noticed() -> None:
+    """Lightning, two utterances on two sessions, both stalled: the second stall is noticed
+    after the first was already replaced. It is the same outage: replaced too, no error."""
+    d = machine(LIGHTNING, vad="webrtc", max_retries=1)
+    d.start()
+    d.open()
+    d.audio(silence(400) + encode_phrase("one two") + silence(1500))
+    d.advance(1.0)  # the second utterance starts late: its stall is noticed after the retry
+    d.audio(encode_phrase("three") + silence(1000))
+    d.stop()
+    d.advance(1.7)  # session 1 stalled at 2.0 and was replaced at 2.5; session 2 owes since 1.0
+    assert d.connects() == [1, 2, 3], "session 1 stalled and was replaced"
+    d.message(3, final("one two", last=True))
+    d.advance(1.0)
+    assert d.connects() == [1, 2, 3, 4], "session 2 went the same way, without an error"
+    assert not d.of(act.Error)
+    d.message(4, final("three", last=True))
+    assert d.transcript() == act.Transcript("one two three", "en")
+
+
 def test_a_complete_stall_goes_to_the_local_recognizer_when_configured() -> None:
     d = machine(PULSE, fallback_local=True)
     d.start()

@@ -423,6 +423,9 @@ class RequestMachine:
         self._pulse_session: _Session | None = None
         self._retries = 0
         self._stall_retries = 0
+        self._reconnected_below = 0
+        """Sessions numbered below this were open before the last reconnection: when one of
+        them fails later, it is the same outage, already paid for by that retry."""
         self._held: bytearray | None = None
         """Audio held back after an early finalize; ``None`` when nothing is being held."""
         self._dropped_bytes = 0
@@ -844,13 +847,14 @@ class RequestMachine:
             # Another session of this request failed too and a reconnection is already
             # scheduled: these utterances go with it. One outage is one retry, not several.
             return
-        if failure.retryable and self._retries < self.config.max_retries:
-            delay = min(
-                self.config.backoff_max_s, self.config.backoff_initial_s * (2**self._retries)
-            )
+        same_outage = session.id < self._reconnected_below
+        if failure.retryable and (same_outage or self._retries < self.config.max_retries):
+            attempts = self._retries - 1 if same_outage else self._retries
+            delay = min(self.config.backoff_max_s, self.config.backoff_initial_s * (2**attempts))
             if failure.retry_after is not None:
                 delay = max(delay, min(failure.retry_after, self.config.backoff_max_s))
-            self._retries += 1
+            if not same_outage:
+                self._retries += 1
             self._move(Route.RECONNECTING)
             self._emit(
                 act.Log.warning(
@@ -865,7 +869,7 @@ class RequestMachine:
 
     def _stalled(self, session: _Session) -> None:
         seconds = self.config.stall_timeout_s
-        joins = self.route is Route.RECONNECTING
+        joins = self.route is Route.RECONNECTING or session.id < self._reconnected_below
         retry = joins or self._stall_retries < self.config.max_stall_retries
         if retry and not joins:
             self._stall_retries += 1
@@ -899,6 +903,7 @@ class RequestMachine:
 
     def _reconnect(self) -> None:
         self._move(Route.CLOUD)
+        self._reconnected_below = self._next_conn
         for utterance in self._utterances:
             if not utterance.settled and utterance.conn is None:
                 self._assign(utterance)

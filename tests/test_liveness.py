@@ -61,6 +61,18 @@ async def test_a_service_that_settles_in_8_s_while_streaming_interims(
     assert "retrying" not in caplog.text and "stopped answering" not in caplog.text
 
 
+async def test_the_client_idle_timeout_does_not_cut_the_wait_after_audio_stop(
+    emulator: EmulatorServer,
+) -> None:
+    """After audio-stop Home Assistant just waits: a slow answer is not an idle client."""
+    emulator.inject(Fault("slow", delay_ms=3000), count=1)
+    settings = bridge_settings(emulator.pulse_url, idle_timeout_s=1.0)
+    async with running_bridge(settings) as server:
+        answer = await transcribe(bridge_port(server), encode_phrase("five six"))
+    assert answer.error is None and answer.transcript == "five six", answer.events
+    assert interims_repeating_the_final(emulator.sessions[0]) >= 2, "it did wait past 1 s"
+
+
 async def test_a_complete_stall_goes_to_the_local_fallback(
     whisper_emulator: EmulatorServer, caplog: pytest.LogCaptureFixture
 ) -> None:

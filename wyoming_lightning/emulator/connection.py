@@ -117,6 +117,8 @@ class SessionConnection:
         on_change: Callable[[], None],
         latency: LatencyModel | None = None,
         rng: random.Random | None = None,
+        from_finalize: bool = True,
+        text_field: str = "both",
     ) -> None:
         self._connection = connection
         self._on_change = on_change
@@ -137,7 +139,10 @@ class SessionConnection:
             recognizer=recognizer,
             eou_timeout_ms=eou_timeout_ms,
             silence_dbfs=silence_dbfs,
+            from_finalize=from_finalize,
+            text_field=text_field,
         )
+        self._from_finalize = from_finalize
 
     async def run(self) -> None:
         self._outbox = _Outbox(self._send)
@@ -211,7 +216,8 @@ class SessionConnection:
             delay += self._finalize_delay + self._latency.settle_s(settling_s, self._rng)
             if slow is not None:
                 delay += slow.delay_ms / 1000.0
-        for message in self._faults.decorate(reply.messages, pulse=self._pulse):
+        flag = self._pulse and self._from_finalize
+        for message in self._faults.decorate(reply.messages, from_finalize=flag):
             self._outbox.put(message, delay, interims=slow is not None)
 
     async def _call(self, method: Callable[[_T], Reply], arg: _T) -> Reply:

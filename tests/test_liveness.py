@@ -61,6 +61,22 @@ async def test_a_service_that_settles_in_8_s_while_streaming_interims(
     assert "retrying" not in caplog.text and "stopped answering" not in caplog.text
 
 
+@pytest.mark.parametrize("dialect", ["pulse", "lightning"])
+async def test_a_silent_slow_answer_is_kept_alive_by_pongs(dialect: str) -> None:
+    """3 s to settle and not a word meanwhile (no interims): only the pongs to the bridge's
+    pings show the session is alive. Longer than the stall timeout, yet no replacement."""
+    config = EmulatorConfig(api_key=API_KEY, finalize_delay_ms=3000)
+    pcm = encode_phrase(COMMAND)
+    async with EmulatorServer(config, port=0) as emu:
+        url = emu.pulse_url if dialect == "pulse" else emu.lightning_url
+        async with running_bridge(bridge_settings(url)) as server:
+            answer = await transcribe(bridge_port(server), pcm)
+        (session,) = emu.sessions
+    assert answer.error is None and answer.transcript == COMMAND, answer.events
+    assert session.audio_bytes_received == len(pcm), "every byte sent once: no replay"
+    assert session.faults == () and session.close_code == 1000
+
+
 async def test_the_client_idle_timeout_does_not_cut_the_wait_after_audio_stop(
     emulator: EmulatorServer,
 ) -> None:

@@ -432,6 +432,21 @@ def test_a_server_final_marked_as_its_own_does_not_end_the_turn() -> None:
     settled_without_help(d)
 
 
+def test_a_racing_server_final_then_the_rest_of_its_turn() -> None:
+    # The server cut the first turn just before its last word; the finalize's answer carries
+    # that word, after the next turn's finalize went out. Its position says whose it is.
+    d = pulse_turns()
+    d.audio(turn("one two") + turn("three"))
+    assert d.sent_text(1) == ["finalize", "finalize"]
+    answer(d, final("one", end=0.4))  # the server's own, taken as the answer
+    answer(d, final("two", end=0.7))  # before the second turn's audio: not its answer
+    assert chunks(d) == ["one"]
+    answer(d, final("three", end=2.0))
+    out = d.stop()
+    assert act.Transcript("one two three", "en") in out
+    settled_without_help(d)
+
+
 def test_a_racing_server_final_whose_echo_repeats_it() -> None:
     d = pulse_turns()
     d.audio(turn("one") + turn("two"))

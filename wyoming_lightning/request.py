@@ -349,6 +349,8 @@ class _Utterance:
     ended_by: EndKind | None = None
     conn: _Session | None = None
     sent: int = 0
+    stream_start: float | None = None
+    """Where this utterance's audio begins in its session's stream, in seconds."""
     text: UtteranceText = field(default_factory=UtteranceText)
 
     def move(self, new: UtteranceState) -> None:
@@ -362,6 +364,7 @@ class _Utterance:
         """The session is gone: what it was told and what it answered no longer counts."""
         self.conn = None
         self.sent = 0
+        self.stream_start = None
         self.ended_by = None
         self.text.reset()
         if self.state is UtteranceState.OWED:
@@ -372,6 +375,7 @@ class _Utterance:
 class _Session:
     id: int
     state: SessionState = SessionState.CONNECTING
+    sent_bytes: int = 0
     utterances: list[_Utterance] = field(default_factory=list)
     ledger: FinalLedger = field(default_factory=FinalLedger)
     """Which finals count and which one answers a finalize (see transcript.FinalLedger)."""
@@ -713,6 +717,9 @@ class RequestMachine:
         for utterance in session.pending():
             while utterance.sent < len(utterance.audio):
                 end = min(len(utterance.audio), utterance.sent + self._frame_bytes)
+                if utterance.sent == 0:
+                    utterance.stream_start = session.sent_bytes / BYTES_PER_SECOND
+                session.sent_bytes += end - utterance.sent
                 chunk = bytes(utterance.audio[utterance.sent : end])
                 self._emit(act.SendAudio(session.id, chunk))
                 utterance.sent = end
@@ -785,7 +792,7 @@ class RequestMachine:
         target = pending[0]
         # Which finals count and which one answers the finalize: see transcript.FinalLedger.
         awaiting = target.state is UtteranceState.OWED and target.ended_by is EndKind.FINALIZE
-        verdict = session.ledger.judge(result, awaiting=awaiting)
+        verdict = session.ledger.judge(result, awaiting=awaiting, turn_start=target.stream_start)
         if verdict in (Verdict.REPEAT, Verdict.ECHO):
             self._emit(act.Log.debug(f"dropped a repeated final: {result.transcript!r}"))
         elif target.text.add(result):

@@ -703,8 +703,8 @@ class RequestMachine:
         self._pump(session)
 
     def _connect(self) -> _Session:
-        session = _Session(id=self._next_conn)
-        session.ledger.server_endpoints = self.config.session.server_endpointing
+        ledger = FinalLedger(server_endpoints=self.config.session.server_endpointing)
+        session = _Session(id=self._next_conn, ledger=ledger)
         self._next_conn += 1
         self._sessions[session.id] = session
         self._emit(act.Connect(session.id, self._url))

@@ -582,6 +582,24 @@ def test_sessions_lost_in_one_outage_cost_one_retry_whenever_each_is_noticed() -
     assert d.transcript() == act.Transcript("one two three", "en")
 
 
+def test_a_replacement_whose_handshake_hangs_is_a_stall_too() -> None:
+    """The whole service hangs, handshakes included: still answered 4.5 s after the stall,
+    not after the replacement's connect timeout."""
+    d = machine(PULSE)
+    d.start()
+    d.open()
+    d.audio(encode_phrase("nine"))
+    d.stop()
+    d.auto_open = False  # from now on no handshake completes
+    d.advance(2.5)
+    assert d.connects() == [1, 2]
+    d.advance(10.0)
+    (error,) = d.of(act.Error)
+    assert error.code is ErrorCode.TIMEOUT and "stopped answering" in error.text
+    assert d.time_of(act.Error) == [4.5]
+    assert d.sent_audio(2) == b"", "nothing could be sent on the hung handshake"
+
+
 def test_a_complete_stall_goes_to_the_local_recognizer_when_configured() -> None:
     d = machine(PULSE, fallback_local=True)
     d.start()

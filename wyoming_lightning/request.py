@@ -62,6 +62,9 @@ audio is replayed); a second stall hands the request to the local fallback, or a
 ``error``. A slow session that keeps making progress is never replaced, so a replay never runs
 alongside a live session.
 
+A session opened after ``audio-stop`` (a replacement) is watched from its handshake on: a
+handshake that hangs for ``stall_timeout_s`` is a stall like any other.
+
 After ``audio-stop`` one ANSWER timer bounds the whole wait: ``final_timeout_s`` plus
 ``final_timeout_per_audio_s`` per second of audio still without a final, at most
 ``response_timeout_s``. When it runs out the service is alive but cannot finish: the local
@@ -708,6 +711,11 @@ class RequestMachine:
         self._next_conn += 1
         self._sessions[session.id] = session
         self._emit(act.Connect(session.id, self._url))
+        if self.phase is Phase.SETTLING:
+            # The user is already waiting (a replacement after audio-stop): a handshake that
+            # hangs is a stall too, not something to wait --connect-timeout for.
+            session.last_progress = self._clock()
+            self._start_timer(stall_timer(session.id), self.config.stall_timeout_s)
         return session
 
     def _pump(self, session: _Session) -> None:
@@ -743,7 +751,7 @@ class RequestMachine:
         self._emit(act.SendText(session.id, text))
         if not owed_before:
             # The wait for a sign of life starts now; sending is not itself progress.
-            session.last_progress = self._clock()
+            session.last_progress = max(session.last_progress, self._clock())
             self._start_timer(stall_timer(session.id), self.config.stall_timeout_s)
             self._start_timer(probe_timer(session.id), self.config.probe_interval_s)
 
@@ -926,7 +934,8 @@ class RequestMachine:
         else:
             assert timer.conn is not None
             session = self._live(timer.conn)
-            if session is None or not session.owes_final():
+            connecting = session is not None and session.state is SessionState.CONNECTING
+            if session is None or not (session.owes_final() or connecting):
                 return
             if timer.kind is TimerKind.PROBE:
                 self._emit(act.Probe(session.id))

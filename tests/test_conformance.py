@@ -133,6 +133,7 @@ class Driver:
         )
         lines = out.decode().strip().splitlines()
         assert lines, f"the client printed nothing:\n{tail}"
+        print(lines[-1])  # what the client received: shown with pytest -s
         return Run(json.loads(lines[-1]), tail)
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pytest
 from bridge import API_KEY, bridge_port, bridge_settings, running_bridge, transcribe
+from speech_data import concat_with_pause, load_speech, with_silence
+from wer import normalise_words
 
 from wyoming_lightning.emulator import EmulatorConfig, EmulatorServer
 from wyoming_lightning.emulator.tones import encode_phrase, silence
@@ -93,3 +95,28 @@ async def test_a_language_the_us_region_lacks_is_a_clear_error() -> None:
         answer = await transcribe(bridge_port(server), encode_phrase("one"), language="ta")
     assert answer.error is not None and answer.error.data["code"] == "language"
     assert len(emu.sessions) == 1, "a language error is not retried"
+
+
+async def test_real_speech_from_a_service_that_never_flags_and_sends_transcription_only() -> None:
+    """Two spoken commands with a pause: Whisper behind the live service's two habits."""
+    config = EmulatorConfig(
+        api_key=API_KEY, recognizer="whisper", from_finalize=False, text_field="transcription"
+    )
+    samples = {s.name: s for s in load_speech()}
+    first, second = samples["turn_on_kitchen_lights"], samples["lock_front_door"]
+    pcm = with_silence(concat_with_pause(first.pcm, second.pcm, 1.5), 1.0, 1.0)
+    async with EmulatorServer(config, host="127.0.0.1", port=0) as emu:
+        # Whisper on two shared cores is far slower than the service: give it room.
+        settings = bridge_settings(
+            emu.live_url, vad="silero", final_timeout_s=60.0, response_timeout_s=120.0
+        )
+        async with running_bridge(settings) as server:
+            answer = await transcribe(bridge_port(server), pcm)
+        await emu.wait_idle(10)
+    assert answer.error is None, answer.events
+    assert normalise_words(answer.transcript or "") == normalise_words(
+        f"{first.text} {second.text}"
+    )
+    (record,) = emu.sessions
+    assert record.text_frames_received.count('{"type": "finalize"}') >= 1
+    assert all("transcript" not in m and "from_finalize" not in m for m in record.finals)

@@ -60,7 +60,8 @@ class _Outbox:
     def put(self, message: dict[str, Any], delay: float, *, interims: bool = False) -> None:
         due = max(self._loop.time() + delay, self._last_due)
         self._last_due = due
-        self._queue.append(_Held(due, message, interims))
+        # Only a final is repeated as interims while held; a speech event just waits its turn.
+        self._queue.append(_Held(due, message, interims and bool(message.get("is_final"))))
         self._empty.clear()
         self._wake.set()
 
@@ -94,8 +95,10 @@ class _Outbox:
 
 
 def _interim_of(final: dict[str, Any]) -> dict[str, Any]:
-    interim = {k: v for k, v in final.items() if k in ("session_id", "transcript", "words")}
-    interim.setdefault("transcript", "")
+    """The held final's text as an interim, in the same fields (``transcript`` and/or
+    ``transcription``, as the session's text-field switch made the final)."""
+    kept = ("type", "session_id", "transcript", "transcription", "words", "language")
+    interim = {k: v for k, v in final.items() if k in kept}
     return {**interim, "is_final": False, "is_last": False}
 
 

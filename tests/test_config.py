@@ -69,6 +69,9 @@ def test_no_key_means_local_only_and_english() -> None:
         ([], {"LIGHTNING_URL": "https://x"}, "^LIGHTNING_URL must start with ws://"),
         ([], {"LIGHTNING_LOG_FORMAT": "%(nope)s"}, "^LIGHTNING_LOG_FORMAT: not a usable"),
         ([], {"LIGHTNING_DIALECT": "deepgram"}, "LIGHTNING_DIALECT"),
+        (["--stall-timeout", "0"], {}, "--stall-timeout must be positive"),
+        (["--no-speech-timeout", "-1"], {}, "--no-speech-timeout must be positive"),
+        ([], {"LIGHTNING_MAX_COMMAND": "0"}, "--max-command must be positive"),
         (["--dialect", "lightning", "--language", "ja"], {}, "not offered"),
     ],
 )
@@ -174,3 +177,18 @@ def test_the_dialect_comes_from_the_flag_else_the_url(
     assert settings.service_dialect is Dialect(dialect)
     expected = LIGHTNING_LANGUAGES if dialect == "lightning" else PULSE_LANGUAGES
     assert settings.languages == expected, "advertise the languages of the dialect in use"
+
+
+def test_endpointing_brings_the_no_speech_timeout_and_the_command_cap() -> None:
+    """Only a server that ends commands itself needs them; the client ends them otherwise."""
+    from wyoming_lightning.services import Services
+
+    env = {"SMALLEST_API_KEY": "k"}
+    on = Services(load_settings(["--endpointing", "--no-speech-timeout", "6"], env))
+    assert (on.request_config(None).no_speech_timeout_s, on.request_config(None).max_command_s) == (
+        6.0,
+        15.0,
+    )
+    off = Services(load_settings([], env)).request_config(None)
+    assert (off.no_speech_timeout_s, off.max_command_s) == (None, None)
+    assert (off.stall_timeout_s, off.final_timeout_s, off.response_timeout_s) == (2.0, 10.0, 30.0)

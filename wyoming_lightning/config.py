@@ -98,11 +98,14 @@ class Settings:
     early_finalize: bool = True
     finalize_after_ms: int = 200
     endpointing: bool = False
+    no_speech_timeout_s: float = 8.0
+    max_command_s: float = 15.0
     streaming: bool = True
     connect_timeout_s: float = 5.0
     send_timeout_s: float = 5.0
-    final_timeout_s: float = 5.0
-    response_timeout_s: float = 15.0
+    stall_timeout_s: float = 2.0
+    final_timeout_s: float = 10.0
+    response_timeout_s: float = 30.0
     retries: int = 3
     fallback: str = "none"
     check_key: bool = False
@@ -280,10 +283,35 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         type=int,
     )
     switch("--endpointing", d.endpointing, "end the command on silence without audio-stop")
+    option(
+        "--no-speech-timeout",
+        d.no_speech_timeout_s,
+        "with --endpointing: seconds of audio without speech after which the request ends empty",
+        type=float,
+    )
+    option(
+        "--max-command",
+        d.max_command_s,
+        "with --endpointing: longest command in seconds (Home Assistant's own cap is 15)",
+        type=float,
+    )
     switch("--streaming", d.streaming, "send transcript-start/chunk/stop events")
     option("--connect-timeout", d.connect_timeout_s, "seconds for the handshake", type=float)
     option("--send-timeout", d.send_timeout_s, "seconds for one send", type=float)
-    option("--final-timeout", d.final_timeout_s, "seconds to wait for a final", type=float)
+    option(
+        "--stall-timeout",
+        d.stall_timeout_s,
+        "seconds a service session that owes a final may show no progress at all (no message, "
+        "no pong, no audio taken) before it is replaced",
+        type=float,
+    )
+    option(
+        "--final-timeout",
+        d.final_timeout_s,
+        "seconds to wait after audio-stop for a live service, plus one per second of audio "
+        "still without a final",
+        type=float,
+    )
     option(
         "--response-timeout",
         d.response_timeout_s,
@@ -423,7 +451,10 @@ def load_settings(
         "max_utterance",
         "connect_timeout",
         "send_timeout",
+        "stall_timeout",
         "final_timeout",
+        "no_speech_timeout",
+        "max_command",
         "response_timeout",
         "max_connections",
         "idle_timeout",
@@ -463,9 +494,12 @@ def load_settings(
         early_finalize=args.early_finalize,
         finalize_after_ms=args.finalize_after_ms,
         endpointing=args.endpointing,
+        no_speech_timeout_s=args.no_speech_timeout,
+        max_command_s=args.max_command,
         streaming=args.streaming,
         connect_timeout_s=args.connect_timeout,
         send_timeout_s=args.send_timeout,
+        stall_timeout_s=args.stall_timeout,
         final_timeout_s=args.final_timeout,
         response_timeout_s=args.response_timeout,
         retries=args.retries,

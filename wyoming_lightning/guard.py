@@ -275,7 +275,7 @@ class Ticket:
             self._metrics.audio_sent.inc(len(action.data) / BYTES_PER_SECOND)
         elif isinstance(action, act.Connect):
             self._metrics.sessions.inc()
-        elif isinstance(action, act.StartTimer) and action.name == RETRY_TIMER:
+        elif isinstance(action, act.StartTimer) and action.timer == RETRY_TIMER:
             self._metrics.retries.inc()
         elif isinstance(action, act.TranscribeLocally):
             if self._fallback is None and not self._guard.settings.local_only:

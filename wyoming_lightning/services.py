@@ -79,7 +79,12 @@ class Services:
             s.keywords,
         )
         endpoint_ms: int | None = None
+        no_speech_s: float | None = None
+        max_command_s: float | None = None
         if s.endpointing:
+            # The client relies on us to end the command (requires_external_vad: false), and
+            # Home Assistant then drops its own no-speech timeout and 15 s cap: both are ours.
+            no_speech_s, max_command_s = s.no_speech_timeout_s, s.max_command_s
             sensitivity = transcribe.vad_sensitivity if transcribe else None
             key = getattr(sensitivity, "value", sensitivity) or "default"
             endpoint_ms = VAD_SENSITIVITY_MS.get(str(key), VAD_SENSITIVITY_MS["default"])
@@ -101,11 +106,14 @@ class Services:
             streaming=s.streaming,
             max_utterance_s=s.max_utterance_s,
             max_retries=s.retries,
+            stall_timeout_s=s.stall_timeout_s,
             final_timeout_s=s.final_timeout_s,
             response_timeout_s=s.response_timeout_s,
             fallback_local=s.fallback == "local" or s.local_only,
             local_only=s.local_only,
             endpoint_silence_ms=endpoint_ms,
+            no_speech_timeout_s=no_speech_s,
+            max_command_s=max_command_s,
         )
 
     def new_gate(self) -> VadGate:

@@ -71,7 +71,7 @@ def test_no_key_means_local_only_and_english() -> None:
         ([], {"LIGHTNING_DIALECT": "deepgram"}, "LIGHTNING_DIALECT"),
         (["--stall-timeout", "0"], {}, "--stall-timeout must be positive"),
         (["--no-speech-timeout", "-1"], {}, "--no-speech-timeout must be positive"),
-        ([], {"LIGHTNING_MAX_COMMAND": "0"}, "--max-command must be positive"),
+        ([], {"LIGHTNING_MAX_COMMAND": "0"}, "^LIGHTNING_MAX_COMMAND must be positive"),
         (["--dialect", "lightning", "--language", "ja"], {}, "not offered"),
     ],
 )

@@ -172,8 +172,11 @@ class ClientHandler:
             idle_timeout.close()
 
     async def _cleanup(self) -> None:
-        if self._machine is not None and not self._machine.done:
-            self._apply(self._machine.client_gone())
+        if self._machine is not None:
+            if not self._machine.done:
+                self._apply(self._machine.client_gone())
+            # No client audio can come now: the VAD engine goes back before the client sees EOF.
+            self._services.release_gate(self._machine.gate)
         await self._drain()
         with contextlib.suppress(OSError, RuntimeError):
             if self._writer.can_write_eof() and not self._writer.is_closing():

@@ -43,7 +43,10 @@ How the load arrives:
 
 Memory is reported as RSS samples (seconds, requests answered, MiB) and as growth per thousand
 requests: the least-squares slope over the samples from the baseline (the first burst, or the
-warm-up, ``min(30 s, --seconds / 6)``) to the end, and the end minus the baseline.
+warm-up, ``min(30 s, --seconds / 6)``) to the end, and the end minus the baseline. After a
+burst and at the end, RSS is read once the bridge has closed every connection and ``QUIET_S``
+(1 s) more, when it has collected and trimmed its heap (wyoming_lightning/heap.py): what an
+idle bridge keeps. Samples taken during the streams are taken under load.
 
 Each request names a unique tag in ``transcript_names``; the bridge forwards it as a keyword,
 so the emulator's records say which sessions (and faults) belonged to which request. A request
@@ -104,6 +107,7 @@ MAX_FAILING_SURVIVABLE = 2
 CLIENT_TIMEOUT_S = 60.0
 IDLE_WAIT_S = 15.0
 SETTLE_S = 10.0  # after a burst: bridge connections close within their 2 s linger
+QUIET_S = 1.0  # then RSS is read this long after the last one closed: what the idle bridge keeps
 SPEECH_DIR = Path(__file__).resolve().parent.parent / "tests" / "data" / "speech"
 
 
@@ -800,13 +804,16 @@ def _rss_mib(pid: int) -> float:
 
 
 async def _settle(pid: int, sockets_idle: int) -> int:
-    """Wait (bounded) until the bridge has closed every client connection; the sockets left."""
+    """Wait (bounded) until the bridge has closed every client connection, then ``QUIET_S``
+    more (it collects garbage and trims its heap as its last connection ends, just after the
+    socket closes); return the sockets left open."""
     left = _sockets(pid) - sockets_idle
     for _ in range(round(SETTLE_S / 0.1)):
         if left <= 0:
             break
         await asyncio.sleep(0.1)
         left = _sockets(pid) - sockets_idle
+    await asyncio.sleep(QUIET_S)
     return left
 
 

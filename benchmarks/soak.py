@@ -46,7 +46,8 @@ requests: the least-squares slope over the samples from the baseline (the first 
 warm-up, ``min(30 s, --seconds / 6)``) to the end, and the end minus the baseline. After a
 burst and at the end, RSS is read once the bridge has closed every connection and ``QUIET_S``
 (1 s) more, when it has collected and trimmed its heap (wyoming_lightning/heap.py): what an
-idle bridge keeps. Samples taken during the streams are taken under load.
+idle bridge keeps. In the streams mode the samples (and so the slope) are taken under load,
+when the bridge is never idle; only the end is idle.
 
 Each request names a unique tag in ``transcript_names``; the bridge forwards it as a keyword,
 so the emulator's records say which sessions (and faults) belonged to which request. A request
@@ -509,7 +510,7 @@ class Report:
     bridge_rss_baseline_mib: float = 0.0  # after the first burst, or after the warm-up
     bridge_rss_end_mib: float = 0.0  # after the last request, its connection closed
     rss_samples: list[RssSample] = field(default_factory=list)
-    rss_growth_per_1000_mib: float | None = None  # slope, from the baseline sample on
+    rss_growth_per_1000_mib: float | None = None  # slope of the samples from the baseline on
     rss_end_minus_baseline_mib: float = 0.0
     bridge_cpu_percent: float = 0.0
     emulator_cpu_percent: float = 0.0
@@ -634,8 +635,9 @@ def _print(report: Report) -> None:
         ),
         (
             "RSS growth",
-            f"{_signed(report.rss_growth_per_1000_mib)} MiB per 1000 requests (slope); end - "
-            f"baseline {report.rss_end_minus_baseline_mib:+.1f} MiB",
+            f"{_signed(report.rss_growth_per_1000_mib)} MiB per 1000 requests (slope of the "
+            f"samples{'' if report.bursts else ', under load'}); idle end - baseline "
+            f"{report.rss_end_minus_baseline_mib:+.1f} MiB",
         ),
         (
             "CPU (of one core)",
@@ -779,10 +781,6 @@ async def run(args: argparse.Namespace) -> Report:
         status = _proc_status(bridge_pid)
         report.bridge_peak_rss_mib = status.get("VmHWM", 0) / 1024
         report.bridge_rss_end_mib = status.get("VmRSS", 0) / 1024
-        if not args.bursts:
-            report.rss_samples.append(
-                RssSample(round(elapsed, 1), len(outcomes), report.bridge_rss_end_mib)
-            )
         report.bridge_rss_baseline_mib = baseline.rss_mib
         report.rss_end_minus_baseline_mib = report.bridge_rss_end_mib - baseline.rss_mib
         from_baseline = report.rss_samples[report.rss_samples.index(baseline) :]

@@ -10,19 +10,21 @@ about 2.6 MB resident in all. glibc serves the first such block with ``mmap`` an
 freed, raises its mmap threshold to that size (the "dynamic threshold", up to 32 MB), so every
 later detector's big blocks come from the ordinary heap instead. Freed there, their touched
 pages stay resident: the heap can only shrink from its top, and allocations made in between
-(the server's own, other detectors') pin it. Measured with a script that builds, runs and drops
-20 detectors at a time: RSS rose 18 -> 76 -> 134 -> 173 MiB over the first rounds; with
-``MALLOC_MMAP_THRESHOLD_=131072`` (which turns the dynamic threshold off) it stayed at 20 MiB,
-which confirms the mechanism. In the server, where every request allocates in between, the
-growth did not level off.
+(the server's own, other detectors') pin it. ``python -m benchmarks.silero_heap`` shows it:
+20 detectors at a time, built and dropped, take RSS 39 -> 95 -> 154 -> 197 -> 242 MiB over the
+rounds; pooled, RSS stays at 84.5 MiB; built and dropped with ``MALLOC_MMAP_THRESHOLD_=131072``
+(no dynamic threshold), it stays at 39 MiB, which confirms the mechanism. In the server (soak,
+bursts of 50) RSS grew by 2.5 MiB per request, without levelling off.
 
-So the fix is not to free detectors sooner but to stop making them: an engine is taken from
-the pool at ``audio-start`` and returned, reset, when the connection ends. The pool holds as
-many engines as were ever in use at once (each about 2.6 MB resident for silero) and hands
-out the idle ones again, which also saves the model load (about 3 ms of CPU for silero) per
-request. It never shrinks, since freeing an engine is what fragments the heap; it grows only when
-every engine is busy, so its size is the peak concurrency. ``--max-connections``
-(100 by default) bounds that peak.
+So the fix is not to free detectors sooner but to stop making them: a request borrows an
+engine at ``audio-start`` and gives it back, reset, when its connection's cleanup begins
+(before the client sees the end of the answer, so its next request can reuse it). The pool
+holds as many engines as were ever lent at once (about 2.6 MB resident each for silero) and
+lends the idle ones again, which also saves the model load (about 3 ms of CPU for silero) per
+request. It never shrinks, since freeing an engine is what fragments the heap; it grows only
+when every engine is lent, so its size is the peak concurrency, which ``--max-connections``
+(100 by default) bounds. Fixing glibc's mmap threshold (``mallopt``) would also stop the
+growth, but would keep the model load per request and depend on the C library.
 
 Sans-I/O and safe from any thread: a lock guards the idle list, and an engine is built
 outside it so that a slow model load does not hold up releases.

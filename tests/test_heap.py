@@ -35,7 +35,9 @@ def no_automatic_gc() -> Iterator[None]:
         gc.enable()
 
 
-def test_cycles_are_collected(no_automatic_gc: None) -> None:
+def test_cycles_are_collected_and_lasting_state_is_frozen(no_automatic_gc: None) -> None:
+    release_free_memory()
+    assert gc.get_freeze_count() > 0  # what lives on is not walked by later collections
     ref = a_garbage_cycle()
     assert ref() is not None
     release_free_memory()

@@ -1,34 +1,63 @@
-"""Soak: many real-time Home-Assistant-style sessions for minutes, with cloud faults at random.
+"""Soak: many Home-Assistant-style requests, with cloud faults at random; memory over time.
 
-    python -m benchmarks.soak [--seconds 180] [--streams 20] [--fault-rate 0.2] [--seed 1]
-                              [--finalize-delay-ms 300] [--client ha|reading] [--json out.json]
+    python -m benchmarks.soak [--vad silero|webrtc|off] [--audio speech|tones] [--speech-dir DIR]
+                              [--seconds 180] [--streams 20] [--rss-every 30]
+                              [--bursts N --burst-size 50]
+                              [--fault-rate 0.2] [--seed 1] [--finalize-delay-ms 300]
+                              [--client ha|reading] [--json out.json]
 
 Three processes, loopback only:
 
-- the emulator (tones recognizer, ``--finalize-delay-ms``), run by this module in a child
-  process (``--emulator-child``) so that its CPU does not starve the clients. Before every
+- the emulator, run by this module in a child process (``--emulator-child``) so that its CPU
+  does not starve the clients: the exact tones recognizer for ``--audio tones``, the benchmarks'
+  cheap one (benchmarks/emulator.py) for speech, ``--finalize-delay-ms``. Before every
   handshake it holds one pending injection, drawn at random: with probability ``--fault-rate``
   a fault a retry can survive (drop, close-1011, close-1008, refuse-500, refuse-429, stall,
   invalid-json, duplicate-final, late-interim, error-status), or, for ``--auth-share`` of the
   faulted sessions, refuse-401, which must end its request with an ``auth`` error;
-- the bridge, ``python -m wyoming_lightning`` with its default timeouts and retries, webrtc VAD,
-  the Pulse URL; a subprocess so that its peak RSS (``VmHWM``) and CPU are its own. It serves
-  ``--metrics-port``; at the end the soak scrapes it and checks that the bridge's own counts
-  of requests by outcome and code and of service sessions equal the soak's and the emulator's;
-- the clients, here: ``--streams`` loops, each sending one request after another as Home
-  Assistant does (new connection, ``transcribe``, ``audio-start``, 320-byte chunks paced at
-  10 ms in real time, ``audio-stop``, then read). Each request is one to three commands of tone
-  words separated by 1.0-1.6 s of silence, so the exact transcript is known. ``--client ha``
+- the bridge, ``python -m wyoming_lightning`` with its defaults (timeouts, retries, the Pulse
+  URL) but ``--vad`` (silero, the default, unless told); a subprocess so that its RSS, peak RSS
+  (``VmHWM``) and CPU are its own. It serves ``--metrics-port``; at the end the soak scrapes it
+  and checks that the bridge's own counts of requests by outcome and code and of service
+  sessions equal the soak's and the emulator's;
+- the clients, here. Each request is a new connection, ``transcribe``, ``audio-start``,
+  320-byte chunks paced at 10 ms in real time, ``audio-stop``, then read. ``--client ha``
   writes all audio before reading (Home Assistant 2026.2); ``--client reading`` reads while it
   writes and stops sending at the first answer (the newer Home Assistant client).
+
+What a request says (``--audio``):
+
+- ``speech`` (default): one or two spoken commands from ``--speech-dir`` (default the test
+  set, tests/data/speech: any 16 kHz mono s16 WAVs), 0.2-0.6 s of silence first, 1.0-1.6 s
+  between, 0.75 s after. Real speech is what the default silero VAD must judge, and what made
+  it hold memory (issue 15). The emulator's tone reader cannot read speech, so a request counts
+  as answered when it ends in a ``transcript`` (any text);
+- ``tones``: one to three commands of tone words, so the exact transcript is known and checked
+  (for ``--vad webrtc``: silero scores pure tones unreliably).
+
+How the load arrives:
+
+- by default ``--streams`` loops for ``--seconds``, each sending one request after another
+  with 0.1-0.5 s between, as satellites do; bridge RSS is read every ``--rss-every`` seconds;
+- ``--bursts N``: N bursts of ``--burst-size`` requests started at once (a house full of
+  satellites woken together); each burst starts when the previous one is answered and the
+  bridge has closed its connections, and RSS is read after every burst.
+
+Memory is reported as RSS samples (seconds, requests answered, MiB) and as growth per thousand
+requests: the least-squares slope over the samples from the baseline (the first burst, or the
+warm-up, ``min(30 s, --seconds / 6)``) to the end, and the end minus the baseline. After a
+burst and at the end, RSS is read once the bridge has closed every connection and ``QUIET_S``
+(1 s) more, when it has collected and trimmed its heap (wyoming_lightning/heap.py): what an
+idle bridge keeps. In the streams mode the samples (and so the slope) are taken under load,
+when the bridge is never idle; only the end is idle.
 
 Each request names a unique tag in ``transcript_names``; the bridge forwards it as a keyword,
 so the emulator's records say which sessions (and faults) belonged to which request. A request
 is *survivable* when it met no refuse-401, at most two failing faults, and at most one stall
 (a stalled session is replaced once per request: a second stall is answered with an error,
 about 4.5 s after the first, rather than waiting on): every survivable request must end with
-the exact transcript. Loops are bounded by ``--seconds``;
-every request by a client timeout; the run stops by itself and kills what it started.
+its transcript. The run is bounded (by ``--seconds`` or
+``--bursts``, every request by a client timeout), stops by itself and kills what it started.
 """
 
 from __future__ import annotations
@@ -45,6 +74,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+import wave
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -56,6 +86,7 @@ from wyoming.asr import Transcribe
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.event import async_read_event
 
+from benchmarks.emulator import FastToneRecognizer
 from wyoming_lightning.emulator import EmulatorConfig, EmulatorServer, Fault
 from wyoming_lightning.emulator.tones import WORDS, encode_phrase, silence
 from wyoming_lightning.wire import encode_event
@@ -82,6 +113,9 @@ MAX_FAILING_SURVIVABLE = 2
 MAX_STALLS_SURVIVABLE = 1
 CLIENT_TIMEOUT_S = 60.0
 IDLE_WAIT_S = 15.0
+SETTLE_S = 10.0  # after a burst: bridge connections close within their 2 s linger
+QUIET_S = 1.0  # then RSS is read this long after the last one closed: what the idle bridge keeps
+SPEECH_DIR = Path(__file__).resolve().parent.parent / "tests" / "data" / "speech"
 
 
 # ============================================================================ emulator child
@@ -102,11 +136,15 @@ async def _emulator_child(args: argparse.Namespace) -> None:
     config = EmulatorConfig(
         api_key=API_KEY, recognizer="tones", finalize_delay_ms=args.finalize_delay_ms
     )
+    # Speech is not tone words: the cheap reader gives some text for it at a fiftieth of the CPU.
+    recognizer = FastToneRecognizer() if args.audio == "speech" else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with EmulatorServer(config, host="127.0.0.1", port=args.port) as emu:
+    async with EmulatorServer(
+        config, host="127.0.0.1", port=args.port, recognizer=recognizer
+    ) as emu:
 
         async def keep_one_injection_pending() -> None:
             # Public API only: one injection (possibly empty) for the next handshake; renewed as
@@ -246,7 +284,7 @@ async def _spawn(args: Sequence[str], env: dict[str, str], via: str) -> Child:
 @dataclass
 class Outcome:
     tag: str
-    expected: str
+    expected: str | None  # None: any transcript will do (speech the tone reader cannot read)
     utterances: int
     audio_s: float
     result: str = "no answer"  # ok | wrong | error:<code> | no answer | client timeout
@@ -254,7 +292,32 @@ class Outcome:
     latency_s: float | None = None  # audio-stop -> transcript
 
 
-def _make_request(rng: random.Random) -> tuple[bytes, str, int]:
+def _load_speech(directory: Path) -> list[bytes]:
+    """Every WAV in ``directory`` (16 kHz mono s16), in name order; a one-line error if not."""
+    clips: list[bytes] = []
+    for path in sorted(directory.glob("*.wav")):
+        with wave.open(str(path), "rb") as wav:
+            shape = (wav.getframerate(), wav.getsampwidth(), wav.getnchannels())
+            if shape != (16000, 2, 1):
+                raise SystemExit(f"{path}: expected 16 kHz mono 16-bit, got {shape}")
+            clips.append(wav.readframes(wav.getnframes()))
+    if not clips:
+        raise SystemExit(f"no .wav files in {directory}")
+    return clips
+
+
+def _make_speech_request(rng: random.Random, clips: Sequence[bytes]) -> tuple[bytes, None, int]:
+    parts: list[bytes] = [silence(rng.randint(200, 600))]
+    count = rng.choice((1, 1, 2))
+    for i in range(count):
+        parts.append(rng.choice(clips))
+        if i < count - 1:
+            parts.append(silence(rng.randint(1000, 1600)))
+    parts.append(silence(750))  # Home Assistant stops 0.7 s after the speaker does
+    return b"".join(parts), None, count
+
+
+def _make_tone_request(rng: random.Random) -> tuple[bytes, str, int]:
     parts: list[bytes] = [silence(rng.randint(200, 600))]
     texts: list[str] = []
     count = rng.choice((1, 1, 2, 3))
@@ -281,7 +344,8 @@ async def _read_answer(
             return
         if event.type == "transcript":
             outcome.transcript = str(event.data.get("text", ""))
-            outcome.result = "ok" if outcome.transcript == outcome.expected else "wrong"
+            right = outcome.expected in (None, outcome.transcript)
+            outcome.result = "ok" if right else "wrong"
             if stopped:
                 outcome.latency_s = loop.time() - stopped[0]
             return
@@ -290,8 +354,15 @@ async def _read_answer(
             return
 
 
-async def _request(port: int, rng: random.Random, tag: str, mode: str) -> Outcome:
-    pcm, expected, count = _make_request(rng)
+async def _request(
+    port: int, rng: random.Random, tag: str, mode: str, clips: Sequence[bytes] | None
+) -> Outcome:
+    pcm: bytes
+    expected: str | None
+    if clips is None:
+        pcm, expected, count = _make_tone_request(rng)
+    else:
+        pcm, expected, count = _make_speech_request(rng, clips)
     outcome = Outcome(tag, expected, count, len(pcm) / 32000)
     loop = asyncio.get_running_loop()
     stopped: list[float] = []
@@ -338,7 +409,13 @@ async def _request(port: int, rng: random.Random, tag: str, mode: str) -> Outcom
 
 
 async def _stream(
-    port: int, index: int, seed: int, deadline: float, mode: str, out: list[Outcome]
+    port: int,
+    index: int,
+    seed: int,
+    deadline: float,
+    mode: str,
+    clips: Sequence[bytes] | None,
+    out: list[Outcome],
 ) -> None:
     rng = random.Random(seed * 1000 + index)
     loop = asyncio.get_running_loop()
@@ -346,8 +423,21 @@ async def _stream(
     n = 0
     while loop.time() < deadline:
         n += 1
-        out.append(await _request(port, rng, f"soak{index}x{n}", mode))
+        out.append(await _request(port, rng, f"soak{index}x{n}", mode, clips))
         await asyncio.sleep(rng.uniform(0.1, 0.5))
+
+
+async def _burst(
+    port: int, number: int, size: int, seed: int, mode: str, clips: Sequence[bytes] | None
+) -> list[Outcome]:
+    """``size`` requests started together; returns when every one has ended."""
+    requests = [
+        _request(
+            port, random.Random(seed * 1_000_003 + number * 1000 + i), f"b{number}x{i}", mode, clips
+        )
+        for i in range(size)
+    ]
+    return list(await asyncio.gather(*requests))
 
 
 # ============================================================================ report
@@ -366,10 +456,37 @@ def _ms(value: float | None) -> str:
 
 
 @dataclass
+class RssSample:
+    """Bridge RSS at one moment of the run."""
+
+    seconds: float  # since the first request started
+    requests: int  # answered (or failed) so far
+    rss_mib: float
+
+
+def _growth_per_1000(samples: Sequence[RssSample]) -> float | None:
+    """Least-squares slope of RSS against requests answered, in MiB per thousand requests."""
+    if len(samples) < 2:
+        return None
+    xs = [float(s.requests) for s in samples]
+    ys = [s.rss_mib for s in samples]
+    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+    spread = sum((x - mean_x) ** 2 for x in xs)
+    if spread == 0:
+        return None
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / spread
+    return 1000 * slope
+
+
+@dataclass
 class Report:
     command: str
+    vad: str
+    audio: str
     seconds: float
     streams: int
+    bursts: int
+    burst_size: int
     fault_rate: float
     seed: int
     finalize_delay_ms: int
@@ -394,10 +511,13 @@ class Report:
     sessions: int = 0
     faults_injected: dict[str, int] = field(default_factory=dict)
     untagged_sessions: int = 0
-    bridge_peak_rss_mb: float = 0.0
-    bridge_rss_after_warmup_mb: float = 0.0
-    bridge_rss_end_mb: float = 0.0
-    bridge_rss_every_30s_mb: list[float] = field(default_factory=list)
+    bridge_peak_rss_mib: float = 0.0
+    bridge_rss_idle_mib: float = 0.0  # listening, before the first request
+    bridge_rss_baseline_mib: float = 0.0  # after the first burst, or after the warm-up
+    bridge_rss_end_mib: float = 0.0  # after the last request, its connection closed
+    rss_samples: list[RssSample] = field(default_factory=list)
+    rss_growth_per_1000_mib: float | None = None  # slope of the samples from the baseline on
+    rss_end_minus_baseline_mib: float = 0.0
     bridge_cpu_percent: float = 0.0
     emulator_cpu_percent: float = 0.0
     clients_cpu_percent: float = 0.0
@@ -499,20 +619,35 @@ def _score(report: Report, outcomes: list[Outcome], dump: dict[str, Any]) -> Non
     report.faulted_latency_p99_s = _pct(faulted, 99)
 
 
+def _load_text(report: Report) -> str:
+    shape = (
+        f"{report.bursts} bursts of {report.burst_size} requests started at once"
+        if report.bursts
+        else f"{report.streams} real-time streams for {report.seconds:g} s"
+    )
+    return (
+        f"{shape}, --vad {report.vad}, {report.audio} audio, fault rate "
+        f"{report.fault_rate:g}/session, finalize delay {report.finalize_delay_ms} ms, "
+        f"client {report.client}"
+    )
+
+
+def _signed(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.1f}"
+
+
 def _print(report: Report) -> None:
     errors = ", ".join(f"{k} {v}" for k, v in sorted(report.errors_by_code.items())) or "none"
     beyond = ", ".join(f"{k} {v}" for k, v in sorted(report.beyond_budget.items())) or "none"
     faults = ", ".join(f"{k} {v}" for k, v in sorted(report.faults_injected.items()))
     rows = [
         ("command", report.command),
-        (
-            "load",
-            f"{report.streams} real-time streams for {report.seconds:g} s, "
-            f"fault rate {report.fault_rate:g}/session, finalize delay "
-            f"{report.finalize_delay_ms} ms, client {report.client}",
-        ),
+        ("load", _load_text(report)),
         ("requests served", str(report.requests)),
-        ("transcripts correct", str(report.correct)),
+        (
+            "answered ok" if report.audio == "speech" else "transcripts correct",
+            str(report.correct) + (" (any transcript: speech)" if report.audio == "speech" else ""),
+        ),
         ("ended in error, by code", errors),
         (
             "refuse-401 requests -> auth",
@@ -538,16 +673,26 @@ def _print(report: Report) -> None:
         ("service sessions", f"{report.sessions} ({report.untagged_sessions} untagged)"),
         ("faults injected", faults),
         (
-            "bridge peak RSS (VmHWM)",
-            f"{report.bridge_peak_rss_mb:.1f} MB (after warm-up "
-            f"{report.bridge_rss_after_warmup_mb:.1f}, at end {report.bridge_rss_end_mb:.1f})",
+            "bridge RSS (MiB)",
+            f"idle {report.bridge_rss_idle_mib:.1f}, baseline {report.bridge_rss_baseline_mib:.1f}"
+            f" ({'after the first burst' if report.bursts else 'after the warm-up'}), at end "
+            f"{report.bridge_rss_end_mib:.1f}, peak (VmHWM) {report.bridge_peak_rss_mib:.1f}",
+        ),
+        (
+            "RSS growth",
+            f"{_signed(report.rss_growth_per_1000_mib)} MiB per 1000 requests (slope of the "
+            f"samples{'' if report.bursts else ', under load'}); idle end - baseline "
+            f"{report.rss_end_minus_baseline_mib:+.1f} MiB",
         ),
         (
             "CPU (of one core)",
             f"bridge {report.bridge_cpu_percent:.0f}%, emulator "
             f"{report.emulator_cpu_percent:.0f}%, clients {report.clients_cpu_percent:.0f}%",
         ),
-        ("bridge RSS every 30 s (MB)", " ".join(f"{v:g}" for v in report.bridge_rss_every_30s_mb)),
+        (
+            "RSS samples (requests: MiB)",
+            " ".join(f"{s.requests}:{s.rss_mib:g}" for s in report.rss_samples),
+        ),
         ("bridge warnings logged", str(report.bridge_warnings)),
         ("open sessions at end", str(report.open_sessions_at_end)),
         ("bridge sockets left open", str(report.bridge_sockets_left)),
@@ -573,13 +718,18 @@ def _print(report: Report) -> None:
 async def run(args: argparse.Namespace) -> Report:
     report = Report(
         command=" ".join(["python -m benchmarks.soak", *sys.argv[1:]]),
+        vad=args.vad,
+        audio=args.audio,
         seconds=args.seconds,
         streams=args.streams,
+        bursts=args.bursts,
+        burst_size=args.burst_size,
         fault_rate=args.fault_rate,
         seed=args.seed,
         finalize_delay_ms=args.finalize_delay_ms,
         client=args.client,
     )
+    clips = _load_speech(Path(args.speech_dir)) if args.audio == "speech" else None
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LIGHTNING_", "SMALLEST_"))}
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parent.parent)])
     emulator_port, bridge_port, metrics_port = _free_port(), _free_port(), _free_port()
@@ -594,6 +744,8 @@ async def run(args: argparse.Namespace) -> Report:
             str(emulator_port),
             "--dump",
             str(dump_path),
+            "--audio",
+            args.audio,
             "--fault-rate",
             str(args.fault_rate),
             "--auth-share",
@@ -619,12 +771,12 @@ async def run(args: argparse.Namespace) -> Report:
                 "--lightning-url",
                 f"ws://127.0.0.1:{emulator_port}{PULSE_PATH}",
                 "--vad",
-                "webrtc",
+                args.vad,
                 "--metrics-port",
                 str(metrics_port),
                 # All streams come from 127.0.0.1, as satellites do through Home Assistant.
                 "--max-requests-per-client",
-                str(max(10, args.streams)),
+                str(max(10, args.streams, args.burst_size)),
             ],
             {**env, "SMALLEST_API_KEY": API_KEY},
             via="stderr",
@@ -632,49 +784,65 @@ async def run(args: argparse.Namespace) -> Report:
         await bridge.wait_for_line("listening on", 60)
         bridge_pid = bridge.proc.pid
         sockets_idle = _sockets(bridge_pid)
+        report.bridge_rss_idle_mib = _rss_mib(bridge_pid)
         cpu0 = (_cpu_seconds(bridge_pid), _cpu_seconds(emulator.proc.pid), time.process_time())
         loop = asyncio.get_running_loop()
         began = loop.time()
-        deadline = began + args.seconds
         outcomes: list[Outcome] = []
-        streams = [
-            asyncio.create_task(_stream(bridge_port, i, args.seed, deadline, args.client, outcomes))
-            for i in range(args.streams)
-        ]
-        warm = min(30.0, args.seconds / 6)
-        await asyncio.sleep(warm)
-        report.bridge_rss_after_warmup_mb = _proc_status(bridge_pid).get("VmRSS", 0) / 1024
-        last_report = loop.time()
-        while not all(t.done() for t in streams):
-            await asyncio.wait(streams, timeout=10)
-            if loop.time() - last_report >= 30:
-                last_report = loop.time()
-                done = sum(1 for o in outcomes if o.result == "ok")
-                rss = _proc_status(bridge_pid).get("VmRSS", 0) / 1024
-                report.bridge_rss_every_30s_mb.append(round(rss, 1))
-                print(
-                    f"[{loop.time() - began:5.0f} s] requests {len(outcomes)}, correct {done}, "
-                    f"bridge RSS {rss:.1f} MB",
-                    file=sys.stderr,
-                    flush=True,
+
+        def sample() -> RssSample:
+            rss = RssSample(round(loop.time() - began, 1), len(outcomes), _rss_mib(bridge_pid))
+            report.rss_samples.append(rss)
+            done = sum(1 for o in outcomes if o.result == "ok")
+            print(
+                f"[{rss.seconds:5.0f} s] requests {rss.requests}, ok {done}, "
+                f"bridge RSS {rss.rss_mib:.1f} MiB",
+                file=sys.stderr,
+                flush=True,
+            )
+            return rss
+
+        if args.bursts:
+            for number in range(args.bursts):
+                outcomes += await _burst(
+                    bridge_port, number, args.burst_size, args.seed, args.client, clips
                 )
-        for task in streams:
-            task.result()  # a client bug must not pass silently
+                # Every connection closed (they linger up to 2 s): what stays is what is kept.
+                await _settle(bridge_pid, sockets_idle)
+                sample()
+            baseline = report.rss_samples[0]
+        else:
+            deadline = began + args.seconds
+            streams = [
+                asyncio.create_task(
+                    _stream(bridge_port, i, args.seed, deadline, args.client, clips, outcomes)
+                )
+                for i in range(args.streams)
+            ]
+            await asyncio.sleep(min(30.0, args.seconds / 6))  # warm-up
+            baseline = sample()
+            last_sample = loop.time()
+            while not all(t.done() for t in streams):
+                await asyncio.wait(streams, timeout=min(10.0, args.rss_every))
+                if loop.time() - last_sample >= args.rss_every:
+                    last_sample = loop.time()
+                    sample()
+            for task in streams:
+                task.result()  # a client bug must not pass silently
         elapsed = loop.time() - began
         cpu1 = (_cpu_seconds(bridge_pid), _cpu_seconds(emulator.proc.pid), time.process_time())
         report.bridge_cpu_percent = 100 * (cpu1[0] - cpu0[0]) / elapsed
         report.emulator_cpu_percent = 100 * (cpu1[1] - cpu0[1]) / elapsed
         report.clients_cpu_percent = 100 * (cpu1[2] - cpu0[2]) / elapsed
-        # Connections linger up to 2 s after answering: give them a bounded moment to close.
-        for _ in range(100):
-            report.bridge_sockets_left = _sockets(bridge_pid) - sockets_idle
-            if report.bridge_sockets_left <= 0:
-                break
-            await asyncio.sleep(0.1)
+        report.bridge_sockets_left = await _settle(bridge_pid, sockets_idle)
         scraped = await asyncio.to_thread(_scrape, metrics_port)
         status = _proc_status(bridge_pid)
-        report.bridge_peak_rss_mb = status.get("VmHWM", 0) / 1024
-        report.bridge_rss_end_mb = status.get("VmRSS", 0) / 1024
+        report.bridge_peak_rss_mib = status.get("VmHWM", 0) / 1024
+        report.bridge_rss_end_mib = status.get("VmRSS", 0) / 1024
+        report.bridge_rss_baseline_mib = baseline.rss_mib
+        report.rss_end_minus_baseline_mib = report.bridge_rss_end_mib - baseline.rss_mib
+        from_baseline = report.rss_samples[report.rss_samples.index(baseline) :]
+        report.rss_growth_per_1000_mib = _growth_per_1000(from_baseline)
         await emulator.stop(timeout=IDLE_WAIT_S + 10)  # it waits for idle, then dumps
         dump = json.loads(dump_path.read_text(encoding="utf-8"))
         _score(report, outcomes, dump)
@@ -688,10 +856,46 @@ async def run(args: argparse.Namespace) -> Report:
     return report
 
 
+def _rss_mib(pid: int) -> float:
+    return round(_proc_status(pid).get("VmRSS", 0) / 1024, 1)
+
+
+async def _settle(pid: int, sockets_idle: int) -> int:
+    """Wait (bounded) until the bridge has closed every client connection, then ``QUIET_S``
+    more (it collects garbage and trims its heap as its last connection ends, just after the
+    socket closes); return the sockets left open."""
+    left = _sockets(pid) - sockets_idle
+    for _ in range(round(SETTLE_S / 0.1)):
+        if left <= 0:
+            break
+        await asyncio.sleep(0.1)
+        left = _sockets(pid) - sockets_idle
+    await asyncio.sleep(QUIET_S)
+    return left
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.soak", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.soak",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--vad", choices=("silero", "webrtc", "off"), default="silero", help="the bridge's --vad"
+    )
+    parser.add_argument(
+        "--audio", choices=("speech", "tones"), default="speech", help="what requests say"
+    )
+    parser.add_argument(
+        "--speech-dir", default=str(SPEECH_DIR), help="16 kHz mono s16 WAVs for --audio speech"
+    )
     parser.add_argument("--seconds", type=float, default=180.0, help="how long to start requests")
     parser.add_argument("--streams", type=int, default=20, help="concurrent real-time clients")
+    parser.add_argument("--rss-every", type=float, default=30.0, help="seconds between readings")
+    parser.add_argument(
+        "--bursts", type=int, default=0, help="run N bursts instead of streams for --seconds"
+    )
+    parser.add_argument("--burst-size", type=int, default=50, help="requests per burst")
     parser.add_argument("--fault-rate", type=float, default=0.2, help="faulted share of sessions")
     parser.add_argument(
         "--auth-share", type=float, default=0.05, help="share of faults that are refuse-401"
@@ -712,8 +916,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.emulator_child:
         asyncio.run(_emulator_child(args))
         return 0
-    if args.streams < 1 or args.seconds <= 0 or not 0 <= args.fault_rate <= 1:
-        raise SystemExit("--streams >= 1, --seconds > 0 and --fault-rate within 0..1")
+    if (
+        args.streams < 1
+        or args.seconds <= 0
+        or args.rss_every <= 0
+        or args.bursts < 0
+        or args.burst_size < 1
+        or not 0 <= args.fault_rate <= 1
+    ):
+        raise SystemExit(
+            "--streams >= 1, --seconds > 0, --rss-every > 0, --bursts >= 0, --burst-size >= 1 "
+            "and --fault-rate within 0..1"
+        )
     report = asyncio.run(run(args))
     _print(report)
     if args.json:

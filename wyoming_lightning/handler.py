@@ -183,6 +183,9 @@ class ClientHandler:
 
     async def _cleanup(self) -> None:
         self._feed(rq.ClientGone())
+        if self._machine is not None:
+            # No client audio can come now: the VAD engine goes back before the client sees EOF.
+            self._services.release_gate(self._machine.gate)
         if self._ticket is not None:
             self._ticket.close()  # guard (issue 12): count the request once, whatever happened
         await self._drain()

@@ -21,6 +21,7 @@ from wyoming.error import Error as ErrorEvent
 
 from .cli import parse_uri
 from .handler import ClientHandler
+from .heap import release_free_memory
 from .services import Services
 from .wire import MAX_HEADER_BYTES, encode_event
 
@@ -184,6 +185,8 @@ class WyomingServer:
             _LOGGER.exception("a client handler failed; the server keeps serving")
         finally:
             self._active.pop(task, None)
+            if not self._active:
+                release_free_memory()  # idle: collect and trim what a burst freed (heap.py)
 
     async def _serve_stdio(self) -> None:
         loop = asyncio.get_running_loop()

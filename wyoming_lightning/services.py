@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from functools import partial
 
 from wyoming.asr import Transcribe
 from wyoming.info import Info
@@ -18,6 +19,7 @@ from .local import LocalRecognizer
 from .request import RequestConfig
 from .vad.engines import create_engine
 from .vad.gate import GateConfig, VadGate
+from .vad.pool import EnginePool
 
 NAME_WEIGHT = 2.0
 TERM_WEIGHT = 1.5
@@ -59,10 +61,14 @@ class Services:
     local: LocalRecognizer = field(default_factory=LocalRecognizer)
     guard: Guard = field(init=False)
     """Access, limits, usage and metrics (issue 12)."""
+    vad_pool: EnginePool | None = field(init=False)
+    """Lends each request its VAD engine (one built per request grew the C heap: vad/pool.py)."""
 
     def __post_init__(self) -> None:
         self.info = build_info(self.settings)
         self.guard = Guard(self.settings)
+        vad = self.settings.vad
+        self.vad_pool = None if vad == "off" else EnginePool(partial(create_engine, vad))
 
     def resolve_language(self, requested: str | None) -> str:
         return resolve_language(requested, self.settings.language, self.settings.languages)
@@ -117,9 +123,16 @@ class Services:
         )
 
     def new_gate(self) -> VadGate:
+        """A gate for one request, with an engine lent by the pool: ``release_gate`` it."""
         s = self.settings
-        engine = None if s.vad == "off" else create_engine(s.vad)
         config = GateConfig(
             pre_roll_ms=s.pre_roll_ms, hangover_ms=s.hangover_ms, max_utterance_s=s.max_utterance_s
         )
+        config.validate()  # before borrowing, so that a bad setting cannot strand an engine
+        engine = None if self.vad_pool is None else self.vad_pool.acquire()
         return VadGate(engine, config)
+
+    def release_gate(self, gate: VadGate) -> None:
+        """The request is over: its engine goes back to the pool, reset, for the next one."""
+        if gate.engine is not None and self.vad_pool is not None:
+            self.vad_pool.release(gate.engine)

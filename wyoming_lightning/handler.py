@@ -24,11 +24,11 @@ from wyoming.ping import Ping, Pong
 from . import actions as act
 from . import request as rq
 from .audio import PcmFormat
+from .errors import ErrorCode
 from .guard import Peer, Ticket
 from .info import PROGRAM_NAME
 from .languages import LanguageError
 from .lightning.client import Callbacks, ServiceSession, Timeouts
-from .lightning.protocol import ErrorCode
 from .request import Phase, RequestMachine
 from .services import Services
 from .wire import WireError, encode_event, read_event
@@ -430,13 +430,12 @@ class ClientHandler:
         with contextlib.suppress(ConnectionError, OSError):
             self._writer.write(encode_event(event))
 
-    def _error(self, code: ErrorCode | str, text: str) -> None:
+    def _error(self, code: ErrorCode, text: str) -> None:
         """An error outside a request's own flow: tell the client, then hang up."""
-        code_text = str(code)  # an ErrorCode, or one of the guard's (busy, quota)
-        self._log.warning("client %d: %s (%s)", self._id, text, code_text)
-        self._write(ErrorEvent(text=text, code=code_text).event())
+        self._log.warning("client %d: %s (%s)", self._id, text, code.value)
+        self._write(ErrorEvent(text=text, code=code.value).event())
         if self._ticket is not None:
-            self._ticket.failed(code_text)  # guard (issue 12)
+            self._ticket.failed(code)  # guard (issue 12)
         self._feed(rq.Abort())
         self._finished.set()
 

@@ -83,10 +83,10 @@ from typing import TypeVar
 from . import actions as act
 from .actions import Action, TimerId, TimerKind
 from .audio import AudioConverter, AudioFormatError, Framer, PcmFormat
+from .errors import ErrorCode
 from .lightning.protocol import (
     FINALIZE_MESSAGE,
     Dialect,
-    ErrorCode,
     Failure,
     Result,
     ServiceError,

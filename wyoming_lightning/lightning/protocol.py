@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from ..errors import ErrorCode
+
 DEFAULT_URL = "wss://api.smallest.ai/waves/v1/stt/live?model=pulse"
 """The unified endpoint every current client of the service uses (vendor SDK, LiveKit, pipecat)."""
 PULSE_URL = "wss://api.smallest.ai/waves/v1/pulse/get_text"
@@ -394,20 +396,6 @@ def parse_message(text: str | bytes) -> ServiceMessage:
 
 # --------------------------------------------------------------------------------------------
 # Failures, classified once so the state machine only sees stable codes
-
-
-class ErrorCode(enum.StrEnum):
-    """Stable codes for the Wyoming ``error`` event; clients may branch on them."""
-
-    AUTH = "auth"
-    QUOTA = "quota"
-    RATE_LIMITED = "rate_limited"
-    TIMEOUT = "timeout"
-    UPSTREAM = "upstream"
-    BAD_AUDIO = "bad_audio"
-    LANGUAGE = "language"
-    BAD_REQUEST = "bad_request"
-    UNAVAILABLE = "unavailable"
 
 
 @dataclass(frozen=True)

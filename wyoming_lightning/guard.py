@@ -26,8 +26,9 @@ from .audio import PcmFormat
 from .config import Settings
 from .errors import ErrorCode
 from .metrics import Metrics
+from .pipeline_format import BYTES_PER_SECOND
 from .quota import SENT_S, Admission, Clock, DailyLedger, RequestUsage
-from .request import BYTES_PER_SECOND, RETRY_TIMER
+from .request import RETRY_TIMER
 from .usage_store import UsageStore, usage_path
 
 _LOGGER = logging.getLogger(__name__)

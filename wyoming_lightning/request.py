@@ -99,11 +99,11 @@ from .lightning.protocol import (
     classify_error_frame,
     detect_dialect,
 )
+from .pipeline_format import BYTES_PER_SECOND, SAMPLE_RATE, SAMPLE_WIDTH
 from .transcript import FinalLedger, UtteranceText, Verdict, join_texts
 from .vad.events import SpeechAudio, SpeechEnd, SpeechStart
 from .vad.gate import VadGate
 
-BYTES_PER_SECOND = 32000  # 16 kHz, 16-bit, mono
 RETRY_TIMER = TimerId(TimerKind.RETRY)
 ANSWER_TIMER = TimerId(TimerKind.ANSWER)
 _EARLY = 1e-3  # a timer that fires this much before its due time re-arms instead
@@ -677,8 +677,8 @@ class RequestMachine:
 
     def _summary(self) -> str:
         fmt = self._format
-        frame = (fmt.width * fmt.channels) if fmt else 2
-        rate = fmt.rate if fmt else 16000
+        frame = (fmt.width * fmt.channels) if fmt else SAMPLE_WIDTH
+        rate = fmt.rate if fmt else SAMPLE_RATE
         received = self._audio_bytes_in / max(1, frame * rate)
         sent = self.gate.audio_out_ms / 1000 - self._dropped_bytes / BYTES_PER_SECOND
         speech = self.gate.speech_ms / 1000

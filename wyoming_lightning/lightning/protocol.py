@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import ErrorCode
+from ..pipeline_format import SAMPLE_RATE
 
 DEFAULT_URL = "wss://api.smallest.ai/waves/v1/stt/live?model=pulse"
 """The unified endpoint every current client of the service uses (vendor SDK, LiveKit, pipecat)."""
@@ -132,7 +133,7 @@ class SessionOptions:
     """Everything that goes into one session's query string."""
 
     language: str = "en"
-    sample_rate: int = 16000
+    sample_rate: int = SAMPLE_RATE
     encoding: str = "linear16"
     word_timestamps: bool = False
     keywords: Sequence[Keyword] = ()

@@ -10,7 +10,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from wyoming_lightning.vad.base import SAMPLE_RATE
+from wyoming_lightning.pipeline_format import SAMPLE_RATE
 
 _FULL_SCALE: Final = 32768.0
 _SILENCE_DB: Final = -120.0

@@ -124,6 +124,8 @@ class ClientHandler:
         self._id = next(_IDS)
         self._log = logging.LoggerAdapter(_LOGGER, {})
         self._transcribe: Transcribe | None = None
+        self._language: str | None = None
+        """The service's code for ``_transcribe``'s language, resolved once when it arrived."""
         self._machine: RequestMachine | None = None
         self._sessions: dict[int, ServiceSession] = {}
         self._closing_sessions: set[ServiceSession] = set()
@@ -275,14 +277,14 @@ class ClientHandler:
             return
         try:
             transcribe = Transcribe.from_event(event)
-            self._services.resolve_language(transcribe.language)
+            language = self._services.resolve_language(transcribe.language)
         except LanguageError as err:
             self._error(ErrorCode.LANGUAGE, str(err))
             return
         except (TypeError, ValueError, AttributeError):
             self._error(ErrorCode.BAD_REQUEST, "malformed transcribe event")
             return
-        self._transcribe = transcribe
+        self._transcribe, self._language = transcribe, language
 
     def _on_audio_start(self, event: Event) -> None:
         fmt = _format_of(event.data)
@@ -292,11 +294,10 @@ class ClientHandler:
         if self._machine is not None:
             self._error(ErrorCode.BAD_AUDIO, "audio-start sent twice")
             return
-        try:
-            config = self._services.request_config(self._transcribe)
-        except LanguageError as err:
-            self._error(ErrorCode.LANGUAGE, str(err))
-            return
+        language = self._language
+        if language is None:  # no transcribe before audio-start: the default language
+            language = self._services.resolve_language(None)
+        config = self._services.request_config(self._transcribe, language)
         # guard (issue 12): the per-client and daily limits; past the limit, local or 'quota'
         self._ticket = self._services.guard.open_request(self._peer, fmt)
         if self._ticket.refusal is not None:

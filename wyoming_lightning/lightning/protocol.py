@@ -19,6 +19,12 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import ErrorCode
+from ..languages import (
+    DEFAULT_HOST_ONLY_LANGUAGES,
+    LIGHTNING_LANGUAGES,
+    PULSE_LANGUAGES,
+    US_ONLY_LANGUAGES,
+)
 from ..pipeline_format import SAMPLE_RATE
 
 DEFAULT_URL = "wss://api.smallest.ai/waves/v1/stt/live?model=pulse"
@@ -97,22 +103,6 @@ def with_model(url: str) -> str:
         return url
     query.insert(0, ("model", PULSE_MODEL))
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
-
-
-LIGHTNING_LANGUAGES: tuple[str, ...] = (
-    *("it", "es", "en", "pt", "hi", "de", "fr", "uk", "ru", "kn", "ml", "pl", "mr", "gu"),
-    *("cs", "sk", "te", "or", "nl", "bn", "lv", "et", "ro", "pa", "fi", "sv", "bg", "ta"),
-    *("hu", "da", "lt", "mt", "multi"),
-)
-PULSE_LANGUAGES: tuple[str, ...] = (
-    *("en", "hi", "de", "es", "ru", "it", "fr", "nl", "pt", "zh", "yue", "ja", "ko", "gu"),
-    *("mr", "or", "bn", "ta", "te", "kn", "ml", "north_indic", "multi-asian"),
-    "multi-south-indic",
-)
-US_ONLY_LANGUAGES = frozenset({"zh", "yue", "ja", "ko", "multi-asian"})
-"""Served only by the US host; the default host closes such a session without a result."""
-DEFAULT_HOST_ONLY_LANGUAGES = frozenset({"ta", "te", "kn", "ml", "multi-south-indic"})
-"""Served only by the default host; the US host answers LANGUAGE_NOT_ENABLED_IN_REGION."""
 
 
 def languages_for(dialect: Dialect) -> tuple[str, ...]:

@@ -560,3 +560,23 @@ async def test_mic_without_the_mic_extra_is_one_clear_line(tmp_path: Path) -> No
         "wyoming-lightning-client: --mic needs the sounddevice package, which is not installed: "
         "pip install 'wyoming-lightning[mic]'\n"
     )
+
+
+def test_a_server_install_does_not_pull_in_sounddevice() -> None:
+    """sounddevice is the ``mic`` extra (and in ``dev``), not a dependency; nothing but ``--mic``
+    imports it, so the server and the client's file path run without it."""
+    import tomllib
+
+    project = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+    project = project["project"]
+    assert not any(d.startswith("sounddevice") for d in project["dependencies"])
+    assert any(d.startswith("sounddevice") for d in project["optional-dependencies"]["mic"])
+    assert "wyoming-lightning[mic]" in project["optional-dependencies"]["dev"]
+    code = (
+        "import sys, wyoming_lightning.__main__, wyoming_lightning.transcribe_cli.__main__; "
+        "print('sounddevice' in sys.modules)"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert shown.stdout == "False\n", shown.stderr

@@ -85,9 +85,6 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-TARGET_FORMAT: Final = PcmFormat(SAMPLE_RATE, SAMPLE_WIDTH, CHANNELS)
-
-
 def _decode(data: bytes | bytearray | memoryview, fmt: PcmFormat) -> _F32:
     """Whole sample-frames -> float32 mono in [-1, 1), channels averaged."""
     width = fmt.width

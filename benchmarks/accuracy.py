@@ -21,6 +21,8 @@ from typing import Any
 import speech_data as sd
 from wer import wer
 
+from wyoming_lightning.pipeline_format import BYTES_PER_SECOND
+
 from .harness import (
     BRIDGE_ENV,
     Proc,
@@ -168,7 +170,7 @@ async def run(
                 "wer_by_condition": by_condition,
                 "sent_per_speech": sent / speech_total,
                 "sent_s_total": sent,
-                "emulator_received_s": received / 32000,
+                "emulator_received_s": received / BYTES_PER_SECOND,
                 "speech_s_total": speech_total,
                 "within_limit": within,
                 "worst_margin_s": worst,

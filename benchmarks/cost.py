@@ -21,9 +21,10 @@ from typing import Any
 
 import speech_data as sd
 
+from wyoming_lightning.pipeline_format import BYTES_PER_SECOND
+
 from .harness import (
     BRIDGE_ENV,
-    BYTES_PER_SECOND,
     HEAD,
     STOP,
     CpuWindow,

@@ -34,13 +34,12 @@ from typing import Any
 
 from wyoming.event import Event
 
+from wyoming_lightning.pipeline_format import BYTES_PER_SECOND, CHANNELS, SAMPLE_RATE, SAMPLE_WIDTH
 from wyoming_lightning.wire import encode_event
 
 ROOT = Path(__file__).resolve().parent.parent
 
 API_KEY = "bench-key"
-RATE = 16000
-BYTES_PER_SECOND = 32000
 CHUNK_S = 0.010
 CHUNK_BYTES = 320
 LIGHTNING_PATH = "/api/v1/lightning/get_text"
@@ -326,7 +325,7 @@ async def running(*procs: Proc) -> Any:
 
 def chunk_events(pcm: bytes) -> list[bytes]:
     """Every 10 ms of ``pcm`` as an encoded ``audio-chunk`` event, as Home Assistant sends."""
-    data = {"rate": RATE, "width": 2, "channels": 1}
+    data = {"rate": SAMPLE_RATE, "width": SAMPLE_WIDTH, "channels": CHANNELS}
     return [
         encode_event(Event("audio-chunk", data, pcm[i : i + CHUNK_BYTES]))
         for i in range(0, len(pcm), CHUNK_BYTES)
@@ -334,7 +333,7 @@ def chunk_events(pcm: bytes) -> list[bytes]:
 
 
 HEAD = encode_event(Event("transcribe", {"language": "en"})) + encode_event(
-    Event("audio-start", {"rate": RATE, "width": 2, "channels": 1})
+    Event("audio-start", {"rate": SAMPLE_RATE, "width": SAMPLE_WIDTH, "channels": CHANNELS})
 )
 STOP = encode_event(Event("audio-stop"))
 
@@ -614,7 +613,7 @@ async def direct_request(
     result = Result("direct", expected, started_at=time.perf_counter())
     url = (
         f"ws://127.0.0.1:{emulator_port}{LIGHTNING_PATH}"
-        "?language=en&encoding=linear16&sample_rate=16000&word_timestamps=false"
+        f"?language=en&encoding=linear16&sample_rate={SAMPLE_RATE}&word_timestamps=false"
     )
     try:
         async with asyncio.timeout(timeout):

@@ -26,6 +26,8 @@ from typing import Any
 
 import speech_data as sd
 
+from wyoming_lightning.pipeline_format import CHANNELS, SAMPLE_RATE, SAMPLE_WIDTH
+
 from .accuracy import SLOW_CLOUD
 from .harness import (
     BRIDGE_ENV,
@@ -47,9 +49,9 @@ def write_corpus(directory: Path) -> int:
     samples = sd.load_speech()
     for sample in samples:
         with wave.open(str(directory / f"{sample.name}.wav"), "wb") as wav:
-            wav.setnchannels(1)
-            wav.setsampwidth(2)
-            wav.setframerate(16000)
+            wav.setnchannels(CHANNELS)
+            wav.setsampwidth(SAMPLE_WIDTH)
+            wav.setframerate(SAMPLE_RATE)
             wav.writeframes(sample.pcm)
         (directory / f"{sample.name}.txt").write_text(sample.text + "\n", encoding="utf-8")
     return len(samples)

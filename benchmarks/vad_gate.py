@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import speech_data as sd
 
+from wyoming_lightning.pipeline_format import BYTES_PER_SECOND
 from wyoming_lightning.vad import GateConfig, GateEvent, SpeechAudio, SpeechStart, VadGate
 from wyoming_lightning.vad.engines import VadEngine, create_engine
 from wyoming_lightning.vad.webrtc import WebRtcEngine
@@ -161,7 +162,7 @@ def evaluate(factory: Callable[[], VadEngine], condition: Condition) -> Row:
         row.sent_s += gate.audio_out_ms / 1000
         row.speech_frames += int(oracle.sum())
         row.clipped_frames += clipped(sent, oracle)
-        row.audio_s += len(pcm) / 32000
+        row.audio_s += len(pcm) / BYTES_PER_SECOND
         row.cpu_s += cpu
         if condition.noise_only is not None:
             noise_gate, _, _ = run_gate(factory(), condition.noise_only(clean, seed))

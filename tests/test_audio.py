@@ -8,10 +8,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from wyoming_lightning import pipeline_format as pf
 from wyoming_lightning.audio import (
-    TARGET_CHANNELS,
-    TARGET_RATE,
-    TARGET_WIDTH,
     AudioConverter,
     AudioFormatError,
     Framer,
@@ -61,7 +59,8 @@ def convert_all(fmt: PcmFormat, data: bytes, chunk: int | None = None) -> bytes:
 
 
 def test_target_constants() -> None:
-    assert (TARGET_RATE, TARGET_WIDTH, TARGET_CHANNELS) == (16000, 2, 1)
+    assert (pf.SAMPLE_RATE, pf.SAMPLE_WIDTH, pf.CHANNELS) == (16000, 2, 1)
+    assert pf.BYTES_PER_SECOND == 32000
 
 
 @pytest.mark.parametrize(
@@ -130,9 +129,9 @@ def test_sine_round_trip(rate: int, width: int, channels: int) -> None:
     seconds = 0.5
     data = encode(sine(1000, rate, seconds), width, channels)
     out = decode_s16(convert_all(PcmFormat(rate, width, channels), data))
-    assert abs(out.size - TARGET_RATE * seconds) <= 1
-    assert spectrum_peak_hz(out, TARGET_RATE) == pytest.approx(1000, abs=10)
-    reference = sine(1000, TARGET_RATE, out.size / TARGET_RATE)
+    assert abs(out.size - pf.SAMPLE_RATE * seconds) <= 1
+    assert spectrum_peak_hz(out, pf.SAMPLE_RATE) == pytest.approx(1000, abs=10)
+    reference = sine(1000, pf.SAMPLE_RATE, out.size / pf.SAMPLE_RATE)
     middle = slice(400, -400)  # the resampler's filter settles at the edges
     error = out[middle] - reference[middle]
     # 8-bit input carries ~-50 dB quantisation noise; the others are near-exact.

@@ -25,7 +25,7 @@ from wyoming.client import AsyncTcpClient
 
 from wyoming_lightning.emulator import EmulatorServer, create_recognizer
 from wyoming_lightning.emulator.tones import encode, encode_phrase, silence
-from wyoming_lightning.lightning.protocol import LIGHTNING_LANGUAGES, PULSE_LANGUAGES
+from wyoming_lightning.languages import LIGHTNING_LANGUAGES, PULSE_LANGUAGES
 
 PHRASE = "one two three"
 

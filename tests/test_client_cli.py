@@ -28,25 +28,26 @@ from speech_data import load_speech, with_silence
 from wyoming.event import Event, async_read_event, async_write_event
 
 from wyoming_lightning.audio import PcmFormat
-from wyoming_lightning.client import (
+from wyoming_lightning.config import Secret
+from wyoming_lightning.emulator import EmulatorServer
+from wyoming_lightning.emulator.tones import encode_phrase, silence
+from wyoming_lightning.transcribe_cli.__main__ import amain
+from wyoming_lightning.transcribe_cli.mic import (
+    EndOfSpeech,
+    Microphone,
+    MicStream,
+    default_gate,
+    sounddevice_microphone,
+    until_end_of_speech,
+)
+from wyoming_lightning.transcribe_cli.status import (
     EXIT_EMPTY,
     EXIT_LOCAL,
     EXIT_OK,
     EXIT_SERVER,
     ClientError,
-    EndOfSpeech,
-    Microphone,
-    MicStream,
-    amain,
-    blocks_of,
-    default_gate,
-    read_wav,
-    sounddevice_microphone,
-    until_end_of_speech,
 )
-from wyoming_lightning.config import Secret
-from wyoming_lightning.emulator import EmulatorServer
-from wyoming_lightning.emulator.tones import encode_phrase, silence
+from wyoming_lightning.transcribe_cli.wav import blocks_of, read_wav
 
 PHRASE = "one two three"
 MONO16 = PcmFormat(16000, 2, 1)
@@ -83,7 +84,7 @@ async def test_file_end_to_end_as_a_process(emulator: EmulatorServer, tmp_path: 
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "wyoming_lightning.client",
+            "wyoming_lightning.transcribe_cli",
             str(wav),
             "--uri",
             f"tcp://127.0.0.1:{bridge_port(server)}",
@@ -479,7 +480,7 @@ async def test_real_microphone_path_through_pulseaudio(
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "wyoming_lightning.client",
+            "wyoming_lightning.transcribe_cli",
             "--mic",
             "--device",
             "pulse",
@@ -518,7 +519,7 @@ async def test_missing_portaudio_is_one_clear_line(tmp_path: Path) -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "wyoming_lightning.client",
+        "wyoming_lightning.transcribe_cli",
         "--mic",
         env=env,
         stdin=subprocess.DEVNULL,
@@ -531,3 +532,51 @@ async def test_missing_portaudio_is_one_clear_line(tmp_path: Path) -> None:
         "wyoming-lightning-client: no audio input: PortAudio library not found "
         "(install PortAudio, e.g. apt-get install libportaudio2)\n"
     )
+
+
+async def test_mic_without_the_mic_extra_is_one_clear_line(tmp_path: Path) -> None:
+    """A server install has no ``sounddevice`` (it is the ``mic`` extra). A stand-in module that
+    fails the way an absent one does (ModuleNotFoundError naming it) shows what such a user
+    sees: the package to install, in one line, and exit status 2, before any connection."""
+    (tmp_path / "sounddevice.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'sounddevice'\", name='sounddevice')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "wyoming_lightning.transcribe_cli",
+        "--mic",
+        "--uri",
+        "tcp://127.0.0.1:9",
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode == EXIT_LOCAL and out == b""
+    assert err.decode() == (
+        "wyoming-lightning-client: --mic needs the sounddevice package, which is not installed: "
+        "pip install 'wyoming-lightning[mic]'\n"
+    )
+
+
+def test_a_server_install_does_not_pull_in_sounddevice() -> None:
+    """sounddevice is the ``mic`` extra (and in ``dev``), not a dependency; nothing but ``--mic``
+    imports it, so the server and the client's file path run without it."""
+    import tomllib
+
+    project = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+    project = project["project"]
+    assert not any(d.startswith("sounddevice") for d in project["dependencies"])
+    assert any(d.startswith("sounddevice") for d in project["optional-dependencies"]["mic"])
+    assert "wyoming-lightning[mic]" in project["optional-dependencies"]["dev"]
+    code = (
+        "import sys, wyoming_lightning.__main__, wyoming_lightning.transcribe_cli.__main__; "
+        "print('sounddevice' in sys.modules)"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert shown.stdout == "False\n", shown.stderr

@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 
 from wyoming_lightning.config import ConfigError, load_settings, parse_keywords
+from wyoming_lightning.languages import LIGHTNING_LANGUAGES, PULSE_LANGUAGES
 from wyoming_lightning.lightning.protocol import (
-    LIGHTNING_LANGUAGES,
-    PULSE_LANGUAGES,
     Dialect,
     Keyword,
 )
@@ -185,10 +184,8 @@ def test_endpointing_brings_the_no_speech_timeout_and_the_command_cap() -> None:
 
     env = {"SMALLEST_API_KEY": "k"}
     on = Services(load_settings(["--endpointing", "--no-speech-timeout", "6"], env))
-    assert (on.request_config(None).no_speech_timeout_s, on.request_config(None).max_command_s) == (
-        6.0,
-        15.0,
-    )
-    off = Services(load_settings([], env)).request_config(None)
+    config = on.request_config(None, "en")
+    assert (config.no_speech_timeout_s, config.max_command_s) == (6.0, 15.0)
+    off = Services(load_settings([], env)).request_config(None, "en")
     assert (off.no_speech_timeout_s, off.max_command_s) == (None, None)
     assert (off.stall_timeout_s, off.final_timeout_s, off.response_timeout_s) == (2.0, 10.0, 30.0)

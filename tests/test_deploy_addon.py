@@ -41,11 +41,8 @@ from bridge import bridge_port, bridge_settings, running_bridge
 from test_deploy_docker import ENTRYPOINT_SCRIPT, FINAL, copy_instructions, of
 
 from wyoming_lightning.config import VAD_CHOICES, build_parser, load_settings
-from wyoming_lightning.lightning.protocol import (
-    DIALECT_CHOICES,
-    LIGHTNING_LANGUAGES,
-    PULSE_LANGUAGES,
-)
+from wyoming_lightning.languages import LIGHTNING_LANGUAGES, PULSE_LANGUAGES
+from wyoming_lightning.lightning.protocol import DIALECT_CHOICES
 
 ROOT = Path(__file__).resolve().parent.parent
 ADDON = ROOT  # the add-on's directory, and so the Supervisor's build context

@@ -13,9 +13,10 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from wyoming_lightning import client, healthcheck, usage_report
+from wyoming_lightning import healthcheck, usage_report
 from wyoming_lightning.config import build_parser
 from wyoming_lightning.emulator.__main__ import build_parser as emulator_parser
+from wyoming_lightning.transcribe_cli import args as client_args
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "README.md"
@@ -110,7 +111,7 @@ def test_the_walkthrough_without_webrtc_says_why_it_printed_nothing(tmp_path: Pa
 
 PARSERS: dict[str, argparse.ArgumentParser] = {
     "wyoming-lightning": build_parser({}),
-    "wyoming-lightning-client": client.build_parser(),
+    "wyoming-lightning-client": client_args.build_parser(),
     "wyoming-lightning-healthcheck": healthcheck.build_parser(),
     "wyoming-lightning-emulator": emulator_parser(),
     "wyoming-lightning usage": usage_report.build_parser(),

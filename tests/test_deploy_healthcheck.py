@@ -19,7 +19,7 @@ from wyoming.info import AsrProgram, Attribution, Info
 
 from wyoming_lightning import __version__
 from wyoming_lightning.healthcheck import default_uri
-from wyoming_lightning.lightning.protocol import PULSE_LANGUAGES
+from wyoming_lightning.languages import PULSE_LANGUAGES
 
 
 @dataclasses.dataclass

@@ -27,15 +27,15 @@ from wyoming.info import SelectProgram
 from wyoming_lightning.config import Secret, Settings, parse_keywords
 from wyoming_lightning.emulator import EmulatorConfig, EmulatorServer
 from wyoming_lightning.emulator.tones import encode_phrase, silence
+from wyoming_lightning.languages import LIGHTNING_LANGUAGES, PULSE_LANGUAGES
 from wyoming_lightning.lightning.protocol import (
     DEFAULT_URL,
-    LIGHTNING_LANGUAGES,
     MAX_INTENSIFIER,
     MAX_URL_BYTES,
-    PULSE_LANGUAGES,
     PULSE_URL,
     US_HOST,
 )
+from wyoming_lightning.request import RequestConfig
 from wyoming_lightning.services import NAME_WEIGHT, TERM_WEIGHT, Services
 
 PHRASE = "two four six"
@@ -130,6 +130,22 @@ async def test_region_language_on_the_default_region_fails_cleanly(
     assert emulator.sessions[-1].params["language"] == "zh"
 
 
+def config_for(services: Services, requested: str) -> RequestConfig:
+    """What the handler does: resolve the language once, then build the request from it."""
+    return services.request_config(
+        Transcribe(language=requested), services.resolve_language(requested)
+    )
+
+
+def test_the_request_takes_the_language_as_resolved_once() -> None:
+    """``transcribe`` is resolved when it arrives; building the request does not do it again."""
+    services = Services(Settings(api_key=Secret("k"), vad="off"))
+    assert services.resolve_language("de_DE") == "de"
+    config = services.request_config(Transcribe(language="de_DE"), "de")
+    assert config.session.language == "de"
+    assert services.request_config(Transcribe(language="xx"), "en").session.language == "en"
+
+
 @pytest.mark.parametrize("language", ["zh", "yue", "ja", "ko", "multi-asian"])
 @pytest.mark.parametrize("url", [DEFAULT_URL, PULSE_URL])
 @pytest.mark.parametrize("fixed", [False, True])
@@ -138,26 +154,26 @@ def test_region_languages_go_to_the_us_host_of_the_vendor(
 ) -> None:
     key = Secret("k")
     services = Services(Settings(service_url=url, url_fixed=fixed, api_key=key, vad="off"))
-    config = services.request_config(Transcribe(language=language))
+    config = config_for(services, language)
     assert urlsplit(config.base_url).hostname == US_HOST
     assert urlsplit(config.base_url).path == urlsplit(url).path
-    assert services.request_config(Transcribe(language="en")).base_url == url
+    assert config_for(services, "en").base_url == url
 
 
 @pytest.mark.parametrize("language", ["ta", "te", "kn", "ml", "multi-south-indic"])
 def test_south_indic_languages_never_go_to_the_us_host(language: str) -> None:
     us_url = "wss://api.us.smallest.ai/waves/v1/stt/live?model=pulse"
     services = Services(Settings(service_url=us_url, url_fixed=True, api_key=Secret("k")))
-    config = services.request_config(Transcribe(language=language))
+    config = config_for(services, language)
     assert urlsplit(config.base_url).hostname == "api.smallest.ai"
-    assert services.request_config(Transcribe(language="en")).base_url == us_url
+    assert config_for(services, "en").base_url == us_url
 
 
 def test_other_hosts_are_never_rerouted() -> None:
     url = "ws://127.0.0.1:8765/waves/v1/stt/live?model=pulse"
     services = Services(Settings(service_url=url, url_fixed=True, api_key=Secret("k")))
     for language in ("ja", "ta", "en"):
-        assert services.request_config(Transcribe(language=language)).base_url == url
+        assert config_for(services, language).base_url == url
 
 
 @pytest.mark.parametrize(

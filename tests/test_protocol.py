@@ -7,6 +7,7 @@ from urllib.parse import parse_qs, parse_qsl, quote_plus, urlsplit
 
 import pytest
 
+from wyoming_lightning.errors import ErrorCode
 from wyoming_lightning.lightning.protocol import (
     DEFAULT_URL,
     LIGHTNING_URL,
@@ -14,7 +15,6 @@ from wyoming_lightning.lightning.protocol import (
     MAX_URL_BYTES,
     PULSE_URL,
     Dialect,
-    ErrorCode,
     Keyword,
     Result,
     ServiceError,

@@ -16,8 +16,8 @@ import pytest
 from wyoming_lightning import actions as act
 from wyoming_lightning.audio import PcmFormat
 from wyoming_lightning.emulator.tones import encode_phrase, silence
+from wyoming_lightning.errors import ErrorCode
 from wyoming_lightning.lightning.protocol import (
-    ErrorCode,
     Failure,
     Result,
     ServiceError,

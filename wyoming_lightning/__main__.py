@@ -11,9 +11,9 @@ from collections.abc import Sequence
 
 from .cli import describe_failure, run_main
 from .config import ConfigError, Settings, load_settings
+from .errors import ErrorCode
 from .lightning.client import Timeouts
 from .lightning.keycheck import check_key
-from .lightning.protocol import ErrorCode
 from .local import LocalRecognizer
 from .server import ListenError, WyomingServer
 from .services import Services

@@ -11,7 +11,7 @@ import enum
 import logging
 from dataclasses import dataclass
 
-from .lightning.protocol import ErrorCode
+from .errors import ErrorCode
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import soxr
 
-TARGET_RATE: Final = 16000
-TARGET_WIDTH: Final = 2
-TARGET_CHANNELS: Final = 1
+from .pipeline_format import CHANNELS, SAMPLE_RATE, SAMPLE_WIDTH
 
 MIN_RATE: Final = 8000
 MAX_RATE: Final = 48000
@@ -59,9 +57,9 @@ class PcmFormat:
     def is_target(self) -> bool:
         """True for 16 kHz mono s16, which needs no conversion at all."""
         return (self.rate, self.width, self.channels) == (
-            TARGET_RATE,
-            TARGET_WIDTH,
-            TARGET_CHANNELS,
+            SAMPLE_RATE,
+            SAMPLE_WIDTH,
+            CHANNELS,
         )
 
     def validate(self) -> None:
@@ -85,9 +83,6 @@ class PcmFormat:
 def _is_int(value: object) -> bool:
     # bool is an int subclass; a rate of True is a caller bug, not 1 Hz.
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-TARGET_FORMAT: Final = PcmFormat(TARGET_RATE, TARGET_WIDTH, TARGET_CHANNELS)
 
 
 def _decode(data: bytes | bytearray | memoryview, fmt: PcmFormat) -> _F32:
@@ -140,9 +135,9 @@ class AudioConverter:
         self._pending = bytearray()
         self._passthrough = fmt.is_target
         self._resampler: soxr.ResampleStream | None = None
-        if fmt.rate != TARGET_RATE:
+        if fmt.rate != SAMPLE_RATE:
             self._resampler = soxr.ResampleStream(
-                fmt.rate, TARGET_RATE, 1, dtype="float32", quality=RESAMPLE_QUALITY
+                fmt.rate, SAMPLE_RATE, 1, dtype="float32", quality=RESAMPLE_QUALITY
             )
         self._dropped_bytes = 0
 

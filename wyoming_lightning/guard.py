@@ -24,15 +24,14 @@ from . import actions as act
 from .access import LOCAL, AccessPolicy, ClientSlots, OnceEach, Verdict, parse_address
 from .audio import PcmFormat
 from .config import Settings
+from .errors import ErrorCode
 from .metrics import Metrics
+from .pipeline_format import BYTES_PER_SECOND
 from .quota import SENT_S, Admission, Clock, DailyLedger, RequestUsage
-from .request import BYTES_PER_SECOND, RETRY_TIMER
+from .request import RETRY_TIMER
 from .usage_store import UsageStore, usage_path
 
 _LOGGER = logging.getLogger(__name__)
-FORBIDDEN = "forbidden"
-BUSY = "busy"
-QUOTA = "quota"
 
 
 @dataclass(frozen=True)
@@ -65,7 +64,7 @@ class Peer:
 class Refusal:
     """Why a client or a request is turned away, as the Wyoming ``error`` says it."""
 
-    code: str
+    code: ErrorCode
     text: str
     reason: str
     """The metrics' ``reason`` label."""
@@ -126,11 +125,13 @@ class Guard:
         """
         if self.policy.decide(peer.host, local=peer.local) is Verdict.ALLOWED:
             return None
-        return Refusal(FORBIDDEN, "this client is not allowed to use this server", FORBIDDEN)
+        return Refusal(
+            ErrorCode.FORBIDDEN, "this client is not allowed to use this server", "forbidden"
+        )
 
     def refused(self, peer: Peer) -> None:
         """A client outside the allow-list asked for work: count it; log its address once."""
-        self.metrics.refused.labels(reason=FORBIDDEN).inc()
+        self.metrics.refused.labels(reason="forbidden").inc()
         if self._refusals_logged.first(peer.key):
             _LOGGER.warning(
                 "refusing client %s: not in --allow (each refused address is logged once)",
@@ -139,7 +140,7 @@ class Guard:
 
     def refused_busy(self) -> None:
         """The server's connection limit turned a client away."""
-        self.metrics.refused.labels(reason=BUSY).inc()
+        self.metrics.refused.labels(reason="busy").inc()
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[None]:
@@ -157,7 +158,9 @@ class Guard:
         if not self.slots.acquire(peer.key):
             limit = self.slots.limit
             refusal = Refusal(
-                BUSY, f"too many requests at once from this client (limit {limit})", "per_client"
+                ErrorCode.BUSY,
+                f"too many requests at once from this client (limit {limit})",
+                "per_client",
             )
             return Ticket(self, peer.key, day, fmt, refusal=refusal, holds_slot=False)
         local = False
@@ -168,7 +171,7 @@ class Guard:
                 self.slots.release(peer.key)
                 minutes = (self.ledger.limit_s or 0) / 60
                 refusal = Refusal(
-                    QUOTA, f"the daily audio limit of {minutes:g} min is reached", QUOTA
+                    ErrorCode.QUOTA, f"the daily audio limit of {minutes:g} min is reached", "quota"
                 )
                 return Ticket(self, peer.key, day, fmt, refusal=refusal, holds_slot=False)
         return Ticket(self, peer.key, day, fmt, quota_local=local)
@@ -251,10 +254,10 @@ class Ticket:
         self._done = False
         if refusal is not None:
             self._metrics.refused.labels(reason=refusal.reason).inc()
-            self._end("error", refusal.code)
+            self._end("error", refusal.code.value)
         elif quota_local:
-            self._fallback = QUOTA
-            self._metrics.fallbacks.labels(reason=QUOTA).inc()
+            self._fallback = "quota"
+            self._metrics.fallbacks.labels(reason="quota").inc()
 
     def audio_in(self, nbytes: int, fmt: PcmFormat | None) -> None:
         if fmt is not None:
@@ -288,9 +291,9 @@ class Ticket:
         elif isinstance(action, act.Finish):
             self.close()
 
-    def failed(self, code: str) -> None:
+    def failed(self, code: ErrorCode) -> None:
         """The handler ended the request with an ``error`` of its own."""
-        self._end("error", code)
+        self._end("error", code.value)
         self.close()
 
     def _end(self, outcome: str, code: str) -> None:

@@ -24,11 +24,11 @@ from wyoming.ping import Ping, Pong
 from . import actions as act
 from . import request as rq
 from .audio import PcmFormat
+from .errors import ErrorCode
 from .guard import Peer, Ticket
 from .info import PROGRAM_NAME
 from .languages import LanguageError
 from .lightning.client import Callbacks, ServiceSession, Timeouts
-from .lightning.protocol import ErrorCode
 from .request import Phase, RequestMachine
 from .services import Services
 from .wire import WireError, encode_event, read_event
@@ -124,6 +124,8 @@ class ClientHandler:
         self._id = next(_IDS)
         self._log = logging.LoggerAdapter(_LOGGER, {})
         self._transcribe: Transcribe | None = None
+        self._language: str | None = None
+        """The service's code for ``_transcribe``'s language, resolved once when it arrived."""
         self._machine: RequestMachine | None = None
         self._sessions: dict[int, ServiceSession] = {}
         self._closing_sessions: set[ServiceSession] = set()
@@ -278,14 +280,14 @@ class ClientHandler:
             return
         try:
             transcribe = Transcribe.from_event(event)
-            self._services.resolve_language(transcribe.language)
+            language = self._services.resolve_language(transcribe.language)
         except LanguageError as err:
             self._error(ErrorCode.LANGUAGE, str(err))
             return
         except (TypeError, ValueError, AttributeError):
             self._error(ErrorCode.BAD_REQUEST, "malformed transcribe event")
             return
-        self._transcribe = transcribe
+        self._transcribe, self._language = transcribe, language
 
     def _on_audio_start(self, event: Event) -> None:
         fmt = _format_of(event.data)
@@ -295,11 +297,10 @@ class ClientHandler:
         if self._machine is not None:
             self._error(ErrorCode.BAD_AUDIO, "audio-start sent twice")
             return
-        try:
-            config = self._services.request_config(self._transcribe)
-        except LanguageError as err:
-            self._error(ErrorCode.LANGUAGE, str(err))
-            return
+        language = self._language
+        if language is None:  # no transcribe before audio-start: the default language
+            language = self._services.resolve_language(None)
+        config = self._services.request_config(self._transcribe, language)
         # guard (issue 12): the per-client and daily limits; past the limit, local or 'quota'
         self._ticket = self._services.guard.open_request(self._peer, fmt)
         if self._ticket.refusal is not None:
@@ -433,13 +434,12 @@ class ClientHandler:
         with contextlib.suppress(ConnectionError, OSError):
             self._writer.write(encode_event(event))
 
-    def _error(self, code: ErrorCode | str, text: str) -> None:
+    def _error(self, code: ErrorCode, text: str) -> None:
         """An error outside a request's own flow: tell the client, then hang up."""
-        code_text = str(code)  # an ErrorCode, or one of the guard's (busy, quota)
-        self._log.warning("client %d: %s (%s)", self._id, text, code_text)
-        self._write(ErrorEvent(text=text, code=code_text).event())
+        self._log.warning("client %d: %s (%s)", self._id, text, code.value)
+        self._write(ErrorEvent(text=text, code=code.value).event())
         if self._ticket is not None:
-            self._ticket.failed(code_text)  # guard (issue 12)
+            self._ticket.failed(code)  # guard (issue 12)
         self._feed(rq.Abort())
         self._finished.set()
 

@@ -1,8 +1,34 @@
-"""From what a client asks for (``en-US``, ``de_DE``, ``multi``) to a code the service has."""
+"""The service's languages, and from what a client asks for (``en-US``, ``de_DE``, ``multi``) to a
+code the service has.
+
+The tables are plain data that import nothing of the bridge, so that both the protocol (which
+host serves which language) and the configuration (which languages are advertised) read them
+from here.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+# ------------------------------------------------------------------ the service's languages
+
+LIGHTNING_LANGUAGES: tuple[str, ...] = (
+    *("it", "es", "en", "pt", "hi", "de", "fr", "uk", "ru", "kn", "ml", "pl", "mr", "gu"),
+    *("cs", "sk", "te", "or", "nl", "bn", "lv", "et", "ro", "pa", "fi", "sv", "bg", "ta"),
+    *("hu", "da", "lt", "mt", "multi"),
+)
+PULSE_LANGUAGES: tuple[str, ...] = (
+    *("en", "hi", "de", "es", "ru", "it", "fr", "nl", "pt", "zh", "yue", "ja", "ko", "gu"),
+    *("mr", "or", "bn", "ta", "te", "kn", "ml", "north_indic", "multi-asian"),
+    "multi-south-indic",
+)
+US_ONLY_LANGUAGES = frozenset({"zh", "yue", "ja", "ko", "multi-asian"})
+"""Served only by the US host; the default host closes such a session without a result."""
+DEFAULT_HOST_ONLY_LANGUAGES = frozenset({"ta", "te", "kn", "ml", "multi-south-indic"})
+"""Served only by the default host; the US host answers LANGUAGE_NOT_ENABLED_IN_REGION."""
+
+
+# ------------------------------------------------------------------ a client's request
 
 # Chinese variants that are Cantonese rather than Mandarin.
 _CANTONESE = {"zh-hk", "zh-mo", "yue-hk", "yue-cn", "zh-yue"}

@@ -11,7 +11,7 @@ import os
 import threading
 from typing import Any
 
-from .audio import TARGET_RATE
+from .pipeline_format import SAMPLE_RATE
 
 
 class LocalUnavailable(RuntimeError):
@@ -57,7 +57,7 @@ class LocalRecognizer:
         with self._lock:
             model = self._load()
             audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
-            if audio.size < TARGET_RATE // 10:
+            if audio.size < SAMPLE_RATE // 10:
                 return ""
             lang = None if language in ("multi", "") else language.split("-")[0]
             if not getattr(model.model, "is_multilingual", True):

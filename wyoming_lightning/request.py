@@ -66,7 +66,7 @@ A session opened after ``audio-stop`` (a replacement) is watched from its handsh
 handshake that hangs for ``stall_timeout_s`` is a stall like any other.
 
 After ``audio-stop`` one ANSWER timer bounds the whole wait: ``final_timeout_s`` plus
-``final_timeout_per_audio_s`` per second of audio still without a final, at most
+``FINAL_TIMEOUT_PER_AUDIO_S`` per second of audio still without a final, at most
 ``response_timeout_s``. When it runs out the service is alive but cannot finish: the local
 recognizer takes over when configured, otherwise the answer is ``error`` (``timeout``), and the
 log says which.
@@ -83,10 +83,10 @@ from typing import TypeVar
 from . import actions as act
 from .actions import Action, TimerId, TimerKind
 from .audio import AudioConverter, AudioFormatError, Framer, PcmFormat
+from .errors import ErrorCode
 from .lightning.protocol import (
     FINALIZE_MESSAGE,
     Dialect,
-    ErrorCode,
     Failure,
     Result,
     ServiceError,
@@ -99,11 +99,20 @@ from .lightning.protocol import (
     classify_error_frame,
     detect_dialect,
 )
+from .pipeline_format import BYTES_PER_SECOND, SAMPLE_RATE, SAMPLE_WIDTH
 from .transcript import FinalLedger, UtteranceText, Verdict, join_texts
 from .vad.events import SpeechAudio, SpeechEnd, SpeechStart
 from .vad.gate import VadGate
 
-BYTES_PER_SECOND = 32000  # 16 kHz, 16-bit, mono
+FRAME_MS = 100
+"""Audio per frame sent to the service."""
+BACKOFF_INITIAL_S = 0.5
+"""The first retry's delay; each further retry doubles it, up to :data:`BACKOFF_MAX_S`."""
+BACKOFF_MAX_S = 30.0
+MAX_STALL_RETRIES = 1
+"""Stalled sessions replaced per request; the next stall gives up."""
+FINAL_TIMEOUT_PER_AUDIO_S = 1.0
+"""Extra wait after audio-stop per second of audio still without its final."""
 RETRY_TIMER = TimerId(TimerKind.RETRY)
 ANSWER_TIMER = TimerId(TimerKind.ANSWER)
 _EARLY = 1e-3  # a timer that fires this much before its due time re-arms instead
@@ -129,19 +138,12 @@ class RequestConfig:
     early_finalize: bool = True
     finalize_after_ms: int | None = 200
     streaming: bool = True
-    frame_ms: int = 100
     max_utterance_s: float = 30.0
     max_retries: int = 3
-    backoff_initial_s: float = 0.5
-    backoff_max_s: float = 30.0
     stall_timeout_s: float = 2.0
     """No progress at all for this long while a final is owed: the session has stalled."""
-    max_stall_retries: int = 1
-    """Stalled sessions replaced per request; the next stall gives up."""
     final_timeout_s: float = 10.0
     """The wait after audio-stop for a live service, before the per-second part."""
-    final_timeout_per_audio_s: float = 1.0
-    """Extra wait after audio-stop per second of audio still without its final."""
     response_timeout_s: float = 30.0
     """The ceiling on the wait after audio-stop, however much audio is owed."""
     fallback_local: bool = False
@@ -420,7 +422,7 @@ class RequestMachine:
         self._url = build_url(config.base_url, config.session, self.dialect)
         self._converter: AudioConverter | None = None
         self._format: PcmFormat | None = None
-        self._frame_bytes = max(2, BYTES_PER_SECOND * config.frame_ms // 1000) // 2 * 2
+        self._frame_bytes = max(2, BYTES_PER_SECOND * FRAME_MS // 1000) // 2 * 2
         self._framer = Framer(self._frame_bytes)
         self._max_utterance_bytes = int(config.max_utterance_s * BYTES_PER_SECOND)
         self._utterances: list[_Utterance] = []
@@ -666,7 +668,7 @@ class RequestMachine:
             self._start_local()
         if not self.done and not self._complete_if_settled():
             owed_s = self._unsettled_bytes() / BYTES_PER_SECOND
-            wait = self.config.final_timeout_s + self.config.final_timeout_per_audio_s * owed_s
+            wait = self.config.final_timeout_s + FINAL_TIMEOUT_PER_AUDIO_S * owed_s
             if self.route is Route.LOCAL_RUNNING:
                 wait = self.config.response_timeout_s
             self._answer_wait = min(self.config.response_timeout_s, wait)
@@ -677,8 +679,8 @@ class RequestMachine:
 
     def _summary(self) -> str:
         fmt = self._format
-        frame = (fmt.width * fmt.channels) if fmt else 2
-        rate = fmt.rate if fmt else 16000
+        frame = (fmt.width * fmt.channels) if fmt else SAMPLE_WIDTH
+        rate = fmt.rate if fmt else SAMPLE_RATE
         received = self._audio_bytes_in / max(1, frame * rate)
         sent = self.gate.audio_out_ms / 1000 - self._dropped_bytes / BYTES_PER_SECOND
         speech = self.gate.speech_ms / 1000
@@ -865,9 +867,9 @@ class RequestMachine:
         same_outage = session.id < self._reconnected_below
         if failure.retryable and (same_outage or self._retries < self.config.max_retries):
             attempts = self._retries - 1 if same_outage else self._retries
-            delay = min(self.config.backoff_max_s, self.config.backoff_initial_s * (2**attempts))
+            delay = min(BACKOFF_MAX_S, BACKOFF_INITIAL_S * (2**attempts))
             if failure.retry_after is not None:
-                delay = max(delay, min(failure.retry_after, self.config.backoff_max_s))
+                delay = max(delay, min(failure.retry_after, BACKOFF_MAX_S))
             if not same_outage:
                 self._retries += 1
             self._move(Route.RECONNECTING)
@@ -885,7 +887,7 @@ class RequestMachine:
     def _stalled(self, session: _Session) -> None:
         seconds = self.config.stall_timeout_s
         joins = self.route is Route.RECONNECTING or session.id < self._reconnected_below
-        retry = joins or self._stall_retries < self.config.max_stall_retries
+        retry = joins or self._stall_retries < MAX_STALL_RETRIES
         if retry and not joins:
             self._stall_retries += 1
         self._session_failed(

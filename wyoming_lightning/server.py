@@ -20,6 +20,7 @@ from pathlib import Path
 from wyoming.error import Error as ErrorEvent
 
 from .cli import parse_uri
+from .errors import ErrorCode
 from .handler import ClientHandler
 from .heap import release_free_memory
 from .services import Services
@@ -169,7 +170,7 @@ class WyomingServer:
             )
             text = "server busy: too many connections, try again shortly"
             with contextlib.suppress(Exception):
-                writer.write(encode_event(ErrorEvent(text=text, code="busy").event()))
+                writer.write(encode_event(ErrorEvent(text=text, code=ErrorCode.BUSY.value).event()))
                 async with asyncio.timeout(1):
                     await writer.drain()
             writer.close()

@@ -71,12 +71,16 @@ class Services:
         self.vad_pool = None if vad == "off" else EnginePool(partial(create_engine, vad))
 
     def resolve_language(self, requested: str | None) -> str:
+        """The service's code for a request's language; raises LanguageError if it has none."""
         return resolve_language(requested, self.settings.language, self.settings.languages)
 
-    def request_config(self, transcribe: Transcribe | None) -> RequestConfig:
-        """Per-request settings; raises LanguageError for a language the service lacks."""
+    def request_config(self, transcribe: Transcribe | None, language: str) -> RequestConfig:
+        """Per-request settings, for a ``language`` already resolved by :meth:`resolve_language`.
+
+        The handler resolves it once, when ``transcribe`` arrives (so a bad language is refused
+        before any audio); it is not resolved again here.
+        """
         s = self.settings
-        language = self.resolve_language(transcribe.language if transcribe else None)
         dialect = s.service_dialect
         url = region_url(s.service_url, language)
         keywords = bias_keywords(

@@ -18,8 +18,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from ..cli import cannot_reach, host_of
+from ..errors import ErrorCode
 from .protocol import (
-    ErrorCode,
     Failure,
     ServiceMessage,
     auth_headers,

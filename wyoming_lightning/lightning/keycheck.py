@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+from ..errors import ErrorCode
 from .client import Callbacks, ServiceSession, Timeouts
-from .protocol import Dialect, ErrorCode, Failure, ServiceMessage, detect_dialect, with_model
+from .protocol import Dialect, Failure, ServiceMessage, detect_dialect, with_model
 
 
 async def check_key(

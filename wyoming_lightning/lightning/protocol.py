@@ -18,6 +18,15 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from ..errors import ErrorCode
+from ..languages import (
+    DEFAULT_HOST_ONLY_LANGUAGES,
+    LIGHTNING_LANGUAGES,
+    PULSE_LANGUAGES,
+    US_ONLY_LANGUAGES,
+)
+from ..pipeline_format import SAMPLE_RATE
+
 DEFAULT_URL = "wss://api.smallest.ai/waves/v1/stt/live?model=pulse"
 """The unified endpoint every current client of the service uses (vendor SDK, LiveKit, pipecat)."""
 PULSE_URL = "wss://api.smallest.ai/waves/v1/pulse/get_text"
@@ -96,22 +105,6 @@ def with_model(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
 
 
-LIGHTNING_LANGUAGES: tuple[str, ...] = (
-    *("it", "es", "en", "pt", "hi", "de", "fr", "uk", "ru", "kn", "ml", "pl", "mr", "gu"),
-    *("cs", "sk", "te", "or", "nl", "bn", "lv", "et", "ro", "pa", "fi", "sv", "bg", "ta"),
-    *("hu", "da", "lt", "mt", "multi"),
-)
-PULSE_LANGUAGES: tuple[str, ...] = (
-    *("en", "hi", "de", "es", "ru", "it", "fr", "nl", "pt", "zh", "yue", "ja", "ko", "gu"),
-    *("mr", "or", "bn", "ta", "te", "kn", "ml", "north_indic", "multi-asian"),
-    "multi-south-indic",
-)
-US_ONLY_LANGUAGES = frozenset({"zh", "yue", "ja", "ko", "multi-asian"})
-"""Served only by the US host; the default host closes such a session without a result."""
-DEFAULT_HOST_ONLY_LANGUAGES = frozenset({"ta", "te", "kn", "ml", "multi-south-indic"})
-"""Served only by the default host; the US host answers LANGUAGE_NOT_ENABLED_IN_REGION."""
-
-
 def languages_for(dialect: Dialect) -> tuple[str, ...]:
     """Language codes the service accepts in this dialect (advertised to Wyoming clients)."""
     return PULSE_LANGUAGES if dialect is Dialect.PULSE else LIGHTNING_LANGUAGES
@@ -130,7 +123,7 @@ class SessionOptions:
     """Everything that goes into one session's query string."""
 
     language: str = "en"
-    sample_rate: int = 16000
+    sample_rate: int = SAMPLE_RATE
     encoding: str = "linear16"
     word_timestamps: bool = False
     keywords: Sequence[Keyword] = ()
@@ -394,20 +387,6 @@ def parse_message(text: str | bytes) -> ServiceMessage:
 
 # --------------------------------------------------------------------------------------------
 # Failures, classified once so the state machine only sees stable codes
-
-
-class ErrorCode(enum.StrEnum):
-    """Stable codes for the Wyoming ``error`` event; clients may branch on them."""
-
-    AUTH = "auth"
-    QUOTA = "quota"
-    RATE_LIMITED = "rate_limited"
-    TIMEOUT = "timeout"
-    UPSTREAM = "upstream"
-    BAD_AUDIO = "bad_audio"
-    LANGUAGE = "language"
-    BAD_REQUEST = "bad_request"
-    UNAVAILABLE = "unavailable"
 
 
 @dataclass(frozen=True)

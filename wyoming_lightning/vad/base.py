@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Final, Protocol
-
-SAMPLE_RATE: Final = 16000
-SAMPLE_WIDTH: Final = 2
+from typing import Protocol
 
 
 class VadEngine(Protocol):

@@ -19,7 +19,8 @@ from enum import Enum, auto
 from typing import Final
 
 from wyoming_lightning.audio import Framer
-from wyoming_lightning.vad.base import SAMPLE_RATE, SAMPLE_WIDTH, VadEngine
+from wyoming_lightning.pipeline_format import SAMPLE_RATE, SAMPLE_WIDTH
+from wyoming_lightning.vad.base import VadEngine
 from wyoming_lightning.vad.events import EndReason, GateEvent, SpeechAudio, SpeechEnd, SpeechStart
 
 _BYTES_PER_MS: Final = SAMPLE_RATE * SAMPLE_WIDTH // 1000

@@ -10,7 +10,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from wyoming_lightning.vad.base import SAMPLE_RATE
+from wyoming_lightning.pipeline_format import SAMPLE_RATE
 
 _FULL_SCALE: Final = 32768.0
 _SILENCE_DB: Final = -120.0
@@ -98,11 +98,6 @@ class SpeechPeak:
     def __init__(self, *, frame_s: float, release_db_per_s: float = 2.0) -> None:
         self._release_db = release_db_per_s * frame_s
         self._peak_db: float | None = None
-
-    @property
-    def peak_db(self) -> float | None:
-        """None until a speech frame was seen."""
-        return self._peak_db
 
     def update(self, level_db: float) -> None:
         """Account for a frame that is clearly speech."""

@@ -34,7 +34,7 @@ from typing import Final
 import numpy as np
 import webrtcvad
 
-from wyoming_lightning.vad.base import SAMPLE_RATE
+from wyoming_lightning.pipeline_format import SAMPLE_RATE
 from wyoming_lightning.vad.levels import BandEnergy, NoiseFloor, SpeechPeak
 
 #: webrtcvad accepts 10, 20 or 30 ms; 30 ms gives it the most context per decision.

@@ -66,7 +66,14 @@ def bridge_settings(service_url: str, **overrides: object) -> Settings:
 
 @contextlib.asynccontextmanager
 async def running_bridge(settings: Settings) -> AsyncIterator[WyomingServer]:
-    server = WyomingServer(Services(settings))
+    async with serving(Services(settings)) as server:
+        yield server
+
+
+@contextlib.asynccontextmanager
+async def serving(services: Services) -> AsyncIterator[WyomingServer]:
+    """``running_bridge`` for services a test built itself (a guard with a fake clock, say)."""
+    server = WyomingServer(services)
     await server.start()
     task = asyncio.create_task(server.serve())
     try:

@@ -511,23 +511,33 @@ async def test_real_microphone_path_through_pulseaudio(
     assert "(end of speech)" in err.decode()
 
 
-async def test_missing_portaudio_is_one_clear_line(tmp_path: Path) -> None:
-    """sounddevice raises OSError at import when the PortAudio library is absent; a stand-in
-    module that does exactly that shows what the user sees on such a machine."""
-    (tmp_path / "sounddevice.py").write_text('raise OSError("PortAudio library not found")\n')
+async def _client_with_stand_in(
+    tmp_path: Path, sounddevice_source: str, *args: str
+) -> tuple[int | None, bytes, bytes]:
+    """The client run with ``sounddevice`` replaced by a stand-in module on ``PYTHONPATH``."""
+    (tmp_path / "sounddevice.py").write_text(sounddevice_source)
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "wyoming_lightning.transcribe_cli",
-        "--mic",
+        *args,
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
     out, err = await process.communicate()
-    assert process.returncode == EXIT_LOCAL and out == b""
+    return process.returncode, out, err
+
+
+async def test_missing_portaudio_is_one_clear_line(tmp_path: Path) -> None:
+    """sounddevice raises OSError at import when the PortAudio library is absent; a stand-in
+    module that does exactly that shows what the user sees on such a machine."""
+    returncode, out, err = await _client_with_stand_in(
+        tmp_path, 'raise OSError("PortAudio library not found")\n', "--mic"
+    )
+    assert returncode == EXIT_LOCAL and out == b""
     assert err.decode() == (
         "wyoming-lightning-client: no audio input: PortAudio library not found "
         "(install PortAudio, e.g. apt-get install libportaudio2)\n"
@@ -538,24 +548,14 @@ async def test_mic_without_the_mic_extra_is_one_clear_line(tmp_path: Path) -> No
     """A server install has no ``sounddevice`` (it is the ``mic`` extra). A stand-in module that
     fails the way an absent one does (ModuleNotFoundError naming it) shows what such a user
     sees: the package to install, in one line, and exit status 2, before any connection."""
-    (tmp_path / "sounddevice.py").write_text(
-        "raise ModuleNotFoundError(\"No module named 'sounddevice'\", name='sounddevice')\n"
-    )
-    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "wyoming_lightning.transcribe_cli",
+    returncode, out, err = await _client_with_stand_in(
+        tmp_path,
+        "raise ModuleNotFoundError(\"No module named 'sounddevice'\", name='sounddevice')\n",
         "--mic",
         "--uri",
         "tcp://127.0.0.1:9",
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
     )
-    out, err = await process.communicate()
-    assert process.returncode == EXIT_LOCAL and out == b""
+    assert returncode == EXIT_LOCAL and out == b""
     assert err.decode() == (
         "wyoming-lightning-client: --mic needs the sounddevice package, which is not installed: "
         "pip install 'wyoming-lightning[mic]'\n"

@@ -21,7 +21,7 @@ import socket
 import subprocess
 import sys
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,6 +33,7 @@ from bridge import (
     read_answer,
     running_bridge,
     server_process,
+    serving,
     start_request,
     transcribe,
 )
@@ -49,7 +50,6 @@ from wyoming_lightning.emulator import EmulatorServer, Fault
 from wyoming_lightning.emulator.tones import encode_phrase, silence
 from wyoming_lightning.guard import Guard
 from wyoming_lightning.local import LocalRecognizer
-from wyoming_lightning.server import WyomingServer
 from wyoming_lightning.services import Services
 from wyoming_lightning.usage_store import FILE_NAME, read_usage
 
@@ -65,19 +65,6 @@ class FakeClock:
 
     def __call__(self) -> dt.datetime:
         return self.now
-
-
-@contextlib.asynccontextmanager
-async def serving(services: Services) -> AsyncIterator[WyomingServer]:
-    """``running_bridge`` for services the test built itself (a guard with a fake clock)."""
-    server = WyomingServer(services)
-    await server.start()
-    task = asyncio.create_task(server.serve())
-    try:
-        yield server
-    finally:
-        server.stop()
-        await asyncio.wait_for(task, 30)
 
 
 async def request_from(host: str, port: int, pcm: bytes = PCM, to: str = "127.0.0.1") -> Answer:

@@ -1,7 +1,8 @@
 """The emulator as the benchmarks run it: a subprocess, optionally with a cheaper tone decoder.
 
 ``python -m benchmarks.emulator --port N [--recognizer fast-tones|tones|whisper]
-[--finalize-delay-ms N] [--max-sessions N] [--log-level info]``
+[--finalize-delay-ms N] [--latency none|cloud] [--latency-seed N] [--fault slow
+--fault-delay-ms 8000] [--max-sessions N] [--log-level info]``
 
 The stock ``tones`` recognizer finds each word's pitch with a 32768-point FFT and the emulator
 re-decodes the whole segment for an interim every 100 ms of audio: about 11 ms of CPU for one
@@ -23,8 +24,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from wyoming_lightning.emulator import EmulatorConfig, EmulatorServer
+from wyoming_lightning.emulator import FAULT_NAMES, EmulatorConfig, EmulatorServer, Fault
 from wyoming_lightning.emulator import tones as t
+from wyoming_lightning.emulator.latency import PRESETS
 from wyoming_lightning.emulator.recognizers import Recognizer, ToneRecognizer, create_recognizer
 
 RECOGNIZERS = ("fast-tones", "tones", "whisper")
@@ -96,6 +98,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--recognizer", choices=RECOGNIZERS, default="fast-tones")
     parser.add_argument("--finalize-delay-ms", type=int, default=0)
+    parser.add_argument("--latency", choices=sorted(PRESETS), default="none")
+    parser.add_argument("--latency-seed", type=int)
+    parser.add_argument("--fault", action="append", choices=FAULT_NAMES, default=[])
+    parser.add_argument("--fault-delay-ms", type=int, default=3000)
     parser.add_argument("--max-sessions", type=int, default=2000)
     parser.add_argument("--log-level", default="warning")
     args = parser.parse_args(argv)
@@ -107,6 +113,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         recognizer=recognizer_name,
         finalize_delay_ms=args.finalize_delay_ms,
         max_sessions=args.max_sessions,
+        latency=PRESETS[args.latency],
+        latency_seed=args.latency_seed,
+        faults=tuple(Fault(name, delay_ms=args.fault_delay_ms) for name in args.fault),
     )
     asyncio.run(serve(config, make_recognizer(args.recognizer), args.host, args.port))
 

@@ -270,7 +270,10 @@ def emulator_args(
     recognizer: str = "fast-tones",
     finalize_delay_ms: int = 0,
     log_level: str = "warning",
+    latency: str = "none",
+    extra: Sequence[str] = (),
 ) -> list[str]:
+    """The emulator's command line; ``latency="cloud"`` turns its latency model on."""
     return [
         "-m",
         "benchmarks.emulator",
@@ -282,6 +285,9 @@ def emulator_args(
         str(finalize_delay_ms),
         "--log-level",
         log_level,
+        "--latency",
+        latency,
+        *extra,
     ]
 
 

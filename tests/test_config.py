@@ -7,7 +7,12 @@ from pathlib import Path
 import pytest
 
 from wyoming_lightning.config import ConfigError, load_settings, parse_keywords
-from wyoming_lightning.lightning.protocol import Keyword
+from wyoming_lightning.lightning.protocol import (
+    LIGHTNING_LANGUAGES,
+    PULSE_LANGUAGES,
+    Dialect,
+    Keyword,
+)
 
 
 def test_environment_sets_every_option_and_flags_win() -> None:
@@ -51,6 +56,8 @@ def test_no_key_means_local_only_and_english() -> None:
         ([], {"LIGHTNING_VAD": "magic"}, "--vad must be one of"),
         ([], {"LIGHTNING_FALLBACK": "cloud"}, "--fallback"),
         ([], {"LIGHTNING_ENDPOINTING": "maybe"}, "yes/no"),
+        ([], {"LIGHTNING_DIALECT": "deepgram"}, "--dialect must be one of"),
+        (["--dialect", "lightning", "--language", "ja"], {}, "not offered"),
         (["--keywords", "a:-1"], {}, "positive"),
     ],
 )
@@ -62,6 +69,36 @@ def test_bad_settings_are_explained(argv: list[str], env: dict[str, str], messag
 def test_keywords() -> None:
     assert parse_keywords("Anna:8, kitchen lights , x:2.5,,") == [
         Keyword("Anna", 8.0),
-        Keyword("kitchen lights", 6.0),
+        Keyword("kitchen lights"),  # no weight: the service's default
         Keyword("x", 2.5),
     ]
+
+
+def test_the_default_is_todays_pulse_endpoint() -> None:
+    settings = load_settings([], {"SMALLEST_API_KEY": "k"})
+    assert settings.service_url == "wss://api.smallest.ai/waves/v1/stt/live?model=pulse"
+    assert settings.service_dialect is Dialect.PULSE
+    assert settings.languages == PULSE_LANGUAGES and "multi" not in settings.languages
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "dialect"),
+    [
+        (["--lightning-url", "ws://10.0.0.5:8080/api/v1/lightning/get_text"], {}, "lightning"),
+        (["--lightning-url", "ws://proxy:9000/asr"], {}, "pulse"),
+        (["--lightning-url", "ws://proxy:9000/asr", "--dialect", "lightning"], {}, "lightning"),
+        (
+            [],
+            {"LIGHTNING_URL": "ws://proxy:9000/asr", "LIGHTNING_DIALECT": "lightning"},
+            "lightning",
+        ),
+        (["--dialect", "pulse"], {"LIGHTNING_DIALECT": "lightning"}, "pulse"),
+    ],
+)
+def test_the_dialect_comes_from_the_flag_else_the_url(
+    argv: list[str], env: dict[str, str], dialect: str
+) -> None:
+    settings = load_settings(argv, {**env, "SMALLEST_API_KEY": "k"})
+    assert settings.service_dialect is Dialect(dialect)
+    expected = LIGHTNING_LANGUAGES if dialect == "lightning" else PULSE_LANGUAGES
+    assert settings.languages == expected, "advertise the languages of the dialect in use"

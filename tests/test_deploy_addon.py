@@ -34,7 +34,11 @@ from bridge import bridge_port, bridge_settings, running_bridge
 from test_deploy_docker import of, parse_dockerfile, replace_once
 
 from wyoming_lightning.config import VAD_CHOICES, build_parser, load_settings
-from wyoming_lightning.lightning.protocol import LIGHTNING_LANGUAGES, PULSE_LANGUAGES
+from wyoming_lightning.lightning.protocol import (
+    DIALECT_CHOICES,
+    LIGHTNING_LANGUAGES,
+    PULSE_LANGUAGES,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 ADDON = ROOT / "config" / "addon"
@@ -261,6 +265,7 @@ def test_option_types_match_the_server() -> None:
     assert option_type(schema["endpointing"])["type"] == "bool"
     assert option_type(schema["debug"])["type"] == "bool"
     assert option_type(schema["service_url"]).group("type", "optional") == ("url", "?")
+    assert choices("dialect") == list(DIALECT_CHOICES)
 
 
 def test_translations_name_every_option_and_port() -> None:
@@ -288,8 +293,9 @@ FULL_OPTIONS = {
     "language": "de",
     "vad": "webrtc",
     "endpointing": True,
-    "service_url": "wss://api.smallest.ai/waves/v1/pulse/get_text",
-    "keywords": "Ada Lovelace:8,thermostat",
+    "service_url": "ws://asr.local:8080/api/v1/lightning/get_text",
+    "dialect": "lightning",
+    "keywords": "Ada Lovelace:2,thermostat",
     "fallback": "local",
     "debug": False,
 }
@@ -312,6 +318,7 @@ def test_every_option_becomes_a_real_flag() -> None:
     assert settings.language == "de" and settings.vad == "webrtc"
     assert settings.endpointing and not settings.debug and settings.fallback == "local"
     assert settings.service_url == FULL_OPTIONS["service_url"] and settings.url_fixed
+    assert settings.dialect == "lightning"
     assert [k.text for k in settings.keywords] == ["Ada Lovelace", "thermostat"]
     assert settings.api_key.reveal() == "sk-test-0123"
 
@@ -348,11 +355,11 @@ def test_dry_run_prints_the_command_but_not_the_key(tmp_path: Path) -> None:
 
 def test_a_bad_combination_is_explained_in_option_names(tmp_path: Path) -> None:
     options = tmp_path / "options.json"
-    options.write_text(json.dumps({**CONFIG["options"], "language": "ja"}))
+    options.write_text(json.dumps({**CONFIG["options"], "language": "uk"}))
     result = run_script("--options", str(options), "--dry-run")
     assert result.returncode == 2
-    assert "invalid option: 'language' 'ja' is not offered" in result.stderr
-    assert "set 'service_url' to wss://api.us.smallest.ai/" in result.stderr
+    assert "invalid option: 'language' 'uk' is not offered" in result.stderr
+    assert "set 'service_url' to wss://waves-api.smallest.ai/api/v1/lightning/" in result.stderr
 
 
 def test_missing_options_file_is_one_line(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from emulator_client import GUARD, read_json, read_until_final
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosedError, InvalidStatus
+from websockets.exceptions import ConnectionClosed, ConnectionClosedError, InvalidStatus
 
 from wyoming_lightning.emulator import FAULT_NAMES, EmulatorConfig, EmulatorServer, Fault
 from wyoming_lightning.emulator.faults import FaultPlan
@@ -205,6 +205,46 @@ async def test_stall_never_answers(emu: EmulatorServer) -> None:
     assert record.closed_by == "client"
 
 
+async def test_stall_answers_no_ping_either(emu: EmulatorServer) -> None:
+    """A hung service is silent at every level: a client's ping gets no pong (a healthy
+    session's does, and it came before the close, which follows it on the wire)."""
+    emu.inject(Fault("stall"))
+    async with session(emu.pulse_url) as stalled, session(emu.pulse_url) as healthy:
+        await send_audio(stalled, UTTERANCE)
+        unanswered = await stalled.ping()
+        answered = await healthy.ping()
+        async with asyncio.timeout(GUARD):
+            await answered
+        await stalled.close()
+        await healthy.close()
+    assert unanswered.done(), "the close ends the wait"
+    with pytest.raises(ConnectionClosed):
+        unanswered.result()  # no pong came before the close: the wait ended without one
+
+
+@pytest.mark.parametrize("end", [FINALIZE, CLOSE_STREAM])
+async def test_slow_holds_the_final_back_with_interims_meanwhile(
+    emu: EmulatorServer, end: str
+) -> None:
+    emu.inject(Fault("slow", delay_ms=1500))
+    async with session(emu.pulse_url) as ws:
+        await send_audio(ws, UTTERANCE)
+        sent_before = len(emu.sessions[-1].messages_sent)
+        await ws.send(end)
+        pong = await ws.ping()
+        async with asyncio.timeout(GUARD):
+            await pong  # the session is alive, and answers pings, while it is slow
+        messages = await read_until_final(ws)
+        assert messages[-1]["transcript"] == "one two three"
+    await emu.wait_idle(GUARD)
+    record = emu.sessions[-1]
+    held = record.messages_sent[sent_before:]
+    waiting = held[: held.index(messages[-1])]
+    assert not any(m["is_final"] for m in waiting)
+    repeats = [m for m in waiting if m["transcript"] == "one two three"]
+    assert repeats, "interims kept coming while the final was held back"
+
+
 async def test_duplicate_final_after_finalize(emu: EmulatorServer) -> None:
     emu.inject(Fault("duplicate-final"))
     async with session(emu.pulse_url) as ws:
@@ -287,6 +327,6 @@ def test_fault_rate_is_reproducible_with_a_seed() -> None:
 
 
 def test_fault_names_are_validated() -> None:
-    assert "drop" in FAULT_NAMES and len(FAULT_NAMES) == 15
+    assert "drop" in FAULT_NAMES and len(FAULT_NAMES) == 16
     with pytest.raises(ValueError, match="unknown fault"):
         Fault("explode")

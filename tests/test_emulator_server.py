@@ -109,8 +109,8 @@ async def test_without_a_configured_key_any_bearer_key_is_accepted() -> None:
         ("lightning", "keywords=word:0"),
         ("lightning", "keywords=word"),
         ("pulse", "keywords="),
-        ("pulse", "keywords=word:25"),
-        ("pulse", "keywords=" + ",".join(f"w{i}:1" for i in range(101))),
+        ("pulse", "keywords=word:-1"),
+        ("pulse", "keywords=word:lots"),
         ("pulse", "eou_timeout_ms=50"),
         ("pulse", "eou_timeout_ms=10001"),
         ("pulse", "eou_timeout_ms=fast"),
@@ -136,6 +136,8 @@ async def test_bad_parameters_are_400(emu: EmulatorServer, path: str, query: str
         ("lightning", "redact_pii=false&diarize=true&sentence_timestamps=false&unknown=1"),
         ("lightning", "eou_timeout_ms=5"),  # Pulse-only: ignored on Lightning
         ("pulse", "language=north_indic&keywords=kitchen%20light:3.5,lamp:0,x:20"),
+        ("pulse", "keywords=Kitchen%20Lamp:2,thermostat,word:25"),  # weights are optional
+        ("pulse", "keywords=" + ",".join(f"w{i}" for i in range(1000))),
         ("pulse", "language=multi-asian&eou_timeout_ms=100&vad_events=false&punctuate=true"),
         ("live", "model=pulse&language=hi&eou_timeout_ms=10000"),
     ],

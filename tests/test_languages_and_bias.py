@@ -6,7 +6,7 @@ side, the query string each session was opened with.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 from bridge import (
@@ -28,8 +28,10 @@ from wyoming_lightning.config import Secret, Settings, parse_keywords
 from wyoming_lightning.emulator import EmulatorConfig, EmulatorServer
 from wyoming_lightning.emulator.tones import encode_phrase, silence
 from wyoming_lightning.lightning.protocol import (
+    DEFAULT_URL,
     LIGHTNING_LANGUAGES,
-    MAX_KEYWORDS,
+    MAX_INTENSIFIER,
+    MAX_URL_BYTES,
     PULSE_LANGUAGES,
     PULSE_URL,
     US_HOST,
@@ -128,16 +130,34 @@ async def test_region_language_on_the_default_region_fails_cleanly(
     assert emulator.sessions[-1].params["language"] == "zh"
 
 
-@pytest.mark.parametrize("language", ["zh", "yue", "ja", "ko"])
-def test_region_languages_go_to_the_us_host_unless_the_url_is_fixed(language: str) -> None:
+@pytest.mark.parametrize("language", ["zh", "yue", "ja", "ko", "multi-asian"])
+@pytest.mark.parametrize("url", [DEFAULT_URL, PULSE_URL])
+@pytest.mark.parametrize("fixed", [False, True])
+def test_region_languages_go_to_the_us_host_of_the_vendor(
+    language: str, url: str, fixed: bool
+) -> None:
     key = Secret("k")
-    routed = Services(Settings(service_url=PULSE_URL, api_key=key, vad="off"))
-    config = routed.request_config(Transcribe(language=language))
+    services = Services(Settings(service_url=url, url_fixed=fixed, api_key=key, vad="off"))
+    config = services.request_config(Transcribe(language=language))
     assert urlsplit(config.base_url).hostname == US_HOST
-    assert routed.request_config(Transcribe(language="en")).base_url == PULSE_URL
+    assert urlsplit(config.base_url).path == urlsplit(url).path
+    assert services.request_config(Transcribe(language="en")).base_url == url
 
-    fixed = Services(Settings(service_url=PULSE_URL, url_fixed=True, api_key=key, vad="off"))
-    assert fixed.request_config(Transcribe(language=language)).base_url == PULSE_URL
+
+@pytest.mark.parametrize("language", ["ta", "te", "kn", "ml", "multi-south-indic"])
+def test_south_indic_languages_never_go_to_the_us_host(language: str) -> None:
+    us_url = "wss://api.us.smallest.ai/waves/v1/stt/live?model=pulse"
+    services = Services(Settings(service_url=us_url, url_fixed=True, api_key=Secret("k")))
+    config = services.request_config(Transcribe(language=language))
+    assert urlsplit(config.base_url).hostname == "api.smallest.ai"
+    assert services.request_config(Transcribe(language="en")).base_url == us_url
+
+
+def test_other_hosts_are_never_rerouted() -> None:
+    url = "ws://127.0.0.1:8765/waves/v1/stt/live?model=pulse"
+    services = Services(Settings(service_url=url, url_fixed=True, api_key=Secret("k")))
+    for language in ("ja", "ta", "en"):
+        assert services.request_config(Transcribe(language=language)).base_url == url
 
 
 @pytest.mark.parametrize(
@@ -172,10 +192,26 @@ async def test_names_terms_and_keywords_on_pulse_are_one_string(emulator: Emulat
     async with running_bridge(settings) as server:
         answer = await transcribe(bridge_port(server), PCM, transcribe_event=request)
     assert answer.transcript == PHRASE
+    # Case is kept: the service matches keywords case-sensitively, so "kitchen" is its own entry.
     assert keywords_sent(emulator) == [
-        f"Ada Lovelace:{NAME_WEIGHT:g},Kitchen:{NAME_WEIGHT:g},thermostat:{TERM_WEIGHT:g},Zigbee:3"
+        f"Ada Lovelace:{NAME_WEIGHT:g},Kitchen:{NAME_WEIGHT:g},thermostat:{TERM_WEIGHT:g},"
+        f"kitchen:{TERM_WEIGHT:g},Zigbee:3"
     ]
-    assert NAME_WEIGHT > TERM_WEIGHT
+
+
+def test_intensifiers_follow_the_vendors_advice() -> None:
+    # Names above terms, both above the service's default of 1, none above 3.
+    assert MAX_INTENSIFIER >= NAME_WEIGHT > TERM_WEIGHT > 1
+    assert MAX_INTENSIFIER == 3
+
+
+async def test_keywords_without_weights_reach_pulse_bare(emulator: EmulatorServer) -> None:
+    keywords = tuple(parse_keywords("Zigbee, Kitchen Lamp:2 ,thermostat:9"))
+    settings = bridge_settings(emulator.live_url, keywords=keywords)
+    async with running_bridge(settings) as server:
+        answer = await transcribe(bridge_port(server), PCM)
+    assert answer.transcript == PHRASE, answer.error
+    assert keywords_sent(emulator) == ["Zigbee,Kitchen Lamp:2,thermostat:3"]
 
 
 async def test_names_terms_and_keywords_on_lightning_repeat_the_parameter(
@@ -204,9 +240,11 @@ async def test_separators_in_words_cannot_break_the_list(emulator: EmulatorServe
 
 
 @pytest.mark.parametrize("kind", ["pulse", "lightning"])
-async def test_at_most_100_words_names_first(emulator: EmulatorServer, kind: str) -> None:
-    names = [f"name{i}" for i in range(70)]
-    terms = [f"term{i}" for i in range(70)]
+async def test_as_many_words_as_the_url_holds_names_first(
+    emulator: EmulatorServer, kind: str
+) -> None:
+    names = [f"name{i}" for i in range(300)]
+    terms = [f"term{i}" for i in range(600)]
     url = emulator.pulse_url if kind == "pulse" else emulator.lightning_url
     settings = bridge_settings(url, keywords=tuple(parse_keywords("configured:2")))
     async with running_bridge(settings) as server:
@@ -216,9 +254,10 @@ async def test_at_most_100_words_names_first(emulator: EmulatorServer, kind: str
     assert answer.transcript == PHRASE, answer.error
     values = keywords_sent(emulator)
     entries = values[0].split(",") if kind == "pulse" else values
-    assert len(entries) == MAX_KEYWORDS == 100
-    assert entries[:70] == [f"name{i}:{NAME_WEIGHT:g}" for i in range(70)]
-    assert entries[70:] == [f"term{i}:{TERM_WEIGHT:g}" for i in range(30)]
+    assert len(f"{url}?{urlencode(emulator.sessions[-1].query)}") <= MAX_URL_BYTES
+    assert 300 < len(entries) < 900
+    assert entries[:300] == [f"name{i}:{NAME_WEIGHT:g}" for i in range(300)]
+    assert entries[300:] == [f"term{i}:{TERM_WEIGHT:g}" for i in range(len(entries) - 300)]
 
 
 async def test_no_bias_words_means_no_keywords_parameter(emulator: EmulatorServer) -> None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
-from urllib.parse import parse_qs, parse_qsl, urlsplit
+from urllib.parse import parse_qs, parse_qsl, quote_plus, urlsplit
 
 import pytest
 
 from wyoming_lightning.lightning.protocol import (
     DEFAULT_URL,
+    LIGHTNING_URL,
+    MAX_INTENSIFIER,
+    MAX_URL_BYTES,
     PULSE_URL,
     Dialect,
     ErrorCode,
@@ -23,23 +26,60 @@ from wyoming_lightning.lightning.protocol import (
     classify_error_frame,
     classify_http_status,
     detect_dialect,
+    dialect_from_path,
     parse_message,
-    with_us_host,
+    region_url,
+    with_model,
 )
 
 
 @pytest.mark.parametrize(
     ("url", "dialect"),
     [
-        (DEFAULT_URL, Dialect.LIGHTNING),
+        (DEFAULT_URL, Dialect.PULSE),
         (PULSE_URL, Dialect.PULSE),
-        ("wss://api.smallest.ai/waves/v1/stt/live?model=pulse", Dialect.PULSE),
+        (LIGHTNING_URL, Dialect.LIGHTNING),
+        ("wss://api.smallest.ai/waves/v1/stt/live", Dialect.PULSE),
         ("ws://127.0.0.1:8765/api/v1/lightning/get_text", Dialect.LIGHTNING),
         ("ws://127.0.0.1:8765/waves/v1/pulse/get_text/", Dialect.PULSE),
+        ("ws://127.0.0.1:8765/", Dialect.PULSE),  # says nothing: today's service
     ],
 )
 def test_dialect_follows_the_path(url: str, dialect: Dialect) -> None:
     assert detect_dialect(url) is dialect
+
+
+def test_default_url_is_todays_unified_endpoint() -> None:
+    assert DEFAULT_URL == "wss://api.smallest.ai/waves/v1/stt/live?model=pulse"
+
+
+@pytest.mark.parametrize("chosen", [Dialect.PULSE, Dialect.LIGHTNING])
+def test_an_explicit_dialect_wins(chosen: Dialect) -> None:
+    assert dialect_from_path("ws://proxy.local:9000/stt") is None
+    assert detect_dialect("ws://proxy.local:9000/stt", chosen) is chosen
+    assert detect_dialect(LIGHTNING_URL, chosen) is chosen
+    assert Dialect.choice("auto") is None and Dialect.choice(chosen.value) is chosen
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("wss://api.smallest.ai/waves/v1/stt/live", "model=pulse"),
+        ("wss://api.smallest.ai/waves/v1/stt/live/", "model=pulse"),
+        ("wss://api.smallest.ai/waves/v1/stt/live?language=en", "model=pulse&language=en"),
+        ("wss://api.smallest.ai/waves/v1/stt/live?model=pulse", "model=pulse"),
+        ("wss://api.smallest.ai/waves/v1/stt/live?model=other", "model=other"),
+        (PULSE_URL, ""),
+        (LIGHTNING_URL, ""),
+    ],
+)
+def test_model_is_added_only_where_the_live_path_lacks_it(given: str, expected: str) -> None:
+    assert urlsplit(with_model(given)).query == expected
+
+
+def test_every_session_url_on_the_live_path_names_the_model() -> None:
+    url = build_url("wss://api.smallest.ai/waves/v1/stt/live", SessionOptions())
+    assert parse_qsl(urlsplit(url).query)[0] == ("model", "pulse")
 
 
 def test_end_messages_differ_by_dialect() -> None:
@@ -63,37 +103,78 @@ def test_url_spells_booleans_and_keeps_base_query() -> None:
     assert "keywords" not in query
 
 
-def test_keywords_are_encoded_per_dialect_and_capped() -> None:
-    words = [Keyword(f"name{i}", 8) for i in range(120)] + [Keyword("x", 0)]
+def test_keywords_are_encoded_per_dialect() -> None:
+    words = [Keyword("Kitchen Lamp", 2), Keyword("thermostat"), Keyword("x", 0)]
     pulse = parse_qsl(urlsplit(build_url(PULSE_URL, SessionOptions(keywords=words))).query)
-    pulse_keywords = [v for k, v in pulse if k == "keywords"]
-    assert len(pulse_keywords) == 1
-    entries = pulse_keywords[0].split(",")
-    assert len(entries) == 100 and entries[0] == "name0:8"
+    assert [v for k, v in pulse if k == "keywords"] == ["Kitchen Lamp:2,thermostat"]
 
-    lightning = parse_qsl(
-        urlsplit(build_url(DEFAULT_URL, SessionOptions(keywords=words[:3]))).query
-    )
-    assert [v for k, v in lightning if k == "keywords"] == ["name0:8", "name1:8", "name2:8"]
+    lightning = parse_qsl(urlsplit(build_url(LIGHTNING_URL, SessionOptions(keywords=words))).query)
+    assert [v for k, v in lightning if k == "keywords"] == ["Kitchen Lamp:2", "thermostat:1"]
 
 
-def test_keyword_separators_cannot_break_the_list() -> None:
+def test_keyword_case_is_kept_and_only_exact_repeats_dropped() -> None:
+    words = [Keyword("Ada"), Keyword("ada"), Keyword("Ada", 2)]
+    (value,) = parse_qs(urlsplit(build_url(PULSE_URL, SessionOptions(keywords=words))).query)[
+        "keywords"
+    ]
+    assert value == "Ada,ada"
+
+
+def test_intensifiers_never_exceed_the_vendors_advice() -> None:
     url = build_url(PULSE_URL, SessionOptions(keywords=[Keyword("Dr. Who: the, show", 25)]))
     (value,) = parse_qs(urlsplit(url).query)["keywords"]
-    assert value == "Dr. Who the show:20"  # Pulse caps weights at 20
+    assert value == f"Dr. Who the show:{MAX_INTENSIFIER:g}" and MAX_INTENSIFIER == 3
 
 
-def test_eou_timeout_only_for_pulse() -> None:
-    url = build_url(DEFAULT_URL, SessionOptions(eou_timeout_ms=500))
-    assert "eou_timeout_ms" not in parse_qs(urlsplit(url).query)
+@pytest.mark.parametrize("base", [DEFAULT_URL, LIGHTNING_URL])
+def test_keywords_stop_where_the_url_would_grow_too_long(base: str) -> None:
+    words = [Keyword(f"Device Number {i}", 2) for i in range(2000)]
+    url = build_url(base, SessionOptions(keywords=words))
+    assert len(url) <= MAX_URL_BYTES
+    sent = [v for k, v in parse_qsl(urlsplit(url).query) if k == "keywords"]
+    entries = ",".join(sent).split(",")
+    assert 100 < len(entries) < 2000
+    # A prefix, in order: the first keywords are the ones kept.
+    assert entries == [f"Device Number {i}:2" for i in range(len(entries))]
+    # ... and the next one would not have fitted.
+    separator = "%2C" if base == DEFAULT_URL else "&keywords="
+    assert len(url) + len(separator + quote_plus(f"Device Number {len(entries)}:2")) > MAX_URL_BYTES
 
 
-def test_us_host_for_asian_languages() -> None:
-    assert with_us_host(PULSE_URL) == "wss://api.us.smallest.ai/waves/v1/pulse/get_text"
-    assert with_us_host(DEFAULT_URL).startswith("wss://api.us.smallest.ai/waves/v1/pulse/")
-    assert with_us_host("ws://127.0.0.1:9/waves/v1/pulse/get_text") == (
-        "ws://127.0.0.1:9/waves/v1/pulse/get_text"
-    )
+def test_eou_timeout_endpointing_and_usage_tag_only_for_pulse() -> None:
+    options = SessionOptions(eou_timeout_ms=500, external_session_id="wyoming-lightning-ab12")
+    lightning = parse_qs(urlsplit(build_url(LIGHTNING_URL, options)).query)
+    assert not {"eou_timeout_ms", "endpointing", "external_session_id"} & set(lightning)
+    pulse = parse_qs(urlsplit(build_url(DEFAULT_URL, options)).query)
+    assert pulse["eou_timeout_ms"] == ["500"]
+    assert pulse["endpointing"] == ["false"]
+    assert pulse["external_session_id"] == ["wyoming-lightning-ab12"]
+    on = SessionOptions(server_endpointing=True, external_session_id="bad tag!")
+    query = parse_qs(urlsplit(build_url(DEFAULT_URL, on)).query)
+    assert query["endpointing"] == ["true"] and "external_session_id" not in query
+
+
+@pytest.mark.parametrize(
+    ("base", "language", "host"),
+    [
+        (DEFAULT_URL, "ja", "api.us.smallest.ai"),
+        (PULSE_URL, "multi-asian", "api.us.smallest.ai"),
+        (DEFAULT_URL, "yue", "api.us.smallest.ai"),
+        ("wss://api.us.smallest.ai/waves/v1/stt/live?model=pulse", "ta", "api.smallest.ai"),
+        ("wss://api.us.smallest.ai/waves/v1/stt/live", "multi-south-indic", "api.smallest.ai"),
+        ("wss://api.us.smallest.ai/waves/v1/stt/live?model=pulse", "en", "api.us.smallest.ai"),
+        (DEFAULT_URL, "en", "api.smallest.ai"),
+        (DEFAULT_URL, "kn", "api.smallest.ai"),
+        ("ws://127.0.0.1:9/waves/v1/stt/live", "ko", "127.0.0.1"),
+        ("wss://stt.example.com/waves/v1/stt/live", "zh", "stt.example.com"),
+    ],
+)
+def test_regional_languages_go_to_the_host_that_serves_them(
+    base: str, language: str, host: str
+) -> None:
+    routed = urlsplit(region_url(base, language))
+    assert routed.hostname == host
+    assert routed.path == urlsplit(base).path and routed.query == urlsplit(base).query
 
 
 def test_parse_results() -> None:
@@ -125,6 +206,33 @@ def test_parse_results() -> None:
 
     detected = parse_message('{"transcript": "hola", "is_final": true, "languages": ["es"]}')
     assert isinstance(detected, Result) and detected.language == "es"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"transcription": "turn it on"},
+        {"transcript": "turn it on", "transcription": "turn it on"},
+        {"transcript": "", "transcription": "turn it on"},
+        {"transcript": "turn it on"},
+    ],
+)
+def test_text_is_read_from_transcript_or_transcription(fields: dict[str, str]) -> None:
+    frame = {"type": "transcription", "status": "success", "is_final": True, **fields}
+    msg = parse_message(json.dumps(frame))
+    assert isinstance(msg, Result) and msg.transcript == "turn it on"
+
+
+def test_from_finalize_is_true_false_or_unsaid() -> None:
+    def flag(extra: str) -> bool | None:
+        msg = parse_message('{"transcription": "a", "is_final": true' + extra + "}")
+        assert isinstance(msg, Result)
+        return msg.from_finalize
+
+    assert flag(', "from_finalize": true') is True
+    assert flag(', "from_finalize": false') is False
+    assert flag("") is None
+    assert flag(', "from_finalize": "true"') is None
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,13 @@
-"""The request state machine, driven by hand: every decision is visible as actions, no sockets."""
+"""The request state machine, driven by hand: every decision is visible as actions, no sockets.
+
+The driver keeps the timer schedule the machine asks for on a fake clock, so a test can say
+exactly when something happens ("the error comes 4.5 s after the stall") without sleeping.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
@@ -20,7 +25,24 @@ from wyoming_lightning.lightning.protocol import (
     Unreadable,
     classify_http_status,
 )
-from wyoming_lightning.request import DEADLINE_TIMER, RETRY_TIMER, RequestConfig, RequestMachine
+from wyoming_lightning.request import (
+    ANSWER_TIMER,
+    RETRY_TIMER,
+    AudioIn,
+    ClientGone,
+    LocalResult,
+    RequestConfig,
+    RequestMachine,
+    SessionClosed,
+    SessionFailed,
+    SessionMessage,
+    SessionOpened,
+    SessionProgress,
+    StartAudio,
+    StopAudio,
+    TimerFired,
+    stall_timer,
+)
 from wyoming_lightning.vad.engines import create_engine
 from wyoming_lightning.vad.gate import GateConfig, VadGate
 
@@ -30,7 +52,7 @@ HA_FORMAT = PcmFormat(16000, 2, 1)
 
 
 def final(
-    text: str, *, last: bool = False, from_finalize: bool = False, end: float | None = None
+    text: str, *, last: bool = False, from_finalize: bool | None = None, end: float | None = None
 ) -> Result:
     from wyoming_lightning.lightning.protocol import Word
 
@@ -39,42 +61,86 @@ def final(
 
 
 @dataclass
+class Clock:
+    now: float = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
 class Driver:
-    """Feeds a machine and keeps what it asked for, per connection."""
+    """Feeds a machine, keeps what it asked for, and runs its timers on a fake clock."""
 
     machine: RequestMachine
+    clock: Clock
     actions: list[act.Action] = field(default_factory=list)
     auto_open: bool = False
+    timers: dict[act.TimerId, float] = field(default_factory=dict)
+    """Pending timers and the fake time each is due."""
+    when: list[tuple[float, act.Action]] = field(default_factory=list)
+    """Every action with the fake time it was asked for."""
 
     def feed(self, out: list[act.Action]) -> list[act.Action]:
         """Record actions; with ``auto_open`` every handshake succeeds at once."""
         self.actions += out
+        for action in out:
+            self.when.append((self.clock.now, action))
+            if isinstance(action, act.StartTimer):
+                self.timers[action.timer] = self.clock.now + action.delay
+            elif isinstance(action, act.CancelTimer):
+                self.timers.pop(action.timer, None)
         if self.auto_open:
             for action in list(out):
                 if isinstance(action, act.Connect):
-                    out = out + self.feed(self.machine.upstream_opened(action.conn))
+                    out = out + self.handle(SessionOpened(action.conn))
+        return out
+
+    def handle(self, event: object) -> list[act.Action]:
+        return self.feed(self.machine.handle(event))  # type: ignore[arg-type]
+
+    def fire(self, timer: act.TimerId) -> list[act.Action]:
+        """Run the clock to ``timer`` (which must be pending) and fire it."""
+        assert timer in self.timers, f"{timer} is not pending: {self.timers}"
+        self.clock.now = max(self.clock.now, self.timers.pop(timer))
+        return self.handle(TimerFired(timer))
+
+    def advance(self, seconds: float) -> list[act.Action]:
+        """Let ``seconds`` pass, firing every timer that falls due, in order."""
+        end = self.clock.now + seconds
+        out: list[act.Action] = []
+        while self.timers and min(self.timers.values()) <= end + 1e-9:
+            timer = min(self.timers, key=lambda t: self.timers[t])
+            out += self.fire(timer)
+        self.clock.now = end
         return out
 
     def open(self) -> None:
         """From now on handshakes succeed at once (and any pending one does now)."""
         self.auto_open = True
         for conn in self.connects():
-            self.feed(self.machine.upstream_opened(conn))
+            self.handle(SessionOpened(conn))
 
     def start(self, fmt: PcmFormat = HA_FORMAT) -> list[act.Action]:
-        return self.feed(self.machine.start_audio(fmt))
+        return self.handle(StartAudio(fmt))
 
     def audio(self, pcm: bytes, chunk: int = 320) -> list[act.Action]:
         out: list[act.Action] = []
         for i in range(0, len(pcm), chunk):
-            out += self.feed(self.machine.audio(pcm[i : i + chunk]))
+            out += self.handle(AudioIn(pcm[i : i + chunk]))
         return out
 
     def stop(self) -> list[act.Action]:
-        return self.feed(self.machine.stop_audio())
+        return self.handle(StopAudio())
+
+    def message(self, conn: int, message: object) -> list[act.Action]:
+        return self.handle(SessionMessage(conn, message))  # type: ignore[arg-type]
 
     def of(self, kind: type) -> list:  # type: ignore[type-arg]
         return [a for a in self.actions if isinstance(a, kind)]
+
+    def time_of(self, kind: type) -> list[float]:
+        return [t for t, a in self.when if isinstance(a, kind)]
 
     def sent_audio(self, conn: int) -> bytes:
         return b"".join(a.data for a in self.of(act.SendAudio) if a.conn == conn)
@@ -91,11 +157,11 @@ class Driver:
 
 
 def machine(url: str = LIGHTNING, vad: str | None = None, **kw: object) -> Driver:
-    config = RequestConfig(
-        base_url=url, session=SessionOptions(language="en"), response_language="en", **kw
-    )  # type: ignore[arg-type]
+    kw.setdefault("session", SessionOptions(language="en"))
+    config = RequestConfig(base_url=url, response_language="en", **kw)  # type: ignore[arg-type]
     engine = create_engine(vad) if vad else None
-    return Driver(RequestMachine(config, VadGate(engine, GateConfig())))
+    clock = Clock()
+    return Driver(RequestMachine(config, VadGate(engine, GateConfig()), clock), clock)
 
 
 def two_utterances() -> bytes:
@@ -124,7 +190,7 @@ def test_lightning_request_without_vad() -> None:
     assert max(len(a.data) for a in d.of(act.SendAudio)) == 3200, "100 ms frames, not 10 ms"
     assert d.sent_text(1) == ["end"]
     assert d.transcript() is None
-    d.feed(d.machine.upstream_message(1, final("one two three", last=True)))
+    d.message(1, final("one two three", last=True))
     kinds = [
         type(a)
         for a in d.actions
@@ -167,13 +233,13 @@ def test_pulse_finalizes_each_pause_on_one_session() -> None:
     assert d.connects() == [1]
     d.open()
     assert d.sent_text(1) == ["finalize"], "the pause must settle the first utterance at once"
-    d.feed(d.machine.upstream_message(1, final("one two", from_finalize=True)))
+    d.message(1, final("one two", from_finalize=True))
     assert [a.text for a in d.of(act.TranscriptChunk)] == ["one two"]
     d.audio(pcm[half:])
     d.stop()
     assert d.connects() == [1], "Pulse keeps one socket for the request"
     assert d.sent_text(1) == ["finalize", "finalize"]
-    d.feed(d.machine.upstream_message(1, final("three four", from_finalize=True)))
+    d.message(1, final("three four", from_finalize=True))
     assert d.transcript() == act.Transcript("one two three four", "en")
     assert [a.text for a in d.of(act.TranscriptChunk)] == ["one two", " three four"]
     assert d.sent_text(1)[-1] == "close_stream", "the session is closed politely"
@@ -186,7 +252,7 @@ def test_early_finalization_means_the_answer_waits_for_nothing_after_stop() -> N
     d.open()
     d.audio(silence(500) + encode_phrase("five six") + silence(1200))
     assert d.sent_text(1) == ["finalize"]
-    d.feed(d.machine.upstream_message(1, final("five six", from_finalize=True)))
+    d.message(1, final("five six", from_finalize=True))
     out = d.stop()
     assert act.Transcript("five six", "en") in out, "already settled: answer at audio-stop"
 
@@ -198,11 +264,11 @@ def test_lightning_opens_one_session_per_utterance() -> None:
     pcm = two_utterances()
     d.audio(pcm)
     assert d.sent_text(1) == ["end"]
-    d.feed(d.machine.upstream_message(1, final("one two", last=True)))
+    d.message(1, final("one two", last=True))
     assert d.connects() == [1, 2]
     d.stop()
     assert d.sent_text(2) == ["end"]
-    d.feed(d.machine.upstream_message(2, final("three four", last=True)))
+    d.message(2, final("three four", last=True))
     assert d.transcript() == act.Transcript("one two three four", "en")
 
 
@@ -222,10 +288,10 @@ def test_duplicate_and_late_results_do_not_duplicate_words() -> None:
     d.open()
     d.audio(encode_phrase("seven eight"))
     # the server's own end of utterance, a late interim, then the finalize answer repeating it
-    d.feed(d.machine.upstream_message(1, final("seven eight")))
-    d.feed(d.machine.upstream_message(1, Result("seven eight", is_final=False)))
+    d.message(1, final("seven eight"))
+    d.message(1, Result("seven eight", is_final=False))
     d.stop()
-    d.feed(d.machine.upstream_message(1, final("seven eight", last=True, from_finalize=True)))
+    d.message(1, final("seven eight", last=True, from_finalize=True))
     assert d.transcript() == act.Transcript("seven eight", "en")
 
 
@@ -234,10 +300,10 @@ def test_overlapping_final_dropped_by_word_times() -> None:
     d.start()
     d.open()
     d.audio(encode_phrase("one two three"))
-    d.feed(d.machine.upstream_message(1, final("one two three", end=0.9)))
-    d.feed(d.machine.upstream_message(1, final("two three", end=0.9)))
+    d.message(1, final("one two three", end=0.9))
+    d.message(1, final("two three", end=0.9))
     d.stop()
-    d.feed(d.machine.upstream_message(1, final("", last=True)))
+    d.message(1, final("", last=True))
     assert d.transcript() == act.Transcript("one two three", "en")
 
 
@@ -246,10 +312,136 @@ def test_stray_finalize_answer_is_not_counted_twice() -> None:
     d.start()
     d.open()
     d.audio(silence(500) + encode_phrase("one") + silence(1200))
-    d.feed(d.machine.upstream_message(1, final("one", from_finalize=True)))
-    d.feed(d.machine.upstream_message(1, final("one", from_finalize=True)))
+    d.message(1, final("one", from_finalize=True))
+    d.message(1, final("one", from_finalize=True))
     d.stop()
     assert d.transcript() == act.Transcript("one", "en")
+
+
+# --------------------------------------------------------------- which final ends a Pulse turn
+
+
+def turn(phrase: str) -> bytes:
+    """One short command and the pause after it: the VAD sends ``finalize`` at the pause."""
+    return silence(400) + encode_phrase(phrase) + silence(1200)
+
+
+def pulse_turns(**kw: object) -> Driver:
+    d = machine(PULSE, vad="webrtc", **kw)
+    d.start()
+    d.open()
+    return d
+
+
+def answer(d: Driver, result: Result) -> None:
+    d.message(1, result)
+
+
+def chunks(d: Driver) -> list[str]:
+    return [a.text for a in d.of(act.TranscriptChunk)]
+
+
+def settled_without_help(d: Driver) -> None:
+    """One session, no timer had to fire, nothing replayed, the answer already out."""
+    assert d.connects() == [1]
+    assert not any(isinstance(a, act.Log) and "retrying" in a.message for a in d.actions)
+    assert d.machine.done
+
+
+def test_an_unflagged_final_answers_the_finalize_at_once() -> None:
+    # The live service: no from_finalize on the answer to a finalize.
+    d = pulse_turns()
+    d.audio(turn("one two"))
+    assert d.sent_text(1) == ["finalize"]
+    answer(d, final("one two"))
+    assert chunks(d) == ["one two"], "the answer settles the turn, no timer needed"
+    d.audio(turn("three"))
+    answer(d, final("three"))
+    out = d.stop()
+    assert act.Transcript("one two three", "en") in out
+    settled_without_help(d)
+
+
+def test_answers_to_finalizes_sent_in_a_row_settle_in_order_with_copies() -> None:
+    d = pulse_turns()
+    d.audio(turn("one") + turn("nine") + turn("nine"))
+    assert d.sent_text(1) == ["finalize"] * 3, "three turns out before any answer"
+    # Each answer followed by a copy of itself: copies share the position of their original.
+    for text, end in (("one", 0.6), ("nine", 2.4), ("nine", 4.2)):
+        answer(d, final(text, end=end))
+        answer(d, final(text, end=end, from_finalize=True))
+    assert chunks(d) == ["one", " nine", " nine"], "the repeated answer is two turns"
+    out = d.stop()
+    assert act.Transcript("one nine nine", "en") in out
+    settled_without_help(d)
+
+
+def test_the_same_words_twice_without_word_times_are_told_apart_by_order() -> None:
+    d = pulse_turns()
+    d.audio(turn("nine"))
+    answer(d, final("nine"))
+    answer(d, final("nine"))  # a copy: nothing was asked since
+    d.audio(turn("nine"))
+    answer(d, final("nine"))  # a second finalize went out: this is its answer
+    out = d.stop()
+    assert act.Transcript("nine nine", "en") in out
+    settled_without_help(d)
+
+
+def test_a_server_final_racing_the_finalize_then_its_empty_echo() -> None:
+    # The server ended the turn itself just as the finalize went out: its final arrives first,
+    # the finalize's own (empty) answer after it, when the next finalize is already out.
+    d = pulse_turns(session=SessionOptions(language="en", server_endpointing=True))
+    d.audio(turn("one two") + turn("three"))
+    assert d.sent_text(1) == ["finalize", "finalize"]
+    answer(d, final("one two"))  # the server's own, unflagged
+    answer(d, final(""))  # the echo of the first finalize: must not end "three"
+    assert chunks(d) == ["one two"]
+    answer(d, final("three"))
+    out = d.stop()
+    assert act.Transcript("one two three", "en") in out
+    settled_without_help(d)
+
+
+def test_a_racing_server_final_learnt_from_an_earlier_turn() -> None:
+    d = pulse_turns()
+    d.audio(silence(400) + encode_phrase("one"))
+    answer(d, final("one"))  # before any finalize: this server ends turns by itself
+    d.audio(silence(1200))
+    assert d.sent_text(1) == ["finalize"]
+    answer(d, final(""))  # the finalize's answer: nothing left
+    assert chunks(d) == ["one"]
+    d.audio(turn("two") + turn("three"))
+    answer(d, final("two"))  # may be the server's own, racing the finalize ...
+    answer(d, final(""))  # ... so this empty final is its echo, not the answer for "three"
+    answer(d, final("three"))
+    out = d.stop()
+    assert act.Transcript("one two three", "en") in out
+    settled_without_help(d)
+
+
+def test_a_server_final_marked_as_its_own_does_not_end_the_turn() -> None:
+    d = pulse_turns()
+    d.audio(turn("five"))
+    answer(d, final("five", from_finalize=False))
+    assert chunks(d) == []
+    answer(d, final("", from_finalize=True))
+    assert chunks(d) == ["five"]
+    out = d.stop()
+    assert act.Transcript("five", "en") in out
+    settled_without_help(d)
+
+
+def test_a_racing_server_final_whose_echo_repeats_it() -> None:
+    d = pulse_turns()
+    d.audio(turn("one") + turn("two"))
+    answer(d, final("one", end=0.6))  # the server's own, taken as the answer
+    answer(d, final("one", end=0.6))  # the finalize's answer repeats it: same position
+    assert chunks(d) == ["one"]
+    answer(d, final("two", end=2.4))
+    out = d.stop()
+    assert act.Transcript("one two", "en") in out
+    settled_without_help(d)
 
 
 def test_dropped_connection_replays_everything_not_yet_final() -> None:
@@ -258,15 +450,15 @@ def test_dropped_connection_replays_everything_not_yet_final() -> None:
     d.open()
     pcm = encode_phrase("one two three four")
     d.audio(pcm[: len(pcm) // 2 // 2 * 2])
-    out = d.feed(d.machine.upstream_closed(1, 1006, ""))
+    out = d.handle(SessionClosed(1, 1006, ""))
     assert act.Disconnect(1) in out
     assert act.StartTimer(RETRY_TIMER, 0.5) in out
     d.audio(pcm[len(pcm) // 2 // 2 * 2 :])
-    d.feed(d.machine.timer_fired(RETRY_TIMER))
+    d.fire(RETRY_TIMER)
     assert d.connects() == [1, 2]
     d.stop()
     assert d.sent_audio(2) == pcm, "the whole utterance is replayed on the new session"
-    d.feed(d.machine.upstream_message(2, final("one two three four", last=True)))
+    d.message(2, final("one two three four", last=True))
     assert d.transcript() == act.Transcript("one two three four", "en")
 
 
@@ -275,8 +467,8 @@ def test_results_from_a_dead_connection_are_ignored() -> None:
     d.start()
     d.open()
     d.audio(encode_phrase("one"))
-    d.feed(d.machine.upstream_closed(1, 1011, "bye"))
-    assert d.feed(d.machine.upstream_message(1, final("nonsense", last=True))) == []
+    d.handle(SessionClosed(1, 1011, "bye"))
+    assert d.message(1, final("nonsense", last=True)) == []
 
 
 def test_settled_utterances_are_not_replayed() -> None:
@@ -285,16 +477,16 @@ def test_settled_utterances_are_not_replayed() -> None:
     d.open()
     first = silence(500) + encode_phrase("one two") + silence(1200)
     d.audio(first)
-    d.feed(d.machine.upstream_message(1, final("one two", from_finalize=True)))
+    d.message(1, final("one two", from_finalize=True))
     second = encode_phrase("three")
     d.audio(second)
     sent_before = len(d.sent_audio(1))
-    d.feed(d.machine.upstream_closed(1, 1006, ""))
-    d.feed(d.machine.timer_fired(RETRY_TIMER))
+    d.handle(SessionClosed(1, 1006, ""))
+    d.fire(RETRY_TIMER)
     d.stop()
     replayed = d.sent_audio(2)
     assert 0 < len(replayed) < sent_before, "only the unsettled utterance goes again"
-    d.feed(d.machine.upstream_message(2, final("three", last=True)))
+    d.message(2, final("three", last=True))
     assert d.transcript() == act.Transcript("one two three", "en")
 
 
@@ -303,8 +495,8 @@ def test_key_and_parameter_refusals_are_not_retried(status: int) -> None:
     d = machine()
     d.start()
     d.audio(encode_phrase("one"))
-    out = d.feed(d.machine.upstream_failed(1, classify_http_status(status)))
-    assert not [a for a in out if isinstance(a, act.StartTimer) and a.name == RETRY_TIMER]
+    out = d.handle(SessionFailed(1, classify_http_status(status)))
+    assert not [a for a in out if isinstance(a, act.StartTimer) and a.timer == RETRY_TIMER]
     (error,) = d.of(act.Error)
     assert error.code is classify_http_status(status).code
     assert isinstance(out[-1], act.Finish) and d.machine.done
@@ -314,33 +506,164 @@ def test_retry_after_is_honoured_and_retries_are_bounded() -> None:
     d = machine(max_retries=2)
     d.start()
     d.audio(encode_phrase("one"))
-    out = d.feed(d.machine.upstream_failed(1, classify_http_status(429, 3.0)))
+    out = d.handle(SessionFailed(1, classify_http_status(429, 3.0)))
     assert act.StartTimer(RETRY_TIMER, 3.0) in out
-    d.feed(d.machine.timer_fired(RETRY_TIMER))
-    out = d.feed(d.machine.upstream_failed(2, classify_http_status(500)))
+    d.fire(RETRY_TIMER)
+    out = d.handle(SessionFailed(2, classify_http_status(500)))
     assert act.StartTimer(RETRY_TIMER, 1.0) in out, "backoff doubles"
-    d.feed(d.machine.timer_fired(RETRY_TIMER))
-    d.feed(d.machine.upstream_failed(3, classify_http_status(500)))
+    d.fire(RETRY_TIMER)
+    d.handle(SessionFailed(3, classify_http_status(500)))
     assert d.connects() == [1, 2, 3]
     (error,) = d.of(act.Error)
     assert error.code is ErrorCode.UPSTREAM and d.machine.done
 
 
-def test_a_stalled_final_times_out_and_is_retried() -> None:
-    d = machine(final_timeout_s=2.0)
+def test_a_complete_stall_is_retried_once_then_answered_within_5_s() -> None:
+    """The service stops answering at audio-stop: 2 s without any progress is a stall; the one
+    replacement stalls too; the error comes 4.5 s after the stall began."""
+    d = machine(PULSE)
     d.start()
     d.open()
     d.audio(encode_phrase("nine"))
     out = d.stop()
-    assert act.StartTimer("settle:1", 2.0) in out
-    assert act.StartTimer(DEADLINE_TIMER, 15.0) in out
-    out = d.feed(d.machine.timer_fired("settle:1"))
+    assert act.StartTimer(stall_timer(1), 2.0) in out
+    assert act.StartTimer(ANSWER_TIMER, 10.0 + len(encode_phrase("nine")) / 32000) in out
+    d.advance(1.99)
+    assert d.connects() == [1] and not d.of(act.Error), "no replacement before 2 s"
+    assert len(d.of(act.Probe)) == 3, "pinged every 0.5 s while the final is owed"
+    out = d.advance(0.01)
     assert act.Disconnect(1) in out and act.StartTimer(RETRY_TIMER, 0.5) in out
-    d.feed(d.machine.timer_fired(RETRY_TIMER))
+    (warning,) = [a.message for a in d.of(act.Log) if "stopped answering" in a.message]
+    assert "retrying in 0.5 s" in warning and "no progress for 2 s" in warning
+    d.advance(0.5)
     assert d.connects() == [1, 2]
-    assert d.sent_text(2) == ["end"]
-    d.feed(d.machine.upstream_message(2, final("nine", last=True)))
+    assert d.sent_audio(2) == encode_phrase("nine"), "the unsettled audio is replayed"
+    assert d.sent_text(2) == ["close_stream"]
+    d.advance(10.0)
+    (error,) = d.of(act.Error)
+    assert error.code is ErrorCode.TIMEOUT and "stopped answering" in error.text
+    assert d.time_of(act.Error) == [4.5], "2 s to the stall, 0.5 s backoff, 2 s on the retry"
+    assert d.connects() == [1, 2], "one replacement per request, however many retries allowed"
+    assert d.machine.done
+
+
+def test_a_complete_stall_goes_to_the_local_recognizer_when_configured() -> None:
+    d = machine(PULSE, fallback_local=True)
+    d.start()
+    d.open()
+    pcm = encode_phrase("nine")
+    d.audio(pcm)
+    d.stop()
+    d.advance(4.5)
+    (local,) = d.of(act.TranscribeLocally)
+    assert local.audio == pcm
+    assert d.time_of(act.TranscribeLocally) == [4.5]
+    assert any("transcribing with the local recognizer" in a.message for a in d.of(act.Log))
+    d.handle(LocalResult("nine"))
     assert d.transcript() == act.Transcript("nine", "en")
+
+
+def test_a_slow_service_that_streams_interims_is_never_replaced() -> None:
+    """8 s to settle a 4 s command, an interim every 0.5 s: one session, the exact text."""
+    d = machine(PULSE, vad="webrtc")
+    d.start()
+    d.open()
+    words = "one two three four five six seven eight nine zero one two"
+    d.audio(silence(300) + encode_phrase(words))
+    d.stop()
+    for _ in range(16):
+        d.advance(0.5)
+        d.message(1, Result(words, is_final=False))
+    d.message(1, final(words, last=True, from_finalize=True))
+    assert d.transcript() == act.Transcript(words, "en")
+    assert d.connects() == [1] and not d.of(act.Error)
+    assert d.time_of(act.Transcript) == [8.0]
+    assert not [a for a in d.of(act.Log) if a.level >= logging.WARNING]
+
+
+def test_audio_taken_off_the_wire_is_progress() -> None:
+    """A session that owes a final but keeps taking audio (its sends complete) is alive."""
+    d = machine(PULSE, vad="webrtc")
+    d.start()
+    d.open()
+    d.audio(silence(300) + encode_phrase("one two") + silence(400))
+    assert d.sent_text(1) == ["finalize"]
+    for _ in range(10):
+        d.advance(1.0)
+        d.handle(SessionProgress(1))
+    assert d.connects() == [1], "10 s without a message, but every send completed"
+    d.advance(1.99)
+    assert act.Disconnect(1) not in d.actions
+    d.advance(0.01)
+    assert act.Disconnect(1) in d.actions, "then 2 s of nothing at all: stalled"
+    d.advance(0.5)
+    assert d.connects() == [1, 2]
+
+
+def test_a_pong_is_progress_and_unreadable_frames_are_not() -> None:
+    d = machine(PULSE)
+    d.start()
+    d.open()
+    d.audio(encode_phrase("one"))
+    d.stop()
+    for _ in range(12):  # 6 s: every probe answered
+        d.advance(0.5)
+        d.handle(SessionProgress(1))
+    assert d.connects() == [1]
+    for _ in range(4):  # 2 s: only garbage, though the pings are still answered
+        d.advance(0.5)
+        d.message(1, Unreadable("not JSON"))
+        d.handle(SessionProgress(1))
+    assert act.Disconnect(1) in d.actions, "frames we cannot read prove nothing"
+
+
+def test_the_wait_after_stop_scales_with_the_audio_owed_and_has_a_ceiling() -> None:
+    d = machine(PULSE)
+    d.start()
+    d.open()
+    pcm = encode_phrase("one two three four five six seven eight nine")
+    d.audio(pcm)
+    out = d.stop()
+    assert act.StartTimer(ANSWER_TIMER, 10.0 + len(pcm) / 32000) in out
+    d = machine(PULSE, response_timeout_s=11.0)
+    d.start()
+    d.open()
+    d.audio(pcm)
+    assert act.StartTimer(ANSWER_TIMER, 11.0) in d.stop()
+
+
+@pytest.mark.parametrize("fallback", [False, True])
+def test_a_live_service_that_cannot_finish_gets_no_replay(fallback: bool) -> None:
+    """Alive (pongs) but never settling: at the bound, the local recognizer or an error."""
+    d = machine(PULSE, fallback_local=fallback)
+    d.start()
+    d.open()
+    d.audio(encode_phrase("nine"))
+    d.stop()
+    wait = 10.0 + len(encode_phrase("nine")) / 32000
+    while not d.machine.done and not d.of(act.TranscribeLocally):
+        d.advance(0.5)
+        d.handle(SessionProgress(1))
+    assert d.connects() == [1], "a slow session is never doubled"
+    logs = " ".join(a.message for a in d.of(act.Log))
+    assert f"did not finish within {wait:g} s" in logs
+    if fallback:
+        assert "transcribing with the local recognizer" in logs
+        assert not d.of(act.Error)
+    else:
+        (error,) = d.of(act.Error)
+        assert error.code is ErrorCode.TIMEOUT and "request failed (timeout)" in logs
+
+
+def test_the_local_recognizer_is_bounded_too() -> None:
+    d = machine(fallback_local=True, local_only=True, response_timeout_s=20.0)
+    d.start()
+    d.audio(encode_phrase("three"))
+    out = d.stop()
+    assert act.StartTimer(ANSWER_TIMER, 20.0) in out
+    d.advance(20.0)
+    (error,) = d.of(act.Error)
+    assert error.code is ErrorCode.TIMEOUT and "local recognizer" in error.text
 
 
 def test_the_deadline_ends_every_request() -> None:
@@ -349,10 +672,55 @@ def test_the_deadline_ends_every_request() -> None:
     d.open()
     d.audio(encode_phrase("nine"))
     d.stop()
-    out = d.feed(d.machine.timer_fired(DEADLINE_TIMER))
+    out = d.fire(ANSWER_TIMER)
     (error,) = [a for a in out if isinstance(a, act.Error)]
     assert error.code is ErrorCode.TIMEOUT
     assert act.Disconnect(1) in out and isinstance(out[-1], act.Finish)
+
+
+def test_every_state_is_documented_and_every_move_is_tabled() -> None:
+    from wyoming_lightning import request
+
+    doc = request.__doc__ or ""
+    for kind in (request.Phase, request.Route, request.UtteranceState, request.SessionState):
+        assert kind.__name__ in doc
+        for state in kind:
+            assert state.name in doc, f"{kind.__name__}.{state.name} is not in the docstring"
+            assert state in request._MOVES
+
+
+def test_no_speech_with_endpointing_ends_the_request_empty() -> None:
+    d = machine(PULSE, vad="webrtc", endpoint_silence_ms=700, no_speech_timeout_s=8.0)
+    d.start()
+    d.audio(silence(7990))
+    assert d.transcript() is None
+    d.audio(silence(10))
+    assert d.transcript() == act.Transcript("", "en")
+    assert d.connects() == [] and d.machine.done
+
+
+def test_speech_resets_nothing_but_the_no_speech_timeout() -> None:
+    """Once someone spoke, the endpoint (not the no-speech timeout) ends the command."""
+    d = machine(PULSE, vad="webrtc", endpoint_silence_ms=700, no_speech_timeout_s=1.0)
+    d.start()
+    d.open()
+    d.audio(silence(900) + encode_phrase("one two three four five six"))
+    assert d.transcript() is None and d.sent_audio(1)
+    d.audio(silence(1000))
+    d.message(1, final("one two three four five six", from_finalize=True))
+    assert d.transcript() == act.Transcript("one two three four five six", "en")
+
+
+def test_the_command_cap_ends_a_command_that_never_pauses() -> None:
+    d = machine(PULSE, endpoint_silence_ms=700, no_speech_timeout_s=8.0, max_command_s=2.0)
+    d.start()
+    d.open()
+    pcm = encode_phrase("one two three four five six seven eight nine zero")  # 2.9 s
+    d.audio(pcm)
+    assert d.sent_text(1) == ["close_stream"], "cut at 2 s"
+    assert len(d.sent_audio(1)) == 64000
+    d.message(1, final("one two three four five six", last=True))
+    assert d.transcript() == act.Transcript("one two three four five six", "en")
 
 
 def test_error_frame_language_is_final() -> None:
@@ -360,9 +728,7 @@ def test_error_frame_language_is_final() -> None:
     d.start()
     d.open()
     d.audio(encode_phrase("one"))
-    d.feed(
-        d.machine.upstream_message(1, ServiceError("not here", "LANGUAGE_NOT_ENABLED_IN_REGION"))
-    )
+    d.message(1, ServiceError("not here", "LANGUAGE_NOT_ENABLED_IN_REGION"))
     (error,) = d.of(act.Error)
     assert error.code is ErrorCode.LANGUAGE
 
@@ -372,9 +738,9 @@ def test_unreadable_frames_are_survived() -> None:
     d.start()
     d.open()
     d.audio(encode_phrase("one"))
-    d.feed(d.machine.upstream_message(1, Unreadable("not JSON")))
+    d.message(1, Unreadable("not JSON"))
     d.stop()
-    d.feed(d.machine.upstream_message(1, final("one", last=True)))
+    d.message(1, final("one", last=True))
     assert d.transcript() == act.Transcript("one", "en")
 
 
@@ -383,13 +749,13 @@ def test_local_fallback_gets_the_buffered_audio() -> None:
     d.start()
     pcm = encode_phrase("one two")
     d.audio(pcm)
-    d.feed(d.machine.upstream_failed(1, classify_http_status(401)))
+    d.handle(SessionFailed(1, classify_http_status(401)))
     assert not d.of(act.Error)
     assert not d.of(act.TranscribeLocally), "waits for audio-stop: the speaker is still talking"
     d.stop()
     (local,) = d.of(act.TranscribeLocally)
     assert local.audio == pcm
-    d.feed(d.machine.local_result("one two"))
+    d.handle(LocalResult("one two"))
     assert d.transcript() == act.Transcript("one two", "en")
 
 
@@ -399,7 +765,7 @@ def test_local_only_never_connects() -> None:
     d.audio(encode_phrase("three"))
     d.stop()
     assert d.connects() == []
-    d.feed(d.machine.local_result(None, "no model"))
+    d.handle(LocalResult(None, "no model"))
     (error,) = d.of(act.Error)
     assert error.code is ErrorCode.UNAVAILABLE
 
@@ -410,9 +776,9 @@ def test_endpointing_answers_without_audio_stop() -> None:
     d.open()
     d.audio(silence(300) + encode_phrase("one two") + silence(1000))
     assert d.sent_text(1) == ["finalize"], "the pause settled it before the endpoint"
-    d.feed(d.machine.upstream_message(1, final("one two", from_finalize=True)))
+    d.message(1, final("one two", from_finalize=True))
     assert d.transcript() == act.Transcript("one two", "en")
-    assert d.feed(d.machine.audio(silence(100))) == [], "late audio is dropped quietly"
+    assert d.handle(AudioIn(silence(100))) == [], "late audio is dropped quietly"
 
 
 def test_max_utterance_bounds_the_replay_buffer() -> None:
@@ -435,7 +801,7 @@ def test_unsupported_audio_is_a_clear_error(fmt: PcmFormat) -> None:
 
 def test_order_mistakes_are_errors() -> None:
     d = machine()
-    (error,) = [a for a in d.feed(d.machine.audio(b"\0\0")) if isinstance(a, act.Error)]
+    (error,) = [a for a in d.feed(d.machine.handle(AudioIn(b"\0\0"))) if isinstance(a, act.Error)]
     assert "before audio-start" in error.text
     d = machine()
     (error,) = [a for a in d.stop() if isinstance(a, act.Error)]
@@ -457,7 +823,7 @@ def test_client_gone_releases_sessions() -> None:
     d.start()
     d.open()
     d.audio(encode_phrase("one"))
-    out = d.feed(d.machine.client_gone())
+    out = d.handle(ClientGone())
     assert act.Disconnect(1) in out and d.machine.done
     assert not [a for a in out if isinstance(a, act.Error)]
 
@@ -467,8 +833,8 @@ def test_failure_without_pending_audio_does_not_retry() -> None:
     d.start()
     d.open()
     d.audio(silence(300) + encode_phrase("one") + silence(1200))
-    d.feed(d.machine.upstream_message(1, final("one", from_finalize=True)))
-    out = d.feed(d.machine.upstream_failed(1, Failure(ErrorCode.UPSTREAM, "x", True)))
+    d.message(1, final("one", from_finalize=True))
+    out = d.handle(SessionFailed(1, Failure(ErrorCode.UPSTREAM, "x", True)))
     assert not [a for a in out if isinstance(a, act.StartTimer)]
     d.stop()
     assert d.transcript() == act.Transcript("one", "en")

@@ -50,6 +50,7 @@ async def main(settings: Settings) -> int:
             settings.service_url,
             settings.api_key.reveal(),
             Timeouts(connect_s=settings.connect_timeout_s, send_s=settings.send_timeout_s),
+            settings.service_dialect,
         )
         if failure is not None:
             _LOGGER.error("API key check failed: %s", failure.message)

@@ -7,6 +7,7 @@ Tests can therefore read a request's whole behaviour as a list of actions.
 
 from __future__ import annotations
 
+import enum
 import logging
 from dataclasses import dataclass
 
@@ -45,18 +46,49 @@ class Disconnect:
 
 
 @dataclass(frozen=True)
-class StartTimer:
-    """Call the machine's ``timer_fired(name)`` after ``delay`` seconds, replacing any namesake."""
+class Probe:
+    """Ask ``conn`` for a sign of life (a WebSocket ping); report the pong as progress."""
 
-    name: str
+    conn: int
+
+
+class TimerKind(enum.Enum):
+    """What a timer is for; see the liveness rules in :mod:`wyoming_lightning.request`."""
+
+    RETRY = "retry"
+    """Reconnect after the backoff (one per request)."""
+    ANSWER = "answer"
+    """The bound on the wait after ``audio-stop`` (one per request)."""
+    STALL = "stall"
+    """A session that owes a final has shown no progress for a while (one per session)."""
+    PROBE = "probe"
+    """Time to ping a session that owes a final (one per session)."""
+
+
+@dataclass(frozen=True)
+class TimerId:
+    """Names one timer: its kind, and the session it watches for per-session kinds."""
+
+    kind: TimerKind
+    conn: int | None = None
+
+    def __str__(self) -> str:
+        return self.kind.value if self.conn is None else f"{self.kind.value}:{self.conn}"
+
+
+@dataclass(frozen=True)
+class StartTimer:
+    """Feed ``TimerFired(timer)`` after ``delay`` seconds, replacing a pending namesake."""
+
+    timer: TimerId
     delay: float
 
 
 @dataclass(frozen=True)
 class CancelTimer:
-    """Forget the timer ``name`` if it is still pending."""
+    """Forget ``timer`` if it is still pending."""
 
-    name: str
+    timer: TimerId
 
 
 @dataclass(frozen=True)
@@ -96,7 +128,7 @@ class Error:
 
 @dataclass(frozen=True)
 class TranscribeLocally:
-    """Run the offline recognizer on ``audio`` (16 kHz mono s16); answer with ``local_result``."""
+    """Run the offline recognizer on ``audio`` (16 kHz mono s16); answer with ``LocalResult``."""
 
     audio: bytes
     language: str
@@ -132,6 +164,7 @@ Action = (
     | SendAudio
     | SendText
     | Disconnect
+    | Probe
     | StartTimer
     | CancelTimer
     | TranscriptStart

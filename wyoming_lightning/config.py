@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .lightning.protocol import DEFAULT_URL, Keyword, detect_dialect, languages_for
+from .lightning.protocol import (
+    DEFAULT_URL,
+    DIALECT_CHOICES,
+    Dialect,
+    Keyword,
+    detect_dialect,
+    languages_for,
+)
 
 ENV_PREFIX = "LIGHTNING_"
 VAD_CHOICES = ("silero", "webrtc", "off")
@@ -49,7 +56,8 @@ class Secret:
 
 
 def parse_keywords(text: str) -> list[Keyword]:
-    """``word:weight,phrase with spaces:3`` (weight optional) into keywords."""
+    """``word:weight,phrase with spaces:3`` into keywords; an entry without a weight gets the
+    service's default intensifier (1)."""
     keywords: list[Keyword] = []
     for item in text.split(","):
         item = item.strip()
@@ -59,10 +67,10 @@ def parse_keywords(text: str) -> list[Keyword]:
         if not sep:
             word, weight = item, ""
         try:
-            value = float(weight) if weight else 6.0
+            value: float | None = float(weight) if weight else None
         except ValueError:
-            word, value = item, 6.0
-        if value <= 0:
+            word, value = item, None
+        if value is not None and value <= 0:
             raise ConfigError(f"keyword weight must be positive: {item!r}")
         keywords.append(Keyword(word.strip(), value))
     return keywords
@@ -75,6 +83,7 @@ class Settings:
     uri: str = "tcp://0.0.0.0:10300"
     service_url: str = DEFAULT_URL
     url_fixed: bool = False
+    dialect: str = "auto"
     language: str = "en"
     api_key: Secret = field(default_factory=lambda: Secret(""))
     vad: str = DEFAULT_VAD
@@ -84,11 +93,14 @@ class Settings:
     early_finalize: bool = True
     finalize_after_ms: int = 200
     endpointing: bool = False
+    no_speech_timeout_s: float = 8.0
+    max_command_s: float = 15.0
     streaming: bool = True
     connect_timeout_s: float = 5.0
     send_timeout_s: float = 5.0
-    final_timeout_s: float = 5.0
-    response_timeout_s: float = 15.0
+    stall_timeout_s: float = 2.0
+    final_timeout_s: float = 10.0
+    response_timeout_s: float = 30.0
     retries: int = 3
     fallback: str = "none"
     check_key: bool = False
@@ -110,7 +122,12 @@ class Settings:
         (the bundled offline model is Whisper tiny.en)."""
         if self.local_only:
             return ("en",)
-        return languages_for(detect_dialect(self.service_url))
+        return languages_for(self.service_dialect)
+
+    @property
+    def service_dialect(self) -> Dialect:
+        """The dialect spoken to the service: ``--dialect``, else what the URL says, else Pulse."""
+        return detect_dialect(self.service_url, Dialect.choice(self.dialect))
 
 
 def _env_name(flag: str) -> str:
@@ -155,10 +172,18 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     option(
         "--lightning-url",
         None,
-        "service URL; a .../pulse/get_text or .../stt/live URL selects the Pulse dialect "
+        "service URL; today's Pulse service is .../waves/v1/stt/live (model=pulse is added "
+        "when missing), the seed's Lightning service .../api/v1/lightning/get_text "
         f"(default {DEFAULT_URL})",
     )
-    option("--language", d.language, "language when the client names none (or 'multi')")
+    option(
+        "--dialect",
+        d.dialect,
+        "protocol to speak: auto (from the URL's path; Pulse when it says nothing), "
+        "pulse or lightning",
+        choices=DIALECT_CHOICES,
+    )
+    option("--language", d.language, "language when the client names none")
     option("--api-key-file", None, "file holding the Smallest.ai API key")
     option("--vad", d.vad, "voice-activity detector that gates audio", choices=VAD_CHOICES)
     option("--pre-roll-ms", d.pre_roll_ms, "audio kept before speech starts", type=int)
@@ -172,10 +197,35 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         type=int,
     )
     switch("--endpointing", d.endpointing, "end the command on silence without audio-stop")
+    option(
+        "--no-speech-timeout",
+        d.no_speech_timeout_s,
+        "with --endpointing: seconds of audio without speech after which the request ends empty",
+        type=float,
+    )
+    option(
+        "--max-command",
+        d.max_command_s,
+        "with --endpointing: longest command in seconds (Home Assistant's own cap is 15)",
+        type=float,
+    )
     switch("--streaming", d.streaming, "send transcript-start/chunk/stop events")
     option("--connect-timeout", d.connect_timeout_s, "seconds for the handshake", type=float)
     option("--send-timeout", d.send_timeout_s, "seconds for one send", type=float)
-    option("--final-timeout", d.final_timeout_s, "seconds to wait for a final", type=float)
+    option(
+        "--stall-timeout",
+        d.stall_timeout_s,
+        "seconds a service session that owes a final may show no progress at all (no message, "
+        "no pong, no audio taken) before it is replaced",
+        type=float,
+    )
+    option(
+        "--final-timeout",
+        d.final_timeout_s,
+        "seconds to wait after audio-stop for a live service, plus one per second of audio "
+        "still without a final",
+        type=float,
+    )
     option(
         "--response-timeout",
         d.response_timeout_s,
@@ -187,7 +237,11 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     switch("--check-key", d.check_key, "test the API key at start-up")
     option("--max-connections", d.max_connections, "clients served at once", type=int)
     option("--idle-timeout", d.idle_timeout_s, "seconds a client may stay silent", type=float)
-    option("--keywords", "", "words to boost: 'word:weight,phrase:weight'")
+    option(
+        "--keywords",
+        "",
+        "words to boost: 'word,phrase:weight' (weight 1 to 3; none: the service's default 1)",
+    )
     option(
         "--zeroconf",
         None,
@@ -220,7 +274,11 @@ def load_settings(
     url = args.lightning_url or DEFAULT_URL
     if not url.startswith(("ws://", "wss://")):
         raise ConfigError(f"--lightning-url must start with ws:// or wss://, not {url[:8]!r}")
-    languages = languages_for(detect_dialect(url))
+    if args.dialect not in DIALECT_CHOICES:
+        raise ConfigError(
+            f"--dialect must be one of {', '.join(DIALECT_CHOICES)}, not {args.dialect!r}"
+        )
+    languages = languages_for(detect_dialect(url, Dialect.choice(args.dialect)))
     language = str(args.language).strip().lower()
     if language not in languages:
         raise ConfigError(
@@ -234,7 +292,10 @@ def load_settings(
         "max_utterance",
         "connect_timeout",
         "send_timeout",
+        "stall_timeout",
         "final_timeout",
+        "no_speech_timeout",
+        "max_command",
         "response_timeout",
         "max_connections",
         "idle_timeout",
@@ -252,6 +313,7 @@ def load_settings(
         uri=args.uri,
         service_url=url,
         url_fixed=bool(args.lightning_url),
+        dialect=args.dialect,
         language=language,
         api_key=_read_key(args, env),
         vad=args.vad,
@@ -261,9 +323,12 @@ def load_settings(
         early_finalize=args.early_finalize,
         finalize_after_ms=args.finalize_after_ms,
         endpointing=args.endpointing,
+        no_speech_timeout_s=args.no_speech_timeout,
+        max_command_s=args.max_command,
         streaming=args.streaming,
         connect_timeout_s=args.connect_timeout,
         send_timeout_s=args.send_timeout,
+        stall_timeout_s=args.stall_timeout,
         final_timeout_s=args.final_timeout,
         response_timeout_s=args.response_timeout,
         retries=args.retries,

@@ -21,12 +21,13 @@ from wyoming.info import Describe, SelectProgram
 from wyoming.ping import Ping, Pong
 
 from . import actions as act
+from . import request as rq
 from .audio import PcmFormat
 from .info import PROGRAM_NAME
 from .languages import LanguageError
 from .lightning.client import Callbacks, ServiceSession, Timeouts
 from .lightning.protocol import ErrorCode
-from .request import RequestMachine
+from .request import Phase, RequestMachine
 from .services import Services
 from .wire import WireError, encode_event, read_event
 
@@ -122,7 +123,7 @@ class ClientHandler:
         self._machine: RequestMachine | None = None
         self._sessions: dict[int, ServiceSession] = {}
         self._closing_sessions: set[ServiceSession] = set()
-        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._timers: dict[act.TimerId, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._finished = asyncio.Event()
         self._timeouts = Timeouts(
@@ -152,6 +153,8 @@ class ClientHandler:
                     async with idle_timeout:
                         event = await read_event(self._reader)
                 except TimeoutError:
+                    if self._machine is not None and self._machine.phase is Phase.SETTLING:
+                        continue  # after audio-stop the client just waits; the machine bounds it
                     if self._machine is not None and not self._machine.done:
                         self._error(ErrorCode.TIMEOUT, f"no event from the client for {idle:g} s")
                     else:
@@ -163,8 +166,7 @@ class ClientHandler:
                 except (ConnectionError, OSError):
                     event = None
                 if event is None:
-                    if self._machine is not None and not self._machine.done:
-                        self._apply(self._machine.client_gone())
+                    self._feed(rq.ClientGone())
                     return
                 await self._handle(event)
                 await self._drain()
@@ -172,8 +174,7 @@ class ClientHandler:
             idle_timeout.close()
 
     async def _cleanup(self) -> None:
-        if self._machine is not None and not self._machine.done:
-            self._apply(self._machine.client_gone())
+        self._feed(rq.ClientGone())
         await self._drain()
         with contextlib.suppress(OSError, RuntimeError):
             if self._writer.can_write_eof() and not self._writer.is_closing():
@@ -246,7 +247,7 @@ class ClientHandler:
             if self._machine is None:
                 self._error(ErrorCode.BAD_AUDIO, "audio-stop without audio-start")
             else:
-                self._apply(self._machine.stop_audio())
+                self._feed(rq.StopAudio())
         else:
             self._debug(f"ignored event {event.type!r}")
 
@@ -278,18 +279,24 @@ class ClientHandler:
         except LanguageError as err:
             self._error(ErrorCode.LANGUAGE, str(err))
             return
-        self._machine = RequestMachine(config, self._services.new_gate())
+        clock = asyncio.get_running_loop().time
+        self._machine = RequestMachine(config, self._services.new_gate(), clock)
         language = config.session.language
         self._debug(f"request: {fmt.rate} Hz, {fmt.width * 8}-bit, {fmt.channels} ch, {language}")
-        self._apply(self._machine.start_audio(fmt))
+        self._feed(rq.StartAudio(fmt))
 
     def _on_audio_chunk(self, event: Event) -> None:
         if self._machine is None:
             self._error(ErrorCode.BAD_AUDIO, "audio-chunk before audio-start")
             return
-        self._apply(self._machine.audio(event.payload or b"", _format_of(event.data)))
+        self._feed(rq.AudioIn(event.payload or b"", _format_of(event.data)))
 
     # ------------------------------------------------------------------ actions
+
+    def _feed(self, event: rq.Event) -> None:
+        """The one way into the request machine: an event in, its actions carried out."""
+        if self._machine is not None and not self._machine.done:
+            self._apply(self._machine.handle(event))
 
     def _apply(self, actions: Iterable[act.Action]) -> None:
         for action in actions:
@@ -307,10 +314,14 @@ class ClientHandler:
             if session is not None:
                 session.close()
                 self._closing_sessions.add(session)
+        elif isinstance(action, act.Probe):
+            session = self._sessions.get(action.conn)
+            if session is not None:
+                session.probe()
         elif isinstance(action, act.StartTimer):
-            self._start_timer(action.name, action.delay)
+            self._start_timer(action.timer, action.delay)
         elif isinstance(action, act.CancelTimer):
-            handle = self._timers.pop(action.name, None)
+            handle = self._timers.pop(action.timer, None)
             if handle is not None:
                 handle.cancel()
         elif isinstance(action, act.TranscriptStart):
@@ -338,16 +349,12 @@ class ClientHandler:
     def _connect(self, action: act.Connect) -> None:
         conn = action.conn
 
-        def feed(method_name: str, *args: object) -> None:
-            machine = self._machine
-            if machine is not None:
-                self._apply(getattr(machine, method_name)(conn, *args))
-
         callbacks = Callbacks(
-            opened=lambda: feed("upstream_opened"),
-            message=lambda message: feed("upstream_message", message),
-            closed=lambda code, reason: feed("upstream_closed", code, reason),
-            failed=lambda failure: feed("upstream_failed", failure),
+            opened=lambda: self._feed(rq.SessionOpened(conn)),
+            message=lambda message: self._feed(rq.SessionMessage(conn, message)),
+            closed=lambda code, reason: self._feed(rq.SessionClosed(conn, code, reason)),
+            failed=lambda failure: self._feed(rq.SessionFailed(conn, failure)),
+            progress=lambda: self._feed(rq.SessionProgress(conn)),
         )
         session = ServiceSession(
             action.url, self._settings.api_key.reveal(), self._timeouts, callbacks
@@ -356,17 +363,16 @@ class ClientHandler:
         self._debug(f"opening service session {conn}")
         session.start()
 
-    def _start_timer(self, name: str, delay: float) -> None:
-        old = self._timers.pop(name, None)
+    def _start_timer(self, timer: act.TimerId, delay: float) -> None:
+        old = self._timers.pop(timer, None)
         if old is not None:
             old.cancel()
 
         def fire() -> None:
-            self._timers.pop(name, None)
-            if self._machine is not None:
-                self._apply(self._machine.timer_fired(name))
+            self._timers.pop(timer, None)
+            self._feed(rq.TimerFired(timer))
 
-        self._timers[name] = asyncio.get_running_loop().call_later(delay, fire)
+        self._timers[timer] = asyncio.get_running_loop().call_later(delay, fire)
 
     async def _transcribe_locally(self, action: act.TranscribeLocally) -> None:
         loop = asyncio.get_running_loop()
@@ -378,8 +384,7 @@ class ClientHandler:
             error = None
         except Exception as err:
             text, error = None, f"{type(err).__name__}: {err}"
-        if self._machine is not None:
-            self._apply(self._machine.local_result(text, error))
+        self._feed(rq.LocalResult(text, error))
 
     def _spawn(self, coro: object) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
@@ -398,8 +403,7 @@ class ClientHandler:
         """An error outside a request's own flow: tell the client, then hang up."""
         self._log.warning("client %d: %s (%s)", self._id, text, code.value)
         self._write(ErrorEvent(text=text, code=code.value).event())
-        if self._machine is not None and not self._machine.done:
-            self._apply(self._machine.abort())
+        self._feed(rq.Abort())
         self._finished.set()
 
     def _debug(self, message: str) -> None:

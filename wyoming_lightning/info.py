@@ -6,7 +6,7 @@ from wyoming.info import AsrModel, AsrProgram, Attribution, Info
 
 from . import __version__
 from .config import Settings
-from .lightning.protocol import Dialect, detect_dialect
+from .lightning.protocol import Dialect
 
 ATTRIBUTION = Attribution(name="Smallest.ai", url="https://smallest.ai")
 PROGRAM_NAME = "lightning"
@@ -17,7 +17,7 @@ def build_info(settings: Settings) -> Info:
 
     Home Assistant builds its STT entity from ``asr[0]`` and offers exactly these languages.
     """
-    dialect = detect_dialect(settings.service_url)
+    dialect = settings.service_dialect
     model_name = "pulse" if dialect is Dialect.PULSE else "lightning"
     where = "the local recognizer (no API key)" if settings.local_only else "Smallest.ai"
     model = AsrModel(

@@ -6,19 +6,79 @@ together and are settled by one ``finalize``/``end``. Every frame of an utteranc
 its final result is in, so that a connection that fails can be replaced and the audio replayed
 without asking the speaker to repeat.
 
-Inputs are method calls (audio, service results, failures, timers); outputs are the plain
-:mod:`~wyoming_lightning.actions` values that the adapters carry out. Nothing here sleeps,
-reads a clock or opens a socket, so every path, including the failure paths, is unit-testable.
+Events in, actions out
+======================
+Everything that happens to a request comes in through one method, :meth:`RequestMachine.handle`,
+as one of the typed events below: from the client ``StartAudio``, ``AudioIn``, ``StopAudio``,
+``ClientGone``, ``Abort``; from a service session ``SessionOpened``, ``SessionMessage``,
+``SessionProgress``, ``SessionClosed``, ``SessionFailed``; and ``TimerFired``, ``LocalResult``.
+The answer is a list of :mod:`~wyoming_lightning.actions` values that the adapters carry out.
+Nothing here sleeps or opens a socket; the only outside input is an injected clock, read to date
+the last sign of life of each session, so every path, failures included, is unit-testable with
+a fake clock.
+
+States and transitions
+======================
+Four small state sets, each an enum whose legal moves are tabled in ``_MOVES`` (anything else
+raises :class:`IllegalTransition`, as h11 does for its connection states).
+
+The request, ``Phase``::
+
+    AWAITING_AUDIO --StartAudio--> STREAMING
+    STREAMING --StopAudio | endpoint | no speech | command cap--> SETTLING
+    SETTLING --every utterance settled (transcript)--> DONE
+    any --error | ClientGone | Abort--> DONE
+
+Where the audio goes, ``Route``::
+
+    CLOUD --a session failed, retry budget left--> RECONNECTING --RETRY timer--> CLOUD
+    CLOUD | RECONNECTING --the service cannot finish, fallback configured--> LOCAL
+    LOCAL --audio-stop reached--> LOCAL_RUNNING --LocalResult--> (the request is DONE)
+    (a server without an API key starts in LOCAL)
+
+Each utterance, ``UtteranceState``::
+
+    OPEN --pause | max length | stop--> CLOSED --its end sent--> OWED --its final--> SETTLED
+    OPEN --closed with no audio in it--> SETTLED
+    OWED --its session failed--> CLOSED      (replayed whole on the next session)
+    CLOSED --the local recognizer answered--> SETTLED
+
+Each service session, ``SessionState``::
+
+    CONNECTING --SessionOpened--> OPEN --end of session sent--> ENDING
+    CONNECTING | OPEN | ENDING --released (finished, failed, stalled, request over)--> GONE
+
+Liveness: judged by progress, not by a deadline per final
+=========================================================
+A session *owes a final* while one of its utterances is OWED. Progress is any sign that the
+session is working: a message from it (an interim, a final, a speech event, an error; not an
+unreadable frame, which proves nothing), a send that completed (the service is taking audio off
+the wire: the write buffer drains), or the pong to a probe; the last two only while the
+session's last frame was readable, since a session that only sends garbage is not progressing.
+While a final is owed the machine probes every ``stall_timeout_s / 4`` and keeps one STALL
+timer per session; when it fires and nothing has come for ``stall_timeout_s``, the session has
+*stalled*. A stalled session is released and replaced once per request (only its unsettled
+audio is replayed); a second stall hands the request to the local fallback, or answers
+``error``. A slow session that keeps making progress is never replaced, so a replay never runs
+alongside a live session.
+
+After ``audio-stop`` one ANSWER timer bounds the whole wait: ``final_timeout_s`` plus
+``final_timeout_per_audio_s`` per second of audio still without a final, at most
+``response_timeout_s``. When it runs out the service is alive but cannot finish: the local
+recognizer takes over when configured, otherwise the answer is ``error`` (``timeout``), and the
+log says which.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from . import actions as act
-from .actions import Action
+from .actions import Action, TimerId, TimerKind
 from .audio import AudioConverter, AudioFormatError, Framer, PcmFormat
 from .lightning.protocol import (
     FINALIZE_MESSAGE,
@@ -36,14 +96,24 @@ from .lightning.protocol import (
     classify_error_frame,
     detect_dialect,
 )
-from .transcript import UtteranceText, join_texts
+from .transcript import FinalLedger, UtteranceText, Verdict, join_texts
 from .vad.events import SpeechAudio, SpeechEnd, SpeechStart
 from .vad.gate import VadGate
 
 BYTES_PER_SECOND = 32000  # 16 kHz, 16-bit, mono
-RETRY_TIMER = "retry"
-DEADLINE_TIMER = "deadline"
-_SETTLE_PREFIX = "settle:"
+RETRY_TIMER = TimerId(TimerKind.RETRY)
+ANSWER_TIMER = TimerId(TimerKind.ANSWER)
+_EARLY = 1e-3  # a timer that fires this much before its due time re-arms instead
+
+
+def stall_timer(conn: int) -> TimerId:
+    """The timer that watches session ``conn`` for a stall."""
+    return TimerId(TimerKind.STALL, conn)
+
+
+def probe_timer(conn: int) -> TimerId:
+    """The timer that pings session ``conn`` while it owes a final."""
+    return TimerId(TimerKind.PROBE, conn)
 
 
 @dataclass(frozen=True)
@@ -61,69 +131,286 @@ class RequestConfig:
     max_retries: int = 3
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
-    final_timeout_s: float = 5.0
-    response_timeout_s: float = 15.0
+    stall_timeout_s: float = 2.0
+    """No progress at all for this long while a final is owed: the session has stalled."""
+    max_stall_retries: int = 1
+    """Stalled sessions replaced per request; the next stall gives up."""
+    final_timeout_s: float = 10.0
+    """The wait after audio-stop for a live service, before the per-second part."""
+    final_timeout_per_audio_s: float = 1.0
+    """Extra wait after audio-stop per second of audio still without its final."""
+    response_timeout_s: float = 30.0
+    """The ceiling on the wait after audio-stop, however much audio is owed."""
     fallback_local: bool = False
     local_only: bool = False
     endpoint_silence_ms: int | None = None
+    no_speech_timeout_s: float | None = None
+    """With endpointing: end a request in which nobody spoke after this much audio."""
+    max_command_s: float | None = None
+    """With endpointing: end the command after this much audio, speech or not."""
+    dialect_choice: Dialect | None = None
 
     @property
     def dialect(self) -> Dialect:
-        return detect_dialect(self.base_url)
+        return detect_dialect(self.base_url, self.dialect_choice)
+
+    @property
+    def probe_interval_s(self) -> float:
+        """Pings while a final is owed: several per stall window, so one lost pong is no stall."""
+        return self.stall_timeout_s / 4
+
+
+# ---------------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True)
+class StartAudio:
+    """``audio-start``: the client's format; the cloud is not contacted until speech."""
+
+    format: PcmFormat
+
+
+@dataclass(frozen=True)
+class AudioIn:
+    """``audio-chunk``; a chunk may announce a new format."""
+
+    data: bytes
+    format: PcmFormat | None = None
+
+
+@dataclass(frozen=True)
+class StopAudio:
+    """``audio-stop``: settle the last utterance; answer as soon as every final is in."""
+
+
+@dataclass(frozen=True)
+class SessionOpened:
+    """The WebSocket handshake of session ``conn`` succeeded."""
+
+    conn: int
+
+
+@dataclass(frozen=True)
+class SessionMessage:
+    """A parsed text frame from session ``conn``."""
+
+    conn: int
+    message: ServiceMessage
+
+
+@dataclass(frozen=True)
+class SessionProgress:
+    """Session ``conn`` took a frame off the wire (a send completed) or answered a ping."""
+
+    conn: int
+
+
+@dataclass(frozen=True)
+class SessionClosed:
+    """The socket of session ``conn`` closed (cleanly or not) after it had opened."""
+
+    conn: int
+    code: int | None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class SessionFailed:
+    """The handshake was refused or timed out, or a send timed out."""
+
+    conn: int
+    failure: Failure
+
+
+@dataclass(frozen=True)
+class TimerFired:
+    """A timer asked for with :class:`~wyoming_lightning.actions.StartTimer` ran out."""
+
+    timer: TimerId
+
+
+@dataclass(frozen=True)
+class LocalResult:
+    """The offline recognizer finished (``text``) or could not run (``error``)."""
+
+    text: str | None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ClientGone:
+    """The client vanished: release every upstream session now."""
+
+
+@dataclass(frozen=True)
+class Abort:
+    """The adapter ended the request (it already told the client why)."""
+
+
+Event = (
+    StartAudio
+    | AudioIn
+    | StopAudio
+    | SessionOpened
+    | SessionMessage
+    | SessionProgress
+    | SessionClosed
+    | SessionFailed
+    | TimerFired
+    | LocalResult
+    | ClientGone
+    | Abort
+)
+
+
+# ---------------------------------------------------------------------------------- states
 
 
 class Phase(enum.Enum):
     """Where the request stands from the client's point of view."""
 
-    WAITING_FOR_AUDIO = "waiting for audio-start"
+    AWAITING_AUDIO = "waiting for audio-start"
     STREAMING = "streaming"
-    STOPPED = "waiting for the service"
+    SETTLING = "waiting for the service"
     DONE = "done"
+
+
+class Route(enum.Enum):
+    """Who will transcribe the audio."""
+
+    CLOUD = "the service"
+    RECONNECTING = "the service, after a backoff"
+    LOCAL = "the local recognizer, at audio-stop"
+    LOCAL_RUNNING = "the local recognizer, running"
+
+
+class UtteranceState(enum.Enum):
+    OPEN = "taking audio"
+    CLOSED = "complete, its end not sent"
+    OWED = "its end sent, its final owed"
+    SETTLED = "settled"
+
+
+class SessionState(enum.Enum):
+    CONNECTING = "handshake"
+    OPEN = "open"
+    ENDING = "end of session sent"
+    GONE = "released"
+
+
+class EndKind(enum.Enum):
+    """How an utterance was ended on its session."""
+
+    FINALIZE = "finalize"
+    """Pulse: settle this utterance and keep the session for the next."""
+    END = "end"
+    """End the session (Lightning ``end``, Pulse ``close_stream``): ``is_last`` settles it."""
+
+
+State = Phase | Route | UtteranceState | SessionState
+
+_MOVES: dict[State, frozenset[State]] = {
+    Phase.AWAITING_AUDIO: frozenset({Phase.STREAMING, Phase.DONE}),
+    Phase.STREAMING: frozenset({Phase.SETTLING, Phase.DONE}),
+    Phase.SETTLING: frozenset({Phase.DONE}),
+    Phase.DONE: frozenset(),
+    Route.CLOUD: frozenset({Route.RECONNECTING, Route.LOCAL}),
+    Route.RECONNECTING: frozenset({Route.CLOUD, Route.LOCAL}),
+    Route.LOCAL: frozenset({Route.LOCAL_RUNNING}),
+    Route.LOCAL_RUNNING: frozenset(),
+    UtteranceState.OPEN: frozenset({UtteranceState.CLOSED, UtteranceState.SETTLED}),
+    UtteranceState.CLOSED: frozenset({UtteranceState.OWED, UtteranceState.SETTLED}),
+    UtteranceState.OWED: frozenset({UtteranceState.SETTLED, UtteranceState.CLOSED}),
+    UtteranceState.SETTLED: frozenset(),
+    SessionState.CONNECTING: frozenset({SessionState.OPEN, SessionState.GONE}),
+    SessionState.OPEN: frozenset({SessionState.ENDING, SessionState.GONE}),
+    SessionState.ENDING: frozenset({SessionState.GONE}),
+    SessionState.GONE: frozenset(),
+}
+
+
+class IllegalTransition(RuntimeError):
+    """A move that ``_MOVES`` does not allow: a bug in this module, never the client's fault."""
+
+
+_S = TypeVar("_S", Phase, Route, UtteranceState, SessionState)
+
+
+def _moved(old: _S, new: _S) -> _S:
+    if new not in _MOVES[old]:
+        raise IllegalTransition(f"{type(old).__name__}: {old.name} -> {new.name}")
+    return new
 
 
 @dataclass(eq=False)
 class _Utterance:
     audio: bytearray = field(default_factory=bytearray)
-    closed: bool = False
-    done: bool = False
-    conn: _Conn | None = None
+    state: UtteranceState = UtteranceState.OPEN
+    ended_by: EndKind | None = None
+    conn: _Session | None = None
     sent: int = 0
-    end_sent: bool = False
-    finalize_sent: bool = False
     text: UtteranceText = field(default_factory=UtteranceText)
 
+    def move(self, new: UtteranceState) -> None:
+        self.state = _moved(self.state, new)
+
+    @property
+    def settled(self) -> bool:
+        return self.state is UtteranceState.SETTLED
+
     def forget_connection(self) -> None:
-        """The connection is gone: what it was told and what it answered no longer counts."""
+        """The session is gone: what it was told and what it answered no longer counts."""
         self.conn = None
         self.sent = 0
-        self.end_sent = False
-        self.finalize_sent = False
+        self.ended_by = None
         self.text.reset()
+        if self.state is UtteranceState.OWED:
+            self.move(UtteranceState.CLOSED)
 
 
 @dataclass(eq=False)
-class _Conn:
+class _Session:
     id: int
-    is_open: bool = False
-    alive: bool = True
-    ended: bool = False
+    state: SessionState = SessionState.CONNECTING
     utterances: list[_Utterance] = field(default_factory=list)
-    last_settling: Result | None = None
-    """The previous result, when it was a finalize answer that settled an utterance."""
+    ledger: FinalLedger = field(default_factory=FinalLedger)
+    """Which finals count and which one answers a finalize (see transcript.FinalLedger)."""
+    last_progress: float = 0.0
+    garbled: bool = False
+    """Its last frame was unreadable: until it says something readable, pongs and completed
+    sends prove nothing (a session that talks but cannot be understood is not progressing)."""
+
+    def move(self, new: SessionState) -> None:
+        self.state = _moved(self.state, new)
+
+    @property
+    def live(self) -> bool:
+        return self.state is not SessionState.GONE
+
+    @property
+    def can_send(self) -> bool:
+        return self.state in (SessionState.OPEN, SessionState.ENDING)
 
     def pending(self) -> list[_Utterance]:
-        return [u for u in self.utterances if not u.done]
+        return [u for u in self.utterances if not u.settled]
+
+    def owes_final(self) -> bool:
+        return any(u.state is UtteranceState.OWED for u in self.utterances)
 
 
 class RequestMachine:
     """The whole life of one request; see the module docstring."""
 
-    def __init__(self, config: RequestConfig, gate: VadGate) -> None:
+    def __init__(
+        self, config: RequestConfig, gate: VadGate, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.config = config
         self.gate = gate
         self.dialect = config.dialect
-        self.phase = Phase.WAITING_FOR_AUDIO
-        self._url = build_url(config.base_url, config.session)
+        self.phase = Phase.AWAITING_AUDIO
+        self.route = Route.LOCAL if config.local_only else Route.CLOUD
+        self._clock = clock
+        self._url = build_url(config.base_url, config.session, self.dialect)
         self._converter: AudioConverter | None = None
         self._format: PcmFormat | None = None
         self._frame_bytes = max(2, BYTES_PER_SECOND * config.frame_ms // 1000) // 2 * 2
@@ -131,94 +418,90 @@ class RequestMachine:
         self._max_utterance_bytes = int(config.max_utterance_s * BYTES_PER_SECOND)
         self._utterances: list[_Utterance] = []
         self._current: _Utterance | None = None
-        self._conns: dict[int, _Conn] = {}
+        self._sessions: dict[int, _Session] = {}
         self._next_conn = 1
-        self._pulse_conn: _Conn | None = None
+        self._pulse_session: _Session | None = None
         self._retries = 0
-        self._retry_pending = False
-        self._local_mode = config.local_only
-        self._holding = False
-        self._held = bytearray()
+        self._stall_retries = 0
+        self._held: bytearray | None = None
+        """Audio held back after an early finalize; ``None`` when nothing is being held."""
         self._dropped_bytes = 0
-        self._local_pending = False
-        self._timers: set[str] = set()
+        self._timers: set[TimerId] = set()
+        self._answer_wait = 0.0
         self._emitted = 0
         self._started_stream = False
         self._emitted_text = False
         self._audio_bytes_in = 0
         self._out: list[Action] = []
 
-    # ------------------------------------------------------------------ inputs
+    # ------------------------------------------------------------------ the entry point
 
-    def start_audio(self, fmt: PcmFormat) -> list[Action]:
-        """``audio-start``: fix the input format; the cloud is not contacted until speech."""
-        if self.phase is not Phase.WAITING_FOR_AUDIO:
-            return self._run(lambda: self._fail(ErrorCode.BAD_AUDIO, "audio-start sent twice"))
-        return self._run(lambda: self._set_format(fmt))
-
-    def audio(self, data: bytes, fmt: PcmFormat | None = None) -> list[Action]:
-        """``audio-chunk``: convert, gate and stream. A chunk may announce a new format."""
-        return self._run(lambda: self._audio(data, fmt))
-
-    def stop_audio(self) -> list[Action]:
-        """``audio-stop``: settle the last utterance; answer as soon as every final is in."""
-        return self._run(self._stop)
-
-    def upstream_opened(self, conn: int) -> list[Action]:
-        """The WebSocket handshake succeeded: send what has waited for it."""
-        return self._run(lambda: self._opened(conn))
-
-    def upstream_message(self, conn: int, message: ServiceMessage) -> list[Action]:
-        """A parsed text frame from the service."""
-        return self._run(lambda: self._message(conn, message))
-
-    def upstream_closed(self, conn: int, code: int | None, reason: str = "") -> list[Action]:
-        """The socket closed (cleanly or not) after it had opened."""
-        return self._run(lambda: self._closed(conn, code, reason))
-
-    def upstream_failed(self, conn: int, failure: Failure) -> list[Action]:
-        """The handshake was refused, timed out, or a send timed out."""
-        return self._run(lambda: self._failed(conn, failure))
-
-    def timer_fired(self, name: str) -> list[Action]:
-        """A timer asked for with :class:`~wyoming_lightning.actions.StartTimer` ran out."""
-        return self._run(lambda: self._timer(name))
-
-    def local_result(self, text: str | None, error: str | None = None) -> list[Action]:
-        """The offline recognizer finished (``text``) or could not run (``error``)."""
-        return self._run(lambda: self._local_done(text, error))
-
-    def client_gone(self) -> list[Action]:
-        """The client vanished: release every upstream session now."""
-        return self._run(self._abandon)
-
-    def abort(self) -> list[Action]:
-        """The adapter ended the request (it already told the client why)."""
-        return self._run(self._end)
+    def handle(self, event: Event) -> list[Action]:
+        """Feed one event; return what the adapters must do, in order."""
+        if self.phase is not Phase.DONE:
+            self._dispatch(event)
+        out, self._out = self._out, []
+        return out
 
     @property
     def done(self) -> bool:
         return self.phase is Phase.DONE
 
-    # ------------------------------------------------------------------ plumbing
+    def _dispatch(self, event: Event) -> None:
+        if isinstance(event, AudioIn):
+            self._audio(event.data, event.format)
+        elif isinstance(event, SessionProgress):
+            self._progress(event.conn)
+        elif isinstance(event, SessionMessage):
+            self._message(event.conn, event.message)
+        elif isinstance(event, StartAudio):
+            if self.phase is not Phase.AWAITING_AUDIO:
+                self._fail(ErrorCode.BAD_AUDIO, "audio-start sent twice")
+            else:
+                self._set_format(event.format)
+        elif isinstance(event, StopAudio):
+            self._stop()
+        elif isinstance(event, SessionOpened):
+            self._opened(event.conn)
+        elif isinstance(event, SessionClosed):
+            self._closed(event.conn, event.code, event.reason)
+        elif isinstance(event, SessionFailed):
+            session = self._live(event.conn)
+            if session is not None:
+                self._session_failed(session, event.failure)
+        elif isinstance(event, TimerFired):
+            self._timer(event.timer)
+        elif isinstance(event, LocalResult):
+            self._local_done(event.text, event.error)
+        elif isinstance(event, ClientGone):
+            self._emit(act.Log.info("client disconnected; releasing the service session"))
+            self._end()
+        else:
+            self._end()
 
-    def _run(self, step: Callable[[], None]) -> list[Action]:
-        if self.phase is not Phase.DONE:
-            step()
-        out, self._out = self._out, []
-        return out
+    # ------------------------------------------------------------------ plumbing
 
     def _emit(self, action: Action) -> None:
         self._out.append(action)
 
-    def _start_timer(self, name: str, delay: float) -> None:
-        self._timers.add(name)
-        self._emit(act.StartTimer(name, delay))
+    def _move(self, new: Phase | Route) -> None:
+        if isinstance(new, Phase):
+            self.phase = _moved(self.phase, new)
+        else:
+            self.route = _moved(self.route, new)
 
-    def _cancel_timer(self, name: str) -> None:
-        if name in self._timers:
-            self._timers.discard(name)
-            self._emit(act.CancelTimer(name))
+    def _start_timer(self, timer: TimerId, delay: float) -> None:
+        self._timers.add(timer)
+        self._emit(act.StartTimer(timer, delay))
+
+    def _cancel_timer(self, timer: TimerId) -> None:
+        if timer in self._timers:
+            self._timers.discard(timer)
+            self._emit(act.CancelTimer(timer))
+
+    def _live(self, conn: int) -> _Session | None:
+        session = self._sessions.get(conn)
+        return session if session is not None and session.live else None
 
     # ------------------------------------------------------------------ audio side
 
@@ -230,10 +513,11 @@ class RequestMachine:
             return
         self._format = fmt
         self._converter = converter
-        self.phase = Phase.STREAMING
+        if self.phase is Phase.AWAITING_AUDIO:
+            self._move(Phase.STREAMING)
 
     def _audio(self, data: bytes, fmt: PcmFormat | None) -> None:
-        if self.phase is Phase.WAITING_FOR_AUDIO:
+        if self.phase is Phase.AWAITING_AUDIO:
             self._fail(ErrorCode.BAD_AUDIO, "audio-chunk before audio-start")
             return
         if self.phase is not Phase.STREAMING:
@@ -256,20 +540,19 @@ class RequestMachine:
         if pcm:
             self._handle_gate_events(self.gate.process(pcm))
 
-    def _handle_gate_events(self, events: list[SpeechStart | SpeechAudio | SpeechEnd]) -> None:
+    def _handle_gate_events(self, events: Iterable[SpeechStart | SpeechAudio | SpeechEnd]) -> None:
         for event in events:
             if isinstance(event, SpeechStart):
                 self._speech(event.pre_roll)
             elif isinstance(event, SpeechAudio):
-                if self._holding:
+                if self._held is not None:
                     self._held += event.data
                 else:
                     self._speech(event.data)
-            elif self._holding:
+            elif self._held is not None:
                 # The pause outlasted the hangover: what was held back is silence, never sent.
-                self._holding = False
                 self._dropped_bytes += len(self._held)
-                self._held = bytearray()
+                self._held = None
             elif self.config.early_finalize or event.reason == "max_utterance":
                 self._close_current()
 
@@ -285,14 +568,13 @@ class RequestMachine:
         silence = self.gate.silence_ms
         if limit is None or not self.config.early_finalize or silence is None:
             return
-        if self._holding:
+        if self._held is not None:
             if silence < limit:
-                held, self._held = bytes(self._held), bytearray()
-                self._holding = False
+                held, self._held = bytes(self._held), None
                 self._speech(held)
             return
         if self._current is not None and self.gate.is_open and silence >= limit:
-            self._holding = True
+            self._held = bytearray()
             self._close_current()
 
     def _speech(self, pcm: bytes) -> None:
@@ -313,7 +595,7 @@ class RequestMachine:
         utterance = _Utterance()
         self._utterances.append(utterance)
         self._current = utterance
-        if not self._local_mode and not self._retry_pending:
+        if self.route is Route.CLOUD:
             self._assign(utterance)
         return utterance
 
@@ -327,38 +609,61 @@ class RequestMachine:
     def _close_utterance(self, utterance: _Utterance) -> None:
         if utterance is self._current:
             self._current = None
-        utterance.closed = True
         if not utterance.audio:
-            utterance.done = True  # nothing was said into it: nothing to settle
+            utterance.move(UtteranceState.SETTLED)  # nothing was said into it: nothing to settle
             self._emit_settled()
-        elif utterance.conn is not None:
+            return
+        utterance.move(UtteranceState.CLOSED)
+        if utterance.conn is not None:
             self._pump(utterance.conn)
 
     def _check_endpoint(self) -> None:
+        """With endpointing the server, not the client, ends the command."""
+        if self.phase is not Phase.STREAMING:
+            return
+        heard_s = self.gate.audio_in_ms / 1000
+        cap = self.config.max_command_s
+        if cap is not None and heard_s >= cap:
+            self._emit(act.Log.info(f"command cut at {cap:g} s of audio (the command cap)"))
+            self._stop()
+            return
+        quiet = self.config.no_speech_timeout_s
+        if quiet is not None and not self._utterances and heard_s >= quiet:
+            self._emit(act.Log.info(f"no speech in {quiet:g} s of audio; answering empty"))
+            self._stop()
+            return
         limit = self.config.endpoint_silence_ms
         silence = self.gate.silence_ms
         if limit is None or silence is None or silence < limit or not self._utterances:
             return
-        self._emit(act.Log.info(f"end of command detected after {silence} ms of silence"))
+        self._emit(act.Log.info(f"end of command detected after {silence:g} ms of silence"))
         self._stop()
 
     def _stop(self) -> None:
-        if self.phase is Phase.WAITING_FOR_AUDIO:
+        if self.phase is Phase.AWAITING_AUDIO:
             self._fail(ErrorCode.BAD_AUDIO, "audio-stop without audio-start")
             return
         if self.phase is not Phase.STREAMING:
             return
-        self.phase = Phase.STOPPED
+        self._move(Phase.SETTLING)
         self._feed_gate(self._drain_converter())
         self._handle_gate_events(self.gate.flush())
         self._close_current()
         self._emit(act.Log.info(self._summary()))
-        for conn in list(self._conns.values()):
-            self._pump(conn)
-        if self._local_mode:
+        for session in list(self._sessions.values()):
+            self._pump(session)
+        if self.route is Route.LOCAL:
             self._start_local()
-        if not self._complete_if_settled():
-            self._start_timer(DEADLINE_TIMER, self.config.response_timeout_s)
+        if not self.done and not self._complete_if_settled():
+            owed_s = self._unsettled_bytes() / BYTES_PER_SECOND
+            wait = self.config.final_timeout_s + self.config.final_timeout_per_audio_s * owed_s
+            if self.route is Route.LOCAL_RUNNING:
+                wait = self.config.response_timeout_s
+            self._answer_wait = min(self.config.response_timeout_s, wait)
+            self._start_timer(ANSWER_TIMER, self._answer_wait)
+
+    def _unsettled_bytes(self) -> int:
+        return sum(len(u.audio) for u in self._utterances if not u.settled)
 
     def _summary(self) -> str:
         fmt = self._format
@@ -367,170 +672,176 @@ class RequestMachine:
         received = self._audio_bytes_in / max(1, frame * rate)
         sent = self.gate.audio_out_ms / 1000 - self._dropped_bytes / BYTES_PER_SECOND
         speech = self.gate.speech_ms / 1000
+        tag = self.config.session.external_session_id
+        usage = f"; usage tag {tag}" if tag and self.dialect is Dialect.PULSE else ""
         return (
             f"audio received {received:.2f} s, sent {sent:.2f} s, speech {speech:.2f} s "
-            f"in {len(self._utterances)} utterance(s)"
+            f"in {len(self._utterances)} utterance(s){usage}"
         )
 
     # ------------------------------------------------------------------ service side
 
     def _assign(self, utterance: _Utterance) -> None:
-        conn: _Conn | None = None
+        session: _Session | None = None
         if self.dialect is Dialect.PULSE:
-            live = self._pulse_conn
-            if live is not None and live.alive and not live.ended:
-                conn = live
-        if conn is None:
-            conn = self._connect()
+            live = self._pulse_session
+            if live is not None and live.state in (SessionState.CONNECTING, SessionState.OPEN):
+                session = live
+        if session is None:
+            session = self._connect()
             if self.dialect is Dialect.PULSE:
-                self._pulse_conn = conn
-        conn.utterances.append(utterance)
-        utterance.conn = conn
-        self._pump(conn)
+                self._pulse_session = session
+        session.utterances.append(utterance)
+        utterance.conn = session
+        self._pump(session)
 
-    def _connect(self) -> _Conn:
-        conn = _Conn(id=self._next_conn)
+    def _connect(self) -> _Session:
+        session = _Session(id=self._next_conn)
+        session.ledger.server_endpoints = self.config.session.server_endpointing
         self._next_conn += 1
-        self._conns[conn.id] = conn
-        self._emit(act.Connect(conn.id, self._url))
-        return conn
+        self._sessions[session.id] = session
+        self._emit(act.Connect(session.id, self._url))
+        return session
 
-    def _pump(self, conn: _Conn) -> None:
-        """Send everything the service has not yet been told on this connection, in order."""
-        if not conn.is_open or not conn.alive:
+    def _pump(self, session: _Session) -> None:
+        """Send everything the service has not yet been told on this session, in order."""
+        if not session.can_send:
             return
-        for utterance in conn.pending():
+        for utterance in session.pending():
             while utterance.sent < len(utterance.audio):
                 end = min(len(utterance.audio), utterance.sent + self._frame_bytes)
-                self._emit(act.SendAudio(conn.id, bytes(utterance.audio[utterance.sent : end])))
+                chunk = bytes(utterance.audio[utterance.sent : end])
+                self._emit(act.SendAudio(session.id, chunk))
                 utterance.sent = end
-            if not utterance.closed:
+            if utterance.state is UtteranceState.OPEN:
                 return  # later utterances cannot exist while this one is still open
-            if not utterance.end_sent:
-                utterance.end_sent = True
-                end_text = self._end_text(conn, utterance)
-                utterance.finalize_sent = end_text == FINALIZE_MESSAGE
-                self._emit(act.SendText(conn.id, end_text))
-                self._start_timer(_SETTLE_PREFIX + str(conn.id), self.config.final_timeout_s)
+            if utterance.state is UtteranceState.CLOSED:
+                self._send_end(session, utterance)
 
-    def _end_text(self, conn: _Conn, utterance: _Utterance) -> str:
+    def _send_end(self, session: _Session, utterance: _Utterance) -> None:
+        owed_before = session.owes_final()
         last = self.phase is not Phase.STREAMING and utterance is self._utterances[-1]
         if self.dialect.can_finalize and not last:
-            return FINALIZE_MESSAGE
-        conn.ended = True
-        return self.dialect.end_message
+            utterance.ended_by = EndKind.FINALIZE
+            session.ledger.finalize_sent()
+            text = FINALIZE_MESSAGE
+        else:
+            utterance.ended_by = EndKind.END
+            session.move(SessionState.ENDING)
+            text = self.dialect.end_message
+        utterance.move(UtteranceState.OWED)
+        self._emit(act.SendText(session.id, text))
+        if not owed_before:
+            # The wait for a sign of life starts now; sending is not itself progress.
+            session.last_progress = self._clock()
+            self._start_timer(stall_timer(session.id), self.config.stall_timeout_s)
+            self._start_timer(probe_timer(session.id), self.config.probe_interval_s)
 
-    def _opened(self, conn_id: int) -> None:
-        conn = self._conns.get(conn_id)
-        if conn is None or not conn.alive:
+    def _opened(self, conn: int) -> None:
+        session = self._live(conn)
+        if session is None or session.state is not SessionState.CONNECTING:
             return
-        conn.is_open = True
-        self._emit(act.Log.debug(f"service session {conn_id} open"))
-        self._pump(conn)
+        session.move(SessionState.OPEN)
+        session.last_progress = self._clock()
+        self._emit(act.Log.debug(f"service session {conn} open"))
+        self._pump(session)
 
-    def _message(self, conn_id: int, message: ServiceMessage) -> None:
-        conn = self._conns.get(conn_id)
-        if conn is None or not conn.alive:
+    def _progress(self, conn: int) -> None:
+        session = self._live(conn)
+        if session is not None and not session.garbled:
+            session.last_progress = self._clock()
+
+    def _message(self, conn: int, message: ServiceMessage) -> None:
+        session = self._live(conn)
+        if session is None:
             return
         if isinstance(message, Unreadable):
+            # A frame we cannot read proves nothing about progress: it does not count.
+            session.garbled = True
             self._emit(act.Log.warning(f"ignored a frame from the service ({message.reason})"))
-        elif isinstance(message, SpeechEvent):
+            return
+        session.garbled = False
+        session.last_progress = self._clock()
+        if isinstance(message, SpeechEvent):
             self._emit(act.Log.debug(f"service reports {message.kind}"))
         elif isinstance(message, ServiceError):
-            self._conn_failed(conn, classify_error_frame(message))
+            self._session_failed(session, classify_error_frame(message))
         else:
-            self._result(conn, message)
+            self._result(session, message)
 
-    def _result(self, conn: _Conn, result: Result) -> None:
-        repeat = result.from_finalize and result == conn.last_settling
-        conn.last_settling = None
-        if repeat:
-            # The very same finalize answer twice in a row (a finalize that raced the server's
-            # own end of utterance): the copy must not settle the next utterance.
-            self._emit(act.Log.debug(f"dropped a repeated final: {result.transcript!r}"))
-            return
+    def _result(self, session: _Session, result: Result) -> None:
         if not result.is_final and not result.is_last:
+            session.ledger.interim(result)
             self._emit(act.Log.debug(f"interim: {result.transcript!r}"))
             return
-        pending = conn.pending()
+        pending = session.pending()
         if not pending:
             if result.is_last:
-                self._retire(conn)
+                self._retire(session)
             return
         target = pending[0]
-        if result.from_finalize and not result.is_last and not target.finalize_sent:
-            # A finalize answer, but this utterance was sent no finalize (not yet, or it ended
-            # with the end of the session): it answers one already settled, or it repeats a
-            # final of the server's own end of utterance. Its text was counted once already.
+        # Which finals count and which one answers the finalize: see transcript.FinalLedger.
+        awaiting = target.state is UtteranceState.OWED and target.ended_by is EndKind.FINALIZE
+        verdict = session.ledger.judge(result, awaiting=awaiting)
+        if verdict in (Verdict.REPEAT, Verdict.ECHO):
             self._emit(act.Log.debug(f"dropped a repeated final: {result.transcript!r}"))
-            return
-        if target.text.add(result):
+        elif target.text.add(result):
             self._emit(act.Log.debug(f"final: {result.transcript!r}"))
         settled: list[_Utterance] = []
         if result.is_last:
-            settled = [u for u in pending if u.end_sent]
-        elif result.from_finalize:
+            settled = [u for u in pending if u.state is UtteranceState.OWED]
+        elif verdict is Verdict.ANSWER:
             settled = [target]
-            conn.last_settling = result
         for utterance in settled:
             self._settle(utterance)
         if result.is_last:
-            self._retire(conn)
-        self._rearm_settle_timer(conn)
+            self._retire(session)
+        elif not session.owes_final():
+            self._stop_watching(session)
         self._complete_if_settled()
 
     def _settle(self, utterance: _Utterance) -> None:
-        utterance.done = True
+        utterance.move(UtteranceState.SETTLED)
         utterance.audio = bytearray()  # the replay buffer is no longer needed
         self._emit_settled()
 
-    def _retire(self, conn: _Conn) -> None:
+    def _retire(self, session: _Session) -> None:
         """The session said ``is_last``: it is over, and anything it did not settle must move."""
-        if conn.pending():
-            self._conn_failed(conn, classify_close(1000, "session ended before every final"))
+        if session.pending():
+            self._session_failed(session, classify_close(1000, "session ended before every final"))
         else:
-            self._release(conn)
+            self._release(session)
 
-    def _release(self, conn: _Conn) -> None:
-        """Let a connection go: its timer stops, the adapter closes it, its reports are ignored."""
-        conn.alive = False
-        self._cancel_timer(_SETTLE_PREFIX + str(conn.id))
-        self._emit(act.Disconnect(conn.id))
-        if conn is self._pulse_conn:
-            self._pulse_conn = None
+    def _stop_watching(self, session: _Session) -> None:
+        self._cancel_timer(stall_timer(session.id))
+        self._cancel_timer(probe_timer(session.id))
 
-    def _rearm_settle_timer(self, conn: _Conn) -> None:
-        name = _SETTLE_PREFIX + str(conn.id)
-        if not conn.alive:
+    def _release(self, session: _Session) -> None:
+        """Let a session go: its timers stop, the adapter closes it, its reports are ignored."""
+        session.move(SessionState.GONE)
+        self._stop_watching(session)
+        self._emit(act.Disconnect(session.id))
+        if session is self._pulse_session:
+            self._pulse_session = None
+
+    def _closed(self, conn: int, code: int | None, reason: str) -> None:
+        session = self._live(conn)
+        if session is None:
             return
-        if any(u.end_sent for u in conn.pending()):
-            self._start_timer(name, self.config.final_timeout_s)
+        if session.pending():
+            self._session_failed(session, classify_close(code, reason))
         else:
-            self._cancel_timer(name)
+            self._release(session)
 
-    def _closed(self, conn_id: int, code: int | None, reason: str) -> None:
-        conn = self._conns.get(conn_id)
-        if conn is None or not conn.alive:
-            return
-        if conn.pending():
-            self._conn_failed(conn, classify_close(code, reason))
-        else:
-            self._release(conn)
-
-    def _failed(self, conn_id: int, failure: Failure) -> None:
-        conn = self._conns.get(conn_id)
-        if conn is not None and conn.alive:
-            self._conn_failed(conn, failure)
-
-    def _conn_failed(self, conn: _Conn, failure: Failure) -> None:
-        self._release(conn)
-        orphans = conn.pending()
+    def _session_failed(self, session: _Session, failure: Failure) -> None:
+        self._release(session)
+        orphans = session.pending()
         for utterance in orphans:
             utterance.forget_connection()
         if not orphans:
             return
-        if failure.retryable and self._retry_pending:
-            # Another connection of this request failed too and a reconnection is already
+        if failure.retryable and self.route is Route.RECONNECTING:
+            # Another session of this request failed too and a reconnection is already
             # scheduled: these utterances go with it. One outage is one retry, not several.
             return
         if failure.retryable and self._retries < self.config.max_retries:
@@ -540,7 +851,7 @@ class RequestMachine:
             if failure.retry_after is not None:
                 delay = max(delay, min(failure.retry_after, self.config.backoff_max_s))
             self._retries += 1
-            self._retry_pending = True
+            self._move(Route.RECONNECTING)
             self._emit(
                 act.Log.warning(
                     f"{failure.message}; retrying in {delay:.1f} s "
@@ -552,84 +863,107 @@ class RequestMachine:
             return
         self._give_up(failure)
 
+    def _stalled(self, session: _Session) -> None:
+        seconds = self.config.stall_timeout_s
+        joins = self.route is Route.RECONNECTING
+        retry = joins or self._stall_retries < self.config.max_stall_retries
+        if retry and not joins:
+            self._stall_retries += 1
+        self._session_failed(
+            session,
+            Failure(
+                ErrorCode.TIMEOUT,
+                f"the service stopped answering (session {session.id} showed no progress "
+                f"for {seconds:g} s while a final was owed)",
+                retry,
+            ),
+        )
+
     def _give_up(self, failure: Failure) -> None:
         if self.config.fallback_local:
             self._emit(
                 act.Log.warning(f"{failure.message}; transcribing with the local recognizer")
             )
-            self._local_mode = True
-            self._retry_pending = False
+            self._move(Route.LOCAL)
             self._cancel_timer(RETRY_TIMER)
-            for conn in self._conns.values():
-                if conn.alive:
-                    self._release(conn)
+            for session in self._sessions.values():
+                if session.live:
+                    self._release(session)
             for utterance in self._utterances:
-                if not utterance.done:
+                if not utterance.settled:
                     utterance.forget_connection()
-            if self.phase is Phase.STOPPED:
+            if self.phase is Phase.SETTLING:
                 self._start_local()
             return
         self._fail(failure.code, failure.message)
 
     def _reconnect(self) -> None:
-        self._retry_pending = False
-        orphans = [u for u in self._utterances if not u.done and u.conn is None]
-        for utterance in orphans:
-            self._assign(utterance)
+        self._move(Route.CLOUD)
+        for utterance in self._utterances:
+            if not utterance.settled and utterance.conn is None:
+                self._assign(utterance)
 
-    def _timer(self, name: str) -> None:
-        if name not in self._timers:
+    def _timer(self, timer: TimerId) -> None:
+        if timer not in self._timers:
             return
-        self._timers.discard(name)
-        if name == RETRY_TIMER:
+        self._timers.discard(timer)
+        if timer.kind is TimerKind.RETRY:
             self._reconnect()
-        elif name == DEADLINE_TIMER:
-            seconds = self.config.response_timeout_s
-            failure = Failure(
-                ErrorCode.TIMEOUT, f"no transcript from the service within {seconds:g} s", False
-            )
-            if self._local_mode:
-                self._fail(failure.code, "the local recognizer did not finish in time")
+        elif timer.kind is TimerKind.ANSWER:
+            self._answer_timeout()
+        else:
+            assert timer.conn is not None
+            session = self._live(timer.conn)
+            if session is None or not session.owes_final():
+                return
+            if timer.kind is TimerKind.PROBE:
+                self._emit(act.Probe(session.id))
+                self._start_timer(timer, self.config.probe_interval_s)
+                return
+            due = session.last_progress + self.config.stall_timeout_s - self._clock()
+            if due > _EARLY:
+                self._start_timer(timer, due)  # progress came since: watch the rest
             else:
-                self._give_up(failure)
-                if self._local_mode:
-                    self._start_timer(DEADLINE_TIMER, self.config.response_timeout_s)
-        elif name.startswith(_SETTLE_PREFIX):
-            conn = self._conns.get(int(name[len(_SETTLE_PREFIX) :]))
-            if conn is not None and conn.alive:
-                seconds = self.config.final_timeout_s
-                self._conn_failed(
-                    conn,
-                    Failure(
-                        ErrorCode.TIMEOUT,
-                        f"the service sent no final result within {seconds:g} s",
-                        True,
-                    ),
-                )
+                self._stalled(session)
+
+    def _answer_timeout(self) -> None:
+        if self.route in (Route.LOCAL, Route.LOCAL_RUNNING):
+            self._fail(ErrorCode.TIMEOUT, "the local recognizer did not finish in time")
+            return
+        owed_s = self._unsettled_bytes() / BYTES_PER_SECOND
+        self._give_up(
+            Failure(
+                ErrorCode.TIMEOUT,
+                f"the service did not finish within {self._answer_wait:g} s of audio-stop "
+                f"({owed_s:.1f} s of audio still without a final)",
+                False,
+            )
+        )
+        if not self.done:  # the local recognizer took over: it gets a bound of its own
+            self._start_timer(ANSWER_TIMER, self.config.response_timeout_s)
 
     # ------------------------------------------------------------------ local fallback
 
     def _start_local(self) -> None:
-        if self._local_pending:
+        if self.route is not Route.LOCAL:
             return
-        pending = [u for u in self._utterances if not u.done]
+        pending = [u for u in self._utterances if not u.settled]
         if not pending:
             self._complete_if_settled()
             return
         gap = bytes(BYTES_PER_SECOND // 5)  # keep words of separate utterances apart
         audio = gap.join(bytes(u.audio) for u in pending)
-        self._local_pending = True
+        self._move(Route.LOCAL_RUNNING)
         language = self.config.session.language
         self._emit(act.TranscribeLocally(audio, language))
 
     def _local_done(self, text: str | None, error: str | None) -> None:
-        if not self._local_pending:
+        if self.route is not Route.LOCAL_RUNNING:
             return
-        self._local_pending = False
         if text is None:
             self._fail(ErrorCode.UNAVAILABLE, f"the local recognizer failed: {error}")
             return
-        pending = [u for u in self._utterances if not u.done]
+        pending = [u for u in self._utterances if not u.settled]
         for i, utterance in enumerate(pending):
             utterance.text.reset()
             if i == 0:
@@ -642,7 +976,7 @@ class RequestMachine:
 
     def _emit_settled(self) -> None:
         """Stream each utterance's text once it and all before it are settled, never twice."""
-        while self._emitted < len(self._utterances) and self._utterances[self._emitted].done:
+        while self._emitted < len(self._utterances) and self._utterances[self._emitted].settled:
             text = self._utterances[self._emitted].text.text
             if text and self.config.streaming:
                 self._ensure_stream_started()
@@ -664,9 +998,9 @@ class RequestMachine:
         return self.config.response_language
 
     def _complete_if_settled(self) -> bool:
-        if self.phase is not Phase.STOPPED or self._local_pending:
+        if self.phase is not Phase.SETTLING:
             return False
-        if any(not u.done for u in self._utterances):
+        if any(not u.settled for u in self._utterances):
             return False
         text = join_texts(u.text.text for u in self._utterances)
         language = self._language()
@@ -685,20 +1019,16 @@ class RequestMachine:
         self._emit(act.Error(code, message))
         self._end()
 
-    def _abandon(self) -> None:
-        self._emit(act.Log.info("client disconnected; releasing the service session"))
-        self._end()
-
     def _end(self) -> None:
-        for conn in self._conns.values():
-            if conn.alive:
-                if conn.is_open and not conn.ended and self.dialect is Dialect.PULSE:
-                    self._emit(act.SendText(conn.id, self.dialect.end_message))
-                self._release(conn)
-        for name in sorted(self._timers):
-            self._emit(act.CancelTimer(name))
+        for session in self._sessions.values():
+            if session.live:
+                if session.state is SessionState.OPEN and self.dialect is Dialect.PULSE:
+                    self._emit(act.SendText(session.id, self.dialect.end_message))
+                self._release(session)
+        for timer in sorted(self._timers, key=str):
+            self._emit(act.CancelTimer(timer))
         self._timers.clear()
         for utterance in self._utterances:
             utterance.audio = bytearray()
-        self.phase = Phase.DONE
+        self._move(Phase.DONE)
         self._emit(act.Finish())

@@ -3,6 +3,7 @@ recipe that turns a client's ``transcribe`` into one request's configuration."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 
 from wyoming.asr import Transcribe
@@ -11,26 +12,30 @@ from wyoming.info import Info
 from .config import Settings
 from .info import build_info
 from .languages import resolve_language
-from .lightning.protocol import (
-    US_ONLY_LANGUAGES,
-    Keyword,
-    SessionOptions,
-    with_us_host,
-)
+from .lightning.protocol import Dialect, Keyword, SessionOptions, region_url
 from .local import LocalRecognizer
 from .request import RequestConfig
 from .vad.engines import create_engine
 from .vad.gate import GateConfig, VadGate
 
-NAME_WEIGHT = 8.0
-TERM_WEIGHT = 5.0
+NAME_WEIGHT = 2.0
+TERM_WEIGHT = 1.5
+"""Intensifiers for the names and terms a client sends with ``transcribe``. The vendor's advice
+is 1 to 3 (its default is 1; above 5 the model hallucinates the keyword). Names (people, rooms,
+devices) are the words a general model gets wrong most and a command depends on, so they get
+more than terms; both stay above a ``--keywords`` entry given without a weight (the default 1)
+and leave room up to 3 for a user who wants one word boosted harder."""
+USAGE_TAG_PREFIX = "wyoming-lightning-"
 VAD_SENSITIVITY_MS = {"default": 700, "relaxed": 1250, "aggressive": 250}
 
 
 def bias_keywords(
     names: list[str] | None, terms: list[str] | None, configured: tuple[Keyword, ...]
 ) -> tuple[Keyword, ...]:
-    """Names first and weighted above terms, then the server's own list; no repeats."""
+    """Names first and weighted above terms, then the server's own list; no repeats.
+
+    Spelling and case are kept as given: the service matches keywords case-sensitively.
+    """
     seen: set[str] = set()
     out: list[Keyword] = []
     candidates = [Keyword(n, NAME_WEIGHT) for n in names or []]
@@ -38,8 +43,8 @@ def bias_keywords(
     candidates += list(configured)
     for keyword in candidates:
         text = " ".join(keyword.text.split())
-        if text and text.lower() not in seen:
-            seen.add(text.lower())
+        if text and text not in seen:
+            seen.add(text)
             out.append(Keyword(text, keyword.weight))
     return tuple(out)
 
@@ -62,33 +67,49 @@ class Services:
         """Per-request settings; raises LanguageError for a language the service lacks."""
         s = self.settings
         language = self.resolve_language(transcribe.language if transcribe else None)
-        url = s.service_url
-        if language in US_ONLY_LANGUAGES and not s.url_fixed:
-            url = with_us_host(url)
+        dialect = s.service_dialect
+        url = region_url(s.service_url, language)
         keywords = bias_keywords(
             transcribe.transcript_names if transcribe else None,
             transcribe.transcript_terms if transcribe else None,
             s.keywords,
         )
         endpoint_ms: int | None = None
+        no_speech_s: float | None = None
+        max_command_s: float | None = None
         if s.endpointing:
+            # The client relies on us to end the command (requires_external_vad: false), and
+            # Home Assistant then drops its own no-speech timeout and 15 s cap: both are ours.
+            no_speech_s, max_command_s = s.no_speech_timeout_s, s.max_command_s
             sensitivity = transcribe.vad_sensitivity if transcribe else None
             key = getattr(sensitivity, "value", sensitivity) or "default"
             endpoint_ms = VAD_SENSITIVITY_MS.get(str(key), VAD_SENSITIVITY_MS["default"])
         return RequestConfig(
             base_url=url,
-            session=SessionOptions(language=language, keywords=keywords),
+            session=SessionOptions(
+                language=language,
+                keywords=keywords,
+                # Pulse: word times let the bridge tell a repeated final from a new one by
+                # position; the bridge's own VAD ends turns (see SessionOptions).
+                word_timestamps=dialect is Dialect.PULSE,
+                server_endpointing=False,
+                external_session_id=USAGE_TAG_PREFIX + uuid.uuid4().hex[:12],
+            ),
+            dialect_choice=Dialect.choice(s.dialect),
             response_language=None if language == "multi" else language,
             early_finalize=s.early_finalize,
             finalize_after_ms=s.finalize_after_ms or None,
             streaming=s.streaming,
             max_utterance_s=s.max_utterance_s,
             max_retries=s.retries,
+            stall_timeout_s=s.stall_timeout_s,
             final_timeout_s=s.final_timeout_s,
             response_timeout_s=s.response_timeout_s,
             fallback_local=s.fallback == "local" or s.local_only,
             local_only=s.local_only,
             endpoint_silence_ms=endpoint_ms,
+            no_speech_timeout_s=no_speech_s,
+            max_command_s=max_command_s,
         )
 
     def new_gate(self) -> VadGate:

@@ -39,7 +39,7 @@ OPTIONS_PATH = Path("/data/options.json")
 SUPERVISOR_URL = "http://supervisor"
 DISCOVERY_WAIT_S = 120.0
 SERVER = "wyoming-lightning"
-US_PULSE_URL = "wss://api.us.smallest.ai/waves/v1/pulse/get_text"
+LIGHTNING_URL = "wss://waves-api.smallest.ai/api/v1/lightning/get_text"
 
 #: option name -> flag. Booleans become --flag / --no-flag.
 FLAGS: dict[str, str] = {
@@ -47,6 +47,7 @@ FLAGS: dict[str, str] = {
     "vad": "--vad",
     "endpointing": "--endpointing",
     "service_url": "--lightning-url",
+    "dialect": "--dialect",
     "keywords": "--keywords",
     "fallback": "--fallback",
     "debug": "--debug",
@@ -106,7 +107,8 @@ def check(argv: Sequence[str], env: Mapping[str, str]) -> None:
         for name, flag in FLAGS.items():
             text = text.replace(flag, f"'{name}'")
         if "'language'" in text and "--lightning-url" not in argv:
-            text += f" (for zh, yue, ja or ko set 'service_url' to {US_PULSE_URL})"
+            # Pulse (the default) lacks some of the seed's Lightning languages (uk, pl, ...).
+            text += f" by Pulse (for the Lightning languages set 'service_url' to {LIGHTNING_URL})"
         raise AddonError(f"invalid option: {text}") from None
 
 

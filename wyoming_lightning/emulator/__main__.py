@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from .config import RECOGNIZERS, REGIONS, EmulatorConfig
 from .faults import FAULT_NAMES, Fault
+from .latency import PRESETS, LatencyModel
 from .recognizers import RecognizerUnavailable
 from .server import EmulatorServer
 
@@ -40,6 +41,22 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="wait before answering finalize / end / close_stream (the real p99 is ~1600)",
     )
+    parser.add_argument(
+        "--latency",
+        choices=sorted(PRESETS),
+        default="none",
+        help="latency model: 'cloud' settles in 250 ms + 30 ms per second of audio times a "
+        "lognormal tail (sigma 0.7; p99 about 1.6 s for a short command) with a 60 ms round trip",
+    )
+    parser.add_argument("--settle-ms", type=float, help="median time to settle (overrides)")
+    parser.add_argument(
+        "--settle-ms-per-s", type=float, help="added per second of audio settled (overrides)"
+    )
+    parser.add_argument("--settle-sigma", type=float, help="lognormal tail shape (overrides)")
+    parser.add_argument(
+        "--rtt-ms", type=float, help="network round trip per message, two on the handshake"
+    )
+    parser.add_argument("--latency-seed", type=int, help="seed for the settle-time draws")
     parser.add_argument("--eou-timeout-ms", type=int, default=800)
     parser.add_argument("--region", choices=sorted(REGIONS), default="default")
     parser.add_argument("--max-sessions", type=int, default=100)
@@ -54,7 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--seed", type=int, help="seed for --fault-rate")
     parser.add_argument("--fault-after-bytes", type=int, default=16000)
-    parser.add_argument("--fault-delay-ms", type=int, default=3000, help="for slow-accept")
+    parser.add_argument(
+        "--fault-delay-ms",
+        type=int,
+        default=3000,
+        help="for slow-accept (handshake) and slow (each final, with interims meanwhile)",
+    )
     parser.add_argument("--fault-retry-after", type=int, default=1, help="seconds, for refuse-429")
     parser.add_argument("--debug", action="store_true")
     return parser
@@ -70,8 +92,19 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         )
         for name in args.fault
     )
+    preset = PRESETS[args.latency]
+    latency = LatencyModel(
+        settle_ms=preset.settle_ms if args.settle_ms is None else args.settle_ms,
+        settle_ms_per_s=(
+            preset.settle_ms_per_s if args.settle_ms_per_s is None else args.settle_ms_per_s
+        ),
+        sigma=preset.sigma if args.settle_sigma is None else args.settle_sigma,
+        rtt_ms=preset.rtt_ms if args.rtt_ms is None else args.rtt_ms,
+    )
     return EmulatorConfig(
         api_key=args.api_key or None,
+        latency=latency,
+        latency_seed=args.latency_seed,
         recognizer=args.recognizer,
         model_dir=args.model_dir,
         finalize_delay_ms=args.finalize_delay_ms,

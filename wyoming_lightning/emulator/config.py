@@ -6,10 +6,11 @@ real service refuses: a client that passes against the emulator should pass agai
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from .faults import Fault
+from .latency import LatencyModel
 
 
 class Dialect(StrEnum):
@@ -73,6 +74,9 @@ class EmulatorConfig:
     fault_count: int | None = None
     fault_rate: float = 1.0
     seed: int | None = None
+    latency: LatencyModel = field(default_factory=LatencyModel)
+    latency_seed: int | None = None
+    """Seeds the settle-time draws: the same seed gives every session the same delays."""
     silence_dbfs: float = -45.0
     max_message_bytes: int = 1 << 20
     open_timeout_s: float = 10.0
@@ -107,5 +111,6 @@ class EmulatorConfig:
             f"model_dir={self.model_dir!r}, finalize_delay_ms={self.finalize_delay_ms}, "
             f"eou_timeout_ms={self.eou_timeout_ms}, region={self.region!r}, "
             f"max_sessions={self.max_sessions}, faults={[f.name for f in self.faults]}, "
-            f"fault_count={self.fault_count}, fault_rate={self.fault_rate}, seed={self.seed})"
+            f"fault_count={self.fault_count}, fault_rate={self.fault_rate}, seed={self.seed}, "
+            f"latency={self.latency!r}, latency_seed={self.latency_seed})"
         )

@@ -1,8 +1,11 @@
 """Runs one accepted session over a websockets connection.
 
 This is the thin I/O layer around :class:`SessionCore`: it moves frames between the socket
-and the core, applies the server's finalize delay, runs slow recognizers off the event loop,
-and acts out the session's faults.
+and the core, runs slow recognizers off the event loop, and acts out the session's faults.
+What the session says goes through an :class:`_Outbox` that holds each message until it is
+due (the finalize delay, the latency model's settle time and round trip, the ``slow`` fault),
+in order, while the session goes on reading: a slow answer never stops the session from
+taking audio, just as on the real service.
 """
 
 from __future__ import annotations
@@ -10,20 +13,90 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Callable
+import random
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
 
 from .config import DECODABLE_ENCODINGS, Dialect
 from .faults import Fault, SessionFaults, error_frame, garbage_frame
+from .latency import LatencyModel
 from .params import SessionParams
 from .recognizers import Recognizer
 from .records import SessionRecord
 from .session import Reply, SessionCore, error_message
 
 _T = TypeVar("_T")
+SLOW_INTERIM_EVERY_S = 0.5
+"""The ``slow`` fault's interims while it holds a final back."""
+
+
+@dataclass
+class _Held:
+    due: float
+    message: dict[str, Any]
+    interims: bool
+
+
+class _Outbox:
+    """Sends messages in order, none before its due time; with ``interims`` on a held final,
+    repeats its text as an interim every SLOW_INTERIM_EVERY_S while it waits."""
+
+    def __init__(self, send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+        self._send = send
+        self._loop = asyncio.get_running_loop()
+        self._queue: deque[_Held] = deque()
+        self._wake = asyncio.Event()
+        self._empty = asyncio.Event()
+        self._empty.set()
+        self._last_due = 0.0
+        self._task = self._loop.create_task(self._run())
+
+    def put(self, message: dict[str, Any], delay: float, *, interims: bool = False) -> None:
+        due = max(self._loop.time() + delay, self._last_due)
+        self._last_due = due
+        self._queue.append(_Held(due, message, interims))
+        self._empty.clear()
+        self._wake.set()
+
+    async def drain(self) -> None:
+        """Wait until everything put so far is sent (or the socket is gone)."""
+        waiter = asyncio.ensure_future(self._empty.wait())
+        await asyncio.wait({waiter, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+
+    def cancel(self) -> None:
+        self._task.cancel()
+
+    async def _run(self) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                if not self._queue:
+                    self._empty.set()
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                held = self._queue[0]
+                while (wait := held.due - self._loop.time()) > 0:
+                    if not held.interims:
+                        await asyncio.sleep(wait)
+                        break
+                    await asyncio.sleep(min(wait, SLOW_INTERIM_EVERY_S))
+                    if held.due - self._loop.time() > 0:
+                        await self._send(_interim_of(held.message))
+                self._queue.popleft()
+                await self._send(held.message)
+
+
+def _interim_of(final: dict[str, Any]) -> dict[str, Any]:
+    interim = {k: v for k, v in final.items() if k in ("session_id", "transcript", "words")}
+    interim.setdefault("transcript", "")
+    return {**interim, "is_final": False, "is_last": False}
 
 
 class SessionConnection:
@@ -42,6 +115,8 @@ class SessionConnection:
         finalize_delay_ms: int,
         silence_dbfs: float,
         on_change: Callable[[], None],
+        latency: LatencyModel | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self._connection = connection
         self._on_change = on_change
@@ -51,7 +126,10 @@ class SessionConnection:
         self._recognizer = recognizer
         self._pulse = dialect is Dialect.PULSE
         self._finalize_delay = finalize_delay_ms / 1000.0
+        self._latency = latency or LatencyModel()
+        self._rng = rng or random.Random(0)
         self._garbage = False
+        self._outbox: _Outbox | None = None
         self._core = SessionCore(
             session_id=record.session_id,
             dialect=dialect,
@@ -62,8 +140,12 @@ class SessionConnection:
         )
 
     async def run(self) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            await self._run()
+        self._outbox = _Outbox(self._send)
+        try:
+            with contextlib.suppress(ConnectionClosed):
+                await self._run()
+        finally:
+            self._outbox.cancel()
 
     async def _run(self) -> None:
         if self._params.encoding not in DECODABLE_ENCODINGS:
@@ -81,6 +163,8 @@ class SessionConnection:
             return
         garbage_fault = self._faults.get("invalid-json")
         stall = "stall" in self._faults
+        if stall:
+            _hang_pings(self._connection)
         while True:
             frame = await self._connection.recv()
             if isinstance(frame, bytes):
@@ -96,43 +180,48 @@ class SessionConnection:
                     await self._send_text(garbage_frame(None))
                 if stall:
                     continue
+                settling_s = 0.0
                 reply = await self._call(self._core.feed_audio, frame)
             else:
                 self._record.text_frames_received.append(frame)
                 self._on_change()
                 if stall:
                     continue
+                settling_s = self._core.segment_s
                 reply = await self._call(self._core.feed_text, frame)
                 if reply.end_of_session and terminal is not None:
                     await self._fail(terminal)
                     return
                 if reply.end_of_session and garbage_fault:
                     self._garbage = True
-            await self._answer(reply)
+            self._answer(reply, settling_s)
             if reply.end_of_session:
+                assert self._outbox is not None
+                await self._outbox.drain()
                 await self._connection.close(1000)
                 return
 
-    async def _answer(self, reply: Reply) -> None:
-        if reply.answers_control and self._finalize_delay > 0:
-            await self._pause(self._finalize_delay)
+    def _answer(self, reply: Reply, settling_s: float) -> None:
+        """Queue the reply: a round trip for every message, and for the answer to a finalize
+        or end the settle time of the latency model, the finalize delay and ``slow``."""
+        assert self._outbox is not None
+        delay = self._latency.rtt_s
+        slow = self._faults.get("slow") if reply.answers_control else None
+        if reply.answers_control:
+            delay += self._finalize_delay + self._latency.settle_s(settling_s, self._rng)
+            if slow is not None:
+                delay += slow.delay_ms / 1000.0
         for message in self._faults.decorate(reply.messages, pulse=self._pulse):
-            await self._send(message)
+            self._outbox.put(message, delay, interims=slow is not None)
 
     async def _call(self, method: Callable[[_T], Reply], arg: _T) -> Reply:
         if not self._recognizer.blocking:
             return method(arg)
         return await asyncio.get_running_loop().run_in_executor(None, method, arg)
 
-    async def _pause(self, seconds: float) -> None:
-        """Sleep like a busy server, but stop at once if the client goes away."""
-        try:
-            async with asyncio.timeout(seconds):
-                await self._connection.wait_closed()
-        except TimeoutError:
-            pass
-
     async def _fail(self, fault: Fault) -> None:
+        if self._outbox is not None:
+            self._outbox.cancel()  # what was still held back is lost with the session
         if fault.name == "drop":
             # No close frame, no FIN handshake: the client sees 1006, as on a network failure.
             self._connection.transport.abort()
@@ -157,3 +246,15 @@ class SessionConnection:
         await self._connection.send(text)
         self._record.frames_sent.append(text)
         self._on_change()
+
+
+def _hang_pings(connection: ServerConnection) -> None:
+    """A hung service answers nothing, WebSocket pings included (the library would pong)."""
+    protocol = connection.protocol
+    send_frame = protocol.send_frame
+
+    def send_all_but_pongs(frame: Frame) -> None:
+        if frame.opcode is not Opcode.PONG:
+            send_frame(frame)
+
+    protocol.send_frame = send_all_but_pongs  # type: ignore[method-assign]

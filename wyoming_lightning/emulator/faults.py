@@ -25,6 +25,7 @@ FAULT_NAMES: tuple[str, ...] = (
     *TERMINAL,
     "invalid-json",
     "stall",
+    "slow",
     "duplicate-final",
     "late-interim",
 )

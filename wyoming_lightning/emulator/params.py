@@ -31,7 +31,7 @@ BOOLEAN_PARAMS = (
     "diarize",
 )
 PULSE_BOOLEAN_PARAMS = ("vad_events",)
-PULSE_MAX_KEYWORDS = 100
+PULSE_MAX_KEYWORDS = 10000
 
 
 class ParamError(ValueError):
@@ -87,9 +87,16 @@ def _boolean(name: str, value: str) -> bool:
     raise ParamError(f"{name} must be exactly 'true' or 'false', got {value!r}")
 
 
-def _keyword(entry: str, low: float, high: float | None, strict_low: bool) -> tuple[str, float]:
+PULSE_DEFAULT_INTENSIFIER = 1.0
+
+
+def _keyword(
+    entry: str, low: float, high: float | None, strict_low: bool, default: float | None = None
+) -> tuple[str, float]:
     word, sep, weight_text = entry.rpartition(":")
     word = word.strip()
+    if not sep and default is not None and entry.strip():
+        return entry.strip(), default  # Pulse: the intensifier is optional
     if not sep or not word:
         raise ParamError(f"keyword {entry!r} must look like word:weight")
     try:
@@ -114,7 +121,10 @@ def _keywords(dialect: Dialect, values: list[str]) -> tuple[tuple[str, float], .
     if dialect is Dialect.PULSE:
         if len(entries) > PULSE_MAX_KEYWORDS:
             raise ParamError(f"at most {PULSE_MAX_KEYWORDS} keywords are allowed")
-        return tuple(_keyword(e, 0.0, 20.0, strict_low=False) for e in entries)
+        return tuple(
+            _keyword(e, 0.0, None, strict_low=False, default=PULSE_DEFAULT_INTENSIFIER)
+            for e in entries
+        )
     return tuple(_keyword(e, 0.0, None, strict_low=True) for e in entries)
 
 

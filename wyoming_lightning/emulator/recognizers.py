@@ -40,14 +40,27 @@ class Recognizer(Protocol):
         ...
 
     def transcribe(
-        self, pcm16k_mono_s16: bytes, language: str, *, word_times: bool = False
+        self,
+        pcm16k_mono_s16: bytes,
+        language: str,
+        *,
+        word_times: bool = False,
+        interim: bool = False,
     ) -> list[Word]:
-        """Words of the audio; ``word_times=False`` lets a recognizer skip precise timing."""
+        """Words of the audio; ``word_times=False`` lets a recognizer skip precise timing.
+
+        ``interim=True`` marks a call whose answer is optional: a busy recognizer may raise
+        :class:`RecognizerBusy` rather than make a final of another session wait behind it.
+        """
         ...
 
 
 class RecognizerUnavailable(RuntimeError):
     """The chosen recognizer cannot run here (a missing package or model)."""
+
+
+class RecognizerBusy(RuntimeError):
+    """Every worker is taken: an interim is skipped (the next one will catch up)."""
 
 
 class ToneRecognizer:
@@ -62,7 +75,12 @@ class ToneRecognizer:
         return None
 
     def transcribe(
-        self, pcm16k_mono_s16: bytes, language: str, *, word_times: bool = False
+        self,
+        pcm16k_mono_s16: bytes,
+        language: str,
+        *,
+        word_times: bool = False,
+        interim: bool = False,
     ) -> list[Word]:
         return [Word(t.word, t.start, t.end, t.confidence) for t in self.decode(pcm16k_mono_s16)]
 

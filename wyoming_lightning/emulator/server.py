@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import random
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -88,6 +89,7 @@ class EmulatorServer:
         self._admitted = 0
         self._changes = ChangeNotifier()
         self._closing = asyncio.Event()
+        self._latency_rng = random.Random(self.config.latency_seed)
 
     # Lifecycle
 
@@ -236,9 +238,10 @@ class EmulatorServer:
             status, text, headers = refusal_status(refusal)
             return self._refuse(connection, record, status, text, headers)
         slow = faults.get("slow-accept")
-        if slow is not None:
+        hold = self.config.latency.handshake_s + (slow.delay_ms / 1000.0 if slow else 0.0)
+        if hold > 0:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(slow.delay_ms / 1000.0):
+                async with asyncio.timeout(hold):
                     await self._closing.wait()
         assert isinstance(connection, _EmulatorConnection)
         connection.admission = _Admission(record, dialect, params, faults)
@@ -328,6 +331,8 @@ class EmulatorServer:
             finalize_delay_ms=self.config.finalize_delay_ms,
             silence_dbfs=self.config.silence_dbfs,
             on_change=self._changes.changed,
+            latency=self.config.latency,
+            rng=random.Random(self._latency_rng.getrandbits(64)),
         )
         self._admitted += 1
         try:

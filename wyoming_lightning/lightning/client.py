@@ -1,8 +1,9 @@
 """The WebSocket adapter: one service session, reported to its owner through callbacks.
 
 It decides nothing. It opens the socket (with a timeout), sends what it is given in order (each
-send with a timeout), parses what arrives with :func:`~.protocol.parse_message`, and reports
-open, messages, close and failure. The request state machine makes every decision.
+send with a timeout), pings when asked, parses what arrives with :func:`~.protocol.parse_message`,
+and reports open, messages, progress (a send completed: the write buffer drains; a pong came),
+close and failure. The request state machine makes every decision, liveness included.
 """
 
 from __future__ import annotations
@@ -47,9 +48,12 @@ class Callbacks:
     message: Callable[[ServiceMessage], None]
     closed: Callable[[int | None, str], None]
     failed: Callable[[Failure], None]
+    progress: Callable[[], None] = lambda: None
+    """The service took an audio frame off the wire, or answered a ping."""
 
 
 _CLOSE = object()
+_PING = object()
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -80,6 +84,11 @@ class ServiceSession:
         """Queue a frame; the audio path never waits on the network."""
         if not self._closing:
             self._queue.put_nowait(data)
+
+    def probe(self) -> None:
+        """Ping the service after what is queued; the pong is reported as progress."""
+        if not self._closing:
+            self._queue.put_nowait(_PING)
 
     def close(self) -> None:
         """Send what is queued, then close politely; silence every callback from now on."""
@@ -164,10 +173,16 @@ class ServiceSession:
             item = await self._queue.get()
             if item is _CLOSE:
                 return
-            assert isinstance(item, bytes | str)
             try:
                 async with asyncio.timeout(self._timeouts.send_s):
+                    if item is _PING:
+                        pong = await ws.ping()
+                        asyncio.ensure_future(pong).add_done_callback(self._ponged)
+                        continue
+                    assert isinstance(item, bytes | str)
                     await ws.send(item)
+                if isinstance(item, bytes):
+                    self._report(self._callbacks.progress)
             except TimeoutError:
                 seconds = self._timeouts.send_s
                 failure = Failure(ErrorCode.TIMEOUT, f"a send took over {seconds:g} s", True)
@@ -178,6 +193,10 @@ class ServiceSession:
                 # The receiver reports the close with its code; wait for close() from above.
                 await self._drain_until_close()
                 return
+
+    def _ponged(self, pong: asyncio.Future[float]) -> None:
+        if not pong.cancelled() and pong.exception() is None:
+            self._report(self._callbacks.progress)
 
     async def _drain_until_close(self) -> None:
         while await self._queue.get() is not _CLOSE:

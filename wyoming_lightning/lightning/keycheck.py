@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 
 from .client import Callbacks, ServiceSession, Timeouts
-from .protocol import ErrorCode, Failure, ServiceMessage, detect_dialect
+from .protocol import Dialect, ErrorCode, Failure, ServiceMessage, detect_dialect, with_model
 
 
-async def check_key(url: str, api_key: str, timeouts: Timeouts) -> Failure | None:
+async def check_key(
+    url: str, api_key: str, timeouts: Timeouts, dialect: Dialect | None = None
+) -> Failure | None:
     """None when the service accepted the key; otherwise why not."""
     loop = asyncio.get_running_loop()
     outcome: asyncio.Future[Failure | None] = loop.create_future()
@@ -20,13 +22,13 @@ async def check_key(url: str, api_key: str, timeouts: Timeouts) -> Failure | Non
     session: ServiceSession
 
     def opened() -> None:
-        session.send(detect_dialect(url).end_message)
+        session.send(detect_dialect(url, dialect).end_message)
 
     def message(_message: ServiceMessage) -> None:
         settle(None)  # any answer at all means the handshake, and so the key, was accepted
 
     session = ServiceSession(
-        url,
+        with_model(url),
         api_key,
         timeouts,
         Callbacks(

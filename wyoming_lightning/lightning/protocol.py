@@ -1,8 +1,10 @@
 """What the bridge says to Smallest.ai and how it reads the answers, with no I/O.
 
-Both generations of the service are spoken here: the seed "Lightning" dialect (end of stream is
-``{"type": "end"}``, one utterance per session) and the current "Pulse" dialect (``finalize`` ends
-one utterance and keeps the socket, ``close_stream`` ends the session). The URL alone decides.
+Both generations of the service are spoken here: the current "Pulse" dialect (``finalize`` ends
+one utterance and keeps the socket, ``close_stream`` ends the session) and the seed "Lightning"
+dialect (end of stream is ``{"type": "end"}``, one utterance per session), which the vendor's
+self-hosted servers still speak. The URL's path decides; ``--dialect`` decides for a URL whose
+path says nothing (a proxy, a custom server), and Pulse, today's service, is the fallback.
 Errors arrive in several shapes; they are all folded into :class:`ServiceError` here so that the
 rest of the bridge never looks at raw JSON.
 """
@@ -16,11 +18,22 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-DEFAULT_URL = "wss://waves-api.smallest.ai/api/v1/lightning/get_text"
+DEFAULT_URL = "wss://api.smallest.ai/waves/v1/stt/live?model=pulse"
+"""The unified endpoint every current client of the service uses (vendor SDK, LiveKit, pipecat)."""
 PULSE_URL = "wss://api.smallest.ai/waves/v1/pulse/get_text"
+"""The older Pulse path, documented to keep working; it takes no ``model``."""
+LIGHTNING_URL = "wss://waves-api.smallest.ai/api/v1/lightning/get_text"
+"""The seed's endpoint, removed from the vendor's docs in May 2026."""
+DEFAULT_HOST = "api.smallest.ai"
 US_HOST = "api.us.smallest.ai"
+LIVE_PATH_SUFFIX = "/stt/live"
+PULSE_MODEL = "pulse"
 
-MAX_KEYWORDS = 100
+MAX_URL_BYTES = 8000
+"""Longest session URL the bridge builds: common servers and proxies refuse request lines over
+8 KiB, so keywords beyond this are left out (the ones sent first are the ones that matter)."""
+MAX_INTENSIFIER = 3.0
+"""The vendor's advice is 1 to 3 (default 1); above 5 the model hallucinates the keyword."""
 
 
 class Dialect(enum.Enum):
@@ -28,6 +41,11 @@ class Dialect(enum.Enum):
 
     LIGHTNING = "lightning"
     PULSE = "pulse"
+
+    @classmethod
+    def choice(cls, name: str) -> Dialect | None:
+        """``--dialect``: ``auto`` (None: the URL decides) or a dialect's name."""
+        return None if name == "auto" else cls(name)
 
     @property
     def can_finalize(self) -> bool:
@@ -44,12 +62,38 @@ class Dialect(enum.Enum):
 FINALIZE_MESSAGE = json.dumps({"type": "finalize"})
 
 
-def detect_dialect(url: str) -> Dialect:
-    """Tell the dialect from the URL path: ``/pulse/`` and ``/stt/live`` are the newer service."""
-    path = urlsplit(url).path.rstrip("/")
-    if "/pulse/" in path + "/" or path.endswith("/stt/live"):
+DIALECT_CHOICES = ("auto", "pulse", "lightning")
+
+
+def dialect_from_path(url: str) -> Dialect | None:
+    """What the URL's path says: ``/pulse/`` and ``/stt/live`` are Pulse, ``/lightning/`` is
+    the seed's dialect; anything else (a proxy, a custom path) says nothing."""
+    path = urlsplit(url).path.rstrip("/") + "/"
+    if "/pulse/" in path or path.endswith(LIVE_PATH_SUFFIX + "/"):
         return Dialect.PULSE
-    return Dialect.LIGHTNING
+    if "/lightning/" in path:
+        return Dialect.LIGHTNING
+    return None
+
+
+def detect_dialect(url: str, chosen: Dialect | None = None) -> Dialect:
+    """The dialect to speak: the user's explicit choice, else the path's, else Pulse (today's)."""
+    if chosen is not None:
+        return chosen
+    return dialect_from_path(url) or Dialect.PULSE
+
+
+def with_model(url: str) -> str:
+    """A ``/stt/live`` URL with ``model=pulse`` when it names no model: the vendor prints the
+    URL without it, but the service refuses such a handshake with HTTP 400."""
+    parts = urlsplit(url)
+    if not parts.path.rstrip("/").endswith(LIVE_PATH_SUFFIX):
+        return url
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if any(name == "model" for name, _ in query):
+        return url
+    query.insert(0, ("model", PULSE_MODEL))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
 
 
 LIGHTNING_LANGUAGES: tuple[str, ...] = (
@@ -62,7 +106,10 @@ PULSE_LANGUAGES: tuple[str, ...] = (
     *("mr", "or", "bn", "ta", "te", "kn", "ml", "north_indic", "multi-asian"),
     "multi-south-indic",
 )
-US_ONLY_LANGUAGES = frozenset({"zh", "yue", "ja", "ko"})
+US_ONLY_LANGUAGES = frozenset({"zh", "yue", "ja", "ko", "multi-asian"})
+"""Served only by the US host; the default host closes such a session without a result."""
+DEFAULT_HOST_ONLY_LANGUAGES = frozenset({"ta", "te", "kn", "ml", "multi-south-indic"})
+"""Served only by the default host; the US host answers LANGUAGE_NOT_ENABLED_IN_REGION."""
 
 
 def languages_for(dialect: Dialect) -> tuple[str, ...]:
@@ -72,10 +119,10 @@ def languages_for(dialect: Dialect) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Keyword:
-    """A word or phrase to boost, with the service's weight."""
+    """A word or phrase to boost, with the service's intensifier (None: the service's default)."""
 
     text: str
-    weight: float
+    weight: float | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +135,11 @@ class SessionOptions:
     word_timestamps: bool = False
     keywords: Sequence[Keyword] = ()
     eou_timeout_ms: int | None = None
+    server_endpointing: bool = False
+    """Pulse only. Off: the bridge's own VAD ends each turn with ``finalize``, so each turn gets
+    exactly one final and the service never cuts a command at a pause of its own choosing."""
+    external_session_id: str | None = None
+    """Pulse only: a tag stored on the vendor's usage record, to find a request there."""
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -95,16 +147,34 @@ def _format_weight(weight: float) -> str:
     return f"{weight:g}"
 
 
+def _keyword_entry(text: str, weight: float | None, dialect: Dialect) -> str:
+    if dialect is Dialect.PULSE:
+        if weight is None:
+            return text  # the service's default intensifier, 1
+        return f"{text}:{_format_weight(min(weight, MAX_INTENSIFIER))}"
+    # The seed's Lightning spec requires word:weight on every entry.
+    return f"{text}:{_format_weight(1.0 if weight is None else weight)}"
+
+
+EXTERNAL_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
+
+
+def valid_external_id(tag: str) -> bool:
+    """The service accepts up to 128 characters of ``[A-Za-z0-9_.-]``."""
+    return 0 < len(tag) <= 128 and set(tag) <= EXTERNAL_ID_CHARS
+
+
 def _keyword_text(text: str) -> str:
     # ':' and ',' are the list's own separators: a keyword cannot carry them.
     return " ".join(text.replace(":", " ").replace(",", " ").split())
 
 
-def build_url(base_url: str, options: SessionOptions) -> str:
-    """The full session URL: the base (which may carry its own query, e.g. ``model=pulse``)
-    plus the options, booleans spelled exactly ``true``/``false`` as the service demands."""
-    dialect = detect_dialect(base_url)
-    parts = urlsplit(base_url)
+def build_url(base_url: str, options: SessionOptions, dialect: Dialect | None = None) -> str:
+    """The full session URL: the base (with ``model=pulse`` added on ``/stt/live`` when it
+    lacks one) plus the options, booleans spelled exactly ``true``/``false`` as the service
+    demands, and as many keywords, in order, as fit in :data:`MAX_URL_BYTES`."""
+    dialect = dialect or detect_dialect(base_url)
+    parts = urlsplit(with_model(base_url))
     query: list[tuple[str, str]] = list(parse_qsl(parts.query, keep_blank_values=True))
     query += [
         ("language", options.language),
@@ -112,32 +182,64 @@ def build_url(base_url: str, options: SessionOptions) -> str:
         ("sample_rate", str(options.sample_rate)),
         ("word_timestamps", "true" if options.word_timestamps else "false"),
     ]
-    if dialect is Dialect.PULSE and options.eou_timeout_ms is not None:
-        query.append(("eou_timeout_ms", str(options.eou_timeout_ms)))
-    keywords = [(_keyword_text(k.text), k.weight) for k in options.keywords[:MAX_KEYWORDS]]
-    keywords = [(t, w) for t, w in keywords if t and w > 0]
-    if keywords:
-        if dialect is Dialect.PULSE:
-            # Pulse: one comma-separated string, weights 0..20.
-            joined = ",".join(f"{t}:{_format_weight(min(w, 20.0))}" for t, w in keywords)
-            query.append(("keywords", joined))
-        else:
-            # Lightning spec: a list of word:weight, i.e. the parameter repeated.
-            query += [("keywords", f"{t}:{_format_weight(w)}") for t, w in keywords]
+    if dialect is Dialect.PULSE:
+        query.append(("endpointing", "true" if options.server_endpointing else "false"))
+        if options.eou_timeout_ms is not None:
+            query.append(("eou_timeout_ms", str(options.eou_timeout_ms)))
+        tag = options.external_session_id
+        if tag is not None and valid_external_id(tag):
+            query.append(("external_session_id", tag))
     query += sorted(options.extra.items())
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
+
+    def url(pairs: list[tuple[str, str]]) -> str:
+        return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(pairs), ""))
+
+    entries: list[str] = []
+    seen: set[str] = set()
+    for keyword in options.keywords:
+        text = _keyword_text(keyword.text)
+        if not text or text in seen or (keyword.weight is not None and keyword.weight <= 0):
+            continue
+        seen.add(text)
+        entries.append(_keyword_entry(text, keyword.weight, dialect))
+    # Keep the longest prefix of the list that fits (binary search on the encoded length).
+    low, high = 0, len(entries)
+    while low < high:
+        mid = (low + high + 1) // 2
+        if len(url(query + _keyword_pairs(entries[:mid], dialect))) <= MAX_URL_BYTES:
+            low = mid
+        else:
+            high = mid - 1
+    return url(query + _keyword_pairs(entries[:low], dialect))
 
 
-def with_us_host(base_url: str) -> str:
-    """The same endpoint on the US region host, which alone serves zh, yue, ja and ko."""
+def _keyword_pairs(entries: list[str], dialect: Dialect) -> list[tuple[str, str]]:
+    if not entries:
+        return []
+    if dialect is Dialect.PULSE:
+        return [("keywords", ",".join(entries))]  # Pulse: one comma-separated string
+    return [("keywords", entry) for entry in entries]  # Lightning: the parameter repeated
+
+
+def region_url(base_url: str, language: str) -> str:
+    """The host that serves ``language``, when the URL is the vendor's own Pulse service.
+
+    zh, yue, ja, ko and multi-asian exist only on the US host; ta, te, kn, ml and
+    multi-south-indic only on the default host. Any other host (the emulator, a self-hosted
+    server, a proxy) is left alone: it serves what it serves.
+    """
     parts = urlsplit(base_url)
-    if not parts.hostname or not parts.hostname.endswith("smallest.ai"):
+    host = parts.hostname or ""
+    if host not in (DEFAULT_HOST, US_HOST) or "/waves/" not in parts.path:
         return base_url
-    netloc = US_HOST if parts.port is None else f"{US_HOST}:{parts.port}"
-    if "/waves/" not in parts.path:
-        # The seed's host has no US twin; the US region only speaks the Pulse paths.
-        return urlunsplit((parts.scheme, netloc, "/waves/v1/pulse/get_text", parts.query, ""))
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+    if language in US_ONLY_LANGUAGES:
+        wanted = US_HOST
+    elif language in DEFAULT_HOST_ONLY_LANGUAGES:
+        wanted = DEFAULT_HOST
+    else:
+        return base_url
+    netloc = wanted if parts.port is None else f"{wanted}:{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def auth_headers(api_key: str) -> dict[str, str]:
@@ -166,7 +268,9 @@ class Result:
     transcript: str
     is_final: bool
     is_last: bool = False
-    from_finalize: bool = False
+    from_finalize: bool | None = None
+    """True: answers a ``finalize``; False: the server's own end of turn; None: not said (the
+    live service's usual case), so settling never depends on it."""
     language: str | None = None
     words: tuple[Word, ...] = ()
     session_id: str | None = None
@@ -261,13 +365,14 @@ def parse_message(text: str | bytes) -> ServiceMessage:
     kind = obj.get("type")
     if kind in ("speech_started", "speech_ended"):
         return SpeechEvent(kind=kind, timestamp=_as_float(obj.get("timestamp")))
-    if "transcript" not in obj and "is_last" not in obj and "is_final" not in obj:
+    texts = [obj[name] for name in ("transcript", "transcription") if obj.get(name) is not None]
+    if not texts and "is_last" not in obj and "is_final" not in obj:
         return Unreadable("no transcript field")
-    transcript = obj.get("transcript")
-    if transcript is None:
-        transcript = ""
-    if not isinstance(transcript, str):
+    if not all(isinstance(t, str) for t in texts):
         return Unreadable("transcript is not text")
+    # The service documents both fields with the same text; its own examples carry only
+    # ``transcription``. Read whichever has the text.
+    transcript = next((t for t in texts if t.strip()), texts[0] if texts else "")
     language = _as_str(obj.get("language"))
     if language is None:
         languages = obj.get("languages")
@@ -280,7 +385,7 @@ def parse_message(text: str | bytes) -> ServiceMessage:
         transcript=transcript,
         is_final=obj.get("is_final") is True,
         is_last=obj.get("is_last") is True,
-        from_finalize=obj.get("from_finalize") is True,
+        from_finalize=flag if isinstance(flag := obj.get("from_finalize"), bool) else None,
         language=language,
         words=_parse_words(words),
         session_id=_as_str(obj.get("session_id")),

@@ -394,7 +394,8 @@ def main() -> None:
         pcm = np.clip(np.rint(samples * 32768), -32768, 32767).astype(np.int16)
         write_flac(OUT / f"{clip_id}.flac", pcm, stored)
         source = SOURCES[key]
-        inside = member.split("/", 1)[1]
+        # An sdist's first directory is its name and version; a .deb's paths are whole.
+        inside = member.split("/", 1)[1] if source.kind == "pypi-sdist" else member
         manifest.append(
             {
                 "file": f"{clip_id}.flac",

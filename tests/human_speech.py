@@ -21,7 +21,7 @@ Decoding needs PyAV (``av``, installed with faster-whisper in the ``local``/``de
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Final, Literal
@@ -47,7 +47,7 @@ class HumanClip:
 
     name: str
     text: str
-    pcm: bytes
+    pcm: bytes = field(repr=False)
     kind: Kind
     speaker: str
     source: str

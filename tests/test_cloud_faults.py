@@ -458,20 +458,21 @@ async def test_duplicate_finals_are_counted_once(emulator: EmulatorServer) -> No
         await next_request_succeeds(server, emulator)
 
 
-async def test_duplicate_of_a_server_end_of_utterance_is_counted_once(
+async def test_the_server_is_asked_not_to_cut_the_command_at_a_pause(
     emulator: EmulatorServer,
 ) -> None:
-    """VAD off: the server settles "one two three" on its own after 1.5 s of silence, then
-    repeats it marked as a finalize answer although no finalize was sent. The rest of the
-    utterance must still be waited for."""
+    """VAD off: a 1.5 s pause inside the command. The service would end the turn there on its
+    own (its default since 2026-07-12); the bridge asks it not to, so the one turn is answered
+    once, at close_stream, even with every other final duplicated."""
     pcm = encode_phrase(U0) + silence(1500) + encode_phrase(U1) + silence(300)
     async with running_bridge(settings(emulator.pulse_url)) as server:
         emulator.inject(Fault("duplicate-final"), count=1)
         answer = await transcribe(bridge_port(server), pcm)
         assert_transcript(answer, f"{U0} {U1}")
         (record,) = emulator.sessions
+        assert record.params["endpointing"] == "false"
         assert '{"type": "finalize"}' not in record.text_frames_received
-        assert repeated_finals(record) == 1
+        assert [m["is_last"] for m in record.finals] == [True]
         await next_request_succeeds(server, emulator)
 
 

@@ -53,6 +53,9 @@ def test_no_key_means_local_only_and_english() -> None:
         (["--lightning-url", "https://x"], {}, "ws://"),
         (["--hangover-ms", "-1"], {}, "cannot be negative"),
         (["--response-timeout", "0"], {}, "must be positive"),
+        (["--stall-timeout", "0"], {}, "--stall-timeout must be positive"),
+        (["--no-speech-timeout", "-1"], {}, "--no-speech-timeout must be positive"),
+        ([], {"LIGHTNING_MAX_COMMAND": "0"}, "--max-command must be positive"),
         ([], {"LIGHTNING_VAD": "magic"}, "--vad must be one of"),
         ([], {"LIGHTNING_FALLBACK": "cloud"}, "--fallback"),
         ([], {"LIGHTNING_ENDPOINTING": "maybe"}, "yes/no"),
@@ -102,3 +105,18 @@ def test_the_dialect_comes_from_the_flag_else_the_url(
     assert settings.service_dialect is Dialect(dialect)
     expected = LIGHTNING_LANGUAGES if dialect == "lightning" else PULSE_LANGUAGES
     assert settings.languages == expected, "advertise the languages of the dialect in use"
+
+
+def test_endpointing_brings_the_no_speech_timeout_and_the_command_cap() -> None:
+    """Only a server that ends commands itself needs them; the client ends them otherwise."""
+    from wyoming_lightning.services import Services
+
+    env = {"SMALLEST_API_KEY": "k"}
+    on = Services(load_settings(["--endpointing", "--no-speech-timeout", "6"], env))
+    assert (on.request_config(None).no_speech_timeout_s, on.request_config(None).max_command_s) == (
+        6.0,
+        15.0,
+    )
+    off = Services(load_settings([], env)).request_config(None)
+    assert (off.no_speech_timeout_s, off.max_command_s) == (None, None)
+    assert (off.stall_timeout_s, off.final_timeout_s, off.response_timeout_s) == (2.0, 10.0, 30.0)

@@ -19,7 +19,7 @@ from wyoming.info import AsrProgram, Attribution, Info
 
 from wyoming_lightning import __version__
 from wyoming_lightning.healthcheck import default_uri
-from wyoming_lightning.lightning.protocol import LIGHTNING_LANGUAGES
+from wyoming_lightning.lightning.protocol import PULSE_LANGUAGES
 
 
 @dataclasses.dataclass
@@ -65,7 +65,8 @@ async def test_healthy_server_passes() -> None:
         result = await healthcheck("--uri", f"tcp://127.0.0.1:{port}")
     assert result.code == 0, result.stderr
     assert result.stdout.strip() == (
-        f"healthy: lightning {__version__}, {len(LIGHTNING_LANGUAGES)} languages"
+        # A URL whose path says nothing speaks Pulse, and advertises Pulse's languages.
+        f"healthy: lightning {__version__}, {len(PULSE_LANGUAGES)} languages"
     )
     assert result.stderr == ""
 

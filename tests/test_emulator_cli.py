@@ -37,9 +37,14 @@ def test_flags_map_onto_the_config() -> None:
             "--fault-after-bytes=100",
             "--fault-delay-ms=10",
             "--fault-retry-after=4",
+            "--no-from-finalize",
+            "--text-field=alternate",
         ]
     )
     config = config_from_args(args)
+    assert (config.from_finalize, config.text_field) == (False, "alternate")
+    defaults = config_from_args(build_parser().parse_args([]))
+    assert (defaults.from_finalize, defaults.text_field) == (True, "both")
     assert (config.api_key, config.finalize_delay_ms, config.eou_timeout_ms) == ("abc", 1600, 500)
     assert (config.region, config.max_sessions, config.recognizer) == ("us", 3, "tones")
     assert [f.name for f in config.faults] == ["drop", "late-interim"]

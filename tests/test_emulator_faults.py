@@ -226,7 +226,7 @@ async def test_stall_answers_no_ping_either(emu: EmulatorServer) -> None:
 async def test_slow_holds_the_final_back_with_interims_meanwhile(
     emu: EmulatorServer, end: str
 ) -> None:
-    emu.inject(Fault("slow", delay_ms=1500))
+    emu.inject(Fault("slow", delay_ms=3000))
     async with session(emu.pulse_url) as ws:
         await send_audio(ws, UTTERANCE)
         sent_before = len(emu.sessions[-1].messages_sent)
@@ -243,6 +243,24 @@ async def test_slow_holds_the_final_back_with_interims_meanwhile(
     assert not any(m["is_final"] for m in waiting)
     repeats = [m for m in waiting if m["transcript"] == "one two three"]
     assert repeats, "interims kept coming while the final was held back"
+
+
+async def test_a_held_answer_does_not_stop_the_session_reading(emu: EmulatorServer) -> None:
+    """While the first final is held back, the session reads the next turn and its finalize;
+    the finals then come in order, the second never before the first."""
+    emu.inject(Fault("slow", delay_ms=3000))
+    async with session(emu.pulse_url) as ws:
+        await send_audio(ws, UTTERANCE + silence(300))
+        await ws.send(FINALIZE)
+        await send_audio(ws, encode_phrase("seven") + silence(300))
+        await ws.send(FINALIZE)
+        record = emu.sessions[-1]
+        await emu.wait_for(lambda: record.text_frames_received == [FINALIZE, FINALIZE], GUARD)
+        assert record.finals == [], "both turns were read while the first answer was held"
+        first = (await read_until_final(ws))[-1]
+        second = (await read_until_final(ws))[-1]
+        await ws.send(CLOSE_STREAM)
+    assert (first["transcript"], second["transcript"]) == ("one two three", "seven")
 
 
 async def test_duplicate_final_after_finalize(emu: EmulatorServer) -> None:

@@ -114,7 +114,6 @@ async def test_without_a_configured_key_any_bearer_key_is_accepted() -> None:
         ("pulse", "eou_timeout_ms=50"),
         ("pulse", "eou_timeout_ms=10001"),
         ("pulse", "eou_timeout_ms=fast"),
-        ("pulse", "vad_events=yes"),
         ("live", ""),
         ("live", "model=lightning"),
     ],
@@ -138,7 +137,8 @@ async def test_bad_parameters_are_400(emu: EmulatorServer, path: str, query: str
         ("pulse", "language=north_indic&keywords=kitchen%20light:3.5,lamp:0,x:20"),
         ("pulse", "keywords=Kitchen%20Lamp:2,thermostat,word:25"),  # weights are optional
         ("pulse", "keywords=" + ",".join(f"w{i}" for i in range(1000))),
-        ("pulse", "language=multi-asian&eou_timeout_ms=100&vad_events=false&punctuate=true"),
+        ("pulse", "language=multi-south-indic&eou_timeout_ms=100&vad_events=false&punctuate=true"),
+        ("pulse", "vad_events=yes&word_timestamps=True&endpointing=0"),  # not "true": false
         ("live", "model=pulse&language=hi&eou_timeout_ms=10000"),
     ],
 )
@@ -199,6 +199,9 @@ async def test_pulse_finalize_keeps_the_socket_open_for_the_next_utterance(
         rest = await read_to_close(ws)
     assert rest == [
         {
+            "type": "transcription",
+            "status": "success",
+            "transcription": "",
             "session_id": first[-1]["session_id"],
             "transcript": "",
             "is_final": True,
@@ -272,11 +275,12 @@ async def test_vad_events_on_pulse(emu: EmulatorServer) -> None:
         await send_audio(ws, silence(200) + encode_phrase("four"))
         await ws.send(CLOSE_STREAM)
         messages = await read_to_close(ws)
-    events = [m for m in messages if "type" in m]
+    events = [m for m in messages if m["type"] != "transcription"]
     assert [(e["type"], e["timestamp"]) for e in events] == [
         ("speech_started", 0.2),
         ("speech_ended", 0.4),
     ]
+    assert messages[-1]["type"] == "speech_ended" and messages[-2]["is_last"]
     assert all(e["session_id"] == messages[-1]["session_id"] for e in events)
 
 
@@ -324,8 +328,11 @@ async def test_undecodable_encoding_gets_an_error_frame_then_close(emu: Emulator
 # Region and capacity
 
 
-async def test_default_region_drops_us_only_languages_without_a_frame(emu: EmulatorServer) -> None:
-    async with session(emu.pulse_url + "?language=ja") as ws:
+@pytest.mark.parametrize("language", ["zh", "yue", "ja", "ko", "multi-asian"])
+async def test_default_region_drops_us_only_languages_without_a_frame(
+    emu: EmulatorServer, language: str
+) -> None:
+    async with session(emu.live_url + "&language=" + language) as ws:
         with pytest.raises(ConnectionClosedError) as closed:
             await read_json(ws)
     assert closed.value.rcvd is None  # no close frame at all
@@ -343,6 +350,19 @@ async def test_us_region_serves_japanese() -> None:
         await ws.send(CLOSE_STREAM)
         messages = await read_to_close(ws)
     assert finals(messages) == ["three"] and messages[-1]["language"] == "ja"
+
+
+@pytest.mark.parametrize("language", ["ta", "te", "kn", "ml", "multi-south-indic"])
+async def test_us_region_refuses_south_indic_languages_with_an_error_frame(language: str) -> None:
+    async with (
+        EmulatorServer(EmulatorConfig(region="us"), port=0) as server,
+        session(server.live_url + "&language=" + language) as ws,
+    ):
+        frame = await read_json(ws)
+        with pytest.raises(ConnectionClosed):
+            await read_json(ws)
+    assert frame["type"] == "error"
+    assert frame["error_code"] == "LANGUAGE_NOT_ENABLED_IN_REGION" and language in frame["message"]
 
 
 async def test_sessions_beyond_the_limit_are_closed_with_1008() -> None:
@@ -421,3 +441,73 @@ async def test_wait_for_audio_and_wait_for_wake_on_server_progress(emu: Emulator
         await emu.wait_for(lambda: bool(record.finals), timeout=GUARD)
         assert record.finals[-1]["transcript"] == "one two three"
         assert record.text_frames_received == [FINALIZE]
+
+
+# Today's Pulse: keepalive, result shapes, server endpointing, and the live service's variants
+
+
+async def test_keepalive_is_answered_with_pong_and_changes_nothing(emu: EmulatorServer) -> None:
+    async with session(emu.live_url) as ws:
+        await ws.send(json.dumps({"type": "keepalive"}))
+        assert await read_json(ws) == {"type": "pong"}
+        await send_audio(ws, encode_phrase("one two"))
+        await ws.send(json.dumps({"type": "keepalive"}))
+        await ws.send(CLOSE_STREAM)
+        messages = await read_to_close(ws)
+    assert {"type": "pong"} in messages
+    assert finals(messages) == ["one two"]
+
+
+async def test_results_carry_type_status_and_both_text_fields(emu: EmulatorServer) -> None:
+    async with session(emu.live_url) as ws:
+        await send_audio(ws, encode_phrase("four five six"))
+        await ws.send(CLOSE_STREAM)
+        messages = await read_to_close(ws)
+    assert messages and all(m["type"] == "transcription" for m in messages)
+    assert all(m["status"] == "success" and m["transcript"] == m["transcription"] for m in messages)
+
+
+async def test_the_server_endpoints_unless_told_not_to(emu: EmulatorServer) -> None:
+    pcm = encode_phrase("seven") + silence(1000) + encode_phrase("eight")
+    async with session(emu.live_url) as ws:
+        await send_audio(ws, pcm)
+        first = await read_until_final(ws)  # no finalize sent: the server's own end of turn
+        assert (first[-1]["transcript"], first[-1]["from_finalize"]) == ("seven", False)
+        await ws.send(CLOSE_STREAM)
+        assert finals(await read_to_close(ws)) == ["eight"]
+    async with session(emu.live_url + "&endpointing=false") as ws:
+        await send_audio(ws, pcm)
+        await ws.send(FINALIZE)
+        answer = await read_until_final(ws)
+        assert (answer[-1]["transcript"], answer[-1]["from_finalize"]) == ("seven eight", True)
+        await ws.send(CLOSE_STREAM)
+        await read_to_close(ws)
+    await emu.wait_idle(GUARD)
+    assert [len(s.finals) for s in emu.sessions] == [2, 2]
+
+
+@pytest.mark.parametrize("text_field", ["transcription", "transcript", "alternate"])
+async def test_the_live_services_variants(text_field: str) -> None:
+    config = EmulatorConfig(from_finalize=False, text_field=text_field)
+    async with (
+        EmulatorServer(config, port=0) as server,
+        session(server.live_url + "&endpointing=false") as ws,
+    ):
+        messages: list[dict[str, Any]] = []
+        for phrase in ("one", "two"):
+            await send_audio(ws, encode_phrase(phrase))
+            await ws.send(FINALIZE)
+            messages += await read_until_final(ws)
+        await ws.send(CLOSE_STREAM)
+        messages += await read_to_close(ws)
+    fields = [({"transcript", "transcription"} & set(m)) for m in messages]
+    assert all(len(f) == 1 for f in fields), "one text field per result"
+    if text_field == "alternate":
+        assert [f.pop() for f in fields] == ["transcript", "transcription"] * (len(fields) // 2) + [
+            "transcript"
+        ] * (len(fields) % 2)
+    else:
+        assert all(f == {text_field} for f in fields)
+    texts = [next(m[k] for k in ("transcript", "transcription") if k in m) for m in messages]
+    assert [t for t, m in zip(texts, messages, strict=True) if m["is_final"]] == ["one", "two", ""]
+    assert all("from_finalize" not in m for m in messages)

@@ -103,8 +103,11 @@ def test_finalize_without_speech_gives_one_empty_final(audio: bytes) -> None:
     messages = session.feed_text(FINALIZE).messages
     assert messages == [
         {
-            "session_id": "s1",
+            "type": "transcription",
+            "status": "success",
+            "transcription": "",
             "transcript": "",
+            "session_id": "s1",
             "is_final": True,
             "is_last": False,
             "language": "en",
@@ -142,15 +145,16 @@ def test_vad_events_bracket_each_utterance() -> None:
     session = core(vad_events=True)
     out = feed(session, encode_phrase("one") + silence(900) + encode_phrase("two"))
     out += session.feed_text(CLOSE_STREAM).messages
-    kinds = [m.get("type", "final" if m.get("is_final") else "interim") for m in out]
-    kinds = [k for k in kinds if k != "interim"]
+    kinds = [m["type"] if m["type"] != "transcription" else "final" for m in out]
+    kinds = [k for k, m in zip(kinds, out, strict=True) if k != "final" or m["is_final"]]
+    # The final comes before speech_ended, as in the vendor's sequence diagram.
     assert kinds == [
         "speech_started",
-        "speech_ended",
         "final",
+        "speech_ended",
         "speech_started",
-        "speech_ended",
         "final",
+        "speech_ended",
     ]
     started = [m["timestamp"] for m in out if m.get("type") == "speech_started"]
     assert started == [0.0, 1.1]

@@ -19,12 +19,13 @@ from bridge import (
     bridge_settings,
     read_answer,
     running_bridge,
+    start_request,
     transcribe,
 )
 from speech_data import load_speech, silence, with_silence
 from wer import normalise_words, wer
 from wyoming.asr import Transcribe
-from wyoming.audio import AudioChunk, AudioStart
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
 
 from wyoming_lightning.emulator import EmulatorConfig, EmulatorServer, Fault, SessionRecord
@@ -59,6 +60,61 @@ async def test_a_service_that_settles_in_8_s_while_streaming_interims(
     assert session.audio_bytes_received == len(pcm), "every byte sent once: no replay"
     assert interims_repeating_the_final(session) >= 2, "the service was slow, and said so"
     assert "retrying" not in caplog.text and "stopped answering" not in caplog.text
+
+
+@pytest.mark.parametrize("dialect", ["pulse", "lightning"])
+async def test_a_silent_slow_answer_is_kept_alive_by_pongs(dialect: str) -> None:
+    """3 s to settle and not a word meanwhile (no interims): only the pongs to the bridge's
+    pings show the session is alive. Longer than the stall timeout, yet no replacement."""
+    config = EmulatorConfig(api_key=API_KEY, finalize_delay_ms=3000)
+    pcm = encode_phrase(COMMAND)
+    async with EmulatorServer(config, port=0) as emu:
+        url = emu.pulse_url if dialect == "pulse" else emu.lightning_url
+        async with running_bridge(bridge_settings(url)) as server:
+            answer = await transcribe(bridge_port(server), pcm)
+        (session,) = emu.sessions
+    assert answer.error is None and answer.transcript == COMMAND, answer.events
+    assert session.audio_bytes_received == len(pcm), "every byte sent once: no replay"
+    assert session.faults == () and session.close_code == 1000
+
+
+async def test_the_client_idle_timeout_does_not_cut_the_wait_after_audio_stop(
+    emulator: EmulatorServer,
+) -> None:
+    """After audio-stop Home Assistant just waits: a slow answer is not an idle client."""
+    emulator.inject(Fault("slow", delay_ms=3000), count=1)
+    settings = bridge_settings(emulator.pulse_url, idle_timeout_s=1.0)
+    async with running_bridge(settings) as server:
+        answer = await transcribe(bridge_port(server), encode_phrase("five six"))
+    assert answer.error is None and answer.transcript == "five six", answer.events
+    assert interims_repeating_the_final(emulator.sessions[0]) >= 2, "it did wait past 1 s"
+
+
+async def test_a_stall_then_a_hung_handshake_is_answered_without_the_connect_timeout(
+    emulator: EmulatorServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The service hangs whole: the session stops answering, and the replacement's handshake
+    is never answered either. The second stall is the hung handshake, not a 5 s connect
+    timeout: the request ends in ``timeout`` with the two sessions tried."""
+    caplog.set_level(logging.INFO, logger="wyoming_lightning")
+    pcm = encode_phrase(COMMAND)
+    emulator.inject(Fault("stall"), count=1)
+    settings = bridge_settings(emulator.pulse_url, connect_timeout_s=60.0)
+    async with running_bridge(settings) as server:
+        client = await start_request(bridge_port(server), pcm)
+        try:
+            await emulator.wait_for(lambda: len(emulator.sessions) == 1, GUARD_S)
+            emulator.inject(Fault("slow-accept", delay_ms=60_000), count=1)
+            await client.write_event(AudioStop().event())
+            async with asyncio.timeout(GUARD_S):
+                answer = await read_answer(client, until=("transcript", "error"))
+        finally:
+            await client.disconnect()
+    assert answer.error is not None and answer.error.data["code"] == "timeout", answer.events
+    assert "stopped answering (session 2" in answer.error.data["text"], "the hung handshake"
+    assert [s.faults for s in emulator.sessions] == [("stall",), ("slow-accept",)]
+    assert emulator.sessions[1].handshake_status is None, "its handshake never completed"
+    assert "request failed (timeout): the service stopped answering" in caplog.text
 
 
 async def test_a_complete_stall_goes_to_the_local_fallback(

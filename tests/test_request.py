@@ -432,6 +432,21 @@ def test_a_server_final_marked_as_its_own_does_not_end_the_turn() -> None:
     settled_without_help(d)
 
 
+def test_a_racing_server_final_then_the_rest_of_its_turn() -> None:
+    # The server cut the first turn just before its last word; the finalize's answer carries
+    # that word, after the next turn's finalize went out. Its position says whose it is.
+    d = pulse_turns()
+    d.audio(turn("one two") + turn("three"))
+    assert d.sent_text(1) == ["finalize", "finalize"]
+    answer(d, final("one", end=0.4))  # the server's own, taken as the answer
+    answer(d, final("two", end=0.7))  # before the second turn's audio: not its answer
+    assert chunks(d) == ["one"]
+    answer(d, final("three", end=2.0))
+    out = d.stop()
+    assert act.Transcript("one two three", "en") in out
+    settled_without_help(d)
+
+
 def test_a_racing_server_final_whose_echo_repeats_it() -> None:
     d = pulse_turns()
     d.audio(turn("one") + turn("two"))
@@ -545,6 +560,44 @@ def test_a_complete_stall_is_retried_once_then_answered_within_5_s() -> None:
     assert d.time_of(act.Error) == [4.5], "2 s to the stall, 0.5 s backoff, 2 s on the retry"
     assert d.connects() == [1, 2], "one replacement per request, however many retries allowed"
     assert d.machine.done
+
+
+def test_sessions_lost_in_one_outage_cost_one_retry_whenever_each_is_noticed() -> None:
+    """Lightning, two utterances on two sessions, both stalled: the second stall is noticed
+    after the first was already replaced. It is the same outage: replaced too, no error."""
+    d = machine(LIGHTNING, vad="webrtc", max_retries=1)
+    d.start()
+    d.open()
+    d.audio(silence(400) + encode_phrase("one two") + silence(1500))
+    d.advance(1.0)  # the second utterance starts late: its stall is noticed after the retry
+    d.audio(encode_phrase("three") + silence(1000))
+    d.stop()
+    d.advance(1.7)  # session 1 stalled at 2.0 and was replaced at 2.5; session 2 owes since 1.0
+    assert d.connects() == [1, 2, 3], "session 1 stalled and was replaced"
+    d.message(3, final("one two", last=True))
+    d.advance(1.0)
+    assert d.connects() == [1, 2, 3, 4], "session 2 went the same way, without an error"
+    assert not d.of(act.Error)
+    d.message(4, final("three", last=True))
+    assert d.transcript() == act.Transcript("one two three", "en")
+
+
+def test_a_replacement_whose_handshake_hangs_is_a_stall_too() -> None:
+    """The whole service hangs, handshakes included: still answered 4.5 s after the stall,
+    not after the replacement's connect timeout."""
+    d = machine(PULSE)
+    d.start()
+    d.open()
+    d.audio(encode_phrase("nine"))
+    d.stop()
+    d.auto_open = False  # from now on no handshake completes
+    d.advance(2.5)
+    assert d.connects() == [1, 2]
+    d.advance(10.0)
+    (error,) = d.of(act.Error)
+    assert error.code is ErrorCode.TIMEOUT and "stopped answering" in error.text
+    assert d.time_of(act.Error) == [4.5]
+    assert d.sent_audio(2) == b"", "nothing could be sent on the hung handshake"
 
 
 def test_a_complete_stall_goes_to_the_local_recognizer_when_configured() -> None:

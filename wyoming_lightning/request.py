@@ -62,6 +62,9 @@ audio is replayed); a second stall hands the request to the local fallback, or a
 ``error``. A slow session that keeps making progress is never replaced, so a replay never runs
 alongside a live session.
 
+A session opened after ``audio-stop`` (a replacement) is watched from its handshake on: a
+handshake that hangs for ``stall_timeout_s`` is a stall like any other.
+
 After ``audio-stop`` one ANSWER timer bounds the whole wait: ``final_timeout_s`` plus
 ``final_timeout_per_audio_s`` per second of audio still without a final, at most
 ``response_timeout_s``. When it runs out the service is alive but cannot finish: the local
@@ -349,6 +352,8 @@ class _Utterance:
     ended_by: EndKind | None = None
     conn: _Session | None = None
     sent: int = 0
+    stream_start: float | None = None
+    """Where this utterance's audio begins in its session's stream, in seconds."""
     text: UtteranceText = field(default_factory=UtteranceText)
 
     def move(self, new: UtteranceState) -> None:
@@ -362,6 +367,7 @@ class _Utterance:
         """The session is gone: what it was told and what it answered no longer counts."""
         self.conn = None
         self.sent = 0
+        self.stream_start = None
         self.ended_by = None
         self.text.reset()
         if self.state is UtteranceState.OWED:
@@ -372,6 +378,7 @@ class _Utterance:
 class _Session:
     id: int
     state: SessionState = SessionState.CONNECTING
+    sent_bytes: int = 0
     utterances: list[_Utterance] = field(default_factory=list)
     ledger: FinalLedger = field(default_factory=FinalLedger)
     """Which finals count and which one answers a finalize (see transcript.FinalLedger)."""
@@ -423,6 +430,9 @@ class RequestMachine:
         self._pulse_session: _Session | None = None
         self._retries = 0
         self._stall_retries = 0
+        self._reconnected_below = 0
+        """Sessions numbered below this were open before the last reconnection: when one of
+        them fails later, it is the same outage, already paid for by that retry."""
         self._held: bytearray | None = None
         """Audio held back after an early finalize; ``None`` when nothing is being held."""
         self._dropped_bytes = 0
@@ -696,11 +706,16 @@ class RequestMachine:
         self._pump(session)
 
     def _connect(self) -> _Session:
-        session = _Session(id=self._next_conn)
-        session.ledger.server_endpoints = self.config.session.server_endpointing
+        ledger = FinalLedger(server_endpoints=self.config.session.server_endpointing)
+        session = _Session(id=self._next_conn, ledger=ledger)
         self._next_conn += 1
         self._sessions[session.id] = session
         self._emit(act.Connect(session.id, self._url))
+        if self.phase is Phase.SETTLING:
+            # The user is already waiting (a replacement after audio-stop): a handshake that
+            # hangs is a stall too, not something to wait --connect-timeout for.
+            session.last_progress = self._clock()
+            self._start_timer(stall_timer(session.id), self.config.stall_timeout_s)
         return session
 
     def _pump(self, session: _Session) -> None:
@@ -710,6 +725,9 @@ class RequestMachine:
         for utterance in session.pending():
             while utterance.sent < len(utterance.audio):
                 end = min(len(utterance.audio), utterance.sent + self._frame_bytes)
+                if utterance.sent == 0:
+                    utterance.stream_start = session.sent_bytes / BYTES_PER_SECOND
+                session.sent_bytes += end - utterance.sent
                 chunk = bytes(utterance.audio[utterance.sent : end])
                 self._emit(act.SendAudio(session.id, chunk))
                 utterance.sent = end
@@ -733,7 +751,7 @@ class RequestMachine:
         self._emit(act.SendText(session.id, text))
         if not owed_before:
             # The wait for a sign of life starts now; sending is not itself progress.
-            session.last_progress = self._clock()
+            session.last_progress = max(session.last_progress, self._clock())
             self._start_timer(stall_timer(session.id), self.config.stall_timeout_s)
             self._start_timer(probe_timer(session.id), self.config.probe_interval_s)
 
@@ -782,7 +800,7 @@ class RequestMachine:
         target = pending[0]
         # Which finals count and which one answers the finalize: see transcript.FinalLedger.
         awaiting = target.state is UtteranceState.OWED and target.ended_by is EndKind.FINALIZE
-        verdict = session.ledger.judge(result, awaiting=awaiting)
+        verdict = session.ledger.judge(result, awaiting=awaiting, turn_start=target.stream_start)
         if verdict in (Verdict.REPEAT, Verdict.ECHO):
             self._emit(act.Log.debug(f"dropped a repeated final: {result.transcript!r}"))
         elif target.text.add(result):
@@ -844,13 +862,14 @@ class RequestMachine:
             # Another session of this request failed too and a reconnection is already
             # scheduled: these utterances go with it. One outage is one retry, not several.
             return
-        if failure.retryable and self._retries < self.config.max_retries:
-            delay = min(
-                self.config.backoff_max_s, self.config.backoff_initial_s * (2**self._retries)
-            )
+        same_outage = session.id < self._reconnected_below
+        if failure.retryable and (same_outage or self._retries < self.config.max_retries):
+            attempts = self._retries - 1 if same_outage else self._retries
+            delay = min(self.config.backoff_max_s, self.config.backoff_initial_s * (2**attempts))
             if failure.retry_after is not None:
                 delay = max(delay, min(failure.retry_after, self.config.backoff_max_s))
-            self._retries += 1
+            if not same_outage:
+                self._retries += 1
             self._move(Route.RECONNECTING)
             self._emit(
                 act.Log.warning(
@@ -865,7 +884,7 @@ class RequestMachine:
 
     def _stalled(self, session: _Session) -> None:
         seconds = self.config.stall_timeout_s
-        joins = self.route is Route.RECONNECTING
+        joins = self.route is Route.RECONNECTING or session.id < self._reconnected_below
         retry = joins or self._stall_retries < self.config.max_stall_retries
         if retry and not joins:
             self._stall_retries += 1
@@ -899,6 +918,7 @@ class RequestMachine:
 
     def _reconnect(self) -> None:
         self._move(Route.CLOUD)
+        self._reconnected_below = self._next_conn
         for utterance in self._utterances:
             if not utterance.settled and utterance.conn is None:
                 self._assign(utterance)
@@ -914,7 +934,8 @@ class RequestMachine:
         else:
             assert timer.conn is not None
             session = self._live(timer.conn)
-            if session is None or not session.owes_final():
+            connecting = session is not None and session.state is SessionState.CONNECTING
+            if session is None or not (session.owes_final() or connecting):
                 return
             if timer.kind is TimerKind.PROBE:
                 self._emit(act.Probe(session.id))

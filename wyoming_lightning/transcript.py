@@ -11,7 +11,9 @@ that the bridge must survive exactly:
   service gives no word times, by order (the same text directly after, no finalize in between);
 - when the service ends a turn itself (server endpointing) just as the finalize goes out, its
   final arrives first and is taken as the answer; the finalize's own answer that follows is then
-  a copy (dropped as above) or empty, and that empty *echo* must not end the next turn.
+  a copy (dropped as above), the rest of that turn (its words lie before the next turn's audio:
+  kept, in order, but it ends nothing), or empty, and that empty *echo* must not end the next
+  turn.
 
 A speaker who says the same short thing twice ("no ... no") gives two finals at two positions
 (or with a finalize between them): both count. A replay after a lost connection starts a new
@@ -79,8 +81,9 @@ class FinalLedger:
         self.quiet_since = False
         self.echo_possible = False
 
-    def judge(self, result: Result, *, awaiting: bool) -> Verdict:
-        """Judge a final. ``awaiting``: the oldest unfinished turn was sent its finalize."""
+    def judge(self, result: Result, *, awaiting: bool, turn_start: float | None = None) -> Verdict:
+        """Judge a final. ``awaiting``: the oldest unfinished turn was sent its finalize;
+        ``turn_start``: where that turn's audio begins in the stream (seconds), if known."""
         if self._is_repeat(result):
             self.echo_possible = False
             return Verdict.REPEAT
@@ -88,8 +91,11 @@ class FinalLedger:
         if awaiting and not text and self.echo_possible and result.from_finalize is not True:
             self.echo_possible = False
             return Verdict.ECHO
-        if result.from_finalize is False or not awaiting:
-            # The server ended a turn of its own accord (said so, or no finalize is out).
+        end = result.end_time
+        earlier = end is not None and turn_start is not None and end <= turn_start
+        if result.from_finalize is False or not awaiting or earlier:
+            # The server ended a turn of its own accord (said so, or no finalize is out), or
+            # this is the rest of a turn already ended: it answers no finalize of this turn.
             self.server_endpoints = self.server_endpoints or not result.is_last
             verdict = Verdict.TEXT
             self.echo_possible = False

@@ -10,7 +10,7 @@ import os
 import signal
 from collections.abc import Sequence
 
-from .config import RECOGNIZERS, REGIONS, EmulatorConfig
+from .config import RECOGNIZERS, REGIONS, TEXT_FIELDS, EmulatorConfig
 from .faults import FAULT_NAMES, Fault
 from .latency import PRESETS, LatencyModel
 from .recognizers import RecognizerUnavailable
@@ -58,7 +58,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--latency-seed", type=int, help="seed for the settle-time draws")
     parser.add_argument("--eou-timeout-ms", type=int, default=800)
-    parser.add_argument("--region", choices=sorted(REGIONS), default="default")
+    parser.add_argument(
+        "--region",
+        choices=sorted(REGIONS),
+        default="default",
+        help="default: zh/yue/ja/ko/multi-asian sessions are closed without a result; "
+        "us: ta/te/kn/ml/multi-south-indic get LANGUAGE_NOT_ENABLED_IN_REGION",
+    )
+    parser.add_argument(
+        "--no-from-finalize",
+        dest="from_finalize",
+        action="store_false",
+        help="leave from_finalize out of Pulse finals (as the live service did when probed)",
+    )
+    parser.add_argument(
+        "--text-field",
+        choices=TEXT_FIELDS,
+        default="both",
+        help="where Pulse results carry their text (alternate: one field, then the other)",
+    )
     parser.add_argument("--max-sessions", type=int, default=100)
     parser.add_argument(
         "--fault", action="append", choices=FAULT_NAMES, default=[], help="repeatable"
@@ -110,6 +128,8 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         finalize_delay_ms=args.finalize_delay_ms,
         eou_timeout_ms=args.eou_timeout_ms,
         region=args.region,
+        from_finalize=args.from_finalize,
+        text_field=args.text_field,
         max_sessions=args.max_sessions,
         faults=faults,
         fault_count=args.fault_count,

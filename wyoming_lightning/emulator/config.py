@@ -36,8 +36,10 @@ PULSE_LANGUAGES = frozenset({
     "or", "bn", "ta", "te", "kn", "ml", "north_indic", "multi-asian", "multi-south-indic",
 })
 # fmt: on
-US_ONLY_LANGUAGES = frozenset({"zh", "yue", "ja", "ko"})
+US_ONLY_LANGUAGES = frozenset({"zh", "yue", "ja", "ko", "multi-asian"})
 """Languages that only the US region serves; the default region drops such sessions silently."""
+DEFAULT_REGION_ONLY_LANGUAGES = frozenset({"ta", "te", "kn", "ml", "multi-south-indic"})
+"""Languages that only the default region serves; the US region answers an error frame."""
 
 AUTO_LANGUAGE_REPORTED = {
     "multi": "en",
@@ -53,6 +55,10 @@ SAMPLE_RATES = frozenset({8000, 16000, 22050, 24000, 44100, 48000})
 
 REGIONS = frozenset({"default", "us"})
 RECOGNIZERS = frozenset({"tones", "whisper"})
+TEXT_FIELDS = ("both", "transcription", "transcript", "alternate")
+"""Where Pulse results carry their text. The spec says both fields; its own examples carry only
+``transcription``; ``alternate`` switches between the two single-field shapes result by result,
+so that a client is tested against either in one session."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,10 @@ class EmulatorConfig:
     finalize_delay_ms: int = 0
     eou_timeout_ms: int = 800
     region: str = "default"
+    from_finalize: bool = True
+    """Pulse finals say ``from_finalize``; False leaves the field out, as the live service did
+    in the vendor's own probe."""
+    text_field: str = "both"
     max_sessions: int = 100
     faults: tuple[Fault, ...] = ()
     fault_count: int | None = None
@@ -88,6 +98,8 @@ class EmulatorConfig:
             )
         if self.region not in REGIONS:
             raise ValueError(f"unknown region {self.region!r}; use one of {sorted(REGIONS)}")
+        if self.text_field not in TEXT_FIELDS:
+            raise ValueError(f"unknown text field {self.text_field!r}; use one of {TEXT_FIELDS}")
         if self.finalize_delay_ms < 0:
             raise ValueError("finalize_delay_ms must be >= 0")
         if not 100 <= self.eou_timeout_ms <= 10000:
@@ -110,6 +122,7 @@ class EmulatorConfig:
             f"EmulatorConfig(api_key={key}, recognizer={self.recognizer!r}, "
             f"model_dir={self.model_dir!r}, finalize_delay_ms={self.finalize_delay_ms}, "
             f"eou_timeout_ms={self.eou_timeout_ms}, region={self.region!r}, "
+            f"from_finalize={self.from_finalize}, text_field={self.text_field!r}, "
             f"max_sessions={self.max_sessions}, faults={[f.name for f in self.faults]}, "
             f"fault_count={self.fault_count}, fault_rate={self.fault_rate}, seed={self.seed}, "
             f"latency={self.latency!r}, latency_seed={self.latency_seed})"

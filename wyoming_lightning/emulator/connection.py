@@ -60,7 +60,8 @@ class _Outbox:
     def put(self, message: dict[str, Any], delay: float, *, interims: bool = False) -> None:
         due = max(self._loop.time() + delay, self._last_due)
         self._last_due = due
-        self._queue.append(_Held(due, message, interims))
+        # Only a final is repeated as interims while held; a speech event just waits its turn.
+        self._queue.append(_Held(due, message, interims and bool(message.get("is_final"))))
         self._empty.clear()
         self._wake.set()
 
@@ -94,8 +95,10 @@ class _Outbox:
 
 
 def _interim_of(final: dict[str, Any]) -> dict[str, Any]:
-    interim = {k: v for k, v in final.items() if k in ("session_id", "transcript", "words")}
-    interim.setdefault("transcript", "")
+    """The held final's text as an interim, in the same fields (``transcript`` and/or
+    ``transcription``, as the session's text-field switch made the final)."""
+    kept = ("type", "session_id", "transcript", "transcription", "words", "language")
+    interim = {k: v for k, v in final.items() if k in kept}
     return {**interim, "is_final": False, "is_last": False}
 
 
@@ -117,6 +120,8 @@ class SessionConnection:
         on_change: Callable[[], None],
         latency: LatencyModel | None = None,
         rng: random.Random | None = None,
+        from_finalize: bool = True,
+        text_field: str = "both",
     ) -> None:
         self._connection = connection
         self._on_change = on_change
@@ -137,7 +142,10 @@ class SessionConnection:
             recognizer=recognizer,
             eou_timeout_ms=eou_timeout_ms,
             silence_dbfs=silence_dbfs,
+            from_finalize=from_finalize,
+            text_field=text_field,
         )
+        self._from_finalize = from_finalize
 
     async def run(self) -> None:
         self._outbox = _Outbox(self._send)
@@ -211,7 +219,8 @@ class SessionConnection:
             delay += self._finalize_delay + self._latency.settle_s(settling_s, self._rng)
             if slow is not None:
                 delay += slow.delay_ms / 1000.0
-        for message in self._faults.decorate(reply.messages, pulse=self._pulse):
+        flag = self._pulse and self._from_finalize
+        for message in self._faults.decorate(reply.messages, from_finalize=flag):
             self._outbox.put(message, delay, interims=slow is not None)
 
     async def _call(self, method: Callable[[_T], Reply], arg: _T) -> Reply:

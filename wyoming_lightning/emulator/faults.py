@@ -78,10 +78,13 @@ class SessionFaults:
     def terminal(self) -> Fault | None:
         return next((f for f in self.faults if f.name in TERMINAL), None)
 
-    def decorate(self, messages: Sequence[dict[str, Any]], *, pulse: bool) -> list[dict[str, Any]]:
+    def decorate(
+        self, messages: Sequence[dict[str, Any]], *, from_finalize: bool
+    ) -> list[dict[str, Any]]:
         """Add the extra results of ``duplicate-final`` and ``late-interim``.
 
-        Only finals that are not ``is_last`` are touched: nothing may follow ``is_last``.
+        Only finals that are not ``is_last`` are touched: nothing may follow ``is_last``. The
+        copy of a final says ``from_finalize: true`` when the session's finals say the flag.
         """
         out: list[dict[str, Any]] = []
         for msg in messages:
@@ -90,18 +93,13 @@ class SessionFaults:
                 continue
             if "duplicate-final" in self:
                 copy = dict(msg)
-                if pulse:
+                if from_finalize:
                     copy["from_finalize"] = True
                 out.append(copy)
-            if "late-interim" in self and msg.get("transcript"):
-                out.append(
-                    {
-                        "session_id": msg["session_id"],
-                        "transcript": msg["transcript"],
-                        "is_final": False,
-                        "is_last": False,
-                    }
-                )
+            if "late-interim" in self and (msg.get("transcript") or msg.get("transcription")):
+                text_fields = ("type", "status", "transcript", "transcription", "session_id")
+                interim = {k: msg[k] for k in text_fields if k in msg}
+                out.append({**interim, "is_final": False, "is_last": False})
         return out
 
 

@@ -1,7 +1,9 @@
 """Routing and query-string validation of the opening handshake.
 
 The service answers bad parameters with HTTP 400 before upgrading, so a client that sends
-``word_timestamps=True`` or ``sample_rate=11025`` must learn it here, not from silence later.
+``sample_rate=11025`` must learn it here, not from silence later. The seed's Lightning spec
+demands booleans spelled exactly ``true``/``false``; Pulse compares with ``true`` and reads
+anything else as false, which is what the vendor's clients rely on (they send ``True``).
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ BOOLEAN_PARAMS = (
     "redact_pci",
     "diarize",
 )
-PULSE_BOOLEAN_PARAMS = ("vad_events",)
 PULSE_MAX_KEYWORDS = 10000
 
 
@@ -49,6 +50,8 @@ class SessionParams:
     full_transcript: bool = False
     sentence_timestamps: bool = False
     vad_events: bool = False
+    endpointing: bool = True
+    """The server ends a turn on trailing silence (Pulse: unless ``endpointing`` is not true)."""
     eou_timeout_ms: int | None = None
     keywords: tuple[tuple[str, float], ...] = field(default=())
 
@@ -88,6 +91,10 @@ def _boolean(name: str, value: str) -> bool:
 
 
 PULSE_DEFAULT_INTENSIFIER = 1.0
+
+
+def _pulse_boolean(_name: str, value: str) -> bool:
+    return value == "true"
 
 
 def _keyword(
@@ -145,7 +152,9 @@ def parse_params(dialect: Dialect, query: Sequence[tuple[str, str]]) -> SessionP
     rate_text = last.get("sample_rate", "16000")
     if not rate_text.isdigit() or int(rate_text) not in SAMPLE_RATES:
         raise ParamError(f"unsupported sample_rate {rate_text!r}")
-    flags = {name: _boolean(name, last[name]) for name in BOOLEAN_PARAMS if name in last}
+    pulse = dialect is Dialect.PULSE
+    read = _pulse_boolean if pulse else _boolean
+    flags = {name: read(name, last[name]) for name in BOOLEAN_PARAMS if name in last}
     numerals = last.get("numerals")
     if numerals is not None and numerals not in ("true", "false", "auto"):
         raise ParamError(f"numerals must be 'true', 'false' or 'auto', got {numerals!r}")
@@ -153,11 +162,14 @@ def parse_params(dialect: Dialect, query: Sequence[tuple[str, str]]) -> SessionP
     keywords = _keywords(dialect, keyword_values) if keyword_values else ()
 
     vad_events = False
+    endpointing = True
     eou_timeout_ms: int | None = None
-    if dialect is Dialect.PULSE:
-        for name in PULSE_BOOLEAN_PARAMS:
-            if name in last:
-                vad_events = _boolean(name, last[name])
+    if pulse:
+        # ``vad`` is an alias of ``vad_events``, which wins when both are given.
+        vad_text = last.get("vad_events", last.get("vad"))
+        vad_events = vad_text is not None and _pulse_boolean("vad_events", vad_text)
+        if "endpointing" in last:
+            endpointing = _pulse_boolean("endpointing", last["endpointing"])
         if "eou_timeout_ms" in last:
             text = last["eou_timeout_ms"]
             if not text.isdigit() or not 100 <= int(text) <= 10000:
@@ -174,6 +186,7 @@ def parse_params(dialect: Dialect, query: Sequence[tuple[str, str]]) -> SessionP
         full_transcript=flags.get("full_transcript", False),
         sentence_timestamps=flags.get("sentence_timestamps", False),
         vad_events=vad_events,
+        endpointing=endpointing,
         eou_timeout_ms=eou_timeout_ms,
         keywords=keywords,
     )

@@ -69,7 +69,9 @@ class SessionRecord:
     @property
     def transcript(self) -> str:
         """Text of every final sent, joined; duplicates (a ``duplicate-final`` fault) included."""
-        parts = (str(m.get("transcript", "")).strip() for m in self.finals)
+        parts = (
+            str(m.get("transcript") or m.get("transcription") or "").strip() for m in self.finals
+        )
         return " ".join(p for p in parts if p)
 
 

@@ -1,7 +1,7 @@
 """The emulator's WebSocket server: handshake checks, admission, and session bookkeeping.
 
 Everything the real service decides before or right after the upgrade lives here (404, 401,
-400, refusals by fault, the concurrency limit, the region's silent close); the session itself
+400, refusals by fault, the concurrency limit, the regions' language rules); the session itself
 runs in :mod:`.connection`.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import json
 import logging
 import random
 import uuid
@@ -22,6 +23,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from .config import (
+    DEFAULT_REGION_ONLY_LANGUAGES,
     LIGHTNING_PATH,
     LIVE_PATH,
     PULSE_PATH,
@@ -310,14 +312,27 @@ class EmulatorServer:
         if self._admitted >= self.config.max_sessions:
             await connection.close(1008, "concurrency limit")
             return
-        if (
-            admission.dialect is Dialect.PULSE
-            and self.config.region == "default"
-            and params.language in US_ONLY_LANGUAGES
-        ):
+        pulse = admission.dialect is Dialect.PULSE
+        if pulse and self.config.region == "default" and params.language in US_ONLY_LANGUAGES:
             # The real default region accepts, then hangs up without a word (see the API notes).
             connection.transport.close()
             await connection.wait_closed()
+            return
+        if (
+            pulse
+            and self.config.region == "us"
+            and params.language in DEFAULT_REGION_ONLY_LANGUAGES
+        ):
+            frame = {
+                "type": "error",
+                "error_code": "LANGUAGE_NOT_ENABLED_IN_REGION",
+                "message": f"Language '{params.language}' is not enabled in this region",
+            }
+            await connection.send(json.dumps(frame))
+            admission.record.messages_sent.append(frame)
+            admission.record.frames_sent.append(json.dumps(frame))
+            self._changes.changed()
+            await connection.close(1008, "language not enabled in region")
             return
         assert self._recognizer is not None
         session = SessionConnection(
@@ -333,6 +348,8 @@ class EmulatorServer:
             on_change=self._changes.changed,
             latency=self.config.latency,
             rng=random.Random(self._latency_rng.getrandbits(64)),
+            from_finalize=self.config.from_finalize,
+            text_field=self.config.text_field,
         )
         self._admitted += 1
         try:

@@ -2,8 +2,9 @@
 
 Fed with the audio and text frames a client sends, it returns the messages the service would
 answer: interims while audio flows, a final at each end of utterance (the server's own, after
-``eou_timeout_ms`` of silence measured in audio time, or the client's ``finalize``), and the
-last final with ``is_last`` at the end signal. Keeping it free of sockets and clocks makes it
+``eou_timeout_ms`` of silence measured in audio time unless Pulse's ``endpointing`` is off, or
+the client's ``finalize``), the last final with ``is_last`` at the end signal, and ``pong`` to
+a Pulse ``keepalive``. Keeping it free of sockets and clocks makes it
 exact under audio sent faster than real time, and testable on its own.
 """
 
@@ -26,6 +27,8 @@ MAX_LEADING_SILENCE_MS = 1000
 LIGHTNING_END = "end"
 PULSE_END = "close_stream"
 PULSE_FINALIZE = "finalize"
+PULSE_KEEPALIVE = "keepalive"
+PONG: dict[str, Any] = {"type": "pong"}
 
 
 def error_message(message: str) -> dict[str, Any]:
@@ -60,6 +63,8 @@ class SessionCore:
         recognizer: Recognizer,
         eou_timeout_ms: int,
         silence_dbfs: float = -45.0,
+        from_finalize: bool = True,
+        text_field: str = "both",
     ) -> None:
         self.session_id = session_id
         self._dialect = dialect
@@ -71,6 +76,10 @@ class SessionCore:
         self._eou_samples = self._rate * eou_ms // 1000
         self._interim_samples = self._rate * recognizer.interim_interval_ms // 1000
         self._silence_dbfs = silence_dbfs
+        self._say_from_finalize = from_finalize
+        self._text_field = text_field
+        self._results = 0
+        self._endpointing = params.endpointing
 
         self._segment = bytearray()
         self._odd_byte = b""
@@ -130,8 +139,15 @@ class SessionCore:
                 return self.finish()
             if kind == PULSE_FINALIZE:
                 return Reply(self._flush(from_finalize=True, is_last=False), answers_control=True)
+            if kind == PULSE_KEEPALIVE:
+                return Reply([dict(PONG)])
             return Reply(
-                [error_message(f"unknown message type {kind!r}; expected finalize or close_stream")]
+                [
+                    error_message(
+                        f"unknown message type {kind!r}; expected finalize, keepalive or "
+                        "close_stream"
+                    )
+                ]
             )
         if kind == LIGHTNING_END:
             return self.finish()
@@ -161,7 +177,8 @@ class SessionCore:
                     return [self._vad("speech_started", self._segment_start + start)]
             return []
         self._silence_run += end - start
-        if allow_eou and self._voiced and self._silence_run >= self._eou_samples:
+        endpoint = allow_eou and self._endpointing and self._voiced
+        if endpoint and self._silence_run >= self._eou_samples:
             return self._settle(end, from_finalize=False, is_last=False, server_eou=True)
         return []
 
@@ -187,8 +204,8 @@ class SessionCore:
             return []
         self._interim_text = text
         message: dict[str, Any] = {
+            **self._text(text),
             "session_id": self.session_id,
-            "transcript": text,
             "is_final": False,
             "is_last": False,
         }
@@ -226,15 +243,16 @@ class SessionCore:
         words = self._recognize(bytes(self._segment[: 2 * cut])) if self._voiced else []
         text = _text(words)
         messages: list[dict[str, Any]] = []
-        if self._speaking:
-            self._speaking = False
-            if self._params.vad_events:
-                messages.append(self._vad("speech_ended", self._last_voice_end))
         # A server-side end of utterance over noise that produced no words settles nothing.
         if not server_eou or text or self._interim_text:
             if text:
                 self._finals.append(text)
             messages.append(self._final(words, text, from_finalize=from_finalize, is_last=is_last))
+        if self._speaking:
+            # After the final, as in the vendor's sequence diagram.
+            self._speaking = False
+            if self._params.vad_events:
+                messages.append(self._vad("speech_ended", self._last_voice_end))
         del self._segment[: 2 * cut]
         self._segment_start += cut
         self._classified = max(0, self._classified - cut)
@@ -259,13 +277,13 @@ class SessionCore:
     ) -> dict[str, Any]:
         language = self._params.language
         message: dict[str, Any] = {
+            **self._text(text),
             "session_id": self.session_id,
-            "transcript": text,
             "is_final": True,
             "is_last": is_last,
             "language": AUTO_LANGUAGE_REPORTED.get(language, language),
         }
-        if self._pulse:
+        if self._pulse and self._say_from_finalize:
             message["from_finalize"] = from_finalize
         if self._params.full_transcript:
             message["full_transcript"] = " ".join(self._finals)
@@ -278,6 +296,21 @@ class SessionCore:
                 else []
             )
         return message
+
+    def _text(self, text: str) -> dict[str, Any]:
+        """The result's type and text fields: the seed's shape, or Pulse's as configured."""
+        if not self._pulse:
+            return {"transcript": text}
+        shape = self._text_field
+        if shape == "alternate":
+            shape = ("transcript", "transcription")[self._results % 2]
+        self._results += 1
+        fields: dict[str, Any] = {"type": "transcription", "status": "success"}
+        if shape in ("both", "transcription"):
+            fields["transcription"] = text
+        if shape in ("both", "transcript"):
+            fields["transcript"] = text
+        return fields
 
     @staticmethod
     def _word_list(words: list[Word]) -> list[dict[str, Any]]:

@@ -7,6 +7,9 @@ Tables (all by default, in this order):
 - ``wait``: the user's wait with a 600 ms cloud finalization: early finalization, none, batch
 - ``accuracy``: WER (Whisper) and audio sent per speech second, gate on vs off
 - ``thirdparty``: wyoming-bench stt, streaming and non-streaming
+- ``speech``: real human speech, WER straight to the service vs through the bridge per VAD engine
+- ``slow``: real speech against a slow service (latency model, ``slow`` fault): sessions, audio
+  billed, answer time
 - ``hangover``: (not in the default run) what a shorter --hangover-ms buys and costs
 
 Everything runs on loopback: the bridge and the emulator as subprocesses, the clients here.
@@ -24,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import accuracy, cost, hangover, latency, thirdparty, wait
+from . import accuracy, cost, hangover, human, latency, thirdparty, wait
 from .harness import Table, machine_description
 
 TableRun = Callable[[bool], Awaitable[Table]]
@@ -37,9 +40,11 @@ TABLES: dict[str, TableRun] = {
     "wait": lambda quick: wait.run(reps=1 if quick else 2),
     "accuracy": lambda quick: accuracy.run(),
     "thirdparty": lambda quick: thirdparty.run(),
+    "speech": lambda quick: human.run_speech(quick=quick),
+    "slow": lambda quick: human.run_slow(quick=quick),
     "hangover": lambda quick: hangover.run(reps=1 if quick else 2),
 }
-DEFAULT = ("latency", "cost", "wait", "accuracy", "thirdparty")
+DEFAULT = ("latency", "cost", "wait", "accuracy", "thirdparty", "speech", "slow")
 ALIASES = {"overhead": "latency", "wyoming-bench": "thirdparty", "all": "all"}
 
 

@@ -1,7 +1,10 @@
 """Word error rate, with the normalisation a fair comparison of spoken commands needs.
 
 Recognizers write "10 minutes", "50%" and "Turn on the lights." where the reference says
-"ten minutes", "fifty percent" and "turn on the lights": those are not errors.
+"ten minutes", "fifty percent" and "turn on the lights": those are not errors. Nor are
+hesitations: a transcript of spontaneous speech writes "uh" and "um", recognizers (Whisper
+among them) leave them out, and no user wants them; both sides drop them, as Whisper's own
+English normaliser does.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ _ONES = [
     "eighteen",
     "nineteen",
 ]
+#: Hesitation sounds, not words. ("er" is left alone: it is also "her", as in "know 'er".)
+FILLERS = frozenset({"uh", "um", "uhm", "umm", "hm", "hmm", "mm", "mhm"})
+
 _TENS = ["_", "_", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
 
 
@@ -44,7 +50,7 @@ def _number_words(n: int) -> list[str]:
 
 
 def normalise_words(text: str) -> list[str]:
-    """Lower case, no punctuation, numbers and % spelled out, hyphenated numbers split."""
+    """Lower case, no punctuation or hesitations, numbers and % spelled out, hyphens split."""
     text = text.lower().replace("%", " percent ").replace("-", " ")
     words: list[str] = []
     for token in re.findall(r"[a-z0-9']+", text):
@@ -52,7 +58,7 @@ def normalise_words(text: str) -> list[str]:
             words += _number_words(int(token))
         else:
             words.append(token.strip("'"))
-    return [w for w in words if w]
+    return [w for w in words if w and w not in FILLERS]
 
 
 def edit_distance(ref: list[str], hyp: list[str]) -> int:

@@ -192,7 +192,7 @@ class SessionCore:
 
     def _interim(self) -> list[dict[str, Any]]:
         samples = self._samples()
-        if not self._voiced or samples - self._interim_at < self._interim_samples:
+        if not self._voiced or samples - self._interim_at < self._interim_gap():
             return []
         self._interim_at = samples
         try:
@@ -212,6 +212,20 @@ class SessionCore:
         if self._params.word_timestamps:
             message["words"] = self._word_list(words)
         return [message]
+
+    def _interim_gap(self) -> int:
+        """Samples of new audio before the next interim.
+
+        A blocking recognizer (Whisper) decodes the whole segment again for each interim: at a
+        fixed cadence that work grows with the square of the segment, and on a long monologue
+        the session falls behind real time and its final comes many seconds late, which a real
+        service does not do (its interims never hold back its finals). So for such recognizers
+        the gap grows with the segment (half the audio decoded at the last interim), which keeps
+        the decoding per second of audio bounded; cheap recognizers keep the fixed cadence.
+        """
+        if not self._recognizer.blocking:
+            return self._interim_samples
+        return max(self._interim_samples, self._interim_at // 2)
 
     def _flush(self, *, from_finalize: bool, is_last: bool) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = []

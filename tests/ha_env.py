@@ -21,7 +21,6 @@ about 600 MB; later calls find the marker file and return in about a second.
 
 from __future__ import annotations
 
-import fcntl
 import glob
 import hashlib
 import json
@@ -32,6 +31,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
+
+from side_env import cache_root, reuse_or_build
 
 HA_VERSION: Final = "2025.4.4"
 
@@ -82,11 +83,6 @@ class HaEnv:
     built: bool
     """True when this call built it; False when a cached one was reused."""
     seconds: float
-
-
-def cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "wyoming-lightning"
 
 
 def find_python313() -> Path:
@@ -180,16 +176,12 @@ def ensure_ha_env() -> HaEnv:
     started = time.monotonic()
     python = find_python313()
     root = cache_root() / f"ha-{HA_VERSION}-{_key(python)}"
-    marker = root / "wyoming-lightning-complete.json"
-    root.parent.mkdir(parents=True, exist_ok=True)
-    with (root.parent / (root.name + ".lock")).open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        built = False
-        if not marker.exists():
-            shutil.rmtree(root, ignore_errors=True)
-            _build(python, root)
-            marker.write_text(json.dumps({"python": str(python), "requirements": REQUIREMENTS}))
-            built = True
+    built = reuse_or_build(
+        root,
+        "wyoming-lightning-complete.json",
+        json.dumps({"python": str(python), "requirements": REQUIREMENTS}),
+        lambda: _build(python, root),
+    )
     return HaEnv(root / "bin" / "python", root, built, round(time.monotonic() - started, 1))
 
 

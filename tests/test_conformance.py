@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -31,6 +29,7 @@ from typing import Any
 
 import pytest
 from bridge import API_KEY
+from side_env import cache_root, reuse_or_build
 from speech_data import SPEECH_DIR
 from wer import normalise_words
 
@@ -50,12 +49,10 @@ pytestmark = pytest.mark.timeout(INSTALL_TIMEOUT_S + 600)
 def _cache_dir() -> Path:
     digest = hashlib.sha256(REQUIREMENTS.read_bytes())
     digest.update(f"{sys.version_info[:2]}-{platform.machine()}".encode())
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return root / "wyoming-lightning" / f"conformance-{digest.hexdigest()[:16]}"
+    return cache_root() / f"conformance-{digest.hexdigest()[:16]}"
 
 
 def _build(venv: Path) -> None:
-    shutil.rmtree(venv, ignore_errors=True)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
     log = venv / "install.log"
     with log.open("w") as out:
@@ -78,21 +75,16 @@ def _build(venv: Path) -> None:
             f"registry once. pip said:\n{tail}",
             pytrace=False,
         )
-    (venv / ".ready").write_text(REQUIREMENTS.read_text())
 
 
 @pytest.fixture(scope="session")
 def clients_python() -> Path:
     """The interpreter of the clients' environment, built on first use and then reused."""
     venv = _cache_dir()
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    with open(venv.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # two test runs at once build it once
-        try:
-            if not (venv / ".ready").exists():
-                _build(venv)
-        except (OSError, subprocess.SubprocessError) as err:
-            pytest.fail(f"cannot build the clients' environment in {venv}: {err}", pytrace=False)
+    try:
+        reuse_or_build(venv, ".ready", REQUIREMENTS.read_text(), lambda: _build(venv))
+    except (OSError, subprocess.SubprocessError) as err:
+        pytest.fail(f"cannot build the clients' environment in {venv}: {err}", pytrace=False)
     return venv / "bin" / "python"
 
 

@@ -1,0 +1,34 @@
+"""Environments of their own for tests that run software beside ours (Home Assistant, other
+vendors' clients), built once from the package registry and reused by later runs.
+
+They live under the user's cache directory, named by a hash of what goes in them, so a change
+of pins builds a new one. A lock makes concurrent test runs build an environment once, and a
+marker written last means an environment that was cut short is never taken as ready.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+
+def cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "wyoming-lightning"
+
+
+def reuse_or_build(root: Path, marker: str, stamp: str, build: Callable[[], None]) -> bool:
+    """Make ``root`` ready: reuse it when its ``marker`` file exists, else wipe it and ``build``
+    it, then write ``stamp`` into the marker. True when this call built it."""
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with (root.parent / (root.name + ".lock")).open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two test runs at once build it once
+        if (root / marker).exists():
+            return False
+        shutil.rmtree(root, ignore_errors=True)
+        build()
+        (root / marker).write_text(stamp)
+        return True

@@ -89,6 +89,7 @@ from wyoming.event import async_read_event
 from benchmarks.emulator import FastToneRecognizer
 from wyoming_lightning.emulator import EmulatorConfig, EmulatorServer, Fault
 from wyoming_lightning.emulator.tones import WORDS, encode_phrase, silence
+from wyoming_lightning.pipeline_format import BYTES_PER_SECOND, CHANNELS, SAMPLE_RATE, SAMPLE_WIDTH
 from wyoming_lightning.wire import encode_event
 
 API_KEY = "soak-key-5d1e"
@@ -298,7 +299,7 @@ def _load_speech(directory: Path) -> list[bytes]:
     for path in sorted(directory.glob("*.wav")):
         with wave.open(str(path), "rb") as wav:
             shape = (wav.getframerate(), wav.getsampwidth(), wav.getnchannels())
-            if shape != (16000, 2, 1):
+            if shape != (SAMPLE_RATE, SAMPLE_WIDTH, CHANNELS):
                 raise SystemExit(f"{path}: expected 16 kHz mono 16-bit, got {shape}")
             clips.append(wav.readframes(wav.getnframes()))
     if not clips:
@@ -363,14 +364,18 @@ async def _request(
         pcm, expected, count = _make_tone_request(rng)
     else:
         pcm, expected, count = _make_speech_request(rng, clips)
-    outcome = Outcome(tag, expected, count, len(pcm) / 32000)
+    outcome = Outcome(tag, expected, count, len(pcm) / BYTES_PER_SECOND)
     loop = asyncio.get_running_loop()
     stopped: list[float] = []
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     reading: asyncio.Task[None] | None = None
     try:
         writer.write(encode_event(Transcribe(language="en", transcript_names=[tag]).event()))
-        writer.write(encode_event(AudioStart(rate=16000, width=2, channels=1).event()))
+        writer.write(
+            encode_event(
+                AudioStart(rate=SAMPLE_RATE, width=SAMPLE_WIDTH, channels=CHANNELS).event()
+            )
+        )
         if mode == "reading":
             reading = asyncio.create_task(_read_answer(reader, outcome, stopped))
         start = loop.time()
@@ -383,7 +388,7 @@ async def _request(
                 delay = start + k * CHUNK_S - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                chunk = AudioChunk(16000, 2, 1, pcm[i : i + CHUNK_BYTES])
+                chunk = AudioChunk(SAMPLE_RATE, SAMPLE_WIDTH, CHANNELS, pcm[i : i + CHUNK_BYTES])
                 writer.write(encode_event(chunk.event()))
                 if k % 10 == 0:
                     await writer.drain()

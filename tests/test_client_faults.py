@@ -106,6 +106,48 @@ async def test_order_mistakes(emulator: EmulatorServer) -> None:
     assert emulator.sessions[:-1] == [] or len(emulator.sessions) == 1
 
 
+async def test_transcribe_during_a_request_is_ignored(emulator: EmulatorServer) -> None:
+    """A second ``transcribe``, even one naming a language nobody has, cannot change a request
+    that has begun: the request machine ignores it and the answer is the audio's."""
+    from bridge import read_answer
+    from wyoming.asr import Transcribe
+    from wyoming.audio import AudioStop
+
+    pcm = encode_phrase(PHRASE)
+    async with running_bridge(bridge_settings(emulator.lightning_url)) as server:
+        client = await start_request(bridge_port(server), pcm)
+        await client.write_event(Transcribe(language="xx-not-a-language").event())
+        await client.write_event(AudioStop().event())
+        answer = await read_answer(client, until=("transcript", "error"))
+        await client.disconnect()
+    assert answer.error is None
+    assert answer.transcript == PHRASE
+
+
+async def test_order_mistakes_after_a_transcribe_and_late_audio(emulator: EmulatorServer) -> None:
+    """The order rules hold whatever came first: ``audio-stop`` right after ``transcribe`` is
+    ``bad_audio``, and audio after ``audio-stop`` does not change the answer."""
+    from wyoming.asr import Transcribe
+    from wyoming.audio import AudioStop
+
+    from wyoming_lightning.wire import encode_event
+
+    pcm = encode_phrase(PHRASE)
+    async with running_bridge(bridge_settings(emulator.lightning_url)) as server:
+        port = bridge_port(server)
+        data = encode_event(Transcribe(language="en").event()) + line({"type": "audio-stop"})
+        answer = await raw_exchange(port, data)
+        assert answer.error is not None and answer.error.data["code"] == "bad_audio"
+        assert "without audio-start" in answer.error.data["text"]
+        request = [AudioStart(16000, 2, 1).event()]
+        request += [
+            AudioChunk(16000, 2, 1, pcm[i : i + 3200]).event() for i in range(0, len(pcm), 3200)
+        ]
+        request += [AudioStop().event(), AudioChunk(16000, 2, 1, encode_phrase("nine")).event()]
+        answer = await raw_exchange(port, b"".join(encode_event(e) for e in request))
+        assert answer.error is None and answer.transcript == PHRASE
+
+
 async def test_odd_and_empty_chunks(emulator: EmulatorServer) -> None:
     """Zero-length and odd-length PCM chunks are absorbed: samples split across chunks rejoin."""
     pcm = encode_phrase(PHRASE)

@@ -41,6 +41,7 @@ from wyoming_lightning.request import (
     StartAudio,
     StopAudio,
     TimerFired,
+    TranscribeAgain,
     stall_timer,
 )
 from wyoming_lightning.vad.engines import create_engine
@@ -859,6 +860,28 @@ def test_order_mistakes_are_errors() -> None:
     d = machine()
     (error,) = [a for a in d.stop() if isinstance(a, act.Error)]
     assert "without audio-start" in error.text
+
+
+def test_a_second_audio_start_is_an_error_and_ends_the_request() -> None:
+    d = machine()
+    d.start()
+    out = d.start()
+    (error,) = [a for a in out if isinstance(a, act.Error)]
+    assert error.code is ErrorCode.BAD_AUDIO and "twice" in error.text
+    assert any(isinstance(a, act.Finish) for a in out) and d.machine.done
+
+
+def test_transcribe_during_a_request_changes_nothing() -> None:
+    """Streaming or settling, a late ``transcribe`` is logged and ignored: the answer stands."""
+    d = machine()
+    d.start()
+    d.open()
+    d.audio(encode_phrase("one two"))
+    out = d.handle(TranscribeAgain())
+    assert [type(a) for a in out] == [act.Log] and not d.machine.done
+    d.stop()
+    assert [type(a) for a in d.handle(TranscribeAgain())] == [act.Log]
+    assert d.machine.phase.name == "SETTLING"
 
 
 def test_other_formats_are_converted_before_sending() -> None:

@@ -265,18 +265,15 @@ class ClientHandler:
         elif AudioChunk.is_type(event.type):
             self._on_audio_chunk(event)
         elif AudioStop.is_type(event.type):
-            if self._machine is None:
-                self._error(ErrorCode.BAD_AUDIO, "audio-stop without audio-start")
-            else:
-                if self._ticket is not None:
-                    self._ticket.audio_stopped()  # guard (issue 12): the wait starts here
-                self._feed(rq.StopAudio())
+            if self._ticket is not None:
+                self._ticket.audio_stopped()  # guard (issue 12): the wait starts here
+            self._feed_request(rq.StopAudio())
         else:
             self._debug(f"ignored event {event.type!r}")
 
     def _on_transcribe(self, event: Event) -> None:
-        if self._machine is not None and not self._machine.done:
-            self._debug("ignored transcribe during a request")
+        if self._machine is not None:  # the request has begun: the machine says what it means
+            self._feed(rq.TranscribeAgain())
             return
         try:
             transcribe = Transcribe.from_event(event)
@@ -294,35 +291,48 @@ class ClientHandler:
         if fmt is None:
             self._error(ErrorCode.BAD_AUDIO, "audio-start needs integer rate, width and channels")
             return
-        if self._machine is not None:
-            self._error(ErrorCode.BAD_AUDIO, "audio-start sent twice")
-            return
-        language = self._language
-        if language is None:  # no transcribe before audio-start: the default language
-            language = self._services.resolve_language(None)
-        config = self._services.request_config(self._transcribe, language)
-        # guard (issue 12): the per-client and daily limits; past the limit, local or 'quota'
-        self._ticket = self._services.guard.open_request(self._peer, fmt)
-        if self._ticket.refusal is not None:
-            self._error(self._ticket.refusal.code, self._ticket.refusal.text)
-            return
-        if self._ticket.quota_local:
-            config = dataclasses.replace(config, local_only=True, fallback_local=True)
-            self._log.info("client %d: daily audio limit reached; answering locally", self._id)
-        clock = asyncio.get_running_loop().time
-        self._machine = RequestMachine(config, self._services.new_gate(), clock)
-        language = config.session.language
-        self._debug(f"request: {fmt.rate} Hz, {fmt.width * 8}-bit, {fmt.channels} ch, {language}")
-        self._feed(rq.StartAudio(fmt))
+        if self._machine is None:
+            # guard (issue 12): the per-client and daily limits; past the limit, local or 'quota'
+            self._ticket = self._services.guard.open_request(self._peer, fmt)
+            if self._ticket.refusal is not None:
+                self._error(self._ticket.refusal.code, self._ticket.refusal.text)
+                return
+            if self._ticket.quota_local:
+                self._log.info("client %d: daily audio limit reached; answering locally", self._id)
+            machine = self._request(local_only=self._ticket.quota_local)
+            language = machine.config.session.language
+            self._debug(
+                f"request: {fmt.rate} Hz, {fmt.width * 8}-bit, {fmt.channels} ch, {language}"
+            )
+        self._feed_request(rq.StartAudio(fmt))  # a second one: the machine's error
 
     def _on_audio_chunk(self, event: Event) -> None:
-        if self._machine is None:
-            self._error(ErrorCode.BAD_AUDIO, "audio-chunk before audio-start")
-            return
         fmt = _format_of(event.data)
         if self._ticket is not None:
             self._ticket.audio_in(len(event.payload or b""), fmt)  # guard (issue 12)
-        self._feed(rq.AudioIn(event.payload or b"", fmt))
+        self._feed_request(rq.AudioIn(event.payload or b"", fmt))
+
+    def _request(self, *, local_only: bool = False) -> RequestMachine:
+        """This connection's request machine, built at the first audio event of any kind.
+
+        Built even for an event out of order, so that the machine, which owns the order
+        rules, is the one to answer it.
+        """
+        if self._machine is None:
+            language = self._language
+            if language is None:  # no transcribe before audio: the default language
+                language = self._services.resolve_language(None)
+            config = self._services.request_config(self._transcribe, language)
+            if local_only:
+                config = dataclasses.replace(config, local_only=True, fallback_local=True)
+            clock = asyncio.get_running_loop().time
+            self._machine = RequestMachine(config, self._services.new_gate(), clock)
+        return self._machine
+
+    def _feed_request(self, event: rq.Event) -> None:
+        """An audio event into the request machine, built for it if it is the first."""
+        self._request()
+        self._feed(event)
 
     # ------------------------------------------------------------------ actions
 

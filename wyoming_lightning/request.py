@@ -10,12 +10,18 @@ Events in, actions out
 ======================
 Everything that happens to a request comes in through one method, :meth:`RequestMachine.handle`,
 as one of the typed events below: from the client ``StartAudio``, ``AudioIn``, ``StopAudio``,
-``ClientGone``, ``Abort``; from a service session ``SessionOpened``, ``SessionMessage``,
-``SessionProgress``, ``SessionClosed``, ``SessionFailed``; and ``TimerFired``, ``LocalResult``.
-The answer is a list of :mod:`~wyoming_lightning.actions` values that the adapters carry out.
-Nothing here sleeps or opens a socket; the only outside input is an injected clock, read to date
-the last sign of life of each session, so every path, failures included, is unit-testable with
-a fake clock.
+``TranscribeAgain``, ``ClientGone``, ``Abort``; from a service session ``SessionOpened``,
+``SessionMessage``, ``SessionProgress``, ``SessionClosed``, ``SessionFailed``; and
+``TimerFired``, ``LocalResult``. The answer is a list of :mod:`~wyoming_lightning.actions`
+values that the adapters carry out. Nothing here sleeps or opens a socket; the only outside
+input is an injected clock, read to date the last sign of life of each session, so every path,
+failures included, is unit-testable with a fake clock.
+
+The order of the client's events is judged here and nowhere else, since only the machine knows
+the phase: ``audio-chunk`` before ``audio-start``, ``audio-stop`` without it and a second
+``audio-start`` are ``bad_audio`` errors; a ``transcribe`` once audio has started is ignored;
+audio after ``audio-stop`` (or after the server ended the command) is dropped. The Wyoming
+adapter builds the machine at the first audio event of any kind and feeds it every one.
 
 States and transitions
 ======================
@@ -176,6 +182,11 @@ class StartAudio:
 
 
 @dataclass(frozen=True)
+class TranscribeAgain:
+    """``transcribe`` after ``audio-start``: too late to change this request, so ignored."""
+
+
+@dataclass(frozen=True)
 class AudioIn:
     """``audio-chunk``; a chunk may announce a new format."""
 
@@ -254,6 +265,7 @@ class Abort:
 
 Event = (
     StartAudio
+    | TranscribeAgain
     | AudioIn
     | StopAudio
     | SessionOpened
@@ -473,6 +485,8 @@ class RequestMachine:
                 self._set_format(event.format)
         elif isinstance(event, StopAudio):
             self._stop()
+        elif isinstance(event, TranscribeAgain):
+            self._emit(act.Log.debug("ignored transcribe during a request"))
         elif isinstance(event, SessionOpened):
             self._opened(event.conn)
         elif isinstance(event, SessionClosed):

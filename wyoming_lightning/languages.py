@@ -26,6 +26,8 @@ US_ONLY_LANGUAGES = frozenset({"zh", "yue", "ja", "ko", "multi-asian"})
 """Served only by the US host; the default host closes such a session without a result."""
 DEFAULT_HOST_ONLY_LANGUAGES = frozenset({"ta", "te", "kn", "ml", "multi-south-indic"})
 """Served only by the default host; the US host answers LANGUAGE_NOT_ENABLED_IN_REGION."""
+AUTO_DETECT_LANGUAGES = frozenset({"multi", "multi-asian", "north_indic", "multi-south-indic"})
+"""Codes that name a group of languages: the service detects which one was spoken."""
 
 
 # ------------------------------------------------------------------ a client's request

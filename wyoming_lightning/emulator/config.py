@@ -2,6 +2,8 @@
 
 The constants mirror /work/shared/docs/lightning-api.md so that the emulator refuses what the
 real service refuses: a client that passes against the emulator should pass against Smallest.ai.
+The service's language tables are the bridge's own (:mod:`wyoming_lightning.languages`): one
+copy of the vendor's list.
 """
 
 from __future__ import annotations
@@ -25,29 +27,14 @@ PULSE_PATH = "/waves/v1/pulse/get_text"
 LIVE_PATH = "/waves/v1/stt/live"
 """The May 2026 Pulse URL; it needs ``model=pulse`` in the query string."""
 
-# fmt: off
-LIGHTNING_LANGUAGES = frozenset({
-    "it", "es", "en", "pt", "hi", "de", "fr", "uk", "ru", "kn", "ml", "pl", "mr", "gu", "cs",
-    "sk", "te", "or", "nl", "bn", "lv", "et", "ro", "pa", "fi", "sv", "bg", "ta", "hu", "da",
-    "lt", "mt", "multi",
-})
-PULSE_LANGUAGES = frozenset({
-    "en", "hi", "de", "es", "ru", "it", "fr", "nl", "pt", "zh", "yue", "ja", "ko", "gu", "mr",
-    "or", "bn", "ta", "te", "kn", "ml", "north_indic", "multi-asian", "multi-south-indic",
-})
-# fmt: on
-US_ONLY_LANGUAGES = frozenset({"zh", "yue", "ja", "ko", "multi-asian"})
-"""Languages that only the US region serves; the default region drops such sessions silently."""
-DEFAULT_REGION_ONLY_LANGUAGES = frozenset({"ta", "te", "kn", "ml", "multi-south-indic"})
-"""Languages that only the default region serves; the US region answers an error frame."""
-
 AUTO_LANGUAGE_REPORTED = {
     "multi": "en",
     "multi-asian": "en",
     "north_indic": "hi",
     "multi-south-indic": "ta",
 }
-"""What a final's ``language`` says for auto-detect requests: the emulator cannot detect."""
+"""What a final's ``language`` says for auto-detect requests (every one of
+:data:`~wyoming_lightning.languages.AUTO_DETECT_LANGUAGES`): the emulator cannot detect."""
 
 ENCODINGS = frozenset({"linear16", "linear32", "alaw", "mulaw", "opus", "ogg_opus"})
 DECODABLE_ENCODINGS = frozenset({"linear16"})

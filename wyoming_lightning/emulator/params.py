@@ -13,12 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
 
+from ..languages import LIGHTNING_LANGUAGES, PULSE_LANGUAGES
 from .config import (
     ENCODINGS,
-    LIGHTNING_LANGUAGES,
     LIGHTNING_PATH,
     LIVE_PATH,
-    PULSE_LANGUAGES,
     PULSE_PATH,
     SAMPLE_RATES,
     Dialect,

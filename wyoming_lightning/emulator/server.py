@@ -22,12 +22,11 @@ from typing import Self
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
+from ..languages import DEFAULT_HOST_ONLY_LANGUAGES, US_ONLY_LANGUAGES
 from .config import (
-    DEFAULT_REGION_ONLY_LANGUAGES,
     LIGHTNING_PATH,
     LIVE_PATH,
     PULSE_PATH,
-    US_ONLY_LANGUAGES,
     Dialect,
     EmulatorConfig,
 )
@@ -318,11 +317,7 @@ class EmulatorServer:
             connection.transport.close()
             await connection.wait_closed()
             return
-        if (
-            pulse
-            and self.config.region == "us"
-            and params.language in DEFAULT_REGION_ONLY_LANGUAGES
-        ):
+        if pulse and self.config.region == "us" and params.language in DEFAULT_HOST_ONLY_LANGUAGES:
             frame = {
                 "type": "error",
                 "error_code": "LANGUAGE_NOT_ENABLED_IN_REGION",

@@ -150,6 +150,10 @@ async def test_stdio_uri_is_refused() -> None:
         ({"LIGHTNING_URI": "tcp://[fd00::7]:10558"}, "tcp://[fd00::7]:10558"),
         ({"LIGHTNING_URI": "unix:///run/stt.sock"}, "unix:///run/stt.sock"),
         ({"LIGHTNING_URI": "stdio://"}, "tcp://127.0.0.1:10300"),
+        # Read by the server's own parser (cli.parse_uri): what the server accepts, it follows.
+        ({"LIGHTNING_URI": "tcp://0.0.0.0"}, "tcp://127.0.0.1:10300"),
+        ({"LIGHTNING_URI": "TCP://0.0.0.0:10559"}, "tcp://127.0.0.1:10559"),
+        ({"LIGHTNING_URI": "tcp://0.0.0.0:port"}, "tcp://0.0.0.0:port"),  # main() says why
         (
             {"LIGHTNING_URI": "tcp://0.0.0.0:1", "LIGHTNING_HEALTHCHECK_URI": "tcp://h:2"},
             "tcp://h:2",

@@ -113,6 +113,8 @@ class Endpoint:
 
 
 _SHAPES = {"tcp": "tcp://HOST:PORT", "unix": "unix://PATH", "stdio": "stdio://"}
+DEFAULT_PORT = 10300
+"""Wyoming's customary port for speech-to-text: a server's, when its URI names none."""
 
 
 def parse_uri(
@@ -120,7 +122,9 @@ def parse_uri(
 ) -> Endpoint:
     """Check a Wyoming URI; raise ValueError with a one-line reason.
 
-    A server may leave out the host (all interfaces) and the port (10300); a client may not.
+    A server may leave out the host (all interfaces: ``host`` is empty) and the port
+    (:data:`DEFAULT_PORT`); a client may not. Every reader of a Wyoming URI comes here: the
+    server, the client, the health check.
     """
     allowed = [_SHAPES[s] for s in _SHAPES if s in schemes]
     shapes = " or ".join(allowed) if len(allowed) < 3 else ", ".join(allowed[:-1]) + " or stdio://"
@@ -150,7 +154,7 @@ def parse_uri(
         raise ValueError(f"{text!r} has more than a host and a port; use tcp://HOST:PORT")
     if not server and (not host or port is None):
         raise ValueError(f"{text!r} needs a host and a port: tcp://HOST:PORT")
-    return Endpoint("tcp", host=host, port=port)
+    return Endpoint("tcp", host=host, port=DEFAULT_PORT if port is None else port)
 
 
 def wyoming_client(uri: str) -> AsyncClient:

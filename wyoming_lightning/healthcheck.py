@@ -18,15 +18,22 @@ import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from urllib.parse import urlsplit
 
 from wyoming.client import AsyncClient
 from wyoming.error import Error
 from wyoming.info import Describe, Info
 
-from .cli import Parser, describe_failure, parse_uri, run_main, uri_type, wyoming_client
+from .cli import (
+    DEFAULT_PORT,
+    Parser,
+    describe_failure,
+    parse_uri,
+    run_main,
+    uri_type,
+    wyoming_client,
+)
 
-DEFAULT_URI = "tcp://127.0.0.1:10300"
+DEFAULT_URI = f"tcp://127.0.0.1:{DEFAULT_PORT}"
 DEFAULT_TIMEOUT_S = 5.0
 RETRY_INTERVAL_S = 0.25
 
@@ -103,23 +110,22 @@ def default_uri(env: Mapping[str, str]) -> str:
     if explicit:
         return explicit
     server = env.get("LIGHTNING_URI", "").strip()
-    if server.startswith("unix://"):
+    if not server:
+        return DEFAULT_URI
+    try:
+        where = parse_uri(server, ("tcp", "unix", "stdio"), server=True)
+    except ValueError:
+        return server  # main() reports it, naming the variable
+    if where.scheme == "unix":
         return server
-    if server.startswith("tcp://"):
-        parts = urlsplit(server)
-        try:
-            port = parts.port or 10300
-        except ValueError:
-            return server  # not a port: main() reports it, naming the variable
-        host = parts.hostname or ""
-        if host in ("", "0.0.0.0", "::"):
-            host = "127.0.0.1"
-        elif ":" in host:
-            host = f"[{host}]"
-        return f"tcp://{host}:{port}"
-    if server and not server.startswith("stdio://"):
-        return server  # not a URI: main() reports it, naming the variable
-    return DEFAULT_URI
+    if where.scheme == "stdio":
+        return DEFAULT_URI  # no socket to check: the customary one
+    host = where.host
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"tcp://{host}:{where.port}"
 
 
 def default_uri_source(env: Mapping[str, str]) -> str:

@@ -90,9 +90,8 @@ class WyomingServer:
         self.services.guard.start()  # guard (issue 12): metrics endpoint
         if where.scheme == "tcp":
             host = where.host or "0.0.0.0"
-            port = where.port if where.port is not None else 10300
             self._server = await asyncio.start_server(
-                self._accept, host, port, limit=MAX_HEADER_BYTES
+                self._accept, host, where.port, limit=MAX_HEADER_BYTES
             )
         elif where.scheme == "unix":
             path = Path(where.path)

@@ -25,6 +25,7 @@ from zeroconf import InterfaceChoice, IPVersion, NonUniqueNameException
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
 from . import __version__
+from .cli import parse_uri
 from .info import PROGRAM_NAME
 
 _LOGGER = logging.getLogger(__name__)
@@ -216,7 +217,11 @@ async def start_advertising(
     """Advertise a TCP server if ``--zeroconf`` asked for it; log, never raise, on failure."""
     if name is None:
         return None
-    if not uri.startswith("tcp://") or not bound:
+    try:
+        tcp = parse_uri(uri, ("tcp", "unix", "stdio"), server=True).scheme == "tcp"
+    except ValueError:
+        tcp = False
+    if not tcp or not bound:
         _LOGGER.warning("--zeroconf needs a tcp:// --uri; not advertising %s", uri)
         return None
     hosts = [host for host, _port in bound]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..cli import Parser, uri_type
+from ..cli import DEFAULT_PORT, Parser, uri_type
 from .status import PROG
 
-DEFAULT_URI = "tcp://127.0.0.1:10300"
+DEFAULT_URI = f"tcp://127.0.0.1:{DEFAULT_PORT}"
 DEFAULT_MIC_SECONDS = 15.0
 """Home Assistant's own hard cap on one voice command."""
 DEFAULT_END_SILENCE_S = 0.7

@@ -884,6 +884,19 @@ def test_transcribe_during_a_request_changes_nothing() -> None:
     assert d.machine.phase.name == "SETTLING"
 
 
+def test_received_audio_is_counted_once_in_each_chunks_format() -> None:
+    """The machine's count is the only one (the guard's usage reads it): a format change
+    mid-stream counts each chunk in its own format, and audio after audio-stop still counts."""
+    d = machine()
+    d.start(HA_FORMAT)
+    d.audio(bytes(32000), chunk=3200)  # 1 s at 16 kHz mono s16
+    stereo48 = PcmFormat(48000, 2, 2)
+    d.handle(AudioIn(bytes(48000 * 4 // 2), stereo48))  # 0.5 s
+    d.stop()
+    d.handle(AudioIn(bytes(48000 * 4 // 4)))  # 0.25 s, too late to transcribe
+    assert d.machine.received_s == pytest.approx(1.75)
+
+
 def test_other_formats_are_converted_before_sending() -> None:
     d = machine()
     d.start(PcmFormat(48000, 2, 2))

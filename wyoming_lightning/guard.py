@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 from . import actions as act
 from .access import LOCAL, AccessPolicy, ClientSlots, OnceEach, Verdict, parse_address
-from .audio import PcmFormat
 from .config import Settings
 from .errors import ErrorCode
 from .metrics import Metrics
@@ -81,7 +80,7 @@ class Guard:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
-        self.policy = AccessPolicy.from_cidrs(settings.allow)
+        self.policy = AccessPolicy(settings.allow)
         self.slots = ClientSlots(settings.max_requests_per_client)
         limit = settings.daily_audio_limit_min
         self.ledger = DailyLedger(None if limit is None else limit * 60, clock)
@@ -152,7 +151,7 @@ class Guard:
 
     # ------------------------------------------------------------------ requests
 
-    def open_request(self, peer: Peer, fmt: PcmFormat) -> Ticket:
+    def open_request(self, peer: Peer) -> Ticket:
         """``audio-start``: admit the request (or say why not) and start counting it."""
         day = self.ledger.today()
         if not self.slots.acquire(peer.key):
@@ -162,7 +161,7 @@ class Guard:
                 f"too many requests at once from this client (limit {limit})",
                 "per_client",
             )
-            return Ticket(self, peer.key, day, fmt, refusal=refusal, holds_slot=False)
+            return Ticket(self, peer.key, day, refusal=refusal, holds_slot=False)
         local = False
         if self._admission(day) is Admission.OVER:
             if self.settings.fallback == "local" or self.settings.local_only:
@@ -173,8 +172,8 @@ class Guard:
                 refusal = Refusal(
                     ErrorCode.QUOTA, f"the daily audio limit of {minutes:g} min is reached", "quota"
                 )
-                return Ticket(self, peer.key, day, fmt, refusal=refusal, holds_slot=False)
-        return Ticket(self, peer.key, day, fmt, quota_local=local)
+                return Ticket(self, peer.key, day, refusal=refusal, holds_slot=False)
+        return Ticket(self, peer.key, day, quota_local=local)
 
     def _admission(self, day: str) -> Admission:
         if self.ledger.limit_s is None:
@@ -231,7 +230,6 @@ class Ticket:
         guard: Guard,
         client: str,
         day: str,
-        fmt: PcmFormat,
         *,
         refusal: Refusal | None = None,
         quota_local: bool = False,
@@ -245,8 +243,7 @@ class Ticket:
         self.quota_local = quota_local
         """Past the daily limit, with a fallback: the local recognizer alone answers."""
         self._holds_slot = holds_slot
-        self._fmt = fmt
-        self._received_s = 0.0
+        self._received: Callable[[], float] = lambda: 0.0
         self._sent_bytes = 0
         self._stopped_at: float | None = None
         self._outcome: tuple[str, str] | None = None
@@ -259,13 +256,9 @@ class Ticket:
             self._fallback = "quota"
             self._metrics.fallbacks.labels(reason="quota").inc()
 
-    def audio_in(self, nbytes: int, fmt: PcmFormat | None) -> None:
-        if fmt is not None:
-            self._fmt = fmt
-        frame = max(1, self._fmt.rate * self._fmt.width * self._fmt.channels)
-        seconds = nbytes / frame
-        self._received_s += seconds
-        self._metrics.audio_received.inc(seconds)
+    def follow(self, received_s: Callable[[], float]) -> None:
+        """Where to read the seconds of audio received: the request machine counts them."""
+        self._received = received_s
 
     def audio_stopped(self) -> None:
         if self._stopped_at is None:
@@ -313,13 +306,15 @@ class Ticket:
         if self._outcome is None:
             self._outcome = ("abandoned", "")
         outcome, code = self._outcome
+        received_s = self._received()
+        self._metrics.audio_received.inc(received_s)
         self._metrics.requests.labels(outcome=outcome, code=code).inc()
         if self._holds_slot:
             self._guard.slots.release(self._client)
         self._guard.finished(
             RequestUsage(
                 day=self.day,
-                received_s=self._received_s,
+                received_s=received_s,
                 sent_s=self._sent_bytes / BYTES_PER_SECOND,
                 error_code=code or None,
                 fallback=self._fallback,

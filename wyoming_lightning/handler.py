@@ -293,13 +293,14 @@ class ClientHandler:
             return
         if self._machine is None:
             # guard (issue 12): the per-client and daily limits; past the limit, local or 'quota'
-            self._ticket = self._services.guard.open_request(self._peer, fmt)
+            self._ticket = self._services.guard.open_request(self._peer)
             if self._ticket.refusal is not None:
                 self._error(self._ticket.refusal.code, self._ticket.refusal.text)
                 return
             if self._ticket.quota_local:
                 self._log.info("client %d: daily audio limit reached; answering locally", self._id)
             machine = self._request(local_only=self._ticket.quota_local)
+            self._ticket.follow(lambda: machine.received_s)  # guard (issue 12): its usage
             language = machine.config.session.language
             self._debug(
                 f"request: {fmt.rate} Hz, {fmt.width * 8}-bit, {fmt.channels} ch, {language}"
@@ -307,10 +308,7 @@ class ClientHandler:
         self._feed_request(rq.StartAudio(fmt))  # a second one: the machine's error
 
     def _on_audio_chunk(self, event: Event) -> None:
-        fmt = _format_of(event.data)
-        if self._ticket is not None:
-            self._ticket.audio_in(len(event.payload or b""), fmt)  # guard (issue 12)
-        self._feed_request(rq.AudioIn(event.payload or b"", fmt))
+        self._feed_request(rq.AudioIn(event.payload or b"", _format_of(event.data)))
 
     def _request(self, *, local_only: bool = False) -> RequestMachine:
         """This connection's request machine, built at the first audio event of any kind.

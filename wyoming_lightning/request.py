@@ -105,7 +105,7 @@ from .lightning.protocol import (
     classify_error_frame,
     detect_dialect,
 )
-from .pipeline_format import BYTES_PER_SECOND, SAMPLE_RATE, SAMPLE_WIDTH
+from .pipeline_format import BYTES_PER_SECOND
 from .transcript import FinalLedger, UtteranceText, Verdict, join_texts
 from .vad.events import SpeechAudio, SpeechEnd, SpeechStart
 from .vad.gate import VadGate
@@ -455,7 +455,7 @@ class RequestMachine:
         self._emitted = 0
         self._started_stream = False
         self._emitted_text = False
-        self._audio_bytes_in = 0
+        self._received_s = 0.0
         self._out: list[Action] = []
 
     # ------------------------------------------------------------------ the entry point
@@ -546,6 +546,7 @@ class RequestMachine:
         if self.phase is Phase.AWAITING_AUDIO:
             self._fail(ErrorCode.BAD_AUDIO, "audio-chunk before audio-start")
             return
+        self._count_received(data, fmt)
         if self.phase is not Phase.STREAMING:
             return  # after an endpoint or audio-stop: late audio has nowhere to go
         if fmt is not None and fmt != self._format:
@@ -554,10 +555,22 @@ class RequestMachine:
             if self.phase is not Phase.STREAMING:
                 return
         assert self._converter is not None
-        self._audio_bytes_in += len(data)
         self._feed_gate(self._converter.convert(data))
         self._finalize_on_pause()
         self._check_endpoint()
+
+    def _count_received(self, data: bytes, fmt: PcmFormat | None) -> None:
+        shape = fmt or self._format
+        if shape is not None:
+            self._received_s += len(data) / max(1, shape.rate * shape.width * shape.channels)
+
+    @property
+    def received_s(self) -> float:
+        """Seconds of audio the client sent after ``audio-start``, each chunk in its format.
+
+        The one count of received audio: the summary in the log and the guard's usage read it.
+        """
+        return self._received_s
 
     def _drain_converter(self) -> bytes:
         return self._converter.flush() if self._converter is not None else b""
@@ -692,10 +705,7 @@ class RequestMachine:
         return sum(len(u.audio) for u in self._utterances if not u.settled)
 
     def _summary(self) -> str:
-        fmt = self._format
-        frame = (fmt.width * fmt.channels) if fmt else SAMPLE_WIDTH
-        rate = fmt.rate if fmt else SAMPLE_RATE
-        received = self._audio_bytes_in / max(1, frame * rate)
+        received = self._received_s
         sent = self.gate.audio_out_ms / 1000 - self._dropped_bytes / BYTES_PER_SECOND
         speech = self.gate.speech_ms / 1000
         tag = self.config.session.external_session_id

@@ -45,6 +45,7 @@ from wyoming.info import Describe
 from wyoming.ping import Ping
 
 from wyoming_lightning import healthcheck
+from wyoming_lightning.access import parse_network
 from wyoming_lightning.config import Settings
 from wyoming_lightning.emulator import EmulatorServer, Fault
 from wyoming_lightning.emulator.tones import encode_phrase, silence
@@ -104,7 +105,7 @@ async def test_a_client_outside_allow_is_refused_and_the_next_allowed_one_served
     emulator: EmulatorServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="wyoming_lightning")
-    settings = bridge_settings(emulator.pulse_url, allow=("127.0.0.1/32",))
+    settings = bridge_settings(emulator.pulse_url, allow=(parse_network("127.0.0.1/32"),))
     async with running_bridge(settings) as server:
         port = bridge_port(server)
         refused = [await request_from(OTHER_HOST, port) for _ in range(2)]
@@ -128,7 +129,7 @@ async def test_describe_and_ping_cost_nothing_and_are_answered_to_everyone(
 ) -> None:
     """A health check or a discovery helper on this machine keeps working when the list leaves
     loopback out; transcribing is still refused."""
-    settings = bridge_settings(emulator.pulse_url, allow=("10.0.0.0/8",))
+    settings = bridge_settings(emulator.pulse_url, allow=(parse_network("10.0.0.0/8"),))
     async with running_bridge(settings) as server:
         port = bridge_port(server)
         health = await healthcheck.check(f"tcp://127.0.0.1:{port}", 10.0)
@@ -160,7 +161,9 @@ def has_ipv6_loopback() -> bool:
 async def test_ipv6_clients_are_judged_by_their_ipv6_address(emulator: EmulatorServer) -> None:
     answers = []
     for allow in ("127.0.0.0/8", "::1/128"):
-        settings = bridge_settings(emulator.pulse_url, uri="tcp://[::1]:0", allow=(allow,))
+        settings = bridge_settings(
+            emulator.pulse_url, uri="tcp://[::1]:0", allow=(parse_network(allow),)
+        )
         async with running_bridge(settings) as server:
             answers.append(await request_from("::1", bridge_port(server), to="::1"))
             await server.wait_idle()
@@ -172,7 +175,9 @@ async def test_unix_socket_clients_are_local_and_always_allowed(
     emulator: EmulatorServer, tmp_path: Path
 ) -> None:
     path = tmp_path / "wyoming.sock"
-    settings = bridge_settings(emulator.pulse_url, uri=f"unix://{path}", allow=("10.9.9.9/32",))
+    settings = bridge_settings(
+        emulator.pulse_url, uri=f"unix://{path}", allow=(parse_network("10.9.9.9/32"),)
+    )
     async with running_bridge(settings):
         reader, writer = await asyncio.open_unix_connection(str(path))
         await async_write_event(Transcribe(language="en").event(), writer)
@@ -419,7 +424,9 @@ def scrape(port: int) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
 
 
 async def test_the_metrics_endpoint_is_scraped_and_parsed(emulator: EmulatorServer) -> None:
-    settings = bridge_settings(emulator.pulse_url, metrics_port=0, allow=("127.0.0.1/32",))
+    settings = bridge_settings(
+        emulator.pulse_url, metrics_port=0, allow=(parse_network("127.0.0.1/32"),)
+    )
     async with running_bridge(settings) as server:
         port = bridge_port(server)
         assert (await transcribe(port, PCM)).transcript == PHRASE

@@ -23,6 +23,14 @@ LOCAL = "local"
 """The key of clients without an address (Unix socket, stdio)."""
 
 
+def parse_network(text: str) -> IpNetwork:
+    """One ``--allow`` value: a network, or a bare address as a network of one host.
+
+    Host bits are allowed (``192.168.1.7/24`` is ``192.168.1.0/24``); raises ValueError.
+    """
+    return ipaddress.ip_network(text.strip(), strict=False)
+
+
 class Verdict(enum.Enum):
     ALLOWED = "allowed"
     FORBIDDEN = "forbidden"
@@ -50,7 +58,7 @@ class AccessPolicy:
 
     @classmethod
     def from_cidrs(cls, cidrs: Iterable[str]) -> AccessPolicy:
-        return cls(tuple(ipaddress.ip_network(c, strict=False) for c in cidrs))
+        return cls(tuple(parse_network(c) for c in cidrs))
 
     @property
     def open(self) -> bool:

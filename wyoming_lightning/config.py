@@ -10,7 +10,6 @@ exception: it never appears as a flag (it would show in ``ps``), only as ``SMALL
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
 import os
 import sys
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .access import IpNetwork, parse_network
 from .cli import Parser, redact_url, uri_type
 from .lightning.protocol import (
     DEFAULT_URL,
@@ -117,7 +117,7 @@ class Settings:
     debug: bool = False
     log_format: str = "%(asctime)s %(levelname)s %(name)s: %(message)s"
     # Cost and access (issue 12): see access.py, quota.py, usage_store.py, metrics.py.
-    allow: tuple[str, ...] = ()
+    allow: tuple[IpNetwork, ...] = ()
     max_requests_per_client: int = 10
     daily_audio_limit_min: float | None = None
     price_per_min: float = DEFAULT_PRICE_PER_MIN
@@ -179,12 +179,12 @@ def _split_list(value: object) -> list[str]:
     return [item.strip() for part in parts for item in str(part).split(",") if item.strip()]
 
 
-def parse_networks(items: Sequence[str]) -> tuple[str, ...]:
-    """``--allow`` values into normalised networks (a bare address is one host)."""
-    out: list[str] = []
+def parse_networks(items: Sequence[str]) -> tuple[IpNetwork, ...]:
+    """``--allow`` values into networks, parsed here once (the guard takes them as they are)."""
+    out: list[IpNetwork] = []
     for item in items:
         try:
-            out.append(str(ipaddress.ip_network(item, strict=False)))
+            out.append(parse_network(item))
         except ValueError:
             raise ConfigError(
                 f"--allow {item!r} is not a network: give e.g. 192.168.1.0/24, 10.0.0.5 or fd00::/8"

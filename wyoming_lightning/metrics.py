@@ -1,8 +1,9 @@
 """Prometheus metrics: what the server did, with label values from small fixed sets only.
 
 Every process has its own registry (tests run several servers in one process). No label ever
-holds a client address, a transcript or anything else a client chooses: ``outcome`` is one of
-:data:`OUTCOMES`, ``code`` an error code of the server's own, ``reason`` one of a few words.
+holds a client address, a transcript or anything else a client chooses: ``outcome`` is
+``transcript``, ``error`` or ``abandoned`` (the client left first), ``code`` an error code of
+the server's own, ``reason`` one of a few words.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 
 _LOGGER = logging.getLogger(__name__)
 PREFIX = "wyoming_lightning"
-OUTCOMES = ("transcript", "error", "abandoned")
-"""How a request ended: answered, ``error`` sent, or the client left first."""
 REFUSAL_REASONS = ("forbidden", "busy", "per_client", "quota")
 FALLBACK_REASONS = ("failure", "quota")
 WAIT_BUCKETS = (0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 15.0, 30.0)

@@ -57,7 +57,6 @@ def bridge_settings(service_url: str, **overrides: object) -> Settings:
     base = Settings(
         uri="tcp://127.0.0.1:0",
         service_url=service_url,
-        url_fixed=True,
         api_key=Secret(API_KEY),
         vad="off",
     )

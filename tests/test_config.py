@@ -24,7 +24,7 @@ def test_environment_sets_every_option_and_flags_win() -> None:
         "SMALLEST_API_KEY": " k-123 \n",
     }
     settings = load_settings(["--hangover-ms", "300"], env)
-    assert settings.service_url.endswith("/pulse/get_text") and settings.url_fixed
+    assert settings.service_url.endswith("/pulse/get_text")
     assert settings.vad == "webrtc" and settings.hangover_ms == 300
     assert settings.early_finalize is False and settings.language == "de"
     assert settings.api_key.reveal() == "k-123"

@@ -42,7 +42,7 @@ from test_deploy_docker import ENTRYPOINT_SCRIPT, FINAL, copy_instructions, of
 
 from wyoming_lightning.config import VAD_CHOICES, build_parser, load_settings
 from wyoming_lightning.languages import LIGHTNING_LANGUAGES, PULSE_LANGUAGES
-from wyoming_lightning.lightning.protocol import DIALECT_CHOICES
+from wyoming_lightning.lightning.protocol import DEFAULT_URL, DIALECT_CHOICES
 
 ROOT = Path(__file__).resolve().parent.parent
 ADDON = ROOT  # the add-on's directory, and so the Supervisor's build context
@@ -414,7 +414,7 @@ def test_every_option_becomes_a_real_flag() -> None:
     settings = load_settings(argv[1:], env=env)
     assert settings.language == "de" and settings.vad == "webrtc"
     assert settings.endpointing and not settings.debug and settings.fallback == "local"
-    assert settings.service_url == FULL_OPTIONS["service_url"] and settings.url_fixed
+    assert settings.service_url == FULL_OPTIONS["service_url"]
     assert settings.dialect == "lightning"
     assert [k.text for k in settings.keywords] == ["Ada Lovelace", "thermostat"]
     assert settings.api_key.reveal() == "sk-test-0123"
@@ -425,7 +425,7 @@ def test_defaults_and_omitted_optionals() -> None:
     assert "--lightning-url" not in argv and "--keywords" not in argv
     assert env == {}, "an empty key means no key (the offline recognizer)"
     settings = load_settings(argv[1:], env={})
-    assert not settings.url_fixed and settings.vad == CONFIG["options"]["vad"]
+    assert settings.service_url == DEFAULT_URL and settings.vad == CONFIG["options"]["vad"]
 
 
 def run_script(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -148,12 +148,9 @@ def test_the_request_takes_the_language_as_resolved_once() -> None:
 
 @pytest.mark.parametrize("language", ["zh", "yue", "ja", "ko", "multi-asian"])
 @pytest.mark.parametrize("url", [DEFAULT_URL, PULSE_URL])
-@pytest.mark.parametrize("fixed", [False, True])
-def test_region_languages_go_to_the_us_host_of_the_vendor(
-    language: str, url: str, fixed: bool
-) -> None:
+def test_region_languages_go_to_the_us_host_of_the_vendor(language: str, url: str) -> None:
     key = Secret("k")
-    services = Services(Settings(service_url=url, url_fixed=fixed, api_key=key, vad="off"))
+    services = Services(Settings(service_url=url, api_key=key, vad="off"))
     config = config_for(services, language)
     assert urlsplit(config.base_url).hostname == US_HOST
     assert urlsplit(config.base_url).path == urlsplit(url).path
@@ -163,7 +160,7 @@ def test_region_languages_go_to_the_us_host_of_the_vendor(
 @pytest.mark.parametrize("language", ["ta", "te", "kn", "ml", "multi-south-indic"])
 def test_south_indic_languages_never_go_to_the_us_host(language: str) -> None:
     us_url = "wss://api.us.smallest.ai/waves/v1/stt/live?model=pulse"
-    services = Services(Settings(service_url=us_url, url_fixed=True, api_key=Secret("k")))
+    services = Services(Settings(service_url=us_url, api_key=Secret("k")))
     config = config_for(services, language)
     assert urlsplit(config.base_url).hostname == "api.smallest.ai"
     assert config_for(services, "en").base_url == us_url
@@ -171,7 +168,7 @@ def test_south_indic_languages_never_go_to_the_us_host(language: str) -> None:
 
 def test_other_hosts_are_never_rerouted() -> None:
     url = "ws://127.0.0.1:8765/waves/v1/stt/live?model=pulse"
-    services = Services(Settings(service_url=url, url_fixed=True, api_key=Secret("k")))
+    services = Services(Settings(service_url=url, api_key=Secret("k")))
     for language in ("ja", "ta", "en"):
         assert config_for(services, language).base_url == url
 

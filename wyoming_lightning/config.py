@@ -87,7 +87,6 @@ class Settings:
 
     uri: str = "tcp://0.0.0.0:10300"
     service_url: str = DEFAULT_URL
-    url_fixed: bool = False
     dialect: str = "auto"
     language: str = "en"
     api_key: Secret = field(default_factory=lambda: Secret(""))
@@ -483,7 +482,6 @@ def load_settings(
     return Settings(
         uri=args.uri,
         service_url=url,
-        url_fixed=bool(args.lightning_url),
         dialect=args.dialect,
         language=language,
         api_key=_read_key(args, env, argv),

@@ -807,7 +807,8 @@ class RequestMachine:
         session.garbled = False
         session.last_progress = self._clock()
         if isinstance(message, SpeechEvent):
-            self._emit(act.Log.debug(f"service reports {message.kind}"))
+            at = "" if message.timestamp is None else f" at {message.timestamp:.2f} s"
+            self._emit(act.Log.debug(f"service reports {message.kind}{at}"))
         elif isinstance(message, ServiceError):
             self._session_failed(session, classify_error_frame(message))
         else:

@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from wyoming_lightning.access import AccessPolicy, ClientSlots, OnceEach, Verdict, parse_address
+from wyoming_lightning.access import (
+    AccessPolicy,
+    ClientSlots,
+    OnceEach,
+    Verdict,
+    parse_address,
+    parse_network,
+)
 from wyoming_lightning.config import ConfigError, load_settings
 from wyoming_lightning.quota import Admission, DailyLedger, DayUsage, RequestUsage
 from wyoming_lightning.usage_report import format_table
@@ -34,7 +41,7 @@ class FakeClock:
 
 
 def test_an_empty_list_serves_everyone() -> None:
-    policy = AccessPolicy.from_cidrs([])
+    policy = AccessPolicy()
     assert policy.open
     assert policy.decide("203.0.113.9") is Verdict.ALLOWED
     assert policy.decide(None) is Verdict.ALLOWED
@@ -55,18 +62,18 @@ def test_an_empty_list_serves_everyone() -> None:
     ],
 )
 def test_ipv4_ipv6_and_mapped_addresses(host: str | None, verdict: Verdict) -> None:
-    policy = AccessPolicy.from_cidrs(["192.168.1.0/24", "fd00::/8"])
+    policy = AccessPolicy(tuple(map(parse_network, ["192.168.1.0/24", "fd00::/8"])))
     assert policy.decide(host) is verdict
 
 
 def test_a_list_written_in_mapped_form_matches_plain_ipv4() -> None:
-    policy = AccessPolicy.from_cidrs(["::ffff:192.168.1.0/120"])
+    policy = AccessPolicy(tuple(map(parse_network, ["::ffff:192.168.1.0/120"])))
     assert policy.decide("192.168.1.5") is Verdict.ALLOWED
     assert policy.decide("192.168.9.5") is Verdict.FORBIDDEN
 
 
 def test_local_sockets_are_always_allowed() -> None:
-    policy = AccessPolicy.from_cidrs(["10.0.0.0/8"])
+    policy = AccessPolicy(tuple(map(parse_network, ["10.0.0.0/8"])))
     assert policy.decide(None, local=True) is Verdict.ALLOWED
 
 

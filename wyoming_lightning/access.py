@@ -11,7 +11,6 @@ from __future__ import annotations
 import enum
 import ipaddress
 from collections import OrderedDict
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -55,10 +54,6 @@ class AccessPolicy:
     """The allow-list; empty means everyone, as a Wyoming server has always been."""
 
     networks: tuple[IpNetwork, ...] = ()
-
-    @classmethod
-    def from_cidrs(cls, cidrs: Iterable[str]) -> AccessPolicy:
-        return cls(tuple(parse_network(c) for c in cidrs))
 
     @property
     def open(self) -> bool:

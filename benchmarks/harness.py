@@ -22,7 +22,6 @@ import math
 import os
 import platform
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,10 +33,12 @@ from typing import Any
 
 from wyoming.event import Event
 
+from tests.kit.bridge import clean_env
+from tests.kit.paths import ROOT
+from tests.kit.stats import median as median
+from tests.kit.stats import percentile as percentile
 from wyoming_lightning.pipeline_format import BYTES_PER_SECOND, CHANNELS, SAMPLE_RATE, SAMPLE_WIDTH
 from wyoming_lightning.wire import encode_event
-
-ROOT = Path(__file__).resolve().parent.parent
 
 API_KEY = "bench-key"
 CHUNK_S = 0.010
@@ -49,20 +50,7 @@ PAGE_KB = 1
 
 # ----------------------------------------------------------------------------- statistics
 
-
-def percentile(values: Sequence[float], pct: float) -> float:
-    """Linear-interpolation percentile (numpy's default); NaN for no values."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    rank = pct / 100 * (len(ordered) - 1)
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
-def median(values: Sequence[float]) -> float:
-    return statistics.median(values) if values else math.nan
+# percentile and median: tests/kit/stats.py, re-exported here for the tables.
 
 
 def ms(seconds: float) -> str:
@@ -191,7 +179,8 @@ class Proc:
         self.port = port
         self.log_path = Path(tempfile.mkdtemp(prefix=f"bench-{name}-")) / "log.txt"
         self._log = self.log_path.open("wb")
-        full_env = {**os.environ, **(env or {})}
+        # The user's own LIGHTNING_* / SMALLEST_* settings would change what is measured.
+        full_env = {**clean_env(None), **(env or {})}
         full_env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(ROOT), full_env.get("PYTHONPATH", "")) if p
         )
@@ -224,6 +213,16 @@ class Proc:
             return
         raise TimeoutError(f"{self.name} did not listen within {timeout:g} s:\n{self.log_tail()}")
 
+    async def wait_for_log(self, marker: str, timeout: float = 60.0) -> None:
+        """Wait until the process has logged ``marker`` (when a connection would be counted)."""
+        deadline = time.monotonic() + timeout
+        while marker not in self.log_text():
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"{self.name} exited early:\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.name} did not log {marker!r} within {timeout:g} s")
+            await asyncio.sleep(0.05)
+
     def cpu_seconds(self) -> float:
         """utime + stime of the whole process (all its threads), from /proc/PID/stat."""
         stat = Path(f"/proc/{self.pid}/stat").read_text()
@@ -242,6 +241,19 @@ class Proc:
     def threads(self) -> int:
         return len(os.listdir(f"/proc/{self.pid}/task"))
 
+    def sockets(self) -> int:
+        """Open socket file descriptors (listening ones included), from /proc/PID/fd."""
+        count = 0
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{self.pid}/fd"):
+                with contextlib.suppress(OSError):
+                    count += os.readlink(f"/proc/{self.pid}/fd/{fd}").startswith("socket:")
+        return count
+
+    def warnings(self) -> int:
+        """Lines of its log at WARNING or ERROR level."""
+        return sum(" WARNING " in t or " ERROR " in t for t in self.log_text().splitlines())
+
     def log_text(self) -> str:
         if not self._log.closed:
             self._log.flush()
@@ -250,17 +262,18 @@ class Proc:
     def log_tail(self, lines: int = 30) -> str:
         return "\n".join(self.log_text().splitlines()[-lines:])
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 10.0) -> int:
+        """SIGTERM, then SIGKILL after ``timeout`` seconds; the exit code (negative: a signal)."""
         if self.popen.poll() is None:
             self.popen.terminate()
-            for _ in range(200):
-                if self.popen.poll() is not None:
-                    break
+            deadline = time.monotonic() + timeout
+            while self.popen.poll() is None and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
-            else:
+            if self.popen.poll() is None:
                 self.popen.kill()
                 self.popen.wait()
         self._log.close()
+        return self.popen.returncode
 
 
 def emulator_args(

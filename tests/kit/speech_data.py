@@ -18,6 +18,7 @@ Other test modules and benchmarks import this module; keep its API stable:
   (non-speech sounds in 2 s of quiet room)
 - ``scale_to_peak(pcm, dbfs) -> bytes``
 - ``concat_with_pause(a, b, pause_s) -> bytes``
+- ``read_wav(path) -> bytes`` (16 kHz mono s16 only; anything else is a one-line ValueError)
 - ``speech_frames(pcm) -> numpy bool array`` (the energy oracle, one value per 10 ms)
 
 Import it as ``tests.kit.speech_data`` (tests and ``python -m benchmarks`` alike).
@@ -74,13 +75,20 @@ def _load_speech_cached() -> tuple[SpeechSample, ...]:
     manifest = json.loads((SPEECH_DIR / "manifest.json").read_text(encoding="utf-8"))
     samples = []
     for file_name, text in manifest.items():
-        with wave.open(str(SPEECH_DIR / file_name), "rb") as wav:
+        samples.append(SpeechSample(Path(file_name).stem, text, read_wav(SPEECH_DIR / file_name)))
+    return tuple(samples)
+
+
+def read_wav(path: Path) -> bytes:
+    """The frames of a 16 kHz mono s16 WAV; any other shape is a one-line ValueError."""
+    try:
+        with wave.open(str(path), "rb") as wav:
             shape = (wav.getframerate(), wav.getsampwidth(), wav.getnchannels())
             if shape != (SAMPLE_RATE, 2, 1):
-                raise ValueError(f"{file_name}: expected 16 kHz mono s16, got {shape}")
-            pcm = wav.readframes(wav.getnframes())
-        samples.append(SpeechSample(Path(file_name).stem, text, pcm))
-    return tuple(samples)
+                raise ValueError(f"{path}: expected 16 kHz mono s16, got {shape}")
+            return wav.readframes(wav.getnframes())
+    except (wave.Error, EOFError) as err:
+        raise ValueError(f"{path}: not a WAV file ({err})") from None
 
 
 def to_array(pcm: bytes) -> npt.NDArray[np.float64]:

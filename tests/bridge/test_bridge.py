@@ -188,6 +188,7 @@ async def test_two_requests_at_once(emulator: EmulatorServer) -> None:
     assert (first.transcript, second.transcript) == ("one two", "nine")
 
 
+@pytest.mark.slow
 async def test_real_speech_through_whisper(whisper_emulator: EmulatorServer) -> None:
     """Spoken commands, with silence around them, through the gate and Whisper: WER bound."""
     samples = load_speech()

@@ -356,6 +356,7 @@ async def test_mic_mode_end_to_end(emulator: EmulatorServer) -> None:
     assert 0 < received < len(pcm) - 4 * 32000
 
 
+@pytest.mark.slow
 async def test_mic_real_speech_through_whisper(whisper_emulator: EmulatorServer) -> None:
     """A real spoken command, silero deciding when it ended, Whisper recognizing it."""
     sample = next(s for s in load_speech() if s.name == "what_time")

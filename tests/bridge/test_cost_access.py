@@ -247,6 +247,7 @@ async def test_the_daily_limit_takes_effect_at_the_right_request_and_resets_next
     assert days[0].cost_usd == pytest.approx(days[0].sent_s / 60 * 0.006)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not LocalRecognizer.available(), reason="needs the [local] extra")
 async def test_past_the_limit_the_local_fallback_answers(emulator: EmulatorServer) -> None:
     settings = bridge_settings(
@@ -461,6 +462,7 @@ async def test_retries_and_failure_fallbacks_are_counted(emulator: EmulatorServe
     assert sample(guard, "wyoming_lightning_fallbacks_total", reason="failure") == 0
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not LocalRecognizer.available(), reason="needs the [local] extra")
 async def test_a_fallback_after_a_failure_is_counted_as_such(emulator: EmulatorServer) -> None:
     settings = bridge_settings(

@@ -47,6 +47,7 @@ def assert_local_transcript(answer: Answer, *key_words: str) -> None:
     assert answer.types[-2:] == ["transcript", "transcript-stop"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("fault", "retries", "sessions"),
     [("refuse-500", 1, 2), ("refuse-401", 3, 1)],
@@ -98,6 +99,7 @@ async def test_without_fallback_the_same_refusal_is_an_error(
     assert LOCAL_LOG not in caplog.text
 
 
+@pytest.mark.slow
 async def test_no_api_key_runs_local_only(emulator: EmulatorServer) -> None:
     """No key: a warning at start, the server listens, answers ``describe`` at once even while
     Whisper loads and runs, and transcribes speech locally; the cloud is never contacted."""

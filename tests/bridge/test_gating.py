@@ -104,6 +104,7 @@ async def test_seed_dialect_opens_a_new_session_when_speech_resumes(
     assert [s.transcript for s in emulator.sessions] == ["one two", "three"]
 
 
+@pytest.mark.slow
 async def test_two_spoken_commands_are_joined(whisper_emulator: EmulatorServer) -> None:
     a, b = load_speech()[0], load_speech()[6]
     pcm = with_silence(concat_with_pause(a.pcm, b.pcm, 1.5), 1.0, 1.0)

@@ -54,7 +54,7 @@ CHUNK_S = 0.02
 MARGIN = 0.01
 # The module takes 5.5 minutes here (real-time streaming of 5 minutes of speech, Whisper on
 # two shared cores); the guard only turns a hang into a failure.
-pytestmark = pytest.mark.timeout(1200)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 LicenceOK = ("MIT", "CC-BY-4.0", "CC-BY-SA-3.0", "public domain", "BSD-2-Clause")
 

@@ -117,6 +117,7 @@ async def test_a_stall_then_a_hung_handshake_is_answered_without_the_connect_tim
     assert "request failed (timeout): the service stopped answering" in caplog.text
 
 
+@pytest.mark.slow
 async def test_a_complete_stall_goes_to_the_local_fallback(
     whisper_emulator: EmulatorServer, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -158,6 +159,7 @@ async def cloud_like_emulator() -> AsyncIterator[EmulatorServer]:
         yield emu
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 async def test_a_30_s_monologue_returns_all_its_text_with_no_replay(
     cloud_like_emulator: EmulatorServer, caplog: pytest.LogCaptureFixture

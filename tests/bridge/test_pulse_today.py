@@ -97,6 +97,7 @@ async def test_a_language_the_us_region_lacks_is_a_clear_error() -> None:
     assert len(emu.sessions) == 1, "a language error is not retried"
 
 
+@pytest.mark.slow
 async def test_real_speech_from_a_service_that_never_flags_and_sends_transcription_only() -> None:
     """Two spoken commands with a pause: Whisper behind the live service's two habits."""
     config = EmulatorConfig(

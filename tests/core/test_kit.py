@@ -1,11 +1,15 @@
-"""The shared test and benchmark kit: one percentile, one WAV reader, one import path."""
+"""The shared test and benchmark kit: one percentile, one WAV reader, one import path, and
+the ``slow`` marker on every Whisper-backed test (what keeps ``-m "not slow"`` fast)."""
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import math
 import random
 import re
 import wave
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -58,3 +62,43 @@ def test_nothing_edits_sys_path() -> None:
         if path != Path(__file__).resolve() and edit.search(path.read_text(encoding="utf-8"))
     ]
     assert offenders == []
+
+
+#: What a test (or one of its fixtures) says when Whisper does its work: the emulator's Whisper
+#: recognizer, or the bridge's local one (faster-whisper) as a fallback.
+WHISPER_SIGNS = re.compile(
+    r"whisper_emulator|recognizer=\"whisper\"|create_recognizer\(\"whisper\"\)|fallback=\"local\""
+    r"|WhisperRecognizer\("
+)
+#: They name Whisper to show that it fails clearly, and never load it.
+NOT_WHISPER_BACKED = frozenset(
+    {
+        "test_whisper_without_faster_whisper_fails_clearly",
+        "test_whisper_with_a_missing_model_dir_fails_clearly",
+    }
+)
+
+
+def _sources(item: pytest.Item) -> Iterator[str]:
+    """The test function's source and those of the fixtures it uses."""
+    function = getattr(item, "function", None)
+    if function is not None:
+        yield inspect.getsource(function)
+    info = getattr(item, "_fixtureinfo", None)
+    for defs in getattr(info, "name2fixturedefs", {}).values():
+        for fixture in defs:
+            with contextlib.suppress(OSError, TypeError):
+                yield inspect.getsource(fixture.func)
+
+
+def test_every_whisper_backed_test_is_marked_slow(request: pytest.FixtureRequest) -> None:
+    """``-m "not slow"`` is the fast loop only while each Whisper-backed test carries ``slow``.
+    Run by that loop, this sees the tests it kept: one that loads Whisper was not marked."""
+    unmarked = [
+        item.nodeid
+        for item in request.session.items
+        if item.get_closest_marker("slow") is None
+        and item.name not in NOT_WHISPER_BACKED
+        and any(WHISPER_SIGNS.search(source) for source in _sources(item))
+    ]
+    assert unmarked == [], "mark these @pytest.mark.slow (they run Whisper)"

@@ -43,7 +43,7 @@ MANIFEST: dict[str, str] = json.loads((SPEECH_DIR / "manifest.json").read_text()
 
 # Building the clients' environment the first time takes minutes; the per-test default would
 # cut it short.
-pytestmark = pytest.mark.timeout(INSTALL_TIMEOUT_S + 600)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(INSTALL_TIMEOUT_S + 600)]
 
 
 def _cache_dir() -> Path:

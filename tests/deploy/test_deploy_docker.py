@@ -359,6 +359,7 @@ def run_install_step(
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("extras", ["", "local"])
 def test_dockerfile_install_step_in_a_clean_venv(tmp_path: Path, extras: str) -> None:
     (workdir_instruction,) = of(BUILD, "WORKDIR")

@@ -38,7 +38,7 @@ from tests.kit.wer import wer
 DRIVER = Path(__file__).with_name("ha_driver.py")
 
 #: Building HA's venv the first time takes minutes; every step inside has its own timeout.
-pytestmark = pytest.mark.timeout(3600)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
 #: Whisper on two shared cores is slow; a request that works ends well inside this.
 SPEECH_CASE_TIMEOUT_S = 180

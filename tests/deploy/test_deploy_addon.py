@@ -38,7 +38,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.deploy.test_deploy_docker import ENTRYPOINT_SCRIPT, FINAL, copy_instructions, of
+from tests.deploy.dockerfile import ENTRYPOINT_SCRIPT, FINAL, copy_instructions, of
 from tests.kit.bridge import bridge_port, bridge_settings, running_bridge
 from tests.kit.paths import ROOT
 from wyoming_lightning.config import VAD_CHOICES, build_parser, load_settings

@@ -345,10 +345,16 @@ def chunk_events(pcm: bytes) -> list[bytes]:
     ]
 
 
-HEAD = encode_event(Event("transcribe", {"language": "en"})) + encode_event(
+AUDIO_START = encode_event(
     Event("audio-start", {"rate": SAMPLE_RATE, "width": SAMPLE_WIDTH, "channels": CHANNELS})
 )
+HEAD = encode_event(Event("transcribe", {"language": "en"})) + AUDIO_START
 STOP = encode_event(Event("audio-stop"))
+
+#: How a client reads, as Home Assistant's versions do: ``concurrent`` reads from the start and
+#: sends all its audio; ``ha`` (Home Assistant 2026.2) sends everything, then reads;
+#: ``reading`` (the newer client) reads from the start and stops sending at the first answer.
+CLIENT_MODES = ("concurrent", "ha", "reading")
 
 
 @dataclass
@@ -358,10 +364,19 @@ class Script:
     chunks: list[bytes]
     expected: str | None = None
     label: str = ""
+    head: bytes = HEAD  # transcribe + audio-start
 
     @classmethod
-    def of(cls, pcm: bytes, expected: str | None = None, label: str = "") -> Script:
-        return cls(chunk_events(pcm), expected, label)
+    def of(
+        cls,
+        pcm: bytes,
+        expected: str | None = None,
+        label: str = "",
+        transcribe: Event | None = None,
+    ) -> Script:
+        """``transcribe`` replaces the default ``transcribe`` event (language en)."""
+        head = HEAD if transcribe is None else encode_event(transcribe) + AUDIO_START
+        return cls(chunk_events(pcm), expected, label, head)
 
     @property
     def seconds(self) -> float:
@@ -374,10 +389,17 @@ class Script:
 class Feed:
     """The audio of one request, written by the pacer on an absolute schedule."""
 
-    def __init__(self, writer: asyncio.StreamWriter, script: Script, start: float) -> None:
+    def __init__(
+        self,
+        writer: asyncio.StreamWriter,
+        script: Script,
+        start: float,
+        until: asyncio.Future[None] | None = None,
+    ) -> None:
         self.writer = writer
         self.script = script
         self.start = start
+        self.until = until  # once done (an answer came), the rest of the audio is skipped
         self.sent = 0
         self.stop_at: float | None = None  # perf_counter() just after audio-stop was written
         self.done = asyncio.get_running_loop().create_future()
@@ -386,6 +408,9 @@ class Feed:
         """Write what is due by ``now``; True once audio-stop is out."""
         chunks = self.script.chunks
         due = min(len(chunks), int((now - self.start) / CHUNK_S) + 1)
+        if self.until is not None and self.until.done():
+            due = self.sent = len(chunks)
+            now = max(now, self.start + len(chunks) * CHUNK_S)
         if due > self.sent:
             if self.writer.is_closing():
                 self._finish()
@@ -473,6 +498,7 @@ class Result:
     expected: str | None
     text: str | None = None
     error: str | None = None
+    code: str | None = None  # the error event's code
     stop_at: float | None = None
     transcript_at: float | None = None
     started_at: float = 0.0
@@ -495,28 +521,39 @@ async def ha_request(
     *,
     start: float | None = None,
     timeout: float = 30.0,
+    client: str = "concurrent",
 ) -> Result:
-    """One Home-Assistant-style request; ``pacer=None`` writes all audio at once."""
+    """One Home-Assistant-style request; ``pacer=None`` writes all audio at once; ``client``
+    is one of :data:`CLIENT_MODES`."""
     result = Result(script.label, script.expected, started_at=time.perf_counter())
+    reading: asyncio.Task[None] | None = None
     try:
         async with asyncio.timeout(timeout):
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             try:
-                writer.write(HEAD)
-                reading = asyncio.create_task(_read_transcript(reader, result))
+                writer.write(script.head)
+                if client != "ha":
+                    reading = asyncio.create_task(_read_transcript(reader, result))
                 if pacer is None:
                     writer.write(b"".join(script.chunks))
                     writer.write(STOP)
                     result.stop_at = time.perf_counter()
                 else:
                     loop = asyncio.get_running_loop()
-                    feed = Feed(writer, script, loop.time() if start is None else start)
+                    until = reading if client == "reading" else None
+                    feed = Feed(writer, script, loop.time() if start is None else start, until)
                     pacer.add(feed)
                     await feed.done
                     result.stop_at = feed.stop_at
-                await writer.drain()
-                await reading
+                with contextlib.suppress(ConnectionError):
+                    await writer.drain()  # the bridge hung up (after an error): read what it said
+                if reading is None:
+                    await _read_transcript(reader, result)
+                else:
+                    await reading
             finally:
+                if reading is not None:
+                    reading.cancel()
                 writer.close()
                 with contextlib.suppress(OSError):
                     await writer.wait_closed()
@@ -540,6 +577,7 @@ async def _read_transcript(reader: asyncio.StreamReader, result: Result) -> None
             return
         if event.type == "error":
             result.error = str(event.data.get("text", "error"))
+            result.code = event.data.get("code")
             return
 
 

@@ -20,7 +20,8 @@ Three processes, loopback only:
   (``VmHWM``) and CPU are its own. It serves ``--metrics-port``; at the end the soak scrapes it
   and checks that the bridge's own counts of requests by outcome and code and of service
   sessions equal the soak's and the emulator's;
-- the clients, here. Each request is a new connection, ``transcribe``, ``audio-start``,
+- the clients, here: the harness's Home Assistant client and pacer, as in the other tables.
+  Each request is a new connection, ``transcribe``, ``audio-start``,
   320-byte chunks paced at 10 ms in real time, ``audio-stop``, then read. ``--client ha``
   writes all audio before reading (Home Assistant 2026.2); ``--client reading`` reads while it
   writes and stops sending at the first answer (the newer Home Assistant client).
@@ -80,17 +81,22 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 from wyoming.asr import Transcribe
-from wyoming.audio import AudioChunk, AudioStart, AudioStop
-from wyoming.event import async_read_event
 
 from benchmarks.emulator import FastToneRecognizer
-from benchmarks.harness import API_KEY, BRIDGE_ENV, CHUNK_BYTES, CHUNK_S, Proc, free_port
+from benchmarks.harness import (
+    API_KEY,
+    BRIDGE_ENV,
+    Pacer,
+    Proc,
+    Script,
+    free_port,
+    ha_request,
+)
 from tests.kit.speech_data import SPEECH_DIR, read_wav
 from tests.kit.stats import percentile
 from wyoming_lightning.emulator import EmulatorConfig, EmulatorServer, Fault
 from wyoming_lightning.emulator.tones import WORDS, encode_phrase, silence
-from wyoming_lightning.pipeline_format import BYTES_PER_SECOND, CHANNELS, SAMPLE_RATE, SAMPLE_WIDTH
-from wyoming_lightning.wire import encode_event
+from wyoming_lightning.pipeline_format import BYTES_PER_SECOND
 
 PULSE_PATH = "/waves/v1/pulse/get_text"
 SURVIVABLE = (
@@ -233,32 +239,15 @@ def _make_tone_request(rng: random.Random) -> tuple[bytes, str, int]:
     return b"".join(parts), " ".join(texts), count
 
 
-async def _read_answer(
-    reader: asyncio.StreamReader, outcome: Outcome, stopped: list[float]
-) -> None:
-    loop = asyncio.get_running_loop()
-    while True:
-        try:
-            event = await async_read_event(reader)
-        except (ConnectionError, OSError):
-            return
-        if event is None:
-            return
-        if event.type == "transcript":
-            outcome.transcript = str(event.data.get("text", ""))
-            right = outcome.expected in (None, outcome.transcript)
-            outcome.result = "ok" if right else "wrong"
-            if stopped:
-                outcome.latency_s = loop.time() - stopped[0]
-            return
-        if event.type == "error":
-            outcome.result = f"error:{event.data.get('code')}"
-            return
-
-
 async def _request(
-    port: int, rng: random.Random, tag: str, mode: str, clips: Sequence[bytes] | None
+    port: int,
+    rng: random.Random,
+    tag: str,
+    mode: str,
+    clips: Sequence[bytes] | None,
+    pacer: Pacer,
 ) -> Outcome:
+    """One request through the harness's Home Assistant client, tagged for the emulator."""
     pcm: bytes
     expected: str | None
     if clips is None:
@@ -266,51 +255,20 @@ async def _request(
     else:
         pcm, expected, count = _make_speech_request(rng, clips)
     outcome = Outcome(tag, expected, count, len(pcm) / BYTES_PER_SECOND)
-    loop = asyncio.get_running_loop()
-    stopped: list[float] = []
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    reading: asyncio.Task[None] | None = None
-    try:
-        writer.write(encode_event(Transcribe(language="en", transcript_names=[tag]).event()))
-        writer.write(
-            encode_event(
-                AudioStart(rate=SAMPLE_RATE, width=SAMPLE_WIDTH, channels=CHANNELS).event()
-            )
-        )
-        if mode == "reading":
-            reading = asyncio.create_task(_read_answer(reader, outcome, stopped))
-        start = loop.time()
-        try:
-            for k, i in enumerate(range(0, len(pcm), CHUNK_BYTES)):
-                if reading is not None and reading.done():
-                    break  # answered (an early error): the newer client stops sending
-                if writer.transport.is_closing():
-                    break  # the bridge hung up; a real client's next write would fail
-                delay = start + k * CHUNK_S - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                chunk = AudioChunk(SAMPLE_RATE, SAMPLE_WIDTH, CHANNELS, pcm[i : i + CHUNK_BYTES])
-                writer.write(encode_event(chunk.event()))
-                if k % 10 == 0:
-                    await writer.drain()
-            writer.write(encode_event(AudioStop().event()))
-            await writer.drain()
-            stopped.append(loop.time())
-        except (ConnectionError, OSError):
-            pass  # the bridge hung up (after an error): read what it said
-        async with asyncio.timeout(CLIENT_TIMEOUT_S):
-            if reading is None:
-                await _read_answer(reader, outcome, stopped)
-            else:
-                await reading
-    except TimeoutError:
+    transcribe = Transcribe(language="en", transcript_names=[tag]).event()
+    script = Script.of(pcm, expected, tag, transcribe)
+    result = await ha_request(
+        port, script, pacer, timeout=script.seconds + CLIENT_TIMEOUT_S, client=mode
+    )
+    if result.text is not None:
+        outcome.transcript = result.text
+        outcome.result = "ok" if expected in (None, result.text) else "wrong"
+        wait = result.wait
+        outcome.latency_s = wait if wait is not None and wait >= 0 else None
+    elif result.code is not None:
+        outcome.result = f"error:{result.code}"
+    elif result.error == "timeout":
         outcome.result = "client timeout"
-    finally:
-        if reading is not None:
-            reading.cancel()
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
     return outcome
 
 
@@ -322,6 +280,7 @@ async def _stream(
     mode: str,
     clips: Sequence[bytes] | None,
     out: list[Outcome],
+    pacer: Pacer,
 ) -> None:
     rng = random.Random(seed * 1000 + index)
     loop = asyncio.get_running_loop()
@@ -329,17 +288,28 @@ async def _stream(
     n = 0
     while loop.time() < deadline:
         n += 1
-        out.append(await _request(port, rng, f"soak{index}x{n}", mode, clips))
+        out.append(await _request(port, rng, f"soak{index}x{n}", mode, clips, pacer))
         await asyncio.sleep(rng.uniform(0.1, 0.5))
 
 
 async def _burst(
-    port: int, number: int, size: int, seed: int, mode: str, clips: Sequence[bytes] | None
+    port: int,
+    number: int,
+    size: int,
+    seed: int,
+    mode: str,
+    clips: Sequence[bytes] | None,
+    pacer: Pacer,
 ) -> list[Outcome]:
     """``size`` requests started together; returns when every one has ended."""
     requests = [
         _request(
-            port, random.Random(seed * 1_000_003 + number * 1000 + i), f"b{number}x{i}", mode, clips
+            port,
+            random.Random(seed * 1_000_003 + number * 1000 + i),
+            f"b{number}x{i}",
+            mode,
+            clips,
+            pacer,
         )
         for i in range(size)
     ]
@@ -659,6 +629,7 @@ async def run(args: argparse.Namespace) -> Report:
         emulator_port,
     )
     bridge: Proc | None = None
+    pacer = Pacer()  # one clock writes every request's audio, as in the other tables
     try:
         await emulator.wait_for_log("ready", 60)
         # Readiness from the log, not a probe connection: the bridge's metrics must count
@@ -690,6 +661,7 @@ async def run(args: argparse.Namespace) -> Report:
         loop = asyncio.get_running_loop()
         began = loop.time()
         outcomes: list[Outcome] = []
+        pacer.start()
 
         def sample() -> RssSample:
             rss = RssSample(round(loop.time() - began, 1), len(outcomes), _rss_mib(bridge))
@@ -706,7 +678,7 @@ async def run(args: argparse.Namespace) -> Report:
         if args.bursts:
             for number in range(args.bursts):
                 outcomes += await _burst(
-                    bridge_port, number, args.burst_size, args.seed, args.client, clips
+                    bridge_port, number, args.burst_size, args.seed, args.client, clips, pacer
                 )
                 # Every connection closed (they linger up to 2 s): what stays is what is kept.
                 await _settle(bridge, sockets_idle)
@@ -716,7 +688,9 @@ async def run(args: argparse.Namespace) -> Report:
             deadline = began + args.seconds
             streams = [
                 asyncio.create_task(
-                    _stream(bridge_port, i, args.seed, deadline, args.client, clips, outcomes)
+                    _stream(
+                        bridge_port, i, args.seed, deadline, args.client, clips, outcomes, pacer
+                    )
                 )
                 for i in range(args.streams)
             ]
@@ -751,6 +725,7 @@ async def run(args: argparse.Namespace) -> Report:
         report.bridge_warnings = bridge.warnings()
         report.bridge_exit_code = await bridge.stop(timeout=20)
     finally:
+        await pacer.stop()
         if bridge is not None:
             await bridge.stop(timeout=20)
         await emulator.stop(timeout=20)

@@ -6,7 +6,7 @@
     python scripts/config_table.py --check    # exit 1 if the document is out of date
 
 The table sits between the ``<!-- config-table:start -->`` and ``<!-- config-table:end -->``
-markers; tests/deploy/test_deploy_docs.py fails when it no longer matches ``build_parser``, so a new
+markers; tests/test_deploy_docs.py fails when it no longer matches ``build_parser``, so a new
 flag cannot ship undocumented.
 """
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.kit.paths import ROOT
 from wyoming_lightning.access import AccessPolicy, ClientSlots, OnceEach, Verdict, parse_address
 from wyoming_lightning.config import ConfigError, load_settings
 from wyoming_lightning.quota import Admission, DailyLedger, DayUsage, RequestUsage
@@ -268,7 +267,7 @@ def test_sqlite_is_recent_enough_for_upsert() -> None:
 def test_the_add_on_options_become_flags_and_keep_usage_in_data() -> None:
     import importlib.util
 
-    run_py = ROOT / "config" / "addon" / "run.py"
+    run_py = Path(__file__).resolve().parents[2] / "config" / "addon" / "run.py"
     spec = importlib.util.spec_from_file_location("addon_run_for_cost", run_py)
     assert spec is not None and spec.loader is not None
     run = importlib.util.module_from_spec(spec)

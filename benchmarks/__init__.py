@@ -6,11 +6,3 @@ load (optionally under py-spy) for profiling. ``benchmarks/vad_gate.py`` (the VA
 ``benchmarks/soak.py`` (faults and memory over many requests) and ``benchmarks/silero_heap.py``
 (issue 15's mechanism in one process) run as scripts of their own.
 """
-
-import sys
-from pathlib import Path
-
-# The speech set and the WER helper live with the tests.
-_TESTS = str(Path(__file__).resolve().parent.parent / "tests")
-if _TESTS not in sys.path:
-    sys.path.insert(0, _TESTS)

@@ -18,9 +18,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-import speech_data as sd
-from wer import wer
-
+from tests.kit import speech_data as sd
+from tests.kit.wer import wer
 from wyoming_lightning.pipeline_format import BYTES_PER_SECOND
 
 from .harness import (
@@ -137,7 +136,7 @@ async def run(
         f"speech set: the 12 commands x {len(conditions)} conditions "
         f"({', '.join(conditions)}): {len(sessions)} requests, {speech_total:.1f} s of speech, "
         "1.5-2 s of digital silence before and after each (as benchmarks/vad_gate.py)",
-        "emulator recognizer: Whisper tiny.en (offline, int8); WER via tests/wer.py "
+        "emulator recognizer: Whisper tiny.en (offline, int8); WER via tests/kit/wer.py "
         "(numbers and punctuation normalised)",
         "sent: the bridge's per-request account; the emulator's own total is in the JSON",
         f"bridge flags: defaults except {' '.join(SLOW_CLOUD)} (Whisper on this machine is slow)",

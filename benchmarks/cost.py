@@ -19,8 +19,7 @@ import re
 import time
 from typing import Any
 
-import speech_data as sd
-
+from tests.kit import speech_data as sd
 from wyoming_lightning.pipeline_format import BYTES_PER_SECOND
 
 from .harness import (

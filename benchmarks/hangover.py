@@ -23,7 +23,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import speech_data as sd
+
+from tests.kit import speech_data as sd
 
 from . import accuracy, wait
 from .harness import (

@@ -22,7 +22,6 @@ import math
 import os
 import platform
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,10 +33,12 @@ from typing import Any
 
 from wyoming.event import Event
 
+from tests.kit.bridge import clean_env
+from tests.kit.paths import ROOT
+from tests.kit.stats import median as median
+from tests.kit.stats import percentile as percentile
 from wyoming_lightning.pipeline_format import BYTES_PER_SECOND, CHANNELS, SAMPLE_RATE, SAMPLE_WIDTH
 from wyoming_lightning.wire import encode_event
-
-ROOT = Path(__file__).resolve().parent.parent
 
 API_KEY = "bench-key"
 CHUNK_S = 0.010
@@ -49,20 +50,7 @@ PAGE_KB = 1
 
 # ----------------------------------------------------------------------------- statistics
 
-
-def percentile(values: Sequence[float], pct: float) -> float:
-    """Linear-interpolation percentile (numpy's default); NaN for no values."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    rank = pct / 100 * (len(ordered) - 1)
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
-def median(values: Sequence[float]) -> float:
-    return statistics.median(values) if values else math.nan
+# percentile and median: tests/kit/stats.py, re-exported here for the tables.
 
 
 def ms(seconds: float) -> str:
@@ -191,7 +179,8 @@ class Proc:
         self.port = port
         self.log_path = Path(tempfile.mkdtemp(prefix=f"bench-{name}-")) / "log.txt"
         self._log = self.log_path.open("wb")
-        full_env = {**os.environ, **(env or {})}
+        # The user's own LIGHTNING_* / SMALLEST_* settings would change what is measured.
+        full_env = {**clean_env(None), **(env or {})}
         full_env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(ROOT), full_env.get("PYTHONPATH", "")) if p
         )
@@ -224,6 +213,16 @@ class Proc:
             return
         raise TimeoutError(f"{self.name} did not listen within {timeout:g} s:\n{self.log_tail()}")
 
+    async def wait_for_log(self, marker: str, timeout: float = 60.0) -> None:
+        """Wait until the process has logged ``marker`` (when a connection would be counted)."""
+        deadline = time.monotonic() + timeout
+        while marker not in self.log_text():
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"{self.name} exited early:\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.name} did not log {marker!r} within {timeout:g} s")
+            await asyncio.sleep(0.05)
+
     def cpu_seconds(self) -> float:
         """utime + stime of the whole process (all its threads), from /proc/PID/stat."""
         stat = Path(f"/proc/{self.pid}/stat").read_text()
@@ -242,6 +241,19 @@ class Proc:
     def threads(self) -> int:
         return len(os.listdir(f"/proc/{self.pid}/task"))
 
+    def sockets(self) -> int:
+        """Open socket file descriptors (listening ones included), from /proc/PID/fd."""
+        count = 0
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{self.pid}/fd"):
+                with contextlib.suppress(OSError):
+                    count += os.readlink(f"/proc/{self.pid}/fd/{fd}").startswith("socket:")
+        return count
+
+    def warnings(self) -> int:
+        """Lines of its log at WARNING or ERROR level."""
+        return sum(" WARNING " in t or " ERROR " in t for t in self.log_text().splitlines())
+
     def log_text(self) -> str:
         if not self._log.closed:
             self._log.flush()
@@ -250,17 +262,18 @@ class Proc:
     def log_tail(self, lines: int = 30) -> str:
         return "\n".join(self.log_text().splitlines()[-lines:])
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 10.0) -> int:
+        """SIGTERM, then SIGKILL after ``timeout`` seconds; the exit code (negative: a signal)."""
         if self.popen.poll() is None:
             self.popen.terminate()
-            for _ in range(200):
-                if self.popen.poll() is not None:
-                    break
+            deadline = time.monotonic() + timeout
+            while self.popen.poll() is None and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
-            else:
+            if self.popen.poll() is None:
                 self.popen.kill()
                 self.popen.wait()
         self._log.close()
+        return self.popen.returncode
 
 
 def emulator_args(
@@ -332,10 +345,16 @@ def chunk_events(pcm: bytes) -> list[bytes]:
     ]
 
 
-HEAD = encode_event(Event("transcribe", {"language": "en"})) + encode_event(
+AUDIO_START = encode_event(
     Event("audio-start", {"rate": SAMPLE_RATE, "width": SAMPLE_WIDTH, "channels": CHANNELS})
 )
+HEAD = encode_event(Event("transcribe", {"language": "en"})) + AUDIO_START
 STOP = encode_event(Event("audio-stop"))
+
+#: How a client reads, as Home Assistant's versions do: ``concurrent`` reads from the start and
+#: sends all its audio; ``ha`` (Home Assistant 2026.2) sends everything, then reads;
+#: ``reading`` (the newer client) reads from the start and stops sending at the first answer.
+CLIENT_MODES = ("concurrent", "ha", "reading")
 
 
 @dataclass
@@ -345,10 +364,19 @@ class Script:
     chunks: list[bytes]
     expected: str | None = None
     label: str = ""
+    head: bytes = HEAD  # transcribe + audio-start
 
     @classmethod
-    def of(cls, pcm: bytes, expected: str | None = None, label: str = "") -> Script:
-        return cls(chunk_events(pcm), expected, label)
+    def of(
+        cls,
+        pcm: bytes,
+        expected: str | None = None,
+        label: str = "",
+        transcribe: Event | None = None,
+    ) -> Script:
+        """``transcribe`` replaces the default ``transcribe`` event (language en)."""
+        head = HEAD if transcribe is None else encode_event(transcribe) + AUDIO_START
+        return cls(chunk_events(pcm), expected, label, head)
 
     @property
     def seconds(self) -> float:
@@ -361,10 +389,17 @@ class Script:
 class Feed:
     """The audio of one request, written by the pacer on an absolute schedule."""
 
-    def __init__(self, writer: asyncio.StreamWriter, script: Script, start: float) -> None:
+    def __init__(
+        self,
+        writer: asyncio.StreamWriter,
+        script: Script,
+        start: float,
+        until: asyncio.Future[None] | None = None,
+    ) -> None:
         self.writer = writer
         self.script = script
         self.start = start
+        self.until = until  # once done (an answer came), the rest of the audio is skipped
         self.sent = 0
         self.stop_at: float | None = None  # perf_counter() just after audio-stop was written
         self.done = asyncio.get_running_loop().create_future()
@@ -373,6 +408,9 @@ class Feed:
         """Write what is due by ``now``; True once audio-stop is out."""
         chunks = self.script.chunks
         due = min(len(chunks), int((now - self.start) / CHUNK_S) + 1)
+        if self.until is not None and self.until.done():
+            due = self.sent = len(chunks)
+            now = max(now, self.start + len(chunks) * CHUNK_S)
         if due > self.sent:
             if self.writer.is_closing():
                 self._finish()
@@ -460,6 +498,7 @@ class Result:
     expected: str | None
     text: str | None = None
     error: str | None = None
+    code: str | None = None  # the error event's code
     stop_at: float | None = None
     transcript_at: float | None = None
     started_at: float = 0.0
@@ -482,28 +521,39 @@ async def ha_request(
     *,
     start: float | None = None,
     timeout: float = 30.0,
+    client: str = "concurrent",
 ) -> Result:
-    """One Home-Assistant-style request; ``pacer=None`` writes all audio at once."""
+    """One Home-Assistant-style request; ``pacer=None`` writes all audio at once; ``client``
+    is one of :data:`CLIENT_MODES`."""
     result = Result(script.label, script.expected, started_at=time.perf_counter())
+    reading: asyncio.Task[None] | None = None
     try:
         async with asyncio.timeout(timeout):
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             try:
-                writer.write(HEAD)
-                reading = asyncio.create_task(_read_transcript(reader, result))
+                writer.write(script.head)
+                if client != "ha":
+                    reading = asyncio.create_task(_read_transcript(reader, result))
                 if pacer is None:
                     writer.write(b"".join(script.chunks))
                     writer.write(STOP)
                     result.stop_at = time.perf_counter()
                 else:
                     loop = asyncio.get_running_loop()
-                    feed = Feed(writer, script, loop.time() if start is None else start)
+                    until = reading if client == "reading" else None
+                    feed = Feed(writer, script, loop.time() if start is None else start, until)
                     pacer.add(feed)
                     await feed.done
                     result.stop_at = feed.stop_at
-                await writer.drain()
-                await reading
+                with contextlib.suppress(ConnectionError):
+                    await writer.drain()  # the bridge hung up (after an error): read what it said
+                if reading is None:
+                    await _read_transcript(reader, result)
+                else:
+                    await reading
             finally:
+                if reading is not None:
+                    reading.cancel()
                 writer.close()
                 with contextlib.suppress(OSError):
                     await writer.wait_closed()
@@ -527,6 +577,7 @@ async def _read_transcript(reader: asyncio.StreamReader, result: Result) -> None
             return
         if event.type == "error":
             result.error = str(event.data.get("text", "error"))
+            result.code = event.data.get("code")
             return
 
 

@@ -2,7 +2,7 @@
 
 Two tables, both over the recordings of tests/data/human/ (people, not synthesizers: read and
 spontaneous English, 1 to 26 s; see its LICENSES.md), each padded as Home Assistant sends it
-(0.3 s before, audio-stop 0.7 s after; tests/human_speech.py).
+(0.3 s before, audio-stop 0.7 s after; tests/kit/human_speech.py).
 
 ``speech`` (Table 8): every clip straight to the emulator's Whisper recognizer (tiny.en) in one
 Lightning session, no gate, no bridge; then through the bridge, with its default settings, once
@@ -27,9 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import human_speech as hs
-from wer import wer
-
+from tests.kit import human_speech as hs
+from tests.kit.wer import wer
 from wyoming_lightning.emulator.config import LIVE_PATH
 
 from .harness import (
@@ -190,7 +189,7 @@ async def run_speech(engines: Sequence[str] = ENGINES, quick: bool = False) -> T
         f"{sum(c.kind == 'spontaneous' for c in clips)} spontaneous), padded 0.3 s before and "
         "0.7 s after (audio-stop) as Home Assistant sends them",
         "recognizer: the emulator's Whisper tiny.en (int8, offline), no latency model; "
-        "WER via tests/wer.py (numbers, punctuation and hesitations normalised)",
+        "WER via tests/kit/wer.py (numbers, punctuation and hesitations normalised)",
         "straight: each bare clip in one Lightning session to the emulator, then end",
         "bridge: default settings (Pulse live URL) except --vad; audio streamed in real time, "
         f"{SPEECH_PARALLEL} request(s) at a time",

@@ -20,7 +20,8 @@ Three processes, loopback only:
   (``VmHWM``) and CPU are its own. It serves ``--metrics-port``; at the end the soak scrapes it
   and checks that the bridge's own counts of requests by outcome and code and of service
   sessions equal the soak's and the emulator's;
-- the clients, here. Each request is a new connection, ``transcribe``, ``audio-start``,
+- the clients, here: the harness's Home Assistant client and pacer, as in the other tables.
+  Each request is a new connection, ``transcribe``, ``audio-start``,
   320-byte chunks paced at 10 ms in real time, ``audio-stop``, then read. ``--client ha``
   writes all audio before reading (Home Assistant 2026.2); ``--client reading`` reads while it
   writes and stops sending at the first answer (the newer Home Assistant client).
@@ -66,15 +67,12 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import random
 import signal
-import socket
 import sys
 import tempfile
 import time
 import urllib.request
-import wave
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -83,19 +81,24 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 from wyoming.asr import Transcribe
-from wyoming.audio import AudioChunk, AudioStart, AudioStop
-from wyoming.event import async_read_event
 
 from benchmarks.emulator import FastToneRecognizer
+from benchmarks.harness import (
+    API_KEY,
+    BRIDGE_ENV,
+    Pacer,
+    Proc,
+    Script,
+    free_port,
+    ha_request,
+)
+from tests.kit.speech_data import SPEECH_DIR, read_wav
+from tests.kit.stats import percentile
 from wyoming_lightning.emulator import EmulatorConfig, EmulatorServer, Fault
 from wyoming_lightning.emulator.tones import WORDS, encode_phrase, silence
-from wyoming_lightning.pipeline_format import BYTES_PER_SECOND, CHANNELS, SAMPLE_RATE, SAMPLE_WIDTH
-from wyoming_lightning.wire import encode_event
+from wyoming_lightning.pipeline_format import BYTES_PER_SECOND
 
-API_KEY = "soak-key-5d1e"
 PULSE_PATH = "/waves/v1/pulse/get_text"
-CHUNK_BYTES = 320  # 10 ms of 16 kHz mono s16, as Home Assistant sends
-CHUNK_S = 0.010
 SURVIVABLE = (
     "drop",
     "close-1011",
@@ -116,7 +119,6 @@ CLIENT_TIMEOUT_S = 60.0
 IDLE_WAIT_S = 15.0
 SETTLE_S = 10.0  # after a burst: bridge connections close within their 2 s linger
 QUIET_S = 1.0  # then RSS is read this long after the last one closed: what the idle bridge keeps
-SPEECH_DIR = Path(__file__).resolve().parent.parent / "tests" / "data" / "speech"
 
 
 # ============================================================================ emulator child
@@ -187,98 +189,6 @@ def _tag_of(keywords: str | None) -> str | None:
 # ============================================================================ processes
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _proc_status(pid: int) -> dict[str, int]:
-    """VmRSS / VmHWM in kB."""
-    out: dict[str, int] = {}
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                out[key] = int(value.split()[0])
-    return out
-
-
-def _cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _sockets(pid: int) -> int:
-    count = 0
-    with contextlib.suppress(OSError):
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            with contextlib.suppress(OSError):
-                if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"):
-                    count += 1
-    return count
-
-
-class Child:
-    """A subprocess whose output is read in the background (so its pipe never fills)."""
-
-    def __init__(self, proc: asyncio.subprocess.Process, stream: asyncio.StreamReader) -> None:
-        self.proc = proc
-        self.lines: list[str] = []
-        self.warnings = 0
-        self._ready = asyncio.Event()
-        self._marker = ""
-        self._task = asyncio.create_task(self._read(stream))
-
-    async def _read(self, stream: asyncio.StreamReader) -> None:
-        while raw := await stream.readline():
-            line = raw.decode(errors="replace").rstrip()
-            if len(self.lines) < 20000:
-                self.lines.append(line)
-            if " WARNING " in line or " ERROR " in line:
-                self.warnings += 1
-            if self._marker and self._marker in line:
-                self._ready.set()
-
-    async def wait_for_line(self, marker: str, timeout: float) -> None:
-        self._marker = marker
-        if any(marker in line for line in self.lines):
-            return
-        async with asyncio.timeout(timeout):
-            await self._ready.wait()
-
-    async def stop(self, timeout: float = 20.0) -> int:
-        if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                async with asyncio.timeout(timeout):
-                    await self.proc.wait()
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(5):
-                await self._task
-        return self.proc.returncode if self.proc.returncode is not None else -1
-
-
-async def _spawn(args: Sequence[str], env: dict[str, str], via: str) -> Child:
-    proc = await asyncio.create_subprocess_exec(
-        *args,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE if via == "stdout" else asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE if via == "stderr" else asyncio.subprocess.DEVNULL,
-    )
-    stream = proc.stdout if via == "stdout" else proc.stderr
-    assert stream is not None
-    return Child(proc, stream)
-
-
 # ============================================================================ clients
 
 
@@ -295,13 +205,10 @@ class Outcome:
 
 def _load_speech(directory: Path) -> list[bytes]:
     """Every WAV in ``directory`` (16 kHz mono s16), in name order; a one-line error if not."""
-    clips: list[bytes] = []
-    for path in sorted(directory.glob("*.wav")):
-        with wave.open(str(path), "rb") as wav:
-            shape = (wav.getframerate(), wav.getsampwidth(), wav.getnchannels())
-            if shape != (SAMPLE_RATE, SAMPLE_WIDTH, CHANNELS):
-                raise SystemExit(f"{path}: expected 16 kHz mono 16-bit, got {shape}")
-            clips.append(wav.readframes(wav.getnframes()))
+    try:
+        clips = [read_wav(path) for path in sorted(directory.glob("*.wav"))]
+    except (OSError, ValueError) as err:
+        raise SystemExit(str(err)) from None
     if not clips:
         raise SystemExit(f"no .wav files in {directory}")
     return clips
@@ -332,32 +239,15 @@ def _make_tone_request(rng: random.Random) -> tuple[bytes, str, int]:
     return b"".join(parts), " ".join(texts), count
 
 
-async def _read_answer(
-    reader: asyncio.StreamReader, outcome: Outcome, stopped: list[float]
-) -> None:
-    loop = asyncio.get_running_loop()
-    while True:
-        try:
-            event = await async_read_event(reader)
-        except (ConnectionError, OSError):
-            return
-        if event is None:
-            return
-        if event.type == "transcript":
-            outcome.transcript = str(event.data.get("text", ""))
-            right = outcome.expected in (None, outcome.transcript)
-            outcome.result = "ok" if right else "wrong"
-            if stopped:
-                outcome.latency_s = loop.time() - stopped[0]
-            return
-        if event.type == "error":
-            outcome.result = f"error:{event.data.get('code')}"
-            return
-
-
 async def _request(
-    port: int, rng: random.Random, tag: str, mode: str, clips: Sequence[bytes] | None
+    port: int,
+    rng: random.Random,
+    tag: str,
+    mode: str,
+    clips: Sequence[bytes] | None,
+    pacer: Pacer,
 ) -> Outcome:
+    """One request through the harness's Home Assistant client, tagged for the emulator."""
     pcm: bytes
     expected: str | None
     if clips is None:
@@ -365,51 +255,20 @@ async def _request(
     else:
         pcm, expected, count = _make_speech_request(rng, clips)
     outcome = Outcome(tag, expected, count, len(pcm) / BYTES_PER_SECOND)
-    loop = asyncio.get_running_loop()
-    stopped: list[float] = []
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    reading: asyncio.Task[None] | None = None
-    try:
-        writer.write(encode_event(Transcribe(language="en", transcript_names=[tag]).event()))
-        writer.write(
-            encode_event(
-                AudioStart(rate=SAMPLE_RATE, width=SAMPLE_WIDTH, channels=CHANNELS).event()
-            )
-        )
-        if mode == "reading":
-            reading = asyncio.create_task(_read_answer(reader, outcome, stopped))
-        start = loop.time()
-        try:
-            for k, i in enumerate(range(0, len(pcm), CHUNK_BYTES)):
-                if reading is not None and reading.done():
-                    break  # answered (an early error): the newer client stops sending
-                if writer.transport.is_closing():
-                    break  # the bridge hung up; a real client's next write would fail
-                delay = start + k * CHUNK_S - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                chunk = AudioChunk(SAMPLE_RATE, SAMPLE_WIDTH, CHANNELS, pcm[i : i + CHUNK_BYTES])
-                writer.write(encode_event(chunk.event()))
-                if k % 10 == 0:
-                    await writer.drain()
-            writer.write(encode_event(AudioStop().event()))
-            await writer.drain()
-            stopped.append(loop.time())
-        except (ConnectionError, OSError):
-            pass  # the bridge hung up (after an error): read what it said
-        async with asyncio.timeout(CLIENT_TIMEOUT_S):
-            if reading is None:
-                await _read_answer(reader, outcome, stopped)
-            else:
-                await reading
-    except TimeoutError:
+    transcribe = Transcribe(language="en", transcript_names=[tag]).event()
+    script = Script.of(pcm, expected, tag, transcribe)
+    result = await ha_request(
+        port, script, pacer, timeout=script.seconds + CLIENT_TIMEOUT_S, client=mode
+    )
+    if result.text is not None:
+        outcome.transcript = result.text
+        outcome.result = "ok" if expected in (None, result.text) else "wrong"
+        wait = result.wait
+        outcome.latency_s = wait if wait is not None and wait >= 0 else None
+    elif result.code is not None:
+        outcome.result = f"error:{result.code}"
+    elif result.error == "timeout":
         outcome.result = "client timeout"
-    finally:
-        if reading is not None:
-            reading.cancel()
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
     return outcome
 
 
@@ -421,6 +280,7 @@ async def _stream(
     mode: str,
     clips: Sequence[bytes] | None,
     out: list[Outcome],
+    pacer: Pacer,
 ) -> None:
     rng = random.Random(seed * 1000 + index)
     loop = asyncio.get_running_loop()
@@ -428,17 +288,28 @@ async def _stream(
     n = 0
     while loop.time() < deadline:
         n += 1
-        out.append(await _request(port, rng, f"soak{index}x{n}", mode, clips))
+        out.append(await _request(port, rng, f"soak{index}x{n}", mode, clips, pacer))
         await asyncio.sleep(rng.uniform(0.1, 0.5))
 
 
 async def _burst(
-    port: int, number: int, size: int, seed: int, mode: str, clips: Sequence[bytes] | None
+    port: int,
+    number: int,
+    size: int,
+    seed: int,
+    mode: str,
+    clips: Sequence[bytes] | None,
+    pacer: Pacer,
 ) -> list[Outcome]:
     """``size`` requests started together; returns when every one has ended."""
     requests = [
         _request(
-            port, random.Random(seed * 1_000_003 + number * 1000 + i), f"b{number}x{i}", mode, clips
+            port,
+            random.Random(seed * 1_000_003 + number * 1000 + i),
+            f"b{number}x{i}",
+            mode,
+            clips,
+            pacer,
         )
         for i in range(size)
     ]
@@ -449,11 +320,8 @@ async def _burst(
 
 
 def _pct(values: Sequence[float], pct: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, round(pct / 100 * len(ordered) + 0.5) - 1))
-    return ordered[rank]
+    """The tables' percentile (tests/kit/stats.py); None rather than NaN for the JSON."""
+    return percentile(values, pct) if values else None
 
 
 def _ms(value: float | None) -> str:
@@ -735,13 +603,11 @@ async def run(args: argparse.Namespace) -> Report:
         client=args.client,
     )
     clips = _load_speech(Path(args.speech_dir)) if args.audio == "speech" else None
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LIGHTNING_", "SMALLEST_"))}
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parent.parent)])
-    emulator_port, bridge_port, metrics_port = _free_port(), _free_port(), _free_port()
+    emulator_port, bridge_port, metrics_port = free_port(), free_port(), free_port()
     dump_path = Path(tempfile.mkdtemp(prefix="soak-")) / "emulator.json"
-    emulator = await _spawn(
+    emulator = Proc(
+        "emulator",
         [
-            sys.executable,
             "-m",
             "benchmarks.soak",
             "--emulator-child",
@@ -760,15 +626,17 @@ async def run(args: argparse.Namespace) -> Report:
             "--finalize-delay-ms",
             str(args.finalize_delay_ms),
         ],
-        env,
-        via="stdout",
+        emulator_port,
     )
-    bridge: Child | None = None
+    bridge: Proc | None = None
+    pacer = Pacer()  # one clock writes every request's audio, as in the other tables
     try:
-        await emulator.wait_for_line("ready", 60)
-        bridge = await _spawn(
+        await emulator.wait_for_log("ready", 60)
+        # Readiness from the log, not a probe connection: the bridge's metrics must count
+        # exactly the soak's requests.
+        bridge = Proc(
+            "bridge",
             [
-                sys.executable,
                 "-m",
                 "wyoming_lightning",
                 "--uri",
@@ -783,20 +651,20 @@ async def run(args: argparse.Namespace) -> Report:
                 "--max-requests-per-client",
                 str(max(10, args.streams, args.burst_size)),
             ],
-            {**env, "SMALLEST_API_KEY": API_KEY},
-            via="stderr",
+            bridge_port,
+            BRIDGE_ENV,
         )
-        await bridge.wait_for_line("listening on", 60)
-        bridge_pid = bridge.proc.pid
-        sockets_idle = _sockets(bridge_pid)
-        report.bridge_rss_idle_mib = _rss_mib(bridge_pid)
-        cpu0 = (_cpu_seconds(bridge_pid), _cpu_seconds(emulator.proc.pid), time.process_time())
+        await bridge.wait_for_log("listening on", 60)
+        sockets_idle = bridge.sockets()
+        report.bridge_rss_idle_mib = _rss_mib(bridge)
+        cpu0 = (bridge.cpu_seconds(), emulator.cpu_seconds(), time.process_time())
         loop = asyncio.get_running_loop()
         began = loop.time()
         outcomes: list[Outcome] = []
+        pacer.start()
 
         def sample() -> RssSample:
-            rss = RssSample(round(loop.time() - began, 1), len(outcomes), _rss_mib(bridge_pid))
+            rss = RssSample(round(loop.time() - began, 1), len(outcomes), _rss_mib(bridge))
             report.rss_samples.append(rss)
             done = sum(1 for o in outcomes if o.result == "ok")
             print(
@@ -810,17 +678,19 @@ async def run(args: argparse.Namespace) -> Report:
         if args.bursts:
             for number in range(args.bursts):
                 outcomes += await _burst(
-                    bridge_port, number, args.burst_size, args.seed, args.client, clips
+                    bridge_port, number, args.burst_size, args.seed, args.client, clips, pacer
                 )
                 # Every connection closed (they linger up to 2 s): what stays is what is kept.
-                await _settle(bridge_pid, sockets_idle)
+                await _settle(bridge, sockets_idle)
                 sample()
             baseline = report.rss_samples[0]
         else:
             deadline = began + args.seconds
             streams = [
                 asyncio.create_task(
-                    _stream(bridge_port, i, args.seed, deadline, args.client, clips, outcomes)
+                    _stream(
+                        bridge_port, i, args.seed, deadline, args.client, clips, outcomes, pacer
+                    )
                 )
                 for i in range(args.streams)
             ]
@@ -835,13 +705,13 @@ async def run(args: argparse.Namespace) -> Report:
             for task in streams:
                 task.result()  # a client bug must not pass silently
         elapsed = loop.time() - began
-        cpu1 = (_cpu_seconds(bridge_pid), _cpu_seconds(emulator.proc.pid), time.process_time())
+        cpu1 = (bridge.cpu_seconds(), emulator.cpu_seconds(), time.process_time())
         report.bridge_cpu_percent = 100 * (cpu1[0] - cpu0[0]) / elapsed
         report.emulator_cpu_percent = 100 * (cpu1[1] - cpu0[1]) / elapsed
         report.clients_cpu_percent = 100 * (cpu1[2] - cpu0[2]) / elapsed
-        report.bridge_sockets_left = await _settle(bridge_pid, sockets_idle)
+        report.bridge_sockets_left = await _settle(bridge, sockets_idle)
         scraped = await asyncio.to_thread(_scrape, metrics_port)
-        status = _proc_status(bridge_pid)
+        status = bridge.memory_kb()
         report.bridge_peak_rss_mib = status.get("VmHWM", 0) / 1024
         report.bridge_rss_end_mib = status.get("VmRSS", 0) / 1024
         report.bridge_rss_baseline_mib = baseline.rss_mib
@@ -852,29 +722,30 @@ async def run(args: argparse.Namespace) -> Report:
         dump = json.loads(dump_path.read_text(encoding="utf-8"))
         _score(report, outcomes, dump)
         _compare_metrics(report, outcomes, scraped)
-        report.bridge_exit_code = await bridge.stop()
-        report.bridge_warnings = bridge.warnings
+        report.bridge_warnings = bridge.warnings()
+        report.bridge_exit_code = await bridge.stop(timeout=20)
     finally:
+        await pacer.stop()
         if bridge is not None:
-            await bridge.stop()
-        await emulator.stop()
+            await bridge.stop(timeout=20)
+        await emulator.stop(timeout=20)
     return report
 
 
-def _rss_mib(pid: int) -> float:
-    return round(_proc_status(pid).get("VmRSS", 0) / 1024, 1)
+def _rss_mib(proc: Proc) -> float:
+    return round(proc.memory_kb().get("VmRSS", 0) / 1024, 1)
 
 
-async def _settle(pid: int, sockets_idle: int) -> int:
+async def _settle(bridge: Proc, sockets_idle: int) -> int:
     """Wait (bounded) until the bridge has closed every client connection, then ``QUIET_S``
     more (it collects garbage and trims its heap as its last connection ends, just after the
     socket closes); return the sockets left open."""
-    left = _sockets(pid) - sockets_idle
+    left = bridge.sockets() - sockets_idle
     for _ in range(round(SETTLE_S / 0.1)):
         if left <= 0:
             break
         await asyncio.sleep(0.1)
-        left = _sockets(pid) - sockets_idle
+        left = bridge.sockets() - sockets_idle
     await asyncio.sleep(QUIET_S)
     return left
 

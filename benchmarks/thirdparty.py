@@ -24,8 +24,7 @@ import wave
 from pathlib import Path
 from typing import Any
 
-import speech_data as sd
-
+from tests.kit import speech_data as sd
 from wyoming_lightning.pipeline_format import CHANNELS, SAMPLE_RATE, SAMPLE_WIDTH
 
 from .accuracy import SLOW_CLOUD

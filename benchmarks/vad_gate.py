@@ -12,26 +12,21 @@ VadGate in 10 ms chunks, as Home Assistant sends it. Per row:
 
 Non-speech table: sessions of sound alone, and how much audio each sent.
 
-Run: python benchmarks/vad_gate.py [--engines webrtc silero webrtc-raw]
+Run: python -m benchmarks.vad_gate [--engines webrtc silero webrtc-raw]
 ("webrtc-raw" is plain webrtcvad without the level fix, for comparison.)
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-import speech_data as sd
-
+from tests.kit import speech_data as sd
 from wyoming_lightning.pipeline_format import BYTES_PER_SECOND
 from wyoming_lightning.vad import GateConfig, GateEvent, SpeechAudio, SpeechStart, VadGate
 from wyoming_lightning.vad.engines import VadEngine, create_engine

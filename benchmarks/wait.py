@@ -23,7 +23,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-import speech_data as sd
+from tests.kit import speech_data as sd
 
 from .harness import (
     BRIDGE_ENV,

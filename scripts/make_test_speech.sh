@@ -4,7 +4,7 @@
 # Why synthetic: the VAD tests need short, licence-free, home-assistant-style
 # commands with a known transcript. espeak-ng gives several voices and rates;
 # sox trims espeak's own leading/trailing silence so the tests control every
-# millisecond of silence themselves (tests/speech_data.py adds it back).
+# millisecond of silence themselves (tests/kit/speech_data.py adds it back).
 #
 # Output: 16 kHz mono signed 16-bit WAVs plus manifest.json (file -> text).
 # Requires: espeak-ng, sox.

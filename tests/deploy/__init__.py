@@ -1,0 +1,1 @@
+"""Processes, Docker, the add-on, Home Assistant and the other side environments."""

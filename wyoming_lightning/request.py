@@ -88,6 +88,7 @@ from .lightning.protocol import (
     FINALIZE_MESSAGE,
     Dialect,
     Failure,
+    Pong,
     Result,
     ServiceError,
     ServiceMessage,
@@ -154,6 +155,9 @@ class RequestConfig:
     max_command_s: float | None = None
     """With endpointing: end the command after this much audio, speech or not."""
     dialect_choice: Dialect | None = None
+    keep_session: bool = False
+    """Warm sessions (Pulse): end the last utterance with ``finalize`` too, not ``close_stream``,
+    and hand a session that owes nothing back for the next request (``Disconnect(reusable)``)."""
 
     @property
     def dialect(self) -> Dialect:
@@ -190,9 +194,12 @@ class StopAudio:
 
 @dataclass(frozen=True)
 class SessionOpened:
-    """The WebSocket handshake of session ``conn`` succeeded."""
+    """The WebSocket handshake of session ``conn`` succeeded, or a warm socket was lent."""
 
     conn: int
+    stream_offset_bytes: int = 0
+    """Audio a lent warm socket already carried for earlier requests: the service's word times
+    for this request start there, and anything placed before it is not this request's."""
 
 
 @dataclass(frozen=True)
@@ -385,6 +392,8 @@ class _Session:
     ledger: FinalLedger = field(default_factory=FinalLedger)
     """Which finals count and which one answers a finalize (see transcript.FinalLedger)."""
     last_progress: float = 0.0
+    origin_s: float = 0.0
+    """Where this request's audio begins in the socket's stream (0 on a new socket)."""
     garbled: bool = False
     """Its last frame was unreadable: until it says something readable, pongs and completed
     sends prove nothing (a session that talks but cannot be understood is not progressing)."""
@@ -445,6 +454,7 @@ class RequestMachine:
         self._emitted_text = False
         self._audio_bytes_in = 0
         self._out: list[Action] = []
+        self._answered = False
 
     # ------------------------------------------------------------------ the entry point
 
@@ -474,7 +484,7 @@ class RequestMachine:
         elif isinstance(event, StopAudio):
             self._stop()
         elif isinstance(event, SessionOpened):
-            self._opened(event.conn)
+            self._opened(event.conn, event.stream_offset_bytes)
         elif isinstance(event, SessionClosed):
             self._closed(event.conn, event.code, event.reason)
         elif isinstance(event, SessionFailed):
@@ -741,7 +751,7 @@ class RequestMachine:
     def _send_end(self, session: _Session, utterance: _Utterance) -> None:
         owed_before = session.owes_final()
         last = self.phase is not Phase.STREAMING and utterance is self._utterances[-1]
-        if self.dialect.can_finalize and not last:
+        if self.dialect.can_finalize and (not last or self.config.keep_session):
             utterance.ended_by = EndKind.FINALIZE
             session.ledger.finalize_sent()
             text = FINALIZE_MESSAGE
@@ -757,13 +767,16 @@ class RequestMachine:
             self._start_timer(stall_timer(session.id), self.config.stall_timeout_s)
             self._start_timer(probe_timer(session.id), self.config.probe_interval_s)
 
-    def _opened(self, conn: int) -> None:
+    def _opened(self, conn: int, offset: int = 0) -> None:
         session = self._live(conn)
         if session is None or session.state is not SessionState.CONNECTING:
             return
         session.move(SessionState.OPEN)
         session.last_progress = self._clock()
-        self._emit(act.Log.debug(f"service session {conn} open"))
+        session.sent_bytes = offset
+        session.origin_s = offset / BYTES_PER_SECOND
+        warm = f" (warm, at {session.origin_s:.2f} s of its stream)" if offset else ""
+        self._emit(act.Log.debug(f"service session {conn} open{warm}"))
         self._pump(session)
 
     def _progress(self, conn: int) -> None:
@@ -782,6 +795,8 @@ class RequestMachine:
             return
         session.garbled = False
         session.last_progress = self._clock()
+        if isinstance(message, Pong):
+            return  # the answer to a keepalive sent while the socket was idle: progress only
         if isinstance(message, SpeechEvent):
             self._emit(act.Log.debug(f"service reports {message.kind}"))
         elif isinstance(message, ServiceError):
@@ -793,6 +808,12 @@ class RequestMachine:
         if not result.is_final and not result.is_last:
             session.ledger.interim(result)
             self._emit(act.Log.debug(f"interim: {result.transcript!r}"))
+            return
+        end = result.end_time
+        if session.origin_s and end is not None and end <= session.origin_s:
+            # A warm socket: these words were spoken before this request began on it.
+            text = result.transcript
+            self._emit(act.Log.debug(f"dropped a result of an earlier request: {text!r}"))
             return
         pending = session.pending()
         if not pending:
@@ -836,11 +857,12 @@ class RequestMachine:
         self._cancel_timer(stall_timer(session.id))
         self._cancel_timer(probe_timer(session.id))
 
-    def _release(self, session: _Session) -> None:
-        """Let a session go: its timers stop, the adapter closes it, its reports are ignored."""
+    def _release(self, session: _Session, *, reusable: bool = False) -> None:
+        """Let a session go: its timers stop, the adapter closes it (or, ``reusable``, keeps it
+        warm for another request), its reports are ignored."""
         session.move(SessionState.GONE)
         self._stop_watching(session)
-        self._emit(act.Disconnect(session.id))
+        self._emit(act.Disconnect(session.id, reusable))
         if session is self._pulse_session:
             self._pulse_session = None
 
@@ -1034,8 +1056,21 @@ class RequestMachine:
             self._emit(act.TranscriptStop())
         self._emit(act.Log.info(f"answered: {len(text.split())} word(s)"))
         self._emit(act.Log.debug(f"transcript: {text!r}"))
+        self._answered = True
         self._end()
         return True
+
+    def _clean(self, session: _Session) -> bool:
+        """May this session serve another request? Only if every turn it was given has its
+        final (nothing owed, nothing that a late answer could still belong to)."""
+        return (
+            self.config.keep_session
+            and self.dialect is Dialect.PULSE
+            and self._answered
+            and session.state is SessionState.OPEN
+            and not session.garbled
+            and all(u.settled for u in session.utterances)
+        )
 
     def _fail(self, code: ErrorCode, message: str) -> None:
         self._emit(act.Log.warning(f"request failed ({code.value}): {message}"))
@@ -1045,6 +1080,9 @@ class RequestMachine:
     def _end(self) -> None:
         for session in self._sessions.values():
             if session.live:
+                if self._clean(session):
+                    self._release(session, reusable=True)
+                    continue
                 if session.state is SessionState.OPEN and self.dialect is Dialect.PULSE:
                     self._emit(act.SendText(session.id, self.dialect.end_message))
                 self._release(session)

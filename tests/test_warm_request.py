@@ -1,0 +1,79 @@
+"""The request machine's side of warm sessions (issue 14 item 1): what a request does with a
+socket it borrowed, and when it hands one back. Driven by hand on a fake clock, no sockets."""
+
+from __future__ import annotations
+
+from test_request import PULSE, final, machine
+
+from wyoming_lightning import actions as act
+from wyoming_lightning.emulator.tones import encode_phrase, silence
+from wyoming_lightning.request import RETRY_TIMER, ClientGone, SessionOpened, stall_timer
+
+BYTES_PER_S = 32000
+
+
+def warm_request(offset_s: float = 0.0, **kw: object):  # type: ignore[no-untyped-def]
+    """A Pulse request without VAD whose session is a socket that already carried
+    ``offset_s`` of audio for earlier requests."""
+    d = machine(PULSE, keep_session=True, **kw)
+    d.start()
+    d.audio(silence(200) + encode_phrase("three four"))
+    (conn,) = d.connects()
+    d.handle(SessionOpened(conn, int(offset_s * BYTES_PER_S)))
+    d.auto_open = True
+    return d
+
+
+def test_a_kept_session_ends_with_finalize_and_goes_back_when_its_final_is_in() -> None:
+    d = warm_request()
+    d.stop()
+    assert d.sent_text(1) == ["finalize"], "no close_stream: the socket is kept for the next"
+    out = d.message(1, final("three four", end=1.0))
+    assert act.Transcript("three four", "en") in out
+    assert act.Disconnect(1, reusable=True) in out
+    assert d.sent_text(1) == ["finalize"]
+
+
+def test_without_warm_sessions_the_last_turn_still_closes_the_stream() -> None:
+    d = machine(PULSE)
+    d.start()
+    d.open()
+    d.audio(encode_phrase("three four"))
+    d.stop()
+    assert d.sent_text(1) == ["close_stream"]
+    out = d.message(1, final("three four", end=1.0, last=True))
+    assert act.Disconnect(1, reusable=False) in out
+
+
+def test_a_request_that_ends_with_a_final_owed_never_hands_its_socket_back() -> None:
+    d = warm_request()
+    d.stop()
+    out = d.handle(ClientGone())
+    assert act.Disconnect(1, reusable=False) in out
+    assert d.sent_text(1) == ["finalize", "close_stream"]
+
+
+def test_a_final_placed_before_this_request_on_a_warm_socket_is_not_its() -> None:
+    d = warm_request(offset_s=3.0)
+    d.stop()
+    # A late copy of the previous request's final: its words end at 1.0 s of the stream,
+    # before this request's audio began (3.0 s). Were it counted, it would answer the finalize.
+    out = d.message(1, final("one two", end=1.0))
+    assert not d.of(act.Transcript) and not d.machine.done
+    assert any(isinstance(a, act.Log) and "earlier request" in a.message for a in out)
+    out = d.message(1, final("three four", end=4.0))
+    assert act.Transcript("three four", "en") in out
+
+
+def test_a_borrowed_socket_that_stalls_is_replaced_once_and_never_reused() -> None:
+    d = warm_request(offset_s=3.0, stall_timeout_s=2.0)
+    sent = d.sent_audio(1)
+    d.stop()
+    d.fire(stall_timer(1))
+    d.fire(RETRY_TIMER)
+    assert d.connects() == [1, 2], "the stalled borrowed socket is replaced by a new session"
+    assert act.Disconnect(1, reusable=False) in d.actions
+    assert d.sent_audio(2) == sent, "the kept audio is replayed on the replacement"
+    out = d.message(2, final("three four", end=1.0))
+    assert act.Transcript("three four", "en") in out
+    assert act.Disconnect(2, reusable=True) in out

@@ -3,7 +3,7 @@ socket it borrowed, and when it hands one back. Driven by hand on a fake clock, 
 
 from __future__ import annotations
 
-from test_request import PULSE, final, machine
+from test_request import LIGHTNING, PULSE, final, machine
 
 from wyoming_lightning import actions as act
 from wyoming_lightning.emulator.tones import encode_phrase, silence
@@ -77,3 +77,27 @@ def test_a_borrowed_socket_that_stalls_is_replaced_once_and_never_reused() -> No
     out = d.message(2, final("three four", end=1.0))
     assert act.Transcript("three four", "en") in out
     assert act.Disconnect(2, reusable=True) in out
+
+
+def test_lightning_connects_at_audio_start_and_the_first_utterance_uses_that_session() -> None:
+    d = machine(LIGHTNING, connect_at_start=True)
+    out = d.start()
+    assert [a.conn for a in out if isinstance(a, act.Connect)] == [1], "before any speech"
+    d.handle(SessionOpened(1))
+    assert d.sent_audio(1) == b"", "nothing is sent (or billed) before speech"
+    d.audio(encode_phrase("one two"))
+    d.stop()
+    assert d.connects() == [1] and len(d.sent_audio(1)) > 0
+    assert d.sent_text(1) == ["end"]
+    out = d.message(1, final("one two", last=True))
+    assert act.Transcript("one two", "en") in out
+
+
+def test_an_early_session_that_heard_no_speech_is_closed_unbilled() -> None:
+    d = machine(LIGHTNING, vad="webrtc", connect_at_start=True)
+    d.start()
+    d.handle(SessionOpened(1))
+    d.audio(silence(500))
+    out = d.stop()
+    assert act.Transcript("", "en") in out and act.Disconnect(1) in out
+    assert d.sent_audio(1) == b"" and d.sent_text(1) == []

@@ -11,9 +11,20 @@ import asyncio
 import json
 import time
 
-from bridge import bridge_port, bridge_settings, read_answer, serving, start_request, transcribe
+from bridge import (
+    API_KEY,
+    bridge_port,
+    bridge_settings,
+    read_answer,
+    serving,
+    start_request,
+    transcribe,
+)
+from emulator_client import read_json, read_until_final
+from websockets.asyncio.client import connect
 from wyoming.audio import AudioStop
 
+from wyoming_lightning.config import Settings
 from wyoming_lightning.emulator import EmulatorServer, Fault
 from wyoming_lightning.emulator.tones import encode_phrase, silence
 from wyoming_lightning.lightning.pool import PoolPolicy
@@ -32,6 +43,7 @@ def command(phrase: str) -> bytes:
 
 
 def services(url: str, *, keepalive_s: float | None = None, **overrides: object) -> Services:
+    overrides.setdefault("session_idle_timeout_s", Settings().session_idle_timeout_s)
     built = Services(bridge_settings(url, **overrides))
     if keepalive_s is not None:
         idle_s = built.settings.session_idle_timeout_s
@@ -127,6 +139,30 @@ async def test_the_idle_timeout_closes_the_socket(emulator: EmulatorServer) -> N
         assert second.transcript == "three four" and len(emulator.sessions) == 2
 
 
+async def test_a_borrowed_socket_that_drops_mid_request_is_replaced_and_replayed(
+    emulator: EmulatorServer,
+) -> None:
+    """Liveness on a borrowed socket: ``drop`` once it has carried more audio than request 1
+    had, i.e. in the middle of request 2. Request 2 reconnects, replays its own audio only,
+    and answers its own words; the dropped socket is never lent again."""
+    first_pcm, second_pcm = command("one two"), command("three four five six seven")
+    emulator.inject(Fault("drop", after_bytes=len(first_pcm) + len(second_pcm) // 2))
+    async with serving(services(emulator.pulse_url)) as server:
+        port = bridge_port(server)
+        first = await transcribe(port, first_pcm)
+        second = await transcribe(port, second_pcm)
+        third = await transcribe(port, command("eight nine"))
+        assert (first.transcript, second.transcript, third.transcript) == (
+            "one two",
+            "three four five six seven",
+            "eight nine",
+        )
+        dropped, replacement = emulator.sessions
+        assert dropped.close_code == 1006 and dropped.faults == ("drop",)
+        assert replacement.audio_bytes_received >= len(second_pcm) // 2
+        assert counted(server, "service_connections_total") == 2, "the third reused the new one"
+
+
 async def test_a_socket_the_service_closed_while_idle_is_not_reused(
     emulator: EmulatorServer,
 ) -> None:
@@ -175,3 +211,28 @@ async def test_concurrent_requests_each_get_their_own_socket(emulator: EmulatorS
         third = await transcribe(port, command("five six"))
         assert third.transcript == "five six"
         assert len(emulator.sessions) == 2, "the third request borrowed one of the two"
+
+
+async def test_the_emulator_keeps_word_times_running_across_turns(
+    emulator: EmulatorServer,
+) -> None:
+    """What the isolation rule relies on, checked against the emulator as the vendor documents
+    it: one socket, a final per ``finalize``, a pong while idle, and word times counted from
+    the socket's first audio frame, not from each turn's."""
+
+    turn1, turn2 = command("one two"), command("three")
+    url = emulator.live_url + "&language=en&word_timestamps=true"
+    async with connect(url, additional_headers={"Authorization": f"Bearer {API_KEY}"}) as ws:
+        await ws.send(turn1)
+        await ws.send(FINALIZE)
+        first = (await read_until_final(ws))[-1]
+        await ws.send(KEEPALIVE)
+        assert await read_json(ws) == {"type": "pong"}
+        await ws.send(turn2)
+        await ws.send(FINALIZE)
+        second = (await read_until_final(ws))[-1]
+        await ws.send(CLOSE_STREAM)
+    assert (first["transcript"], second["transcript"]) == ("one two", "three")
+    assert first["is_last"] is False and second["is_last"] is False
+    boundary = len(turn1) / 32000
+    assert first["words"][-1]["end"] <= boundary < second["words"][0]["start"]

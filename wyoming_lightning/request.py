@@ -155,6 +155,10 @@ class RequestConfig:
     max_command_s: float | None = None
     """With endpointing: end the command after this much audio, speech or not."""
     dialect_choice: Dialect | None = None
+    connect_at_start: bool = False
+    """Open the first session at ``audio-start``, not at speech, so that its handshake is done
+    before the speaker is. Free of charge: no audio goes before speech, so it bills nothing.
+    For the Lightning dialect (a session per utterance, nothing to keep warm)."""
     keep_session: bool = False
     """Warm sessions (Pulse): end the last utterance with ``finalize`` too, not ``close_stream``,
     and hand a session that owes nothing back for the next request (``Disconnect(reusable)``)."""
@@ -439,6 +443,8 @@ class RequestMachine:
         self._sessions: dict[int, _Session] = {}
         self._next_conn = 1
         self._pulse_session: _Session | None = None
+        self._early: _Session | None = None
+        """A session opened at audio-start (``connect_at_start``) for the first utterance."""
         self._retries = 0
         self._stall_retries = 0
         self._reconnected_below = 0
@@ -537,6 +543,8 @@ class RequestMachine:
         self._converter = converter
         if self.phase is Phase.AWAITING_AUDIO:
             self._move(Phase.STREAMING)
+            if self.config.connect_at_start and self.route is Route.CLOUD:
+                self._early = self._connect()
 
     def _audio(self, data: bytes, fmt: PcmFormat | None) -> None:
         if self.phase is Phase.AWAITING_AUDIO:
@@ -705,14 +713,17 @@ class RequestMachine:
 
     def _assign(self, utterance: _Utterance) -> None:
         session: _Session | None = None
-        if self.dialect is Dialect.PULSE:
+        early, self._early = self._early, None
+        if early is not None and early.live and not early.utterances:
+            session = early
+        elif self.dialect is Dialect.PULSE:
             live = self._pulse_session
             if live is not None and live.state in (SessionState.CONNECTING, SessionState.OPEN):
                 session = live
         if session is None:
             session = self._connect()
-            if self.dialect is Dialect.PULSE:
-                self._pulse_session = session
+        if self.dialect is Dialect.PULSE:
+            self._pulse_session = session
         session.utterances.append(utterance)
         utterance.conn = session
         self._pump(session)

@@ -142,6 +142,9 @@ class Services:
             no_speech_timeout_s=no_speech_s,
             max_command_s=max_command_s,
             keep_session=self.keeps_sessions,
+            # Lightning: one session per utterance, so nothing to keep; the first one's
+            # handshake at audio-start instead of at speech (no audio before speech: unbilled).
+            connect_at_start=dialect is Dialect.LIGHTNING,
         )
 
     def new_gate(self) -> VadGate:

@@ -3,9 +3,10 @@
     python -m benchmarks.warm [--rtt-ms 0 150] [--streams 4] [--requests 8] [--json out.json]
 
 One emulator per round trip R (``--rtt-ms``: every message it sends waits R, its handshake 2 R;
-``--finalize-delay-ms 600``: the cloud takes 600 ms to settle) serves two bridges in turn:
+``--finalize-delay-ms 600``: the cloud takes 600 ms to settle) serves two bridges side by side:
 the default (warm sockets, ``--session-idle-timeout 30``) and ``--session-idle-timeout 0`` (a
-new socket per request, as before). Each gets the same steady stream: ``--streams`` satellites,
+new socket per request, as before), each request sent to both at the same moment, so that both
+see the same load. The steady stream: ``--streams`` satellites,
 each sending ``--requests`` requests one after another (0.2 s apart), Home-Assistant-style: 10 ms
 chunks in real time, 0.5 s of silence, a tone command, audio-stop 0.7 s after it. Commands
 alternate short ("two", 0.2 s of tones: the issue's 0.3-0.6 s row with its lead-in) and long
@@ -41,6 +42,7 @@ from .harness import (
     ha_request,
     median,
     ms,
+    running,
 )
 
 FINALIZE_DELAY_MS = 600
@@ -71,20 +73,24 @@ def scrape_connections(port: int) -> float:
 
 
 async def stream(
-    port: int, pacer: Pacer, work: dict[str, Script], n: int, first: int
-) -> list[tuple[str, Result]]:
-    out: list[tuple[str, Result]] = []
+    ports: Sequence[int], pacer: Pacer, work: dict[str, Script], n: int, first: int
+) -> list[tuple[str, list[Result]]]:
+    """One satellite: ``n`` requests in a row, each sent to every bridge at the same moment."""
+    loop = asyncio.get_running_loop()
+    out: list[tuple[str, list[Result]]] = []
     kinds = list(work)
     for i in range(n):
         kind = kinds[(first + i) % len(kinds)]
-        out.append((kind, await ha_request(port, work[kind], pacer)))
+        start = loop.time() + 0.05
+        results = await asyncio.gather(
+            *(ha_request(port, work[kind], pacer, start=start) for port in ports)
+        )
+        out.append((kind, list(results)))
         await asyncio.sleep(GAP_S)  # a benchmark's pacing, not synchronisation
     return out
 
 
-async def one_bridge(
-    emulator_port: int, idle_timeout_s: float, streams: int, requests: int
-) -> tuple[list[tuple[str, Result]], float, float]:
+def bridge(emulator_port: int, idle_timeout_s: float) -> tuple[Proc, int]:
     port, metrics_port = free_port(), free_port()
     args = bridge_args(
         port,
@@ -98,24 +104,10 @@ async def one_bridge(
         "--metrics-port",
         str(metrics_port),
     )
-    bridge = Proc("bridge", args, port, env=BRIDGE_ENV)
-    work = scripts()
-    try:
-        await bridge.wait_ready()
-        pacer = Pacer()
-        pacer.start()
-        started = time.perf_counter()
-        try:
-            runs = await asyncio.gather(
-                *(stream(port, pacer, work, requests, s) for s in range(streams))
-            )
-        finally:
-            await pacer.stop()
-        elapsed = time.perf_counter() - started
-        connections = await asyncio.to_thread(scrape_connections, metrics_port)
-    finally:
-        await bridge.stop()
-    return [r for run in runs for r in run], connections, elapsed
+    return Proc(f"bridge-idle-{idle_timeout_s:g}", args, port, env=BRIDGE_ENV), metrics_port
+
+
+BRIDGES = (("warm (default)", 30.0), ("cold (--session-idle-timeout 0)", 0.0))
 
 
 async def run(rtts: Sequence[float] = (0.0, 150.0), streams: int = 4, requests: int = 8) -> Table:
@@ -123,7 +115,7 @@ async def run(rtts: Sequence[float] = (0.0, 150.0), streams: int = 4, requests: 
         "warm",
         "Warm sessions: new service connections per request and the wait after audio-stop "
         f"(C = {FINALIZE_DELAY_MS} ms, F = {FINALIZE_AFTER_MS} ms, {streams} streams x "
-        f"{requests} requests)",
+        f"{requests} requests, each sent to both bridges at once)",
         [
             "R ms",
             "bridge",
@@ -135,6 +127,7 @@ async def run(rtts: Sequence[float] = (0.0, 150.0), streams: int = 4, requests: 
             "long wait ms (floor)",
         ],
     )
+    work = scripts()
     for rtt in rtts:
         emulator_port = free_port()
         emulator = Proc(
@@ -146,43 +139,55 @@ async def run(rtts: Sequence[float] = (0.0, 150.0), streams: int = 4, requests: 
             ),
             emulator_port,
         )
+        bridges = [bridge(emulator_port, idle) for _, idle in BRIDGES]
         floor_ms = max(0.0, FINALIZE_AFTER_MS + rtt + FINALIZE_DELAY_MS - HA_STOP_AFTER_S * 1000)
-        try:
-            await emulator.wait_ready()
-            for name, idle in (("warm (default)", 30.0), ("cold (--session-idle-timeout 0)", 0.0)):
-                results, conns, elapsed = await one_bridge(emulator_port, idle, streams, requests)
-                correct = sum(r.correct for _, r in results)
-                waits = {
-                    kind: [r.wait for k, r in results if k == kind and r.wait is not None]
-                    for kind in ("short", "long")
-                }
-                cells = [
-                    f"{rtt:g}",
-                    name,
-                    f"{correct}/{len(results)}",
-                    f"{conns:g}",
-                    f"{conns / max(1, len(results)):.3f}",
-                    f"{conns / (elapsed / 60):.1f}",
-                    *(
-                        f"{ms(median(w)) if w else '-'} ({floor_ms:.0f})"
-                        for w in (waits["short"], waits["long"])
-                    ),
-                ]
-                table.add(
-                    cells,
-                    rtt_ms=rtt,
-                    bridge=name,
-                    requests=len(results),
-                    correct=correct,
-                    connections=conns,
-                    connections_per_request=conns / max(1, len(results)),
-                    connections_per_minute=conns / (elapsed / 60),
-                    short_wait_s=waits["short"],
-                    long_wait_s=waits["long"],
-                    floor_ms=floor_ms,
+        async with running(emulator, *(proc for proc, _ in bridges)):
+            pacer = Pacer()
+            pacer.start()
+            started = time.perf_counter()
+            try:
+                ports = [proc.port for proc, _ in bridges]
+                runs = await asyncio.gather(
+                    *(stream(ports, pacer, work, requests, s) for s in range(streams))
                 )
-        finally:
-            await emulator.stop()
+            finally:
+                await pacer.stop()
+            elapsed = time.perf_counter() - started
+            counts = [await asyncio.to_thread(scrape_connections, m) for _, m in bridges]
+        for b, ((name, _idle), conns) in enumerate(zip(BRIDGES, counts, strict=True)):
+            results = [(kind, rs[b]) for run in runs for kind, rs in run]
+            correct = sum(r.correct for _, r in results)
+            waits = {
+                kind: [r.wait for k, r in results if k == kind and r.wait is not None]
+                for kind in ("short", "long")
+            }
+            per_request = conns / max(1, len(results))
+            per_minute = conns / (elapsed / 60)
+            cells = [
+                f"{rtt:g}",
+                name,
+                f"{correct}/{len(results)}",
+                f"{conns:g}",
+                f"{per_request:.3f}",
+                f"{per_minute:.1f}",
+                *(
+                    f"{ms(median(w)) if w else '-'} ({floor_ms:.0f})"
+                    for w in (waits["short"], waits["long"])
+                ),
+            ]
+            table.add(
+                cells,
+                rtt_ms=rtt,
+                bridge=name,
+                requests=len(results),
+                correct=correct,
+                connections=conns,
+                connections_per_request=per_request,
+                connections_per_minute=per_minute,
+                short_wait_s=waits["short"],
+                long_wait_s=waits["long"],
+                floor_ms=floor_ms,
+            )
     return table
 
 

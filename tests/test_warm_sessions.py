@@ -236,3 +236,17 @@ async def test_the_emulator_keeps_word_times_running_across_turns(
     assert first["is_last"] is False and second["is_last"] is False
     boundary = len(turn1) / 32000
     assert first["words"][-1]["end"] <= boundary < second["words"][0]["start"]
+
+
+async def test_a_socket_is_only_lent_to_a_request_with_the_same_options(
+    emulator: EmulatorServer,
+) -> None:
+    """The language (like keywords, rate...) is in the URL that fixes the session."""
+    async with serving(services(emulator.pulse_url)) as server:
+        port = bridge_port(server)
+        await transcribe(port, command("one two"), language="en")
+        german = await transcribe(port, command("three"), language="de")
+        english = await transcribe(port, command("four"), language="en")
+        assert (german.transcript, english.transcript) == ("three", "four")
+        assert [r.params["language"] for r in emulator.sessions] == ["en", "de"]
+        assert emulator.sessions[0].text_frames_received == [FINALIZE, FINALIZE]

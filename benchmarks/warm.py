@@ -9,8 +9,8 @@ new socket per request, as before), each request sent to both at the same moment
 see the same load. The steady stream: ``--streams`` satellites,
 each sending ``--requests`` requests one after another (0.2 s apart), Home-Assistant-style: 10 ms
 chunks in real time, 0.5 s of silence, a tone command, audio-stop 0.7 s after it. Commands
-alternate short ("two", 0.2 s of tones: the issue's 0.3-0.6 s row with its lead-in) and long
-(six words, 1.7 s). The emulator's tone reader makes each answer exact, so every request is
+alternate short ("two three", 0.5 s of tones: the issue's 0.3-0.6 s row) and long (six words,
+1.7 s). The emulator's tone reader makes each answer exact, so every request is
 also checked for its own words (isolation under load).
 
 Printed per bridge and R: requests answered correctly, new service connections (the bridge's
@@ -49,7 +49,7 @@ FINALIZE_DELAY_MS = 600
 FINALIZE_AFTER_MS = 200
 HA_STOP_AFTER_S = 0.7
 PULSE_PATH = "/waves/v1/stt/live"
-SHORT, LONG = "two", "one two three four five six"
+SHORT, LONG = "two three", "one two three four five six"
 GAP_S = 0.2
 
 

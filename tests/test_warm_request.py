@@ -7,6 +7,7 @@ from test_request import LIGHTNING, PULSE, final, machine
 
 from wyoming_lightning import actions as act
 from wyoming_lightning.emulator.tones import encode_phrase, silence
+from wyoming_lightning.lightning.protocol import Pong, parse_message
 from wyoming_lightning.request import RETRY_TIMER, ClientGone, SessionOpened, stall_timer
 
 BYTES_PER_S = 32000
@@ -101,3 +102,19 @@ def test_an_early_session_that_heard_no_speech_is_closed_unbilled() -> None:
     out = d.stop()
     assert act.Transcript("", "en") in out and act.Disconnect(1) in out
     assert d.sent_audio(1) == b"" and d.sent_text(1) == []
+
+
+def test_a_pong_that_arrives_after_the_socket_was_lent_is_only_progress() -> None:
+    """A keepalive sent just before the pool lent the socket is answered during the request."""
+    d = warm_request(offset_s=3.0)
+    d.stop()
+    d.clock.now += 1.5
+    out = d.message(1, Pong())
+    assert not any(isinstance(a, act.Log) and "ignored a frame" in a.message for a in out)
+    assert d.machine._sessions[1].last_progress == d.clock.now
+    d.message(1, final("three four", end=4.0))
+    assert d.transcript() == act.Transcript("three four", "en")
+
+
+def test_pong_is_parsed_as_a_pong_not_an_unreadable_frame() -> None:
+    assert parse_message('{"type": "pong"}') == Pong()

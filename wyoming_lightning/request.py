@@ -70,6 +70,16 @@ After ``audio-stop`` one ANSWER timer bounds the whole wait: ``final_timeout_s``
 ``response_timeout_s``. When it runs out the service is alive but cannot finish: the local
 recognizer takes over when configured, otherwise the answer is ``error`` (``timeout``), and the
 log says which.
+
+Warm sessions (``keep_session``, Pulse)
+=======================================
+The adapter may answer ``Connect`` with a socket kept from an earlier request
+(``SessionOpened.stream_offset_bytes``: the audio it already carried). Nothing else changes for
+the machine, liveness included. The last utterance then ends with ``finalize`` too, and once the
+transcript is out a session whose every utterance is settled is released with
+``Disconnect(reusable=True)``; any other end (an error, the client gone, a final still owed)
+closes it. On a lent socket a result whose words end before this request's first audio on it
+belongs to an earlier request and is dropped.
 """
 
 from __future__ import annotations

@@ -80,9 +80,11 @@ def test_a_borrowed_socket_that_stalls_is_replaced_once_and_never_reused() -> No
     assert act.Disconnect(2, reusable=True) in out
 
 
-def test_lightning_connects_at_audio_start_and_the_first_utterance_uses_that_session() -> None:
+def test_lightning_connects_at_the_first_chunk_and_the_first_utterance_uses_that_session() -> None:
     d = machine(LIGHTNING, connect_at_start=True)
-    out = d.start()
+    d.start()
+    assert d.connects() == [], "not on audio-start alone: a client may still err"
+    out = d.audio(silence(10))
     assert [a.conn for a in out if isinstance(a, act.Connect)] == [1], "before any speech"
     d.handle(SessionOpened(1))
     assert d.sent_audio(1) == b"", "nothing is sent (or billed) before speech"

@@ -166,7 +166,7 @@ class RequestConfig:
     """With endpointing: end the command after this much audio, speech or not."""
     dialect_choice: Dialect | None = None
     connect_at_start: bool = False
-    """Open the first session at ``audio-start``, not at speech, so that its handshake is done
+    """Open the first session with the first audio, not at speech, so that its handshake is done
     before the speaker is. Free of charge: no audio goes before speech, so it bills nothing.
     For the Lightning dialect (a session per utterance, nothing to keep warm)."""
     keep_session: bool = False
@@ -455,6 +455,7 @@ class RequestMachine:
         self._pulse_session: _Session | None = None
         self._early: _Session | None = None
         """A session opened at audio-start (``connect_at_start``) for the first utterance."""
+        self._connect_early = False
         self._retries = 0
         self._stall_retries = 0
         self._reconnected_below = 0
@@ -553,8 +554,7 @@ class RequestMachine:
         self._converter = converter
         if self.phase is Phase.AWAITING_AUDIO:
             self._move(Phase.STREAMING)
-            if self.config.connect_at_start and self.route is Route.CLOUD:
-                self._early = self._connect()
+            self._connect_early = self.config.connect_at_start and self.route is Route.CLOUD
 
     def _audio(self, data: bytes, fmt: PcmFormat | None) -> None:
         if self.phase is Phase.AWAITING_AUDIO:
@@ -568,6 +568,11 @@ class RequestMachine:
             if self.phase is not Phase.STREAMING:
                 return
         assert self._converter is not None
+        if self._connect_early:
+            # At the first chunk (audio-start and its first chunk come together), not at
+            # audio-start itself: a client that errs in between costs the service nothing.
+            self._connect_early = False
+            self._early = self._connect()
         self._audio_bytes_in += len(data)
         self._feed_gate(self._converter.convert(data))
         self._finalize_on_pause()

@@ -143,7 +143,8 @@ class Services:
             max_command_s=max_command_s,
             keep_session=self.keeps_sessions,
             # Lightning: one session per utterance, so nothing to keep; the first one's
-            # handshake at audio-start instead of at speech (no audio before speech: unbilled).
+            # handshake with the first chunk instead of at speech (no audio before speech:
+            # nothing billed).
             connect_at_start=dialect is Dialect.LIGHTNING,
         )
 

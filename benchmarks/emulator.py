@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 from collections.abc import Sequence
@@ -100,6 +101,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--finalize-delay-ms", type=int, default=0)
     parser.add_argument("--latency", choices=sorted(PRESETS), default="none")
     parser.add_argument("--latency-seed", type=int)
+    parser.add_argument("--rtt-ms", type=float, help="network round trip (overrides --latency's)")
     parser.add_argument("--fault", action="append", choices=FAULT_NAMES, default=[])
     parser.add_argument("--fault-delay-ms", type=int, default=3000)
     parser.add_argument("--max-sessions", type=int, default=2000)
@@ -113,7 +115,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         recognizer=recognizer_name,
         finalize_delay_ms=args.finalize_delay_ms,
         max_sessions=args.max_sessions,
-        latency=PRESETS[args.latency],
+        latency=PRESETS[args.latency]
+        if args.rtt_ms is None
+        else dataclasses.replace(PRESETS[args.latency], rtt_ms=args.rtt_ms),
         latency_seed=args.latency_seed,
         faults=tuple(Fault(name, delay_ms=args.fault_delay_ms) for name in args.fault),
     )

@@ -647,6 +647,11 @@ async def run(args: argparse.Namespace) -> Report:
                 args.vad,
                 "--metrics-port",
                 str(metrics_port),
+                # Each request names a unique tag as a keyword, which is part of the session
+                # URL: no socket could be reused, so none is kept warm (benchmarks/warm.py
+                # measures reuse).
+                "--session-idle-timeout",
+                "0",
                 # All streams come from 127.0.0.1, as satellites do through Home Assistant.
                 "--max-requests-per-client",
                 str(max(10, args.streams, args.burst_size)),

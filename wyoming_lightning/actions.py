@@ -43,6 +43,8 @@ class Disconnect:
     """Close ``conn``; anything it reports afterwards is ignored."""
 
     conn: int
+    reusable: bool = False
+    """Every final it owed is in: the adapter may keep the socket warm for another request."""
 
 
 @dataclass(frozen=True)

@@ -103,6 +103,7 @@ class Settings:
     connect_timeout_s: float = 5.0
     send_timeout_s: float = 5.0
     stall_timeout_s: float = 2.0
+    session_idle_timeout_s: float = 30.0
     final_timeout_s: float = 10.0
     response_timeout_s: float = 30.0
     retries: int = 3
@@ -305,6 +306,13 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         type=float,
     )
     option(
+        "--session-idle-timeout",
+        d.session_idle_timeout_s,
+        "seconds a Pulse socket stays open (with keepalives) after a request, for the next "
+        "request with the same options (0: a new socket per request)",
+        type=float,
+    )
+    option(
         "--final-timeout",
         d.final_timeout_s,
         "seconds to wait after audio-stop for a live service, plus one per second of audio "
@@ -443,7 +451,13 @@ def load_settings(
             f"{source('language')} {language!r} is not offered by the service; choose one of: "
             + ", ".join(languages)
         )
-    for name in ("pre_roll_ms", "hangover_ms", "finalize_after_ms", "drain_timeout"):
+    for name in (
+        "pre_roll_ms",
+        "hangover_ms",
+        "finalize_after_ms",
+        "drain_timeout",
+        "session_idle_timeout",
+    ):
         if getattr(args, name) < 0:
             raise ConfigError(f"{source(name)} cannot be negative")
     positive = (
@@ -498,6 +512,7 @@ def load_settings(
         connect_timeout_s=args.connect_timeout,
         send_timeout_s=args.send_timeout,
         stall_timeout_s=args.stall_timeout,
+        session_idle_timeout_s=args.session_idle_timeout,
         final_timeout_s=args.final_timeout,
         response_timeout_s=args.response_timeout,
         retries=args.retries,

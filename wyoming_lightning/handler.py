@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import itertools
 import logging
+from collections import deque
 from collections.abc import Iterable
 
 from wyoming.asr import Transcribe
@@ -132,6 +133,8 @@ class ClientHandler:
         self._timers: dict[act.TimerId, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._finished = asyncio.Event()
+        self._queued: deque[rq.Event] = deque()
+        self._feeding = False
         self._cut = False
         self._timeouts = Timeouts(
             connect_s=self._settings.connect_timeout_s, send_s=self._settings.send_timeout_s
@@ -335,9 +338,22 @@ class ClientHandler:
     # ------------------------------------------------------------------ actions
 
     def _feed(self, event: rq.Event) -> None:
-        """The one way into the request machine: an event in, its actions carried out."""
-        if self._machine is not None and not self._machine.done:
-            self._apply(self._machine.handle(event))
+        """The one way into the request machine: an event in, its actions carried out.
+
+        An event raised while actions are being carried out (a warm socket is open at once)
+        waits until they all are, so the machine sees events in order and never re-entered.
+        """
+        self._queued.append(event)
+        if self._feeding:
+            return
+        self._feeding = True
+        try:
+            while self._queued:
+                next_event = self._queued.popleft()
+                if self._machine is not None and not self._machine.done:
+                    self._apply(self._machine.handle(next_event))
+        finally:
+            self._feeding = False
 
     def _apply(self, actions: Iterable[act.Action]) -> None:
         for action in actions:
@@ -354,7 +370,9 @@ class ClientHandler:
                 session.send(action.data if isinstance(action, act.SendAudio) else action.text)
         elif isinstance(action, act.Disconnect):
             session = self._sessions.pop(action.conn, None)
-            if session is not None:
+            if session is not None and action.reusable and self._services.warm.enabled:
+                self._services.warm.give_back(session, clean=True)
+            elif session is not None:
                 session.close()
                 self._closing_sessions.add(session)
         elif isinstance(action, act.Probe):
@@ -399,10 +417,18 @@ class ClientHandler:
             failed=lambda failure: self._feed(rq.SessionFailed(conn, failure)),
             progress=lambda: self._feed(rq.SessionProgress(conn)),
         )
+        warm = self._services.warm.borrow(action.url)
+        if warm is not None:
+            warm.rebind(callbacks)
+            self._sessions[conn] = warm
+            self._debug(f"service session {conn}: a warm socket, no handshake")
+            self._feed(rq.SessionOpened(conn, warm.audio_bytes_sent))
+            return
         session = ServiceSession(
             action.url, self._settings.api_key.reveal(), self._timeouts, callbacks
         )
         self._sessions[conn] = session
+        self._services.guard.metrics.service_connections.inc()
         self._debug(f"opening service session {conn}")
         session.start()
 

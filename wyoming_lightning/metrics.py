@@ -53,6 +53,22 @@ class Metrics:
             "WebSocket sessions opened to the service",
             registry=r,
         )
+        self.service_connections = Counter(
+            f"{PREFIX}_service_connections",
+            "WebSocket connections (handshakes) opened to the service; a warm socket lent from "
+            "the pool is a session but not a new connection",
+            registry=r,
+        )
+        self.warm_reuses = Counter(
+            f"{PREFIX}_warm_session_reuses",
+            "Service sessions served by a warm socket kept from an earlier request",
+            registry=r,
+        )
+        self.idle_sessions = Gauge(
+            f"{PREFIX}_idle_service_sessions",
+            "Warm service sockets idle in the pool now",
+            registry=r,
+        )
         self.retries = Counter(
             f"{PREFIX}_retries",
             "Reconnections to the service after a failure",

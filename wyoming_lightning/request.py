@@ -76,6 +76,16 @@ After ``audio-stop`` one ANSWER timer bounds the whole wait: ``final_timeout_s``
 ``response_timeout_s``. When it runs out the service is alive but cannot finish: the local
 recognizer takes over when configured, otherwise the answer is ``error`` (``timeout``), and the
 log says which.
+
+Warm sessions (``keep_session``, Pulse)
+=======================================
+The adapter may answer ``Connect`` with a socket kept from an earlier request
+(``SessionOpened.stream_offset_bytes``: the audio it already carried). Nothing else changes for
+the machine, liveness included. The last utterance then ends with ``finalize`` too, and once the
+transcript is out a session whose every utterance is settled is released with
+``Disconnect(reusable=True)``; any other end (an error, the client gone, a final still owed)
+closes it. On a lent socket a result whose words end before this request's first audio on it
+belongs to an earlier request and is dropped.
 """
 
 from __future__ import annotations
@@ -94,6 +104,7 @@ from .lightning.protocol import (
     FINALIZE_MESSAGE,
     Dialect,
     Failure,
+    Pong,
     Result,
     ServiceError,
     ServiceMessage,
@@ -160,6 +171,13 @@ class RequestConfig:
     max_command_s: float | None = None
     """With endpointing: end the command after this much audio, speech or not."""
     dialect_choice: Dialect | None = None
+    connect_at_start: bool = False
+    """Open the first session with the first audio, not at speech, so that its handshake is done
+    before the speaker is. Free of charge: no audio goes before speech, so it bills nothing.
+    For the Lightning dialect (a session per utterance, nothing to keep warm)."""
+    keep_session: bool = False
+    """Warm sessions (Pulse): end the last utterance with ``finalize`` too, not ``close_stream``,
+    and hand a session that owes nothing back for the next request (``Disconnect(reusable)``)."""
 
     @property
     def dialect(self) -> Dialect:
@@ -201,9 +219,12 @@ class StopAudio:
 
 @dataclass(frozen=True)
 class SessionOpened:
-    """The WebSocket handshake of session ``conn`` succeeded."""
+    """The WebSocket handshake of session ``conn`` succeeded, or a warm socket was lent."""
 
     conn: int
+    stream_offset_bytes: int = 0
+    """Audio a lent warm socket already carried for earlier requests: the service's word times
+    for this request start there, and anything placed before it is not this request's."""
 
 
 @dataclass(frozen=True)
@@ -397,6 +418,8 @@ class _Session:
     ledger: FinalLedger = field(default_factory=FinalLedger)
     """Which finals count and which one answers a finalize (see transcript.FinalLedger)."""
     last_progress: float = 0.0
+    origin_s: float = 0.0
+    """Where this request's audio begins in the socket's stream (0 on a new socket)."""
     garbled: bool = False
     """Its last frame was unreadable: until it says something readable, pongs and completed
     sends prove nothing (a session that talks but cannot be understood is not progressing)."""
@@ -442,6 +465,9 @@ class RequestMachine:
         self._sessions: dict[int, _Session] = {}
         self._next_conn = 1
         self._pulse_session: _Session | None = None
+        self._early: _Session | None = None
+        """A session opened at audio-start (``connect_at_start``) for the first utterance."""
+        self._connect_early = False
         self._retries = 0
         self._stall_retries = 0
         self._reconnected_below = 0
@@ -457,6 +483,7 @@ class RequestMachine:
         self._emitted_text = False
         self._received_s = 0.0
         self._out: list[Action] = []
+        self._answered = False
 
     # ------------------------------------------------------------------ the entry point
 
@@ -488,7 +515,7 @@ class RequestMachine:
         elif isinstance(event, TranscribeAgain):
             self._emit(act.Log.debug("ignored transcribe during a request"))
         elif isinstance(event, SessionOpened):
-            self._opened(event.conn)
+            self._opened(event.conn, event.stream_offset_bytes)
         elif isinstance(event, SessionClosed):
             self._closed(event.conn, event.code, event.reason)
         elif isinstance(event, SessionFailed):
@@ -541,6 +568,7 @@ class RequestMachine:
         self._converter = converter
         if self.phase is Phase.AWAITING_AUDIO:
             self._move(Phase.STREAMING)
+            self._connect_early = self.config.connect_at_start and self.route is Route.CLOUD
 
     def _audio(self, data: bytes, fmt: PcmFormat | None) -> None:
         if self.phase is Phase.AWAITING_AUDIO:
@@ -555,6 +583,11 @@ class RequestMachine:
             if self.phase is not Phase.STREAMING:
                 return
         assert self._converter is not None
+        if self._connect_early:
+            # At the first chunk (audio-start and its first chunk come together), not at
+            # audio-start itself: a client that errs in between costs the service nothing.
+            self._connect_early = False
+            self._early = self._connect()
         self._feed_gate(self._converter.convert(data))
         self._finalize_on_pause()
         self._check_endpoint()
@@ -719,14 +752,17 @@ class RequestMachine:
 
     def _assign(self, utterance: _Utterance) -> None:
         session: _Session | None = None
-        if self.dialect is Dialect.PULSE:
+        early, self._early = self._early, None
+        if early is not None and early.live and not early.utterances:
+            session = early
+        elif self.dialect is Dialect.PULSE:
             live = self._pulse_session
             if live is not None and live.state in (SessionState.CONNECTING, SessionState.OPEN):
                 session = live
         if session is None:
             session = self._connect()
-            if self.dialect is Dialect.PULSE:
-                self._pulse_session = session
+        if self.dialect is Dialect.PULSE:
+            self._pulse_session = session
         session.utterances.append(utterance)
         utterance.conn = session
         self._pump(session)
@@ -765,7 +801,7 @@ class RequestMachine:
     def _send_end(self, session: _Session, utterance: _Utterance) -> None:
         owed_before = session.owes_final()
         last = self.phase is not Phase.STREAMING and utterance is self._utterances[-1]
-        if self.dialect.can_finalize and not last:
+        if self.dialect.can_finalize and (not last or self.config.keep_session):
             utterance.ended_by = EndKind.FINALIZE
             session.ledger.finalize_sent()
             text = FINALIZE_MESSAGE
@@ -781,13 +817,16 @@ class RequestMachine:
             self._start_timer(stall_timer(session.id), self.config.stall_timeout_s)
             self._start_timer(probe_timer(session.id), self.config.probe_interval_s)
 
-    def _opened(self, conn: int) -> None:
+    def _opened(self, conn: int, offset: int = 0) -> None:
         session = self._live(conn)
         if session is None or session.state is not SessionState.CONNECTING:
             return
         session.move(SessionState.OPEN)
         session.last_progress = self._clock()
-        self._emit(act.Log.debug(f"service session {conn} open"))
+        session.sent_bytes = offset
+        session.origin_s = offset / BYTES_PER_SECOND
+        warm = f" (warm, at {session.origin_s:.2f} s of its stream)" if offset else ""
+        self._emit(act.Log.debug(f"service session {conn} open{warm}"))
         self._pump(session)
 
     def _progress(self, conn: int) -> None:
@@ -806,6 +845,8 @@ class RequestMachine:
             return
         session.garbled = False
         session.last_progress = self._clock()
+        if isinstance(message, Pong):
+            return  # the answer to a keepalive sent while the socket was idle: progress only
         if isinstance(message, SpeechEvent):
             at = "" if message.timestamp is None else f" at {message.timestamp:.2f} s"
             self._emit(act.Log.debug(f"service reports {message.kind}{at}"))
@@ -818,6 +859,12 @@ class RequestMachine:
         if not result.is_final and not result.is_last:
             session.ledger.interim(result)
             self._emit(act.Log.debug(f"interim: {result.transcript!r}"))
+            return
+        end = result.end_time
+        if session.origin_s and end is not None and end <= session.origin_s:
+            # A warm socket: these words were spoken before this request began on it.
+            text = result.transcript
+            self._emit(act.Log.debug(f"dropped a result of an earlier request: {text!r}"))
             return
         pending = session.pending()
         if not pending:
@@ -861,11 +908,12 @@ class RequestMachine:
         self._cancel_timer(stall_timer(session.id))
         self._cancel_timer(probe_timer(session.id))
 
-    def _release(self, session: _Session) -> None:
-        """Let a session go: its timers stop, the adapter closes it, its reports are ignored."""
+    def _release(self, session: _Session, *, reusable: bool = False) -> None:
+        """Let a session go: its timers stop, the adapter closes it (or, ``reusable``, keeps it
+        warm for another request), its reports are ignored."""
         session.move(SessionState.GONE)
         self._stop_watching(session)
-        self._emit(act.Disconnect(session.id))
+        self._emit(act.Disconnect(session.id, reusable))
         if session is self._pulse_session:
             self._pulse_session = None
 
@@ -1059,8 +1107,21 @@ class RequestMachine:
             self._emit(act.TranscriptStop())
         self._emit(act.Log.info(f"answered: {len(text.split())} word(s)"))
         self._emit(act.Log.debug(f"transcript: {text!r}"))
+        self._answered = True
         self._end()
         return True
+
+    def _clean(self, session: _Session) -> bool:
+        """May this session serve another request? Only if every turn it was given has its
+        final (nothing owed, nothing that a late answer could still belong to)."""
+        return (
+            self.config.keep_session
+            and self.dialect is Dialect.PULSE
+            and self._answered
+            and session.state is SessionState.OPEN
+            and not session.garbled
+            and all(u.settled for u in session.utterances)
+        )
 
     def _fail(self, code: ErrorCode, message: str) -> None:
         self._emit(act.Log.warning(f"request failed ({code.value}): {message}"))
@@ -1070,6 +1131,9 @@ class RequestMachine:
     def _end(self) -> None:
         for session in self._sessions.values():
             if session.live:
+                if self._clean(session):
+                    self._release(session, reusable=True)
+                    continue
                 if session.state is SessionState.OPEN and self.dialect is Dialect.PULSE:
                     self._emit(act.SendText(session.id, self.dialect.end_message))
                 self._release(session)

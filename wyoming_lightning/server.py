@@ -106,6 +106,7 @@ class WyomingServer:
         try:
             await self._serve()
         finally:
+            await self.services.warm.close()  # warm Pulse sockets (issue 14): close_stream
             self.services.guard.close()  # guard (issue 12): flush usage, stop metrics
 
     async def _serve(self) -> None:

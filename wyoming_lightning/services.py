@@ -15,6 +15,7 @@ from .guard import Guard
 from .info import build_info
 from .languages import resolve_language
 from .lightning.protocol import Dialect, Keyword, SessionOptions, region_url
+from .lightning.warm import WarmSessions
 from .local import LocalRecognizer
 from .request import RequestConfig
 from .vad.engines import create_engine
@@ -63,12 +64,24 @@ class Services:
     """Access, limits, usage and metrics (issue 12)."""
     vad_pool: EnginePool | None = field(init=False)
     """Lends each request its VAD engine (one built per request grew the C heap: vad/pool.py)."""
+    warm: WarmSessions = field(init=False)
+    """Pulse sockets kept open between requests (lightning/pool.py, lightning/warm.py)."""
+    _usage_tag: str = field(init=False)
 
     def __post_init__(self) -> None:
         self.info = build_info(self.settings)
         self.guard = Guard(self.settings)
         vad = self.settings.vad
         self.vad_pool = None if vad == "off" else EnginePool(partial(create_engine, vad))
+        self.warm = WarmSessions.with_timeout(
+            self.settings.session_idle_timeout_s, self.guard.metrics
+        )
+        self._usage_tag = USAGE_TAG_PREFIX + uuid.uuid4().hex[:12]
+
+    @property
+    def keeps_sessions(self) -> bool:
+        """Pulse sockets outlive their request (``--session-idle-timeout`` above 0)."""
+        return self.warm.enabled and self.settings.service_dialect is Dialect.PULSE
 
     def resolve_language(self, requested: str | None) -> str:
         """The service's code for a request's language; raises LanguageError if it has none."""
@@ -107,7 +120,11 @@ class Services:
                 # position; the bridge's own VAD ends turns (see SessionOptions).
                 word_timestamps=dialect is Dialect.PULSE,
                 server_endpointing=False,
-                external_session_id=USAGE_TAG_PREFIX + uuid.uuid4().hex[:12],
+                # The tag is part of the URL, so a socket kept warm for the next request
+                # must carry a tag that request shares: one per server then, else per request.
+                external_session_id=self._usage_tag
+                if self.keeps_sessions
+                else USAGE_TAG_PREFIX + uuid.uuid4().hex[:12],
             ),
             dialect_choice=Dialect.choice(s.dialect),
             response_language=None if language == "multi" else language,
@@ -124,6 +141,11 @@ class Services:
             endpoint_silence_ms=endpoint_ms,
             no_speech_timeout_s=no_speech_s,
             max_command_s=max_command_s,
+            keep_session=self.keeps_sessions,
+            # Lightning: one session per utterance, so nothing to keep; the first one's
+            # handshake with the first chunk instead of at speech (no audio before speech:
+            # nothing billed).
+            connect_at_start=dialect is Dialect.LIGHTNING,
         )
 
     def new_gate(self) -> VadGate:

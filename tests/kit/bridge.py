@@ -59,6 +59,9 @@ def bridge_settings(service_url: str, **overrides: object) -> Settings:
         service_url=service_url,
         api_key=Secret(API_KEY),
         vad="off",
+        # A socket per request, as these tests were written for: warm sessions (the server's
+        # default) have their own tests in test_warm_sessions.py, which turn them on.
+        session_idle_timeout_s=0.0,
     )
     return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
 

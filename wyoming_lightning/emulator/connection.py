@@ -134,6 +134,8 @@ class SessionConnection:
         self._latency = latency or LatencyModel()
         self._rng = rng or random.Random(0)
         self._garbage = False
+        self._stale: list[dict[str, Any]] = []
+        """``stale-final``: copies of finals held back until the next frame arrives."""
         self._outbox: _Outbox | None = None
         self._core = SessionCore(
             session_id=record.session_id,
@@ -175,6 +177,7 @@ class SessionConnection:
             _hang_pings(self._connection)
         while True:
             frame = await self._connection.recv()
+            self._release_stale()
             if isinstance(frame, bytes):
                 self._record.audio_bytes_received += len(frame)
                 self._record.binary_frame_sizes.append(len(frame))
@@ -195,6 +198,9 @@ class SessionConnection:
                 self._on_change()
                 if stall:
                     continue
+                if "close-idle" in self._faults and _is_keepalive(frame):
+                    await self._connection.close(1001, "going away")
+                    return
                 settling_s = self._core.segment_s
                 reply = await self._call(self._core.feed_text, frame)
                 if reply.end_of_session and terminal is not None:
@@ -222,6 +228,16 @@ class SessionConnection:
         flag = self._pulse and self._from_finalize
         for message in self._faults.decorate(reply.messages, from_finalize=flag):
             self._outbox.put(message, delay, interims=slow is not None)
+            final = message.get("is_final") and not message.get("is_last")
+            if final and "stale-final" in self._faults:
+                self._stale.append(dict(message))
+
+    def _release_stale(self) -> None:
+        """``stale-final``: what was held back goes out now, ahead of this frame's answer."""
+        if self._stale and self._outbox is not None:
+            for message in self._stale:
+                self._outbox.put(message, self._latency.rtt_s)
+            self._stale.clear()
 
     async def _call(self, method: Callable[[_T], Reply], arg: _T) -> Reply:
         if not self._recognizer.blocking:
@@ -255,6 +271,14 @@ class SessionConnection:
         await self._connection.send(text)
         self._record.frames_sent.append(text)
         self._on_change()
+
+
+def _is_keepalive(frame: str) -> bool:
+    try:
+        payload = json.loads(frame)
+    except ValueError:
+        return False
+    return isinstance(payload, dict) and payload.get("type") == "keepalive"
 
 
 def _hang_pings(connection: ServerConnection) -> None:

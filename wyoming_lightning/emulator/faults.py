@@ -28,6 +28,8 @@ FAULT_NAMES: tuple[str, ...] = (
     "slow",
     "duplicate-final",
     "late-interim",
+    "stale-final",
+    "close-idle",
 )
 
 _REFUSAL_TEXT = {

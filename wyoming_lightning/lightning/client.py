@@ -77,6 +77,23 @@ class ServiceSession:
         self._queue: asyncio.Queue[bytes | str | object] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._is_open = False
+        self.audio_bytes_sent = 0
+        """Audio queued on this socket so far: where the next frame starts in the service's
+        stream (its word times count from the socket's first frame, across turns)."""
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    @property
+    def usable(self) -> bool:
+        """Open, and neither closed, failed nor being closed: it could carry another turn."""
+        return self._is_open and not self._closing
+
+    def rebind(self, callbacks: Callbacks) -> None:
+        """Report to a new owner from now on (a warm socket moving between request and pool)."""
+        self._callbacks = callbacks
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -84,6 +101,8 @@ class ServiceSession:
     def send(self, data: bytes | str) -> None:
         """Queue a frame; the audio path never waits on the network."""
         if not self._closing:
+            if isinstance(data, bytes):
+                self.audio_bytes_sent += len(data)
             self._queue.put_nowait(data)
 
     def probe(self) -> None:
@@ -107,6 +126,13 @@ class ServiceSession:
         if not self._closing:
             callback()
 
+    def _opened(self) -> None:
+        self._is_open = True
+        self._callbacks.opened()
+
+    def _lost(self) -> None:
+        self._is_open = False
+
     async def _run(self) -> None:
         try:
             ws = await self._open()
@@ -117,7 +143,7 @@ class ServiceSession:
         try:
             if self._closing and self._queue.empty():
                 return
-            self._report(self._callbacks.opened)
+            self._report(self._opened)
             receiver = asyncio.create_task(self._receive(ws))
             try:
                 await self._send_loop(ws)
@@ -190,6 +216,7 @@ class ServiceSession:
             except TimeoutError:
                 seconds = self._timeouts.send_s
                 failure = Failure(ErrorCode.TIMEOUT, f"a send took over {seconds:g} s", True)
+                self._lost()
                 if not self._closing:
                     self._callbacks.failed(failure)
                 return
@@ -214,6 +241,7 @@ class ServiceSession:
                 self._callbacks.message(parse_message(frame))
         except ConnectionClosed:
             pass
+        self._lost()
         code = ws.close_code
         reason = ws.close_reason or ""
         self._report(lambda: self._callbacks.closed(code, reason))

@@ -69,6 +69,8 @@ class Dialect(enum.Enum):
 
 
 FINALIZE_MESSAGE = json.dumps({"type": "finalize"})
+KEEPALIVE_MESSAGE = json.dumps({"type": "keepalive"})
+"""Pulse: keeps an idle socket open; the service answers ``{"type": "pong"}``."""
 
 
 DIALECT_CHOICES = ("auto", "pulse", "lightning")
@@ -292,13 +294,18 @@ class ServiceError:
 
 
 @dataclass(frozen=True)
+class Pong:
+    """Pulse's answer to a ``keepalive``: a sign of life that belongs to no turn."""
+
+
+@dataclass(frozen=True)
 class Unreadable:
     """A frame that is not JSON or not any known message; the session goes on without it."""
 
     reason: str
 
 
-ServiceMessage = Result | SpeechEvent | ServiceError | Unreadable
+ServiceMessage = Result | SpeechEvent | ServiceError | Pong | Unreadable
 
 
 def _as_str(value: Any) -> str | None:
@@ -356,6 +363,8 @@ def parse_message(text: str | bytes) -> ServiceMessage:
     if error is not None:
         return error
     kind = obj.get("type")
+    if kind == "pong":
+        return Pong()
     if kind in ("speech_started", "speech_ended"):
         return SpeechEvent(kind=kind, timestamp=_as_float(obj.get("timestamp")))
     texts = [obj[name] for name in ("transcript", "transcription") if obj.get(name) is not None]

@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.kit.paths import DATA_DIR
 from wyoming_lightning import whisper
 from wyoming_lightning.emulator.config import AUTO_LANGUAGE_REPORTED
 from wyoming_lightning.languages import AUTO_DETECT_LANGUAGES
 
-SPEECH = Path(__file__).parent / "data" / "emulator_speech.wav"  # "turn on the kitchen lights"
+SPEECH = DATA_DIR / "emulator_speech.wav"  # "turn on the kitchen lights"
 
 
 def test_the_language_whisper_is_told() -> None:
@@ -34,6 +35,7 @@ def test_a_missing_model_directory_is_a_clear_error(tmp_path: Path) -> None:
         whisper.Whisper(str(tmp_path / "nowhere")).loaded()
 
 
+@pytest.mark.slow
 def test_decoding_is_deterministic() -> None:
     """Speech under loud noise is where a sampling fallback would kick in and vary: with
     temperature 0 the same audio gives the same segments every time."""

@@ -22,6 +22,7 @@ from wyoming_lightning.config import (
     non_negative,
     port_number,
     positive,
+    settings_summary,
     websocket_url,
 )
 from wyoming_lightning.declare import Kind, Setting
@@ -171,3 +172,18 @@ def test_the_key_from_each_of_its_sources_alike_and_never_shown(
     with pytest.raises(SystemExit):
         load_settings(["--help"], {"SMALLEST_API_KEY": "sk-declared-2"})
     assert "sk-declared-2" not in capsys.readouterr().out
+
+
+def test_the_log_summary_shows_what_changed_and_never_a_secret() -> None:
+    url = "wss://me:hunter2@stt.example/v1/get_text?api_key=sk-in-url&language=en"
+    argv = ["--lightning-url", url, "--vad", "webrtc", "--no-streaming", "--keywords", "Anna:2,b"]
+    settings = load_settings([*argv, "--allow", "10.0.0.1"], {"SMALLEST_API_KEY": "sk-declared-3"})
+    line = settings_summary(settings)
+    for secret in ("sk-declared-3", "hunter2", "sk-in-url"):
+        assert secret not in line
+    assert line == (
+        "--lightning-url wss://me:***@stt.example/v1/get_text?api_key=***&language=en, "
+        "SMALLEST_API_KEY set, --vad webrtc, --no-streaming, --keywords Anna:2,b, "
+        "--allow 10.0.0.1/32"
+    )
+    assert settings_summary(load_settings([], {})) == "SMALLEST_API_KEY unset"

@@ -46,6 +46,7 @@ from .declare import (
     secret,
     setting,
     source,
+    summary,
 )
 from .declare import add_arguments as _add_arguments
 from .lightning.protocol import (
@@ -57,7 +58,15 @@ from .lightning.protocol import (
     languages_for,
 )
 
-__all__ = ["ConfigError", "Secret", "Settings", "build_parser", "load_settings"]
+__all__ = [
+    "SETTINGS",
+    "ConfigError",
+    "Secret",
+    "Settings",
+    "build_parser",
+    "load_settings",
+    "settings_summary",
+]
 
 ENV_PREFIX = "LIGHTNING_"
 VAD_CHOICES = ("silero", "webrtc", "off")
@@ -129,6 +138,10 @@ def _keywords(text: str, where: str) -> tuple[Keyword, ...]:
         raise ConfigError(f"{where}: {err}") from None
 
 
+def _keywords_text(keywords: tuple[Keyword, ...]) -> str:
+    return ",".join(k.text if k.weight is None else f"{k.text}:{k.weight:g}" for k in keywords)
+
+
 def _networks(given: str | list[str], where: str) -> tuple[str, ...]:
     """``--allow`` values (repeated, or one comma list) into normalised networks; a bare
     address is one host."""
@@ -179,6 +192,7 @@ class Settings:
         env="LIGHTNING_URL",
         convert=_service_url,
         check=websocket_url,
+        show=redact_url,
     )
     url_fixed: bool = False
     """Derived: the user named the service URL, so it is used as given."""
@@ -246,6 +260,7 @@ class Settings:
         "",
         "words to boost: 'word,phrase:weight' (weight 1 to 3; none: the service's default 1)",
         convert=_keywords,
+        show=_keywords_text,
     )
     zeroconf: str | None = setting(
         None,
@@ -335,6 +350,12 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     parser.hints.update(_add_arguments(parser, SETTINGS, env))
     parser.add_version()
     return parser
+
+
+def settings_summary(settings: Settings) -> str:
+    """What differs from the defaults, for the log: the key only as set or unset, the URL
+    without credentials."""
+    return summary(settings, SETTINGS)
 
 
 def load_settings(

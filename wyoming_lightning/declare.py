@@ -102,6 +102,8 @@ class Setting:
     check: Check | None = None
     const: str | None = None
     metavar: str | None = None
+    show: Callable[[Any], str] | None = None
+    """The value as a log line may show it (a URL without its credentials, say)."""
     file_flag: str = ""
     """For a secret: the flag naming a file that holds it."""
     file_flag_env: str = ""
@@ -131,6 +133,7 @@ def setting(
     check: Check | None = ...,
     const: str | None = ...,
     metavar: str | None = ...,
+    show: Callable[[T], str] | None = ...,
 ) -> T: ...
 
 
@@ -147,6 +150,7 @@ def setting(
     check: Check | None = ...,
     const: str | None = ...,
     metavar: str | None = ...,
+    show: Callable[[T], str] | None = ...,
     repeat: bool = ...,
 ) -> T: ...
 
@@ -163,6 +167,7 @@ def setting(
     check: Check | None = None,
     const: str | None = None,
     metavar: str | None = None,
+    show: Callable[[Any], str] | None = None,
     repeat: bool = False,
 ) -> Any:
     """A dataclass field that is also a setting.
@@ -172,7 +177,8 @@ def setting(
     flag in capitals. ``parse`` defaults to the annotation (int, float, str; ``X | None`` is
     X). With ``convert``, ``default`` is what the parser holds and the field's default is
     ``convert(default)``; ``repeat`` (only with ``convert``, which gets a list or the
-    variable's text) makes a flag given once per value.
+    variable's text) makes a flag given once per value. ``show`` renders the value for
+    :func:`summary` when ``str`` would reveal too much or too little.
     """
     kind = Kind.REPEATED if repeat else Kind.OPTIONAL if const is not None else Kind.VALUE
     record = Setting(
@@ -187,6 +193,7 @@ def setting(
         check=check,
         const=const,
         metavar=metavar,
+        show=show,
     )
     value = default if convert is None else convert(default, flag or "default")
     return field(default=value, metadata={_KEY: record})
@@ -416,3 +423,30 @@ def resolve(
             if problem:
                 raise ConfigError(f"{where} {problem}")
         yield spec, value
+
+
+def _shown(spec: Setting, value: object) -> str:
+    if spec.show is not None:
+        return spec.show(value)
+    if isinstance(value, tuple):
+        return ",".join(map(str, value)) or "(empty)"
+    return "(unset)" if value is None else str(value)
+
+
+def summary(values: object, settings: Sequence[Setting]) -> str:
+    """What differs from the defaults (of ``values``' own class, built without arguments), as a
+    log line may show it: flags and values, a secret only as set or unset, each value through
+    its ``show``."""
+    defaults = type(values)()
+    parts: list[str] = []
+    for spec in settings:
+        value = getattr(values, spec.name)
+        if spec.kind is Kind.SECRET:
+            parts.append(f"{spec.env} {'set' if value else 'unset'}")
+        elif value == getattr(defaults, spec.name):
+            continue
+        elif spec.kind is Kind.SWITCH:
+            parts.append(spec.flag if value else "--no-" + spec.flag.removeprefix("--"))
+        else:
+            parts.append(f"{spec.flag} {_shown(spec, value)}")
+    return ", ".join(parts)

@@ -6,8 +6,9 @@ a user sets it and what a good value is. :func:`declarations` turns the fields i
 :class:`Setting` records (flag, variable, parser type, kind), and the rest of this module
 derives from those records alone: the argument parser, the reading of environment variables,
 the conversions and checks with errors that name where the user set the value, and the key
-read from a variable or a file. Nothing here knows any particular setting; the server's own
-settings are in :mod:`wyoming_lightning.config`.
+read from a variable or a file. Nothing here knows any particular setting (a secret is worded
+as a key, the one secret there is); the server's own settings are in
+:mod:`wyoming_lightning.config`.
 
 Why a field and not a separate table: the dataclass stays what ``mypy --strict`` and every
 reader see (real types, real defaults), and a setting cannot exist in the table without
@@ -276,10 +277,10 @@ def yes_no(value: str) -> bool:
 _KINDS_OF_NUMBER: dict[object, str] = {int: "a whole number", float: "a number"}
 
 
-def from_env(spec: Setting, value: str, name: str | None = None) -> object:
+def from_env(spec: Setting, value: str) -> object:
     """A variable's value, parsed and checked as the flag's would be; the error names the
     variable, since that is where the user has to fix it."""
-    name = name or spec.env
+    name = spec.env
     if spec.kind is Kind.SWITCH:
         try:
             return yes_no(value)

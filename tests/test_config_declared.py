@@ -9,10 +9,12 @@ free-text setting needs an entry below, and a new one without it fails here by n
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
 
+from wyoming_lightning.__main__ import _main as server_main
 from wyoming_lightning.config import (
     SETTINGS,
     ConfigError,
@@ -113,13 +115,21 @@ def test_the_flag_and_the_variable_set_a_setting_alike(spec: Setting) -> None:
 
 @pytest.mark.parametrize("spec", FLAGGED, ids=lambda spec: spec.flag)
 def test_a_bad_value_is_one_line_naming_the_flag_or_the_variable(
-    spec: Setting, capsys: pytest.CaptureFixture[str]
+    spec: Setting, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    for name in [n for n in os.environ if n.startswith(("LIGHTNING_", "SMALLEST_"))]:
+        monkeypatch.delenv(name)
     for bad in bad_values(spec):
         with pytest.raises(ConfigError) as from_env:
             load_settings([], {spec.env: bad})
         message = str(from_env.value)
         assert message.startswith(spec.env) and "\n" not in message, message
+        # The server's own entry point prints it as one line and exits 2 (refused: it never
+        # gets as far as listening).
+        monkeypatch.setenv(spec.env, bad)
+        assert server_main([]) == 2
+        assert capsys.readouterr().err == f"wyoming-lightning: {message}\n"
+        monkeypatch.delenv(spec.env)
         given = [f"{spec.flag}={bad}"] if spec.kind is Kind.SWITCH else [spec.flag, bad]
         try:
             load_settings(given, {})

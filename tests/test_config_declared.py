@@ -197,3 +197,10 @@ def test_the_log_summary_shows_what_changed_and_never_a_secret() -> None:
         "--allow 10.0.0.1/32"
     )
     assert settings_summary(load_settings([], {})) == "SMALLEST_API_KEY unset"
+
+
+def test_every_field_is_a_declared_setting_or_a_named_derived_fact() -> None:
+    """A plain field would silently have no flag, variable or README row."""
+    declared = {spec.name for spec in SETTINGS}
+    plain = {f.name for f in dataclasses.fields(Settings)} - declared
+    assert plain == {"url_fixed"}, "declare it with setting(), or name it here if it is derived"

@@ -40,6 +40,7 @@ from .cli import Parser, redact_url, uri_type
 from .declare import (
     ConfigError,
     Kind,
+    add_arguments,
     Secret,
     declarations,
     resolve,
@@ -48,7 +49,6 @@ from .declare import (
     source,
     summary,
 )
-from .declare import add_arguments as _add_arguments
 from .lightning.protocol import (
     DEFAULT_URL,
     DIALECT_CHOICES,
@@ -347,7 +347,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         f"comes from {key.env}, {key.file_env} or {key.file_flag}. "
         "The usage of recent days: wyoming-lightning usage --data-dir DIR [--days N].",
     )
-    parser.hints.update(_add_arguments(parser, SETTINGS, env))
+    parser.hints.update(add_arguments(parser, SETTINGS, env))
     parser.add_version()
     return parser
 
@@ -372,7 +372,8 @@ def load_settings(
     # The one rule between settings: the language must be one the chosen service offers.
     languages = languages_for(settings.service_dialect)
     if settings.language not in languages:
-        where = source("--language", _BY_NAME["language"].env, argv, env)
+        spec = _BY_NAME["language"]
+        where = source(spec.flag, spec.env, argv, env)
         raise ConfigError(
             f"{where} {settings.language!r} is not offered by the service; choose one of: "
             + ", ".join(languages)

@@ -40,8 +40,8 @@ from .cli import Parser, redact_url, uri_type
 from .declare import (
     ConfigError,
     Kind,
-    add_arguments,
     Secret,
+    add_arguments,
     declarations,
     resolve,
     secret,

@@ -1,19 +1,18 @@
 #!/usr/bin/env python3
-"""The configuration table of README.md, generated from the server's own parser.
+"""The configuration table of README.md, generated from the server's own setting declarations.
 
     python scripts/config_table.py            # print the table
     python scripts/config_table.py --write    # update README.md in place
     python scripts/config_table.py --check    # exit 1 if the document is out of date
 
 The table sits between the ``<!-- config-table:start -->`` and ``<!-- config-table:end -->``
-markers; tests/test_deploy_docs.py fails when it no longer matches ``build_parser``, so a new
-flag cannot ship undocumented.
+markers; tests/deploy/test_deploy_docs.py fails when it no longer matches the declarations in
+``wyoming_lightning/config.py``, so a new setting cannot ship undocumented.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 
@@ -22,52 +21,53 @@ DOC = ROOT / "README.md"
 START = "<!-- config-table:start -->"
 END = "<!-- config-table:end -->"
 
-#: Settings that are not flags: the key is never accepted on the command line.
-KEY_ROWS = [
-    ("", "`SMALLEST_API_KEY`", "", "the Smallest.ai API key"),
-    ("", "`SMALLEST_API_KEY_FILE`", "", "file holding the key (e.g. a Docker secret)"),
-]
+Row = tuple[str, str, str, str]
 
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _default(action: argparse.Action) -> str:
-    if isinstance(action, argparse.BooleanOptionalAction):
-        return "on" if action.default else "off"
-    if action.default is None:
-        if action.const is not None:
-            return f"off (`{action.option_strings[0]}` alone: `{action.const}`)"
-        return "(unset)"
-    if action.default == "":
-        return "(empty)"
-    return f"`{action.default}`"
+def rows() -> list[Row]:
+    """One row per flag in declaration order, then the secrets' variables (they have no flag)."""
+    from wyoming_lightning.config import SETTINGS
+    from wyoming_lightning.declare import Kind
 
-
-def rows() -> list[tuple[str, str, str, str]]:
-    sys.path.insert(0, str(ROOT))
-    from wyoming_lightning.config import build_parser
-
-    table: list[tuple[str, str, str, str]] = []
-    for action in build_parser({})._actions:
-        if not action.option_strings or action.help == argparse.SUPPRESS:
+    table: list[Row] = []
+    secrets: list[Row] = []
+    for spec in SETTINGS:
+        if spec.kind is Kind.SECRET:
+            metavar = spec.file_dest.upper()
+            flag_help = f"file holding {spec.help}"
+            table.append(
+                (f"`{spec.file_flag} {metavar}`", f"`{spec.file_flag_env}`", "(unset)", flag_help)
+            )
+            secrets.append(("", f"`{spec.env}`", "", spec.help))
+            secrets.append(("", f"`{spec.file_env}`", "", f"{flag_help} (e.g. a Docker secret)"))
             continue
-        if action.dest in ("help", "version"):
-            continue
-        help_text = action.help or ""
-        found = re.search(r"\s*\[env (\w+)\]$", help_text)
-        env = f"`{found.group(1)}`" if found else ""
-        meaning = help_text[: found.start()] if found else help_text
-        if action.choices:
-            meaning += ": " + ", ".join(f"`{c}`" for c in action.choices)
-        flag = " / ".join(f"`{f}`" for f in action.option_strings)
-        if action.nargs == "?":
-            flag = f"`{action.option_strings[0]} [NAME]`"
-        elif not isinstance(action, argparse.BooleanOptionalAction) and action.nargs != 0:
-            flag = f"`{action.option_strings[0]} {action.dest.upper()}`"
-        table.append((flag, env, _default(action), meaning))
-    return table + KEY_ROWS
+        metavar = spec.metavar or spec.flag.removeprefix("--").replace("-", "_").upper()
+        if spec.kind is Kind.SWITCH:
+            flag = f"`{spec.flag}` / `--no-{spec.flag.removeprefix('--')}`"
+            default = "on" if spec.default else "off"
+        else:
+            flag = (
+                f"`{spec.flag} [{metavar}]`"
+                if spec.kind is Kind.OPTIONAL
+                else f"`{spec.flag} {metavar}`"
+            )
+            if spec.default is None and spec.const is not None:
+                default = f"off (`{spec.flag}` alone: `{spec.const}`)"
+            elif spec.default is None:
+                default = "(unset)"
+            elif spec.default == "":
+                default = "(empty)"
+            else:
+                default = f"`{spec.default}`"
+        meaning = spec.help
+        if spec.choices:
+            meaning += ": " + ", ".join(f"`{c}`" for c in spec.choices)
+        table.append((flag, f"`{spec.env}`", default, meaning))
+    return table + secrets
 
 
 def render() -> str:

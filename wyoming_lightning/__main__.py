@@ -9,8 +9,8 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from .cli import describe_failure, run_main
-from .config import ConfigError, Settings, load_settings
+from .cli import describe_failure, redact_url, run_main
+from .config import ConfigError, Settings, load_settings, settings_summary
 from .errors import ErrorCode
 from .lightning.client import Timeouts
 from .lightning.keycheck import check_key
@@ -86,7 +86,7 @@ async def main(settings: Settings) -> int:
     _LOGGER.info(
         "listening on %s; service %s; language %s; VAD %s",
         where,
-        settings.service_url,
+        redact_url(settings.service_url),
         settings.language,
         settings.vad,
     )
@@ -112,6 +112,7 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"wyoming-lightning: {err}", file=sys.stderr)
         return 2
     _setup_logging(settings)
+    _LOGGER.debug("settings: %s", settings_summary(settings))
     return asyncio.run(main(settings))
 
 

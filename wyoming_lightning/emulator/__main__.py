@@ -19,6 +19,9 @@ from .recognizers import RecognizerUnavailable
 from .server import EmulatorServer
 
 _log = logging.getLogger("wyoming_lightning.emulator")
+#: The defaults each flag shows and falls back to: the config's own, not a second copy.
+_CONFIG = EmulatorConfig()
+_FAULT = Fault(FAULT_NAMES[0])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--recognizer",
         choices=sorted(RECOGNIZERS),
-        default="tones",
+        default=_CONFIG.recognizer,
         help="tones: the exact tone-word language; whisper: real speech (the local extra)",
     )
     parser.add_argument(
@@ -45,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--finalize-delay-ms",
         type=int,
-        default=0,
+        default=_CONFIG.finalize_delay_ms,
         help="wait before answering finalize / end / close_stream (the real p99 is ~1600)",
     )
     parser.add_argument(
@@ -65,12 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--latency-seed", type=int, help="seed for the settle-time draws")
     parser.add_argument(
-        "--eou-timeout-ms", type=int, default=800, help="silence that ends an utterance"
+        "--eou-timeout-ms",
+        type=int,
+        default=_CONFIG.eou_timeout_ms,
+        help="silence that ends an utterance",
     )
     parser.add_argument(
         "--region",
         choices=sorted(REGIONS),
-        default="default",
+        default=_CONFIG.region,
         help="default: zh/yue/ja/ko/multi-asian sessions are closed without a result; "
         "us: ta/te/kn/ml/multi-south-indic get LANGUAGE_NOT_ENABLED_IN_REGION",
     )
@@ -83,10 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--text-field",
         choices=TEXT_FIELDS,
-        default="both",
+        default=_CONFIG.text_field,
         help="where Pulse results carry their text (alternate: one field, then the other)",
     )
-    parser.add_argument("--max-sessions", type=int, default=100, help="sessions served at once")
+    parser.add_argument(
+        "--max-sessions", type=int, default=_CONFIG.max_sessions, help="sessions served at once"
+    )
     parser.add_argument(
         "--fault", action="append", choices=FAULT_NAMES, default=[], help="repeatable"
     )
@@ -94,19 +102,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--fault-count", type=int, help="give the faults to this many sessions (default: all)"
     )
     parser.add_argument(
-        "--fault-rate", type=float, default=1.0, help="probability that a session gets the faults"
+        "--fault-rate",
+        type=float,
+        default=_CONFIG.fault_rate,
+        help="probability that a session gets the faults",
     )
     parser.add_argument("--seed", type=int, help="seed for --fault-rate")
     parser.add_argument(
-        "--fault-after-bytes", type=int, default=16000, help="audio before a mid-stream fault"
+        "--fault-after-bytes",
+        type=int,
+        default=_FAULT.after_bytes,
+        help="audio before a mid-stream fault",
     )
     parser.add_argument(
         "--fault-delay-ms",
         type=int,
-        default=3000,
+        default=_FAULT.delay_ms,
         help="for slow-accept (handshake) and slow (each final, with interims meanwhile)",
     )
-    parser.add_argument("--fault-retry-after", type=int, default=1, help="seconds, for refuse-429")
+    parser.add_argument(
+        "--fault-retry-after",
+        type=int,
+        default=_FAULT.retry_after_s,
+        help="seconds, for refuse-429",
+    )
     parser.add_argument("--debug", action="store_true", help="log everything")
     parser.add_version()
     return parser

@@ -109,7 +109,7 @@ async def test_order_mistakes(emulator: EmulatorServer) -> None:
 async def test_transcribe_during_a_request_is_ignored(emulator: EmulatorServer) -> None:
     """A second ``transcribe``, even one naming a language nobody has, cannot change a request
     that has begun: the request machine ignores it and the answer is the audio's."""
-    from bridge import read_answer
+    from tests.kit.bridge import read_answer
     from wyoming.asr import Transcribe
     from wyoming.audio import AudioStop
 

@@ -111,6 +111,7 @@ class WhisperRecognizer:
                 audio,
                 language=whisper_language,
                 beam_size=1,
+                temperature=0.0,  # deterministic: no sampled fallback, same text every run
                 vad_filter=False,
                 word_timestamps=word_times,
                 condition_on_previous_text=False,

@@ -18,7 +18,7 @@ Usage::
     python -m benchmarks.gate_diff [--vad silero|webrtc] [--only short|long]
         [--set KEY=VALUE ...]   # GateConfig fields, e.g. --set hangover_ms=800
         [--finalize-after-ms MS]   # -1: no early finalize
-        [--every N]   # every N-th clip of each length, as tests/test_human_speech.py samples
+        [--every N] [--every-long N]   # every N-th clip, as tests/test_human_speech.py samples
         [--all]   # print the clips that do not differ too
 """
 
@@ -130,6 +130,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--finalize-after-ms", type=int, default=200, help="-1: never early")
     parser.add_argument("--every", type=int, default=1, help="every N-th clip of each length")
+    parser.add_argument("--every-long", type=int, help="every N-th long clip (default: --every)")
     parser.add_argument("--all", action="store_true", help="print every clip")
     args = parser.parse_args()
 
@@ -147,7 +148,7 @@ def main() -> None:
 
     every = args.every
     clips = [c for c in hs.load_human_speech() if not c.is_long][::every]
-    clips += [c for c in hs.load_human_speech() if c.is_long][::every]
+    clips += [c for c in hs.load_human_speech() if c.is_long][:: args.every_long or every]
     if args.only:
         clips = [c for c in clips if c.is_long == (args.only == "long")]
     print(f"gate: --vad {args.vad} {config}; finalize after {args.finalize_after_ms} ms")
@@ -193,6 +194,11 @@ def main() -> None:
                 f"{part} ({len(rows)} clips): WER straight {w_straight:.1f} %, gated "
                 f"{w_bridge:.1f} % ({w_bridge - w_straight:+.1f} points)"
             )
+    rows = pairs["short"] + pairs["long"]
+    if pairs["short"] and pairs["long"]:
+        w_straight = 100 * wer((r, s) for r, s, _ in rows)
+        w_bridge = 100 * wer((r, b) for r, _, b in rows)
+        print(f"all ({len(rows)} clips): WER straight {w_straight:.1f} %, gated {w_bridge:.1f} %")
     print(
         f"audio sent {sent_s:.1f} s for {speech_s:.1f} s judged speech "
         f"({sent_s / max(speech_s, 1e-9):.2f} s per speech s; budget 1.3 x speech + 0.5 s per "

@@ -419,14 +419,18 @@ def test_loud_frames_the_engine_doubts_keep_the_segment_open() -> None:
     assert len(cut) == 2, "without the level rule the engine's doubt splits the command"
 
 
-def test_silence_ms_still_counts_from_the_engine_s_last_speech_frame() -> None:
-    """The pause rule keeps its meaning: loud doubted audio defers the close, not the pause."""
-    g = doubting_gate(range(30, 60))
+def test_loud_doubted_audio_is_no_pause_for_a_bounded_time() -> None:
+    """It is speech for the pause rule too (``silence_ms``), but only ``sustain_max_ms`` of it
+    after the engine's last speech frame: then the pause counts from there."""
+    g = doubting_gate(range(30, 1000), sustain_max_ms=600, hangover_ms=2000)
     pcm = voiced(("-", 20), ("s", 10), ("s", 20))
     for offset in range(0, len(pcm), 2 * FRAME):
         g.process(pcm[offset : offset + 2 * FRAME])
-    assert g.is_open
-    assert g.silence_ms == pytest.approx(20 * FRAME_MS)
+    assert g.is_open and g.silence_ms == 0
+    later = voiced(("s", 20))
+    for offset in range(0, len(later), 2 * FRAME):
+        g.process(later[offset : offset + 2 * FRAME])
+    assert g.is_open and g.silence_ms == pytest.approx(40 * FRAME_MS - 600, abs=FRAME_MS)
 
 
 def test_doubted_loud_audio_sustains_a_segment_for_a_bounded_time() -> None:

@@ -5,6 +5,8 @@ hallucinating on noise, but a clipped word onset or tail is worse than a few
 hundred milliseconds of extra silence. Hence: pre-roll before the first speech
 frame, a hangover after the last one, a minimum run of speech before opening
 (clicks and door slams stay out) and a hard cap for segments held open by a TV.
+Inside a segment, loud audio the engine doubts (falsetto, laughed words) is
+still speech for a while: a neural VAD's dip must not cut a command in pieces.
 
 Sans-I/O: feed 16 kHz mono s16le bytes of any chunk size to ``process``; it
 returns events. Events depend only on the audio, never on how it was chunked.
@@ -44,11 +46,16 @@ class GateConfig:
     the gate early enough for the pre-roll to hold the word onset.
 
     Once a segment is open, a frame the engine doubts still counts as speech
-    when it is loud: at least ``sustain_above_floor_db`` above the background
-    and at most ``sustain_below_peak_db`` below the segment's recent speech
-    peaks (``None`` turns this off). Silero scores falsetto, shouted or laughed
-    words near zero; its doubt must not cut a word out of the middle of a
-    command. Level alone never opens a segment.
+    (for the hangover and for ``silence_ms``, the pause) when it is loud: at
+    least ``sustain_above_floor_db`` above the background and at most
+    ``sustain_below_peak_db`` below the stream's recent speech peaks (``None``
+    turns this off), for at most ``sustain_max_ms`` after the engine's last
+    speech frame. Measured on real speech (benchmarks/gate_diff.py): silero
+    scores falsetto words near zero and dips inside laughed or breathy
+    words, and each dip either cut words out of a command or split it into
+    fragments the recognizer reads worse than the whole. The bound keeps a TV
+    or music after the command from holding the gate open; level alone never
+    opens a segment, and steady noise sits on the floor.
     """
 
     pre_roll_ms: int = 300
@@ -162,6 +169,7 @@ class VadGate:
         self._candidate_is_speech: deque[bool] = deque()
         self._candidate_speech = 0
         self._in_speech = False
+        self._since_speech_bytes = 0
         self._silent_frames = 0
         self._segment_bytes = 0
         self._judged_bytes = 0
@@ -203,6 +211,9 @@ class VadGate:
     @property
     def silence_ms(self) -> float | None:
         """Non-speech since the last speech frame of a segment, for endpointing.
+
+        A loud frame the engine doubts counts as speech here too, within
+        ``sustain_max_ms`` (see ``GateConfig``).
 
         ``None`` until a segment has opened (and always with the VAD off).
         Speech that never opened a segment (a click shorter than
@@ -273,14 +284,15 @@ class VadGate:
             self._out_bytes += len(frame)
             events.append(SpeechAudio(frame))
             if speech:
+                self._since_speech_bytes = 0
+            else:
+                self._since_speech_bytes += len(frame)
+            if speech or (loud and self._since_speech_bytes <= self._sustain_bytes):
                 self._silent_frames = 0
                 self._silence_bytes = 0
             else:
                 self._silence_bytes = (self._silence_bytes or 0) + len(frame)
-                if loud and self._silence_bytes <= self._sustain_bytes:
-                    self._silent_frames = 0  # the hangover restarts after loud audio
-                else:
-                    self._silent_frames += 1
+                self._silent_frames += 1
             if self._silent_frames >= self._hangover_frames:
                 self._close("silence", events)
             elif self._segment_bytes >= self._max_segment_bytes:

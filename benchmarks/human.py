@@ -14,6 +14,10 @@ empty answer where the recognizer alone wrote words), and sessions the service s
 default settings: sessions opened per request, audio the service received per second of audio
 sent by Home Assistant, the answer time (audio-stop to transcript) and the WER against straight.
 
+Why a clip reads differently through the bridge (a word cut by the gate, a command split into
+utterances, an extra segment): ``python -m benchmarks.gate_diff`` prints it clip by clip, for
+any gate setting, offline and faster than real time.
+
 Audio is streamed in real time, as a satellite's microphone sends it, so that the answer time
 means what a user waits; on this machine Whisper is the slow part, far slower than the real
 service.

@@ -109,9 +109,10 @@ async def test_order_mistakes(emulator: EmulatorServer) -> None:
 async def test_transcribe_during_a_request_is_ignored(emulator: EmulatorServer) -> None:
     """A second ``transcribe``, even one naming a language nobody has, cannot change a request
     that has begun: the request machine ignores it and the answer is the audio's."""
-    from tests.kit.bridge import read_answer
     from wyoming.asr import Transcribe
     from wyoming.audio import AudioStop
+
+    from tests.kit.bridge import read_answer
 
     pcm = encode_phrase(PHRASE)
     async with running_bridge(bridge_settings(emulator.lightning_url)) as server:

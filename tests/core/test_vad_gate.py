@@ -12,6 +12,7 @@ import random
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from wyoming_lightning.vad import (
@@ -347,6 +348,8 @@ def test_vad_off_passes_everything_as_one_segment() -> None:
         ({"threshold": 1.5}, "threshold"),
         ({"threshold": 0.5, "off_threshold": 0.6}, "off_threshold"),
         ({"max_utterance_s": 0}, "max_utterance_s"),
+        ({"sustain_above_floor_db": -1.0}, "sustain_above_floor_db"),
+        ({"sustain_below_peak_db": -1.0}, "sustain_below_peak_db"),
     ],
 )
 def test_bad_config_is_rejected(config: dict[str, float], message: str) -> None:
@@ -358,3 +361,85 @@ def test_events_are_frozen() -> None:
     event = SpeechEnd("silence")
     with pytest.raises(AttributeError):
         event.reason = "flush"  # type: ignore[misc]
+
+
+# -- loud audio the engine doubts -------------------------------------------------------
+
+
+@dataclass
+class DoubtingEngine:
+    """The scripted engine, except that it scores the frames listed in ``doubted`` zero:
+    as silero scores a falsetto or laughed word."""
+
+    doubted: range
+    frame_samples: int = FRAME
+    index: int = 0
+
+    def speech_probability(self, frame: bytes) -> float:
+        index, self.index = self.index, self.index + 1
+        if index in self.doubted:
+            return 0.0
+        level = float(np.mean(np.abs(np.frombuffer(frame, dtype="<i2").astype(np.float64))))
+        return min(1.0, level / LOUD)
+
+    def reset(self) -> None:
+        self.index = 0
+
+
+def doubting_gate(doubted: range, **config: float | None) -> VadGate:
+    return VadGate(DoubtingEngine(doubted), GateConfig(**config))  # type: ignore[arg-type]
+
+
+def voiced(*parts: tuple[str, int]) -> bytes:
+    """Like ``pattern`` but in the speech band, where the gate measures level: "s" is a
+    300 Hz tone the scripted engine scores 0.64, "-" a faint noise (about -60 dBFS)."""
+    rng = np.random.default_rng(7)
+    out: list[npt.NDArray[np.float64]] = []
+    for kind, count in parts:
+        n = count * FRAME
+        if kind == "s":
+            out.append(8000 * np.sin(2 * np.pi * 300 * np.arange(n) / 16000))
+        else:
+            out.append(rng.normal(0, 30, n))
+    return np.concatenate(out).astype("<i2").tobytes()
+
+
+def end_ms(segment: Segment) -> float:
+    return (segment.start_sample + len(segment.pcm) // 2) / 16
+
+
+def test_loud_frames_the_engine_doubts_keep_the_segment_open() -> None:
+    # 0.9 s of loud audio scored 0 between two words: longer than the 0.5 s hangover.
+    pcm = voiced(("-", 20), ("s", 10), ("s", 30), ("s", 10), ("-", 30))
+    doubted = range(30, 60)
+    (one,) = segments(run(doubting_gate(doubted), pcm))
+    assert one.pcm == pcm[2 * one.start_sample : 2 * one.start_sample + len(one.pcm)]
+    assert one.start_sample <= 20 * FRAME and end_ms(one) >= 70 * FRAME_MS
+    cut = segments(run(doubting_gate(doubted, sustain_above_floor_db=None), pcm))
+    assert len(cut) == 2, "without the level rule the engine's doubt splits the command"
+
+
+def test_loud_doubted_audio_is_no_pause_for_a_bounded_time() -> None:
+    """It is speech for the pause rule too (``silence_ms``), but only ``sustain_max_ms`` of it
+    after the engine's last speech frame: then the pause counts from there."""
+    g = doubting_gate(range(30, 1000), sustain_max_ms=600, hangover_ms=2000)
+    pcm = voiced(("-", 20), ("s", 10), ("s", 20))
+    for offset in range(0, len(pcm), 2 * FRAME):
+        g.process(pcm[offset : offset + 2 * FRAME])
+    assert g.is_open and g.silence_ms == 0
+    later = voiced(("s", 20))
+    for offset in range(0, len(later), 2 * FRAME):
+        g.process(later[offset : offset + 2 * FRAME])
+    assert g.is_open and g.silence_ms == pytest.approx(40 * FRAME_MS - 600, abs=FRAME_MS)
+
+
+def test_doubted_loud_audio_sustains_a_segment_for_a_bounded_time() -> None:
+    # 3 s of loud audio the engine doubts after a word (music, a TV): not sent for ever.
+    pcm = voiced(("-", 20), ("s", 10), ("s", 100), ("-", 40))
+    (one,) = segments(run(doubting_gate(range(30, 130), sustain_max_ms=600), pcm))
+    assert 600 <= end_ms(one) - 30 * FRAME_MS <= 600 + 500 + FRAME_MS, "sustain + hangover"
+
+
+def test_loud_audio_alone_never_opens_a_segment() -> None:
+    pcm = voiced(("-", 20), ("s", 40), ("-", 30))
+    assert run(doubting_gate(range(0, 1000)), pcm) == []

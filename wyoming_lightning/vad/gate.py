@@ -5,6 +5,8 @@ hallucinating on noise, but a clipped word onset or tail is worse than a few
 hundred milliseconds of extra silence. Hence: pre-roll before the first speech
 frame, a hangover after the last one, a minimum run of speech before opening
 (clicks and door slams stay out) and a hard cap for segments held open by a TV.
+Inside a segment, loud audio the engine doubts (falsetto, laughed words) is
+still speech for a while: a neural VAD's dip must not cut a command in pieces.
 
 Sans-I/O: feed 16 kHz mono s16le bytes of any chunk size to ``process``; it
 returns events. Events depend only on the audio, never on how it was chunked.
@@ -18,10 +20,13 @@ from dataclasses import dataclass
 from enum import Enum, auto
 from typing import Final
 
+import numpy as np
+
 from wyoming_lightning.audio import Framer
 from wyoming_lightning.pipeline_format import SAMPLE_RATE, SAMPLE_WIDTH
 from wyoming_lightning.vad.base import VadEngine
 from wyoming_lightning.vad.events import EndReason, GateEvent, SpeechAudio, SpeechEnd, SpeechStart
+from wyoming_lightning.vad.levels import BandEnergy, NoiseFloor, SpeechPeak
 
 _BYTES_PER_MS: Final = SAMPLE_RATE * SAMPLE_WIDTH // 1000
 
@@ -39,6 +44,18 @@ class GateConfig:
     ``min_speech_ms``: a click (one or two frames) never does, while noisy
     speech whose syllables the engine only catches in short bursts still opens
     the gate early enough for the pre-roll to hold the word onset.
+
+    Once a segment is open, a frame the engine doubts still counts as speech
+    (for the hangover and for ``silence_ms``, the pause) when it is loud: at
+    least ``sustain_above_floor_db`` above the background and at most
+    ``sustain_below_peak_db`` below the stream's recent speech peaks (``None``
+    turns this off), for at most ``sustain_max_ms`` after the engine's last
+    speech frame. Measured on real speech (benchmarks/gate_diff.py): silero
+    scores falsetto words near zero and dips inside laughed or breathy
+    words, and each dip either cut words out of a command or split it into
+    fragments the recognizer reads worse than the whole. The bound keeps a TV
+    or music after the command from holding the gate open; level alone never
+    opens a segment, and steady noise sits on the floor.
     """
 
     pre_roll_ms: int = 300
@@ -48,6 +65,9 @@ class GateConfig:
     min_speech_ms: int = 90
     onset_window_ms: int = 240
     max_utterance_s: float = 30.0
+    sustain_above_floor_db: float | None = 15.0
+    sustain_below_peak_db: float = 20.0
+    sustain_max_ms: int = 1500
 
     @property
     def effective_off_threshold(self) -> float:
@@ -74,6 +94,14 @@ class GateConfig:
             raise ValueError(
                 f"off_threshold must be within 0..threshold ({self.threshold}), "
                 f"got {self.off_threshold}"
+            )
+        if self.sustain_above_floor_db is not None and self.sustain_above_floor_db < 0:
+            raise ValueError(
+                f"sustain_above_floor_db must be >= 0, got {self.sustain_above_floor_db}"
+            )
+        if self.sustain_below_peak_db < 0:
+            raise ValueError(
+                f"sustain_below_peak_db must be >= 0, got {self.sustain_below_peak_db}"
             )
         if not self.max_utterance_s > 0:
             raise ValueError(f"max_utterance_s must be > 0, got {self.max_utterance_s}")
@@ -104,14 +132,20 @@ class VadGate:
         self._on_threshold = cfg.threshold
         self._off_threshold = cfg.effective_off_threshold
         self._pre_roll_bytes = round(cfg.pre_roll_ms * SAMPLE_RATE / 1000) * SAMPLE_WIDTH
+        self._sustain_bytes = round(cfg.sustain_max_ms * SAMPLE_RATE / 1000) * SAMPLE_WIDTH
         self._max_segment_bytes = round(cfg.max_utterance_s * SAMPLE_RATE) * SAMPLE_WIDTH
         self._framer: Framer | None = None
         self._frame_bytes = 0
         self._min_speech_frames = self._onset_window_frames = self._hangover_frames = 1
+        self._band: BandEnergy | None = None
+        self._frame_s = 0.0
         if engine is not None:
             self._frame_bytes = engine.frame_samples * SAMPLE_WIDTH
             self._framer = Framer(self._frame_bytes)
             frame_ms = engine.frame_samples * 1000 / SAMPLE_RATE
+            self._frame_s = frame_ms / 1000
+            if cfg.sustain_above_floor_db is not None:
+                self._band = BandEnergy(engine.frame_samples)
             self._min_speech_frames = max(1, math.ceil(cfg.min_speech_ms / frame_ms))
             self._onset_window_frames = max(
                 self._min_speech_frames, math.ceil(cfg.onset_window_ms / frame_ms)
@@ -135,6 +169,7 @@ class VadGate:
         self._candidate_is_speech: deque[bool] = deque()
         self._candidate_speech = 0
         self._in_speech = False
+        self._since_speech_bytes = 0
         self._silent_frames = 0
         self._segment_bytes = 0
         self._judged_bytes = 0
@@ -143,6 +178,8 @@ class VadGate:
         self._speech_frames = 0
         self._segments = 0
         self._silence_bytes: int | None = None
+        self._floor = NoiseFloor(frame_s=self._frame_s or 0.032)
+        self._peak = SpeechPeak(frame_s=self._frame_s or 0.032)
 
     # -- statistics -----------------------------------------------------------------
 
@@ -174,6 +211,9 @@ class VadGate:
     @property
     def silence_ms(self) -> float | None:
         """Non-speech since the last speech frame of a segment, for endpointing.
+
+        A loud frame the engine doubts counts as speech here too, within
+        ``sustain_max_ms`` (see ``GateConfig``).
 
         ``None`` until a segment has opened (and always with the VAD off).
         Speech that never opened a segment (a click shorter than
@@ -236,6 +276,7 @@ class VadGate:
         if speech:
             self._speech_frames += 1
         self._judged_bytes += len(frame)
+        loud = self._is_loud(frame, speech)
 
         state = self._state
         if state is _State.OPEN:
@@ -243,11 +284,15 @@ class VadGate:
             self._out_bytes += len(frame)
             events.append(SpeechAudio(frame))
             if speech:
+                self._since_speech_bytes = 0
+            else:
+                self._since_speech_bytes += len(frame)
+            if speech or (loud and self._since_speech_bytes <= self._sustain_bytes):
                 self._silent_frames = 0
                 self._silence_bytes = 0
             else:
-                self._silent_frames += 1
                 self._silence_bytes = (self._silence_bytes or 0) + len(frame)
+                self._silent_frames += 1
             if self._silent_frames >= self._hangover_frames:
                 self._close("silence", events)
             elif self._segment_bytes >= self._max_segment_bytes:
@@ -276,6 +321,25 @@ class VadGate:
             self._candidate_speech -= is_speech.popleft()
         if self._candidate_speech >= self._min_speech_frames:
             self._open(events)
+
+    def _is_loud(self, frame: bytes, speech: bool) -> bool:
+        """Track the levels; True for a frame loud enough to sustain an open segment."""
+        band = self._band
+        if band is None:
+            return False
+        level = band(np.frombuffer(frame, dtype="<i2").astype(np.float32))
+        floor = self._floor.update(level)
+        if speech:
+            self._peak.update(level)
+            return False
+        peak = self._peak.peak_db
+        cfg = self.config
+        assert cfg.sustain_above_floor_db is not None
+        return (
+            peak is not None
+            and level >= floor + cfg.sustain_above_floor_db
+            and level >= peak - cfg.sustain_below_peak_db
+        )
 
     def _open(self, events: list[GateEvent]) -> None:
         keep = self._pre_roll_bytes

@@ -99,6 +99,10 @@ class SpeechPeak:
         self._release_db = release_db_per_s * frame_s
         self._peak_db: float | None = None
 
+    @property
+    def peak_db(self) -> float | None:
+        return self._peak_db
+
     def update(self, level_db: float) -> None:
         """Account for a frame that is clearly speech."""
         peak = self._peak_db

@@ -910,6 +910,27 @@ def test_a_pause_is_finalized_before_the_gate_closes() -> None:
     assert f"sent {len(d.sent_audio(1)) / 32000:.2f} s" in summary, "the log counts what was sent"
 
 
+@pytest.mark.parametrize("after_ms", [200, 250])
+def test_the_finalize_goes_out_when_the_audio_clock_reaches_speech_end_plus_the_pause(
+    after_ms: int,
+) -> None:
+    """Not rounded up to the gate's frames (30 ms with webrtc): to the 10 ms chunk."""
+    d = machine(PULSE, vad="webrtc", finalize_after_ms=after_ms)
+    d.start()
+    d.open()
+    pcm = silence(300) + encode_phrase("one two") + silence(600)
+    pause_at_finalize = None
+    for i in range(0, len(pcm), 320):
+        out = d.handle(AudioIn(pcm[i : i + 320]))
+        if any(isinstance(a, act.SendText) for a in out):
+            gate = d.machine.gate
+            assert gate.speech_end_ms is not None
+            pause_at_finalize = gate.audio_in_ms - gate.speech_end_ms
+            break
+    assert pause_at_finalize is not None, "no finalize in a 600 ms pause"
+    assert after_ms <= pause_at_finalize < after_ms + 10
+
+
 def test_speech_after_a_short_pause_keeps_every_byte() -> None:
     """The audio held after an early finalize opens the next utterance when speech resumes."""
     d = machine(PULSE, vad="webrtc")

@@ -568,8 +568,25 @@ class RequestMachine:
             elif self.config.early_finalize or event.reason == "max_utterance":
                 self._close_current()
 
+    def _pause_ms(self) -> float | None:
+        """How far the audio clock is past the end of the last speech frame, or ``None``.
+
+        Measured on the audio clock (everything the gate was fed, the frame it has not judged
+        yet included), so the rule "finalize F ms after the speech" is met to the chunk, not
+        rounded up to the gate's next frame boundary (up to a frame, 32 ms with silero, late).
+        Zero while the last judged frame was speech: the pause has not begun.
+        """
+        end = self.gate.speech_end_ms
+        silence = self.gate.silence_ms
+        if end is None or silence is None:
+            return None
+        if silence <= 0:
+            return 0.0
+        return self.gate.audio_in_ms - end
+
     def _finalize_on_pause(self) -> None:
-        """Settle the utterance ``finalize_after_ms`` into a pause, before the gate closes.
+        """Settle the utterance when the audio clock reaches the end of its speech plus
+        ``finalize_after_ms``, before the gate closes.
 
         The gate keeps its longer hangover so that no word tail is clipped and a short pause
         does not reopen it; but the wait the user feels starts when they stop speaking, so the
@@ -577,7 +594,7 @@ class RequestMachine:
         resumes it opens the next utterance (nothing lost), if not it is silence and dropped.
         """
         limit = self.config.finalize_after_ms
-        silence = self.gate.silence_ms
+        silence = self._pause_ms()
         if limit is None or not self.config.early_finalize or silence is None:
             return
         if self._held is not None:

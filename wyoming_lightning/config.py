@@ -97,6 +97,7 @@ class Settings:
     max_utterance_s: float = 30.0
     early_finalize: bool = True
     finalize_after_ms: int = 200
+    re_recognize: bool = False
     endpointing: bool = False
     no_speech_timeout_s: float = 8.0
     max_command_s: float = 15.0
@@ -281,6 +282,11 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         d.finalize_after_ms,
         "silence after which an utterance is settled (0: when the gate closes)",
         type=int,
+    )
+    switch(
+        "--re-recognize",
+        d.re_recognize,
+        "when speech resumes after a pause, send the whole command again (replaces the split)",
     )
     switch("--endpointing", d.endpointing, "end the command on silence without audio-stop")
     option(
@@ -493,6 +499,7 @@ def load_settings(
         max_utterance_s=args.max_utterance,
         early_finalize=args.early_finalize,
         finalize_after_ms=args.finalize_after_ms,
+        re_recognize=args.re_recognize,
         endpointing=args.endpointing,
         no_speech_timeout_s=args.no_speech_timeout,
         max_command_s=args.max_command,

@@ -11,6 +11,10 @@ Tables (all by default, in this order):
 - ``slow``: real speech against a slow service (latency model, ``slow`` fault): sessions, audio
   billed, answer time
 - ``hangover``: (not in the default run) what a shorter --hangover-ms buys and costs
+- ``pause``: (not in the default run) the pause rule and re-recognition swept on real speech:
+  WER, audio sent, the wait at HA's stop point
+- ``pause-wait``: (not in the default run) the wait after audio-stop against its floor over
+  sockets, R = 0 and 150 ms, short and long commands
 
 Everything runs on loopback: the bridge and the emulator as subprocesses, the clients here.
 """
@@ -27,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import accuracy, cost, hangover, human, latency, thirdparty, wait
+from . import accuracy, cost, hangover, human, latency, pause, thirdparty, wait
 from .harness import Table, machine_description
 
 TableRun = Callable[[bool], Awaitable[Table]]
@@ -43,6 +47,8 @@ TABLES: dict[str, TableRun] = {
     "speech": lambda quick: human.run_speech(quick=quick),
     "slow": lambda quick: human.run_slow(quick=quick),
     "hangover": lambda quick: hangover.run(reps=1 if quick else 2),
+    "pause": lambda quick: pause.run_sweep_async(quick),
+    "pause-wait": lambda quick: pause.run_wait(quick),
 }
 DEFAULT = ("latency", "cost", "wait", "accuracy", "thirdparty", "speech", "slow")
 ALIASES = {"overhead": "latency", "wyoming-bench": "thirdparty", "all": "all"}

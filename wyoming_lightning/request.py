@@ -112,6 +112,9 @@ BACKOFF_MAX_S = 30.0
 MAX_STALL_RETRIES = 1
 """Stalled sessions replaced per request; the next stall gives up."""
 FINAL_TIMEOUT_PER_AUDIO_S = 1.0
+RE_RECOGNIZE_MAX_S = 8.0
+"""Re-recognition re-sends a command up to this long: past it the speaker is dictating, not
+commanding, and re-sending at every pause would bill the square of its length."""
 """Extra wait after audio-stop per second of audio still without its final."""
 RETRY_TIMER = TimerId(TimerKind.RETRY)
 ANSWER_TIMER = TimerId(TimerKind.ANSWER)
@@ -647,12 +650,14 @@ class RequestMachine:
         """Speech resumed after a pause split the command: this utterance re-sends the command
         from its start, and the utterances it repeats no longer count toward the answer.
 
-        Only within ``max_utterance_s`` (a longer command starts afresh, as a forced cut does).
+        Only up to :data:`RE_RECOGNIZE_MAX_S` and within ``max_utterance_s`` (a longer command
+        starts afresh, as a forced cut does).
         """
         command = self._command
         if command is None:
             return
-        if command and len(command) + self._frame_bytes < self._max_utterance_bytes:
+        limit = min(self._max_utterance_bytes, int(RE_RECOGNIZE_MAX_S * BYTES_PER_SECOND))
+        if command and len(command) + self._frame_bytes < limit:
             utterance.audio += command
             self._replayed_bytes += len(command)
             for earlier in self._command_parts:

@@ -97,6 +97,7 @@ class Settings:
     max_utterance_s: float = 30.0
     early_finalize: bool = True
     finalize_after_ms: int = 200
+    vad_lag_ms: int = 0
     re_recognize: bool = False
     endpointing: bool = False
     no_speech_timeout_s: float = 8.0
@@ -283,6 +284,12 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "silence after which an utterance is settled (0: when the gate closes)",
         type=int,
     )
+    option(
+        "--vad-lag-ms",
+        d.vad_lag_ms,
+        "how late the VAD notices speech has ended; --finalize-after-ms counts from the speech",
+        type=int,
+    )
     switch(
         "--re-recognize",
         d.re_recognize,
@@ -450,7 +457,7 @@ def load_settings(
             f"{source('language')} {language!r} is not offered by the service; choose one of: "
             + ", ".join(languages)
         )
-    for name in ("pre_roll_ms", "hangover_ms", "finalize_after_ms", "drain_timeout"):
+    for name in ("pre_roll_ms", "hangover_ms", "finalize_after_ms", "vad_lag_ms", "drain_timeout"):
         if getattr(args, name) < 0:
             raise ConfigError(f"{source(name)} cannot be negative")
     positive = (
@@ -499,6 +506,7 @@ def load_settings(
         max_utterance_s=args.max_utterance,
         early_finalize=args.early_finalize,
         finalize_after_ms=args.finalize_after_ms,
+        vad_lag_ms=args.vad_lag_ms,
         re_recognize=args.re_recognize,
         endpointing=args.endpointing,
         no_speech_timeout_s=args.no_speech_timeout,

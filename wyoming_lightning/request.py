@@ -140,6 +140,11 @@ class RequestConfig:
     response_language: str | None = None
     early_finalize: bool = True
     finalize_after_ms: int | None = 200
+    vad_lag_ms: int = 0
+    """How late the VAD calls the end of speech (its last "speech" frame ends this much after
+    the speaker stopped, on average): the pause rule counts it as pause already, so that
+    ``finalize_after_ms`` is measured from when the speaker stopped, not from when the gate
+    noticed."""
     re_recognize: bool = False
     """When speech resumes after a pause split the command, send the whole command again from
     its start, so the service recognises it with its context; its final replaces the earlier
@@ -596,7 +601,7 @@ class RequestMachine:
             return None
         if silence <= 0:
             return 0.0
-        return self.gate.audio_in_ms - end
+        return self.gate.audio_in_ms - end + self.config.vad_lag_ms
 
     def _finalize_on_pause(self) -> None:
         """Settle the utterance when the audio clock reaches the end of its speech plus

@@ -113,6 +113,7 @@ class Services:
             response_language=None if language == "multi" else language,
             early_finalize=s.early_finalize,
             finalize_after_ms=s.finalize_after_ms or None,
+            vad_lag_ms=s.vad_lag_ms,
             re_recognize=s.re_recognize,
             streaming=s.streaming,
             max_utterance_s=s.max_utterance_s,

@@ -28,6 +28,7 @@ import asyncio
 import hashlib
 import json
 import math
+import os
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -85,6 +86,8 @@ PAUSES_MS = (0, 100, 200, 300, 400, 600, 800)
 """0 is ``--finalize-after-ms 0``: settled only when the gate closes (the 500 ms hangover)."""
 QUICK_PAUSES_MS = (100, 200, 400)
 RE_RECOGNIZE_AT_MS = (100, 200, 400)
+VAD_LAGS_MS = (32, 64)
+"""Swept at F = 200: silero's lag in calling the end of speech (a frame is 32 ms)."""
 RTTS_MS = (0, 150)
 HA_FORMAT = PcmFormat(16000, 2, 1)
 
@@ -145,7 +148,11 @@ def _core(recognizer: Recognizer, conn: int) -> SessionCore:
 
 
 def through_machine(
-    pcm: bytes, recognizer: Recognizer, finalize_after_ms: int, re_recognize: bool
+    pcm: bytes,
+    recognizer: Recognizer,
+    finalize_after_ms: int,
+    re_recognize: bool,
+    vad_lag_ms: int = 0,
 ) -> Outcome:
     """One HA-style request: the bridge's request machine and gate, the emulator's session."""
     config = RequestConfig(
@@ -154,6 +161,7 @@ def through_machine(
         response_language="en",
         finalize_after_ms=finalize_after_ms or None,
         re_recognize=re_recognize,
+        vad_lag_ms=vad_lag_ms,
     )
     machine = RequestMachine(config, VadGate(create_engine("silero"), GateConfig()), lambda: 0.0)
     cores: dict[int, SessionCore] = {}
@@ -245,6 +253,7 @@ def run_sweep(quick: bool = False) -> Table:
         "The pause rule on real human speech: WER and audio sent against the wait at HA's stop",
         [
             "F ms",
+            "VAD lag ms",
             "re-recognize",
             f"WER % all ({len(clips)})",
             f"read ({len(read)})",
@@ -262,6 +271,7 @@ def run_sweep(quick: bool = False) -> Table:
         [
             "straight",
             "-",
+            "-",
             _pct(straight_wer),
             _pct(_wer_pct([(c.text, bare[c.name]) for c in read])),
             _pct(_wer_pct([(c.text, bare[c.name]) for c in spontaneous])),
@@ -276,10 +286,14 @@ def run_sweep(quick: bool = False) -> Table:
         wer_pct=straight_wer,
     )
     pauses = QUICK_PAUSES_MS if quick else PAUSES_MS
-    settings = [(f, False) for f in pauses] + [(f, True) for f in RE_RECOGNIZE_AT_MS]
-    for pause_ms, again in settings:
+    settings = [(f, 0, False) for f in pauses]
+    settings += [(200, lag, False) for lag in VAD_LAGS_MS]
+    settings += [(f, 0, True) for f in (pauses if quick else RE_RECOGNIZE_AT_MS)]
+    for pause_ms, lag_ms, again in settings:
         outcomes = {
-            c.name: through_machine(hs.as_home_assistant_sends(c.pcm), recognizer, pause_ms, again)
+            c.name: through_machine(
+                hs.as_home_assistant_sends(c.pcm), recognizer, pause_ms, again, lag_ms
+            )
             for c in clips
         }
         texts = {name: o.text for name, o in outcomes.items()}
@@ -296,6 +310,7 @@ def run_sweep(quick: bool = False) -> Table:
         table.add(
             [
                 pause_ms or "gate",
+                lag_ms,
                 "on" if again else "off",
                 _pct(all_wer),
                 _pct(_wer_pct([(c.text, texts[c.name]) for c in read])),
@@ -308,6 +323,7 @@ def run_sweep(quick: bool = False) -> Table:
                 ms(median(waits[150])),
             ],
             finalize_after_ms=pause_ms,
+            vad_lag_ms=lag_ms,
             re_recognize=again,
             wer_pct=all_wer,
             wer_vs_straight=all_wer - straight_wer,
@@ -362,7 +378,15 @@ def command_sets() -> dict[str, list[bytes]]:
     return {"short (0.3-0.6 s)": short, "long (0.8-3 s)": long}
 
 
-async def run_wait(quick: bool = False, pauses_ms: Sequence[int] = (100, 200, 300)) -> Table:
+BEFORE = -1
+"""A design's lag of -1: the bridge of $PAUSE_BASELINE_ROOT (the code before), F = 200."""
+WAIT_DESIGNS: tuple[tuple[int, int], ...] = ((200, 0), (200, 32), (100, 32), (300, 32))
+"""(F, VAD lag) of each bridge in the wait table."""
+
+
+async def run_wait(
+    quick: bool = False, designs: Sequence[tuple[int, int]] = WAIT_DESIGNS, lag_flag: bool = True
+) -> Table:
     table = Table(
         "pause-wait",
         f"The wait after audio-stop at HA's stop point, cloud settling in {SETTLE_MS} ms "
@@ -371,6 +395,7 @@ async def run_wait(quick: bool = False, pauses_ms: Sequence[int] = (100, 200, 30
             "R ms",
             "commands",
             "F ms",
+            "VAD lag ms",
             "median wait ms",
             "floor ms",
             "excess ms",
@@ -379,17 +404,28 @@ async def run_wait(quick: bool = False, pauses_ms: Sequence[int] = (100, 200, 30
         ],
     )
     reps = 1 if quick else 2
+    baseline = os.environ.get("PAUSE_BASELINE_ROOT")
+    if baseline:
+        designs = [(200, BEFORE), *designs]
     for rtt in RTTS_MS:
         emulator_port = free_port()
         extra = ["--settle-ms", str(SETTLE_MS), "--rtt-ms", str(rtt)]
         emulator = Proc("emulator", emulator_args(emulator_port, extra=extra), emulator_port)
-        bridges: dict[int, tuple[Proc, int]] = {}
-        for pause_ms in pauses_ms:
+        bridges: dict[tuple[int, int], tuple[Proc, int]] = {}
+        for pause_ms, lag_ms in designs:
             port = free_port()
             args = ["-m", "wyoming_lightning", "--uri", f"tcp://127.0.0.1:{port}"]
             args += ["--lightning-url", f"ws://127.0.0.1:{emulator_port}{LIVE_PATH}?model=pulse"]
             args += ["--finalize-after-ms", str(pause_ms), "--max-requests-per-client", "2000"]
-            bridges[pause_ms] = (Proc(f"bridge-{pause_ms}", args, port, BRIDGE_ENV), port)
+            if lag_ms == BEFORE:
+                # The bridge of another checkout (the code before this change), same flags.
+                code = f"import sys, runpy; sys.path.insert(0, {baseline!r}); "
+                code += "runpy.run_module('wyoming_lightning', run_name='__main__')"
+                args[:2] = ["-c", code]
+            elif lag_flag:
+                args += ["--vad-lag-ms", str(lag_ms)]
+            name = f"bridge-{pause_ms}-{lag_ms}"
+            bridges[(pause_ms, lag_ms)] = (Proc(name, args, port, BRIDGE_ENV), port)
         async with running(emulator, *(p for p, _ in bridges.values())):
             for name, commands in command_sets().items():
                 scripts = [
@@ -397,27 +433,30 @@ async def run_wait(quick: bool = False, pauses_ms: Sequence[int] = (100, 200, 30
                     for i, pcm in enumerate(commands)
                 ] * reps
                 waits, errors = await _paced(scripts, {f: p for f, (_, p) in bridges.items()})
-                for pause_ms in pauses_ms:
+                for design in designs:
+                    pause_ms, lag_ms = design
                     floor = max(0.0, (pause_ms + rtt + SETTLE_MS - 700) / 1000)
-                    wait = median(waits[pause_ms])
+                    wait = median(waits[design])
                     table.add(
                         [
                             rtt,
                             name,
                             pause_ms,
+                            "before" if lag_ms == BEFORE else lag_ms if lag_flag else "-",
                             ms(wait),
                             ms(floor),
                             ms(wait - floor),
                             len(scripts),
-                            errors[pause_ms],
+                            errors[design],
                         ],
                         rtt_ms=rtt,
                         commands=name,
                         finalize_after_ms=pause_ms,
+                        vad_lag_ms=lag_ms if lag_flag else None,
                         median_wait_s=wait,
                         floor_s=floor,
-                        waits_s=waits[pause_ms],
-                        errors=errors[pause_ms],
+                        waits_s=waits[design],
+                        errors=errors[design],
                     )
     table.notes += [
         "bridge: default flags but --finalize-after-ms F (silero, hangover 500 ms), Pulse "
@@ -425,22 +464,26 @@ async def run_wait(quick: bool = False, pauses_ms: Sequence[int] = (100, 200, 30
         "finalize 600 ms + R late; R before every message)",
         "requests: HA-style, 10 ms chunks in real time, 4 at a time, every bridge fed the "
         "same command at the same moment; floor = max(0, F + R + 600 - 700)",
+        "VAD lag 'before': the bridge of $PAUSE_BASELINE_ROOT (another checkout), F = 200",
     ]
     return table
 
 
+Design = tuple[int, int]
+
+
 async def _paced(
-    scripts: list[Script], ports: dict[int, int], parallel: int = 4
-) -> tuple[dict[int, list[float]], dict[int, int]]:
+    scripts: list[Script], ports: dict[Design, int], parallel: int = 4
+) -> tuple[dict[Design, list[float]], dict[Design, int]]:
     loop = asyncio.get_running_loop()
     pacer = Pacer()
     pacer.start()
-    waits: dict[int, list[float]] = {f: [] for f in ports}
-    errors: dict[int, int] = dict.fromkeys(ports, 0)
+    waits: dict[Design, list[float]] = {f: [] for f in ports}
+    errors: dict[Design, int] = dict.fromkeys(ports, 0)
     try:
         for first in range(0, len(scripts), parallel):
             base = loop.time() + 0.1
-            jobs: list[tuple[int, Any]] = []
+            jobs: list[tuple[Design, Any]] = []
             for offset, script in enumerate(scripts[first : first + parallel]):
                 start = base + 0.137 * offset
                 for pause_ms, port in ports.items():

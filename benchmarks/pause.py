@@ -356,6 +356,61 @@ async def run_sweep_async(quick: bool = False) -> Table:
     return await asyncio.to_thread(run_sweep, quick)
 
 
+# ------------------------------------------------------------------ where the ms go
+
+
+def _energy_end_s(pcm: bytes) -> float:
+    """Where the speech ends by its energy (the last 10 ms above -45 dBFS): the speaker's stop."""
+    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
+    frames = samples[: len(samples) // 160 * 160].reshape(-1, 160)
+    voiced = np.nonzero((frames**2).mean(axis=1) > (10 ** (-45 / 10)) * 32768**2)[0]
+    return (int(voiced[-1]) + 1) / 100 if voiced.size else 0.0
+
+
+def run_budget(pause_ms: int = 200, lags_ms: Sequence[int] = (0, 32)) -> Table:
+    """From the speaker's stop to the finalize, on the audio clock: the VAD's lag, the old rule's
+    rounding to whole gate frames, and the rule now (with and without the lag counted)."""
+    recognizer = create_recognizer("tones")  # the text does not matter here, only the cut
+    frame_ms = 512 * 1000 / 16000
+    table = Table(
+        "pause-budget",
+        f"Where the ms go from the end of speech to the finalize (F = {pause_ms} ms, silero)",
+        ["commands", "step", "median ms after the speech ends", "min", "max"],
+    )
+    for name, commands in command_sets().items():
+        lag: list[float] = []
+        old: list[float] = []
+        now: dict[int, list[float]] = {lag_ms: [] for lag_ms in lags_ms}
+        for pcm in commands:
+            audio = sd.with_silence(pcm, LEAD_S, HA_STOP_AFTER_S)
+            end_s = LEAD_S + _energy_end_s(pcm)
+            gate = VadGate(create_engine("silero"), GateConfig())
+            gate.process(audio)
+            vad_end_s = (gate.speech_end_ms or 0.0) / 1000
+            lag.append(vad_end_s - end_s)
+            # The rule before: whole judged frames of silence, decided at a frame's end.
+            old.append(vad_end_s + math.ceil(pause_ms / frame_ms) * frame_ms / 1000 - end_s)
+            for lag_ms in lags_ms:
+                outcome = through_machine(audio, recognizer, pause_ms, False, lag_ms)
+                now[lag_ms].append(max(outcome.finalizes_at_s, default=math.nan) - end_s)
+        rows = [("VAD lag: its last speech frame ends", lag), ("finalize, rule before", old)]
+        rows += [(f"finalize, audio-clock rule, --vad-lag-ms {k}", v) for k, v in now.items()]
+        for step, values in rows:
+            table.add(
+                [name, step, ms(median(values)), ms(min(values)), ms(max(values))],
+                commands=name,
+                step=step,
+                median_s=median(values),
+                values_s=values,
+            )
+    table.notes += [
+        "end of speech: the last 10 ms above -45 dBFS of the espeak command; audio fed in 10 ms "
+        "chunks (0.3 s before, 0.7 s after) to the silero gate and the request machine; the rule "
+        "before this branch counted whole judged 32 ms frames of silence",
+    ]
+    return table
+
+
 # ------------------------------------------------------------------ the wait over sockets
 
 

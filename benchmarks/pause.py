@@ -367,7 +367,7 @@ def _energy_end_s(pcm: bytes) -> float:
     return (int(voiced[-1]) + 1) / 100 if voiced.size else 0.0
 
 
-def run_budget(pause_ms: int = 200, lags_ms: Sequence[int] = (0, 32)) -> Table:
+def run_budget(pause_ms: int = 200, lags_ms: Sequence[int] = (0, 32, 48)) -> Table:
     """From the speaker's stop to the finalize, on the audio clock: the VAD's lag, the old rule's
     rounding to whole gate frames, and the rule now (with and without the lag counted)."""
     recognizer = create_recognizer("tones")  # the text does not matter here, only the cut

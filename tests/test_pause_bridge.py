@@ -69,9 +69,11 @@ def _controls(record: SessionRecord) -> list[str]:
 def test_a_false_split_is_re_recognised_whole_and_replaces_the_first_final() -> None:
     text, records = asyncio.run(_run(re_recognize=True))
     (record,) = records  # one Pulse session settles both turns
-    assert _controls(record).count("finalize") >= 2, "the pause split the command"
+    # Each turn is settled by its own control (finalize, or close_stream when audio-stop came
+    # before the handshake), the first one before audio-stop: the pause split the command.
+    assert _controls(record)[:2] in (["finalize", "finalize"], ["finalize", "close_stream"])
     finals = _finals(record)
-    assert len(finals) >= 2, finals
+    assert len(finals) >= 2, f"one final per turn: {finals}"
     whole = finals[-1]
     assert normalise_words(text) == normalise_words(whole), "the whole command is the answer"
     words = normalise_words(text)

@@ -32,6 +32,9 @@ from .lightning.protocol import (
 ENV_PREFIX = "LIGHTNING_"
 VAD_CHOICES = ("silero", "webrtc", "off")
 DEFAULT_VAD = "silero"
+VAD_LAG_MS = {"silero": 48, "webrtc": 16, "off": 0}
+"""How late each VAD's last "speech" frame ends after the speaker stopped (median on the
+espeak commands, ``python -m benchmarks pause-budget``): the default of ``--vad-lag-ms``."""
 #: Pulse streaming, US$ per minute of audio sent (docs/lightning-api.md: billed per second).
 DEFAULT_PRICE_PER_MIN = 0.006
 
@@ -97,7 +100,8 @@ class Settings:
     max_utterance_s: float = 30.0
     early_finalize: bool = True
     finalize_after_ms: int = 200
-    vad_lag_ms: int = 0
+    vad_lag_ms: int | None = None
+    """``None``: the chosen VAD's own lag (``VAD_LAG_MS``)."""
     re_recognize: bool = False
     endpointing: bool = False
     no_speech_timeout_s: float = 8.0
@@ -287,7 +291,10 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     option(
         "--vad-lag-ms",
         d.vad_lag_ms,
-        "how late the VAD notices speech has ended; --finalize-after-ms counts from the speech",
+        "how late the VAD notices speech has ended, so --finalize-after-ms counts from the "
+        "speech (default: the VAD's own, "
+        + ", ".join(f"{k} {v}" for k, v in VAD_LAG_MS.items() if v)
+        + ")",
         type=int,
     )
     switch(
@@ -458,7 +465,7 @@ def load_settings(
             + ", ".join(languages)
         )
     for name in ("pre_roll_ms", "hangover_ms", "finalize_after_ms", "vad_lag_ms", "drain_timeout"):
-        if getattr(args, name) < 0:
+        if getattr(args, name) is not None and getattr(args, name) < 0:
             raise ConfigError(f"{source(name)} cannot be negative")
     positive = (
         "max_utterance",

@@ -447,7 +447,7 @@ def command_sets() -> dict[str, list[bytes]]:
 
 BEFORE = -1
 """A design's lag of -1: the bridge of $PAUSE_BASELINE_ROOT (the code before), F = 200."""
-WAIT_DESIGNS: tuple[tuple[int, int], ...] = ((200, 0), (200, 32), (200, 48), (300, 48))
+WAIT_DESIGNS: tuple[tuple[int, int], ...] = ((200, 0), (200, 48), (300, 48), (400, 48))
 """(F, VAD lag) of each bridge in the wait table."""
 
 

@@ -99,7 +99,9 @@ class Settings:
     hangover_ms: int = 500
     max_utterance_s: float = 30.0
     early_finalize: bool = True
-    finalize_after_ms: int = 200
+    finalize_after_ms: int = 400
+    """Chosen on real speech (``python -m benchmarks pause``): 200 ms split one command in two
+    at its natural pauses and cost 2-4 WER points; 400 ms costs about 1.2, for 200 ms more wait."""
     vad_lag_ms: int | None = None
     """``None``: the chosen VAD's own lag (``VAD_LAG_MS``)."""
     re_recognize: bool = False

@@ -41,6 +41,7 @@ from wer import wer
 
 from wyoming_lightning import actions as act
 from wyoming_lightning.audio import PcmFormat
+from wyoming_lightning.config import VAD_LAG_MS
 from wyoming_lightning.emulator.config import LIVE_PATH
 from wyoming_lightning.emulator.config import Dialect as EmulatorDialect
 from wyoming_lightning.emulator.params import SessionParams
@@ -84,10 +85,13 @@ CHUNK = 320  # 10 ms, as Home Assistant sends
 PULSE_URL = f"ws://127.0.0.1:1{LIVE_PATH}"
 PAUSES_MS = (0, 100, 200, 300, 400, 600, 800)
 """0 is ``--finalize-after-ms 0``: settled only when the gate closes (the 500 ms hangover)."""
-QUICK_PAUSES_MS = (100, 200, 400)
-RE_RECOGNIZE_AT_MS = (100, 200, 400)
-VAD_LAGS_MS = (32, 64)
-"""Swept at F = 200: silero's lag in calling the end of speech (a frame is 32 ms)."""
+QUICK_PAUSES_MS = (200, 300, 400)
+RE_RECOGNIZE_AT_MS = (200, 400)
+SILERO_LAG_MS = VAD_LAG_MS["silero"]
+"""Every F is swept with silero's own lag counted (the server's default), so F is the pause
+after the speech ends."""
+VAD_LAGS_MS = (0, 32, 64)
+"""Swept at F = 200: the lag counted, around silero's 48 ms (a frame is 32 ms)."""
 RTTS_MS = (0, 150)
 HA_FORMAT = PcmFormat(16000, 2, 1)
 
@@ -297,9 +301,9 @@ def run_sweep(quick: bool = False) -> Table:
         wer_pct=straight_wer,
     )
     pauses = QUICK_PAUSES_MS if quick else PAUSES_MS
-    settings = [(f, 0, False) for f in pauses]
-    settings += [(200, lag, False) for lag in VAD_LAGS_MS]
-    settings += [(f, 0, True) for f in (pauses if quick else RE_RECOGNIZE_AT_MS)]
+    settings = [(f, SILERO_LAG_MS, False) for f in pauses]
+    settings += [(200, lag, False) for lag in ([] if quick else VAD_LAGS_MS)]
+    settings += [(f, SILERO_LAG_MS, True) for f in (pauses[-1:] if quick else RE_RECOGNIZE_AT_MS)]
     for pause_ms, lag_ms, again in settings:
         outcomes = {
             c.name: through_machine(
@@ -351,7 +355,8 @@ def run_sweep(quick: bool = False) -> Table:
         "emulator's Pulse session core with Whisper tiny.en (beam 1, the emulator's own "
         "settings); no sockets, no pacing: text, audio sent and finalize points are what a "
         "loopback run gives; interims not computed",
-        "F 'gate': --finalize-after-ms 0, settled when the gate closes (500 ms hangover)",
+        "F 'gate': --finalize-after-ms 0, settled when the gate closes (500 ms hangover); "
+        f"VAD lag: --vad-lag-ms (silero's own is {SILERO_LAG_MS} ms, the server's default)",
         "splits / request: finalizes before the last one; sent / speech: audio sent over the "
         "clip's length; over 1.3x+0.5s: requests that sent more than 1.3 x clip + 0.5 s",
         f"wait: modelled from the audio clock, max(0, last finalize - HA's stop + R + "

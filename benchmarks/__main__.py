@@ -11,6 +11,12 @@ Tables (all by default, in this order):
 - ``slow``: real speech against a slow service (latency model, ``slow`` fault): sessions, audio
   billed, answer time
 - ``hangover``: (not in the default run) what a shorter --hangover-ms buys and costs
+- ``pause``: (not in the default run) the pause rule and re-recognition swept on real speech:
+  WER, audio sent, the wait at HA's stop point
+- ``pause-budget``: (not in the default run) where the ms go from the end of speech to the
+  finalize: the VAD's lag, the old rule's rounding to gate frames, the audio-clock rule
+- ``pause-wait``: (not in the default run) the wait after audio-stop against its floor over
+  sockets, R = 0 and 150 ms, short and long commands
 
 Everything runs on loopback: the bridge and the emulator as subprocesses, the clients here.
 """
@@ -27,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import accuracy, cost, hangover, human, latency, thirdparty, wait
+from . import accuracy, cost, hangover, human, latency, pause, thirdparty, wait
 from .harness import Table, machine_description
 
 TableRun = Callable[[bool], Awaitable[Table]]
@@ -43,6 +49,9 @@ TABLES: dict[str, TableRun] = {
     "speech": lambda quick: human.run_speech(quick=quick),
     "slow": lambda quick: human.run_slow(quick=quick),
     "hangover": lambda quick: hangover.run(reps=1 if quick else 2),
+    "pause": lambda quick: pause.run_sweep_async(quick),
+    "pause-wait": lambda quick: pause.run_wait(quick),
+    "pause-budget": lambda quick: asyncio.to_thread(pause.run_budget),
 }
 DEFAULT = ("latency", "cost", "wait", "accuracy", "thirdparty", "speech", "slow")
 ALIASES = {"overhead": "latency", "wyoming-bench": "thirdparty", "all": "all"}

@@ -1,8 +1,8 @@
 """The emulator as the benchmarks run it: a subprocess, optionally with a cheaper tone decoder.
 
 ``python -m benchmarks.emulator --port N [--recognizer fast-tones|tones|whisper]
-[--finalize-delay-ms N] [--latency none|cloud] [--latency-seed N] [--fault slow
---fault-delay-ms 8000] [--max-sessions N] [--log-level info]``
+[--finalize-delay-ms N] [--latency none|cloud] [--settle-ms N] [--rtt-ms N] [--latency-seed N]
+[--fault slow --fault-delay-ms 8000] [--max-sessions N] [--log-level info]``
 
 The stock ``tones`` recognizer finds each word's pitch with a 32768-point FFT and the emulator
 re-decodes the whole segment for an interim every 100 ms of audio: about 11 ms of CPU for one
@@ -101,7 +101,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--finalize-delay-ms", type=int, default=0)
     parser.add_argument("--latency", choices=sorted(PRESETS), default="none")
     parser.add_argument("--latency-seed", type=int)
-    parser.add_argument("--rtt-ms", type=float, help="network round trip (overrides --latency's)")
+    parser.add_argument("--settle-ms", type=float, help="the latency model's settle time")
+    parser.add_argument("--rtt-ms", type=float, help="the latency model's round trip")
     parser.add_argument("--fault", action="append", choices=FAULT_NAMES, default=[])
     parser.add_argument("--fault-delay-ms", type=int, default=3000)
     parser.add_argument("--max-sessions", type=int, default=2000)
@@ -111,13 +112,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     recognizer_name = "tones" if args.recognizer == "fast-tones" else args.recognizer
+    latency = PRESETS[args.latency]
+    if args.settle_ms is not None:
+        latency = dataclasses.replace(latency, settle_ms=args.settle_ms)
+    if args.rtt_ms is not None:
+        latency = dataclasses.replace(latency, rtt_ms=args.rtt_ms)
     config = EmulatorConfig(
         recognizer=recognizer_name,
         finalize_delay_ms=args.finalize_delay_ms,
         max_sessions=args.max_sessions,
-        latency=PRESETS[args.latency]
-        if args.rtt_ms is None
-        else dataclasses.replace(PRESETS[args.latency], rtt_ms=args.rtt_ms),
+        latency=latency,
         latency_seed=args.latency_seed,
         faults=tuple(Fault(name, delay_ms=args.fault_delay_ms) for name in args.fault),
     )

@@ -174,7 +174,15 @@ def free_port() -> int:
 class Proc:
     """A server subprocess: started, waited for, measured through /proc, stopped."""
 
-    def __init__(self, name: str, args: list[str], port: int, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        port: int,
+        env: dict[str, str] | None = None,
+        root: Path = ROOT,
+    ):
+        """``root``: the checkout whose code runs (another one to compare with this)."""
         self.name = name
         self.port = port
         self.log_path = Path(tempfile.mkdtemp(prefix=f"bench-{name}-")) / "log.txt"
@@ -182,7 +190,7 @@ class Proc:
         # The user's own LIGHTNING_* / SMALLEST_* settings would change what is measured.
         full_env = {**clean_env(None), **(env or {})}
         full_env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(ROOT), full_env.get("PYTHONPATH", "")) if p
+            p for p in (str(root), full_env.get("PYTHONPATH", "")) if p
         )
         self.popen = subprocess.Popen(
             [sys.executable, *args],
@@ -190,7 +198,7 @@ class Proc:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=full_env,
-            cwd=ROOT,
+            cwd=root,
         )
 
     @property

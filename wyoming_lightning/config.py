@@ -71,6 +71,9 @@ __all__ = [
 ENV_PREFIX = "LIGHTNING_"
 VAD_CHOICES = ("silero", "webrtc", "off")
 DEFAULT_VAD = "silero"
+VAD_LAG_MS = {"silero": 48, "webrtc": 16, "off": 0}
+"""How late each VAD's last "speech" frame ends after the speaker stopped (median on the
+espeak commands, ``python -m benchmarks pause-budget``): the default of ``--vad-lag-ms``."""
 #: Pulse streaming, US$ per minute of audio sent (docs/lightning-api.md: billed per second).
 DEFAULT_PRICE_PER_MIN = 0.006
 
@@ -210,9 +213,23 @@ class Settings:
     max_utterance_s: float = setting(30.0, "longest utterance in seconds", check=positive)
     early_finalize: bool = setting(True, "settle each utterance when the speaker pauses")
     finalize_after_ms: int = setting(
-        200,
+        400,
         "silence after which an utterance is settled (0: when the gate closes)",
         check=non_negative,
+    )
+    """Chosen on real speech (``python -m benchmarks pause``): 200 ms split commands at their
+    natural pauses and cost 2-4 WER points; 400 ms costs about 1, for 200 ms more wait."""
+    vad_lag_ms: int | None = setting(
+        None,
+        "how late the VAD notices speech has ended, so --finalize-after-ms counts from the "
+        "speech (default: the VAD's own, "
+        + ", ".join(f"{k} {v}" for k, v in VAD_LAG_MS.items() if v)
+        + ")",
+        check=non_negative,
+    )
+    re_recognize: bool = setting(
+        False,
+        "when speech resumes after a pause, send the whole command again (replaces the split)",
     )
     endpointing: bool = setting(False, "end the command on silence without audio-stop")
     no_speech_timeout_s: float = setting(

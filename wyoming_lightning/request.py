@@ -129,6 +129,9 @@ BACKOFF_MAX_S = 30.0
 MAX_STALL_RETRIES = 1
 """Stalled sessions replaced per request; the next stall gives up."""
 FINAL_TIMEOUT_PER_AUDIO_S = 1.0
+RE_RECOGNIZE_MAX_S = 8.0
+"""Re-recognition re-sends a command up to this long: past it the speaker is dictating, not
+commanding, and re-sending at every pause would bill the square of its length."""
 """Extra wait after audio-stop per second of audio still without its final."""
 RETRY_TIMER = TimerId(TimerKind.RETRY)
 ANSWER_TIMER = TimerId(TimerKind.ANSWER)
@@ -154,6 +157,15 @@ class RequestConfig:
     response_language: str | None = None
     early_finalize: bool = True
     finalize_after_ms: int | None = 200
+    vad_lag_ms: int = 0
+    """How late the VAD calls the end of speech (its last "speech" frame ends this much after
+    the speaker stopped, on average): the pause rule counts it as pause already, so that
+    ``finalize_after_ms`` is measured from when the speaker stopped, not from when the gate
+    noticed."""
+    re_recognize: bool = False
+    """When speech resumes after a pause split the command, send the whole command again from
+    its start, so the service recognises it with its context; its final replaces the earlier
+    ones (a false split costs billed seconds instead of accuracy)."""
     streaming: bool = True
     max_utterance_s: float = 30.0
     max_retries: int = 3
@@ -476,6 +488,11 @@ class RequestMachine:
         self._held: bytearray | None = None
         """Audio held back after an early finalize; ``None`` when nothing is being held."""
         self._dropped_bytes = 0
+        self._command: bytearray | None = bytearray() if config.re_recognize else None
+        """With re-recognition: the audio of the command so far (every utterance since the last
+        split a pause did not make), to be re-sent when speech resumes after a pause."""
+        self._command_parts: list[_Utterance] = []
+        self._replayed_bytes = 0
         self._timers: set[TimerId] = set()
         self._answer_wait = 0.0
         self._emitted = 0
@@ -626,10 +643,29 @@ class RequestMachine:
                 self._dropped_bytes += len(self._held)
                 self._held = None
             elif self.config.early_finalize or event.reason == "max_utterance":
+                if event.reason == "max_utterance":
+                    self._end_command()
                 self._close_current()
 
+    def _pause_ms(self) -> float | None:
+        """How far the audio clock is past the end of the last speech frame, or ``None``.
+
+        Measured on the audio clock (everything the gate was fed, the frame it has not judged
+        yet included), so the rule "finalize F ms after the speech" is met to the chunk, not
+        rounded up to the gate's next frame boundary (up to a frame, 32 ms with silero, late).
+        Zero while the last judged frame was speech: the pause has not begun.
+        """
+        end = self.gate.speech_end_ms
+        silence = self.gate.silence_ms
+        if end is None or silence is None:
+            return None
+        if silence <= 0:
+            return 0.0
+        return self.gate.audio_in_ms - end + self.config.vad_lag_ms
+
     def _finalize_on_pause(self) -> None:
-        """Settle the utterance ``finalize_after_ms`` into a pause, before the gate closes.
+        """Settle the utterance when the audio clock reaches the end of its speech plus
+        ``finalize_after_ms``, before the gate closes.
 
         The gate keeps its longer hangover so that no word tail is clipped and a short pause
         does not reopen it; but the wait the user feels starts when they stop speaking, so the
@@ -637,7 +673,7 @@ class RequestMachine:
         resumes it opens the next utterance (nothing lost), if not it is silence and dropped.
         """
         limit = self.config.finalize_after_ms
-        silence = self.gate.silence_ms
+        silence = self._pause_ms()
         if limit is None or not self.config.early_finalize or silence is None:
             return
         if self._held is not None:
@@ -658,23 +694,57 @@ class RequestMachine:
         if utterance is None:
             utterance = self._new_utterance()
         utterance.audio += frame
+        if self._command is not None:
+            self._command += frame
         if len(utterance.audio) >= self._max_utterance_bytes:
+            self._end_command()  # a forced cut, not a pause: what follows starts afresh
             self._close_utterance(utterance)
         elif utterance.conn is not None:
             self._pump(utterance.conn)
 
     def _new_utterance(self) -> _Utterance:
         utterance = _Utterance()
+        self._replay_command_into(utterance)
         self._utterances.append(utterance)
         self._current = utterance
         if self.route is Route.CLOUD:
             self._assign(utterance)
         return utterance
 
+    def _replay_command_into(self, utterance: _Utterance) -> None:
+        """Speech resumed after a pause split the command: this utterance re-sends the command
+        from its start, and the utterances it repeats no longer count toward the answer.
+
+        Only up to :data:`RE_RECOGNIZE_MAX_S` and within ``max_utterance_s`` (a longer command
+        starts afresh, as a forced cut does).
+        """
+        command = self._command
+        if command is None:
+            return
+        limit = min(self._max_utterance_bytes, int(RE_RECOGNIZE_MAX_S * BYTES_PER_SECOND))
+        if command and len(command) + self._frame_bytes < limit:
+            utterance.audio += command
+            self._replayed_bytes += len(command)
+            for earlier in self._command_parts:
+                earlier.text.replaced = True
+            seconds = len(command) / BYTES_PER_SECOND
+            self._emit(act.Log.debug(f"speech resumed: re-sending the command's {seconds:.2f} s"))
+        else:
+            self._end_command()
+        self._command_parts.append(utterance)
+
+    def _end_command(self) -> None:
+        """A split no pause made (the length cap): the next utterance re-sends nothing before it."""
+        if self._command is not None:
+            self._command = bytearray()
+            self._command_parts = []
+
     def _close_current(self) -> None:
         rest = self._framer.flush()
         if rest:
             (self._current or self._new_utterance()).audio += rest
+            if self._command is not None:
+                self._command += rest
         if self._current is not None:
             self._close_utterance(self._current)
 
@@ -721,6 +791,7 @@ class RequestMachine:
         self._feed_gate(self._drain_converter())
         self._handle_gate_events(self.gate.flush())
         self._close_current()
+        self._emit_settled()
         self._emit(act.Log.info(self._summary()))
         for session in list(self._sessions.values()):
             self._pump(session)
@@ -739,12 +810,18 @@ class RequestMachine:
 
     def _summary(self) -> str:
         received = self._received_s
-        sent = self.gate.audio_out_ms / 1000 - self._dropped_bytes / BYTES_PER_SECOND
+        sent = (
+            self.gate.audio_out_ms / 1000
+            - self._dropped_bytes / BYTES_PER_SECOND
+            + self._replayed_bytes / BYTES_PER_SECOND
+        )
         speech = self.gate.speech_ms / 1000
         tag = self.config.session.external_session_id
         usage = f"; usage tag {tag}" if tag and self.dialect is Dialect.PULSE else ""
+        replayed = self._replayed_bytes / BYTES_PER_SECOND
+        again = f" ({replayed:.2f} s of it re-sent after pauses)" if replayed else ""
         return (
-            f"audio received {received:.2f} s, sent {sent:.2f} s, speech {speech:.2f} s "
+            f"audio received {received:.2f} s, sent {sent:.2f} s{again}, speech {speech:.2f} s "
             f"in {len(self._utterances)} utterance(s){usage}"
         )
 
@@ -1044,11 +1121,15 @@ class RequestMachine:
         if self.route is not Route.LOCAL:
             return
         pending = [u for u in self._utterances if not u.settled]
-        if not pending:
+        # A replaced utterance's audio is in the one that replaced it: never recognised twice.
+        counted = [u for u in pending if not u.text.replaced]
+        if not counted:
+            for utterance in pending:
+                self._settle(utterance)
             self._complete_if_settled()
             return
         gap = bytes(BYTES_PER_SECOND // 5)  # keep words of separate utterances apart
-        audio = gap.join(bytes(u.audio) for u in pending)
+        audio = gap.join(bytes(u.audio) for u in counted)
         self._move(Route.LOCAL_RUNNING)
         language = self.config.session.language
         self._emit(act.TranscribeLocally(audio, language))
@@ -1060,9 +1141,10 @@ class RequestMachine:
             self._fail(ErrorCode.UNAVAILABLE, f"the local recognizer failed: {error}")
             return
         pending = [u for u in self._utterances if not u.settled]
-        for i, utterance in enumerate(pending):
+        first = next((u for u in pending if not u.text.replaced), None)
+        for utterance in pending:
             utterance.text.reset()
-            if i == 0:
+            if utterance is first:
                 utterance.text.finals.append(text.strip())
             self._settle(utterance)
         self._emit(act.Log.info("transcript produced by the local recognizer"))
@@ -1071,9 +1153,15 @@ class RequestMachine:
     # ------------------------------------------------------------------ answers
 
     def _emit_settled(self) -> None:
-        """Stream each utterance's text once it and all before it are settled, never twice."""
+        """Stream each utterance's text once it and all before it are settled, never twice.
+
+        With re-recognition an utterance may yet be replaced while audio still comes, and a
+        streamed chunk cannot be taken back: its text waits for audio-stop.
+        """
+        if self._command is not None and self.phase is Phase.STREAMING:
+            return
         while self._emitted < len(self._utterances) and self._utterances[self._emitted].settled:
-            text = self._utterances[self._emitted].text.text
+            text = self._utterances[self._emitted].text.counted
             if text and self.config.streaming:
                 self._ensure_stream_started()
                 prefix = " " if self._emitted_text else ""
@@ -1098,7 +1186,7 @@ class RequestMachine:
             return False
         if any(not u.settled for u in self._utterances):
             return False
-        text = join_texts(u.text.text for u in self._utterances)
+        text = join_texts(u.text.counted for u in self._utterances)
         language = self._language()
         if self.config.streaming:
             self._ensure_stream_started()

@@ -10,7 +10,7 @@ from functools import partial
 from wyoming.asr import Transcribe
 from wyoming.info import Info
 
-from .config import Settings
+from .config import VAD_LAG_MS, Settings
 from .guard import Guard
 from .info import build_info
 from .languages import resolve_language
@@ -130,6 +130,8 @@ class Services:
             response_language=None if language == "multi" else language,
             early_finalize=s.early_finalize,
             finalize_after_ms=s.finalize_after_ms or None,
+            vad_lag_ms=VAD_LAG_MS.get(s.vad, 0) if s.vad_lag_ms is None else s.vad_lag_ms,
+            re_recognize=s.re_recognize,
             streaming=s.streaming,
             max_utterance_s=s.max_utterance_s,
             max_retries=s.retries,

@@ -138,6 +138,10 @@ class UtteranceText:
 
     finals: list[str] = field(default_factory=list)
     language: str | None = None
+    replaced: bool = False
+    """A later utterance re-sent this one's audio as part of the whole command (a false split
+    re-recognised): its finals still settle it on its session, but the request's text is the
+    later one's, so these are never joined to it a second time."""
 
     def add(self, result: Result) -> bool:
         """Take a counted final's text; False when it has none."""
@@ -156,3 +160,8 @@ class UtteranceText:
     @property
     def text(self) -> str:
         return join_texts(self.finals)
+
+    @property
+    def counted(self) -> str:
+        """What this utterance contributes to the request's answer: nothing once replaced."""
+        return "" if self.replaced else self.text

@@ -189,3 +189,25 @@ def test_endpointing_brings_the_no_speech_timeout_and_the_command_cap() -> None:
     off = Services(load_settings([], env)).request_config(None, "en")
     assert (off.no_speech_timeout_s, off.max_command_s) == (None, None)
     assert (off.stall_timeout_s, off.final_timeout_s, off.response_timeout_s) == (2.0, 10.0, 30.0)
+
+
+@pytest.mark.parametrize(
+    ("argv", "lag_ms"),
+    [
+        ([], 48),
+        (["--vad", "webrtc"], 16),
+        (["--vad", "off"], 0),
+        (["--vad-lag-ms", "0"], 0),
+        (["--vad", "webrtc", "--vad-lag-ms", "30"], 30),
+    ],
+)
+def test_the_vad_lag_is_the_chosen_vads_own_unless_set(argv: list[str], lag_ms: int) -> None:
+    from wyoming_lightning.services import Services
+
+    services = Services(load_settings(argv, {"SMALLEST_API_KEY": "k"}))
+    assert services.request_config(None, "en").vad_lag_ms == lag_ms
+
+
+def test_a_negative_vad_lag_is_refused() -> None:
+    with pytest.raises(ConfigError, match="--vad-lag-ms cannot be negative"):
+        load_settings(["--vad-lag-ms", "-5"], {"SMALLEST_API_KEY": "k"})

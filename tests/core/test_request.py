@@ -946,6 +946,28 @@ def test_a_pause_is_finalized_before_the_gate_closes() -> None:
     assert f"sent {len(d.sent_audio(1)) / 32000:.2f} s" in summary, "the log counts what was sent"
 
 
+@pytest.mark.parametrize(("after_ms", "lag_ms"), [(200, 0), (250, 0), (200, 40)])
+def test_the_finalize_goes_out_when_the_audio_clock_reaches_speech_end_plus_the_pause(
+    after_ms: int, lag_ms: int
+) -> None:
+    """Not rounded up to the gate's frames (30 ms with webrtc): to the 10 ms chunk. The VAD's
+    lag counts as pause already: the rule is measured from when the speaker stopped."""
+    d = machine(PULSE, vad="webrtc", finalize_after_ms=after_ms, vad_lag_ms=lag_ms)
+    d.start()
+    d.open()
+    pcm = silence(300) + encode_phrase("one two") + silence(600)
+    pause_at_finalize = None
+    for i in range(0, len(pcm), 320):
+        out = d.handle(AudioIn(pcm[i : i + 320]))
+        if any(isinstance(a, act.SendText) for a in out):
+            gate = d.machine.gate
+            assert gate.speech_end_ms is not None
+            pause_at_finalize = gate.audio_in_ms - gate.speech_end_ms
+            break
+    assert pause_at_finalize is not None, "no finalize in a 600 ms pause"
+    assert after_ms - lag_ms <= pause_at_finalize < after_ms - lag_ms + 10
+
+
 def test_speech_after_a_short_pause_keeps_every_byte() -> None:
     """The audio held after an early finalize opens the next utterance when speech resumes."""
     d = machine(PULSE, vad="webrtc")
@@ -963,3 +985,114 @@ def test_finalize_only_when_the_gate_closes_when_asked() -> None:
     d.open()
     d.audio(silence(300) + encode_phrase("one two") + silence(350) + encode_phrase("three"))
     assert d.sent_text(1) == [], "a pause shorter than the hangover settles nothing"
+
+
+# -- re-recognition after a false split ---------------------------------------------------
+
+
+def split_command() -> tuple[bytes, int]:
+    """The words "one two", a 350 ms pause (past the 200 ms pause rule, within the gate's hangover),
+    "three"; and where to cut it so that the first part ends with the early finalize."""
+    head = silence(300) + encode_phrase("one two") + silence(350)
+    pcm = head + encode_phrase("three") + silence(700)
+    return pcm, len(head) // 320 * 320
+
+
+def test_speech_resuming_after_a_pause_re_sends_the_whole_command() -> None:
+    d = machine(PULSE, vad="webrtc", re_recognize=True)
+    d.start()
+    d.open()
+    pcm, cut = split_command()
+    d.audio(pcm[:cut])
+    assert d.sent_text(1) == ["finalize"]
+    first = d.sent_audio(1)
+    d.message(1, final("one two", from_finalize=True))
+    assert d.of(act.TranscriptChunk) == [], "a text that may yet be replaced is not streamed"
+    d.audio(pcm[cut:])
+    d.stop()
+    assert d.connects() == [1], "the same session settles the whole command"
+    assert d.sent_text(1) == ["finalize", "finalize"], "the second finalize settles it all"
+    again = d.sent_audio(1)[len(first) :]
+    assert again.startswith(first), "the second turn starts from the command's first byte"
+    assert len(again) > len(first) + len(encode_phrase("three")) // 2
+    d.message(1, final("one two three", from_finalize=True))
+    assert d.transcript() == act.Transcript("one two three", "en"), "replaced, not joined"
+    assert [a.text for a in d.of(act.TranscriptChunk)] == ["one two three"]
+    (summary,) = [a.message for a in d.of(act.Log) if a.message.startswith("audio received")]
+    assert f"sent {len(d.sent_audio(1)) / 32000:.2f} s" in summary, "re-sent audio is counted"
+    assert f"({len(first) / 32000:.2f} s of it re-sent after pauses)" in summary
+
+
+def test_without_re_recognition_the_parts_are_joined() -> None:
+    d = machine(PULSE, vad="webrtc", re_recognize=False)
+    d.start()
+    d.open()
+    pcm, cut = split_command()
+    d.audio(pcm[:cut])
+    first = d.sent_audio(1)
+    d.message(1, final("one two", from_finalize=True))
+    assert [a.text for a in d.of(act.TranscriptChunk)] == ["one two"]
+    d.audio(pcm[cut:])
+    d.stop()
+    assert len(d.sent_audio(1)) - len(first) <= len(pcm) - cut, "nothing sent twice"
+    d.message(1, final("three", last=True, from_finalize=True))
+    assert d.transcript() == act.Transcript("one two three", "en")
+
+
+def test_a_replaced_final_arriving_late_is_still_not_joined() -> None:
+    # Both finalizes out before any answer: the first answer settles the first turn (whose
+    # text no longer counts), the second the whole command.
+    d = machine(PULSE, vad="webrtc", re_recognize=True)
+    d.start()
+    d.open()
+    pcm, _ = split_command()
+    d.audio(pcm)
+    d.stop()
+    assert d.sent_text(1) == ["finalize", "finalize"], "each pause settled before the stop"
+    d.message(1, final("one two", from_finalize=True))
+    assert d.transcript() is None, "the whole command is still owed"
+    d.message(1, final("one two three", from_finalize=True))
+    assert d.transcript() == act.Transcript("one two three", "en")
+
+
+def test_lightning_re_recognition_sends_the_whole_command_on_the_next_session() -> None:
+    d = machine(LIGHTNING, vad="webrtc", re_recognize=True)
+    d.start()
+    d.open()
+    pcm, cut = split_command()
+    d.audio(pcm[:cut])
+    first = d.sent_audio(1)
+    d.audio(pcm[cut:])
+    d.stop()
+    assert d.connects() == [1, 2]
+    assert d.sent_audio(2).startswith(first)
+    d.message(2, final("one two three", last=True))
+    assert d.transcript() is None, "the first session's final is still owed"
+    d.message(1, final("one two", last=True))
+    assert d.transcript() == act.Transcript("one two three", "en")
+
+
+def test_a_command_past_the_length_cap_is_not_re_sent() -> None:
+    d = machine(PULSE, vad="webrtc", re_recognize=True, max_utterance_s=1.0)
+    d.start()
+    d.open()
+    d.audio(silence(300) + encode_phrase("one two three four five six") + silence(700))
+    d.stop()
+    sent = d.sent_audio(1)
+    assert len(sent) <= d.machine.gate.audio_out_ms * 32, "nothing was sent twice"
+
+
+def test_the_local_fallback_recognises_a_re_sent_command_once() -> None:
+    d = machine(PULSE, vad="webrtc", re_recognize=True, fallback_local=True)
+    d.start()
+    d.open()
+    pcm, _ = split_command()
+    d.audio(pcm)
+    d.stop()
+    d.handle(SessionFailed(1, Failure(ErrorCode.UNAVAILABLE, "gone", False)))
+    (local,) = d.of(act.TranscribeLocally)
+    whole = d.sent_audio(1)[len(d.sent_audio(1)) // 2 :]
+    assert len(local.audio) < len(d.sent_audio(1)), "the replaced part is not in it twice"
+    assert len(local.audio) >= len(whole) - 3200
+    d.handle(LocalResult("one two three"))
+    assert d.transcript() == act.Transcript("one two three", "en")

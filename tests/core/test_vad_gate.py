@@ -304,6 +304,22 @@ def test_silence_ms_counts_from_the_last_speech_frame_of_a_segment() -> None:
     assert g.silence_ms == pytest.approx(35 * FRAME_MS)
 
 
+def test_speech_end_ms_is_where_the_last_speech_frame_ended_on_the_audio_clock() -> None:
+    g = gate()
+    assert g.speech_end_ms is None
+    g.process(pattern(("-", 10), ("s", 5)))
+    assert g.speech_end_ms == pytest.approx(15 * FRAME_MS)
+    # Half a frame more: not judged yet, but the audio clock has moved on past the speech.
+    g.process(pattern(("-", 1))[:FRAME])
+    assert g.speech_end_ms == pytest.approx(15 * FRAME_MS)
+    assert g.audio_in_ms - g.speech_end_ms == pytest.approx(FRAME_MS / 2)
+    g.process(pattern(("-", 30)))  # the segment closes; the end stays where speech ended
+    assert not g.is_open
+    assert g.speech_end_ms == pytest.approx(15 * FRAME_MS)
+    g.process(pattern(("s", 1)))  # a click opens no segment and does not move it
+    assert g.speech_end_ms == pytest.approx(15 * FRAME_MS)
+
+
 def test_reset_starts_a_new_stream() -> None:
     engine = ScriptedEngine()
     g = VadGate(engine, GateConfig())

@@ -180,6 +180,7 @@ class VadGate:
         self._silence_bytes: int | None = None
         self._floor = NoiseFloor(frame_s=self._frame_s or 0.032)
         self._peak = SpeechPeak(frame_s=self._frame_s or 0.032)
+        self._speech_end_bytes: int | None = None
 
     # -- statistics -----------------------------------------------------------------
 
@@ -222,6 +223,20 @@ class VadGate:
         if self._silence_bytes is None:
             return None
         return self._silence_bytes / _BYTES_PER_MS
+
+    @property
+    def speech_end_ms(self) -> float | None:
+        """Where the last speech frame of a segment ended, in ms of the input stream.
+
+        The pause a speaker makes is measured on the audio clock from here, not in whole
+        judged frames: ``audio_in_ms - speech_end_ms`` counts the audio still waiting in the
+        framer too, so a pause rule is not rounded up to the next frame boundary. ``None``
+        until a segment has opened (and always with the VAD off); as ``silence_ms``, speech
+        that opens no segment does not move it.
+        """
+        if self._speech_end_bytes is None:
+            return None
+        return self._speech_end_bytes / _BYTES_PER_MS
 
     # -- stream ---------------------------------------------------------------------
 
@@ -290,6 +305,7 @@ class VadGate:
             if speech or (loud and self._since_speech_bytes <= self._sustain_bytes):
                 self._silent_frames = 0
                 self._silence_bytes = 0
+                self._speech_end_bytes = self._judged_bytes
             else:
                 self._silence_bytes = (self._silence_bytes or 0) + len(frame)
                 self._silent_frames += 1
@@ -357,6 +373,7 @@ class VadGate:
         self._out_bytes += self._segment_bytes
         self._silent_frames = 0
         self._silence_bytes = 0
+        self._speech_end_bytes = self._judged_bytes
         self._state = _State.OPEN
         if self._segment_bytes >= self._max_segment_bytes:
             self._close("max_utterance", events)

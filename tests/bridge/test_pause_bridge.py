@@ -1,0 +1,92 @@
+"""Re-recognition over loopback: real speech with a pause inside the command.
+
+Two real recordings ("ten of clubs", "seven of clubs", the same speaker) with a pause between
+them longer than the pause rule: the bridge (silero gate, today's Pulse URL) finalizes the first
+part early, then the speaker goes on. With ``--re-recognize`` the bridge sends the whole command
+again on the same session and its second final, not the two parts joined, is the answer;
+without it the parts are joined. The emulator's Whisper recognizer does the hearing; the audio
+is written at once (the pause rule runs on the audio clock, so the cuts do not depend on pacing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from tests.kit.bridge import API_KEY, bridge_port, bridge_settings, running_bridge, transcribe
+from tests.kit.human_speech import as_home_assistant_sends, load_human_speech
+from tests.kit.speech_data import concat_with_pause
+from tests.kit.wer import normalise_words
+from wyoming_lightning.config import DEFAULT_VAD
+from wyoming_lightning.emulator import EmulatorConfig, EmulatorServer
+from wyoming_lightning.emulator.records import SessionRecord
+
+pytestmark = pytest.mark.timeout(300)
+PAUSE_S = 0.45
+
+
+def command() -> tuple[bytes, bytes]:
+    """The whole command as Home Assistant sends it, and its first part alone."""
+    clips = {c.name: c for c in load_human_speech()}
+    first, second = clips["cmu_cards_001"].pcm, clips["cmu_cards_003"].pcm
+    return as_home_assistant_sends(concat_with_pause(first, second, PAUSE_S)), first
+
+
+async def _run(re_recognize: bool) -> tuple[str, list[SessionRecord]]:
+    pcm, _ = command()
+    config = EmulatorConfig(api_key=API_KEY, recognizer="whisper")
+    async with EmulatorServer(config, host="127.0.0.1", port=0) as emulator:
+        # Whisper on shared cores can take seconds per final: the bounds are not under test.
+        settings = bridge_settings(
+            emulator.live_url,
+            vad=DEFAULT_VAD,
+            re_recognize=re_recognize,
+            final_timeout_s=120.0,
+            response_timeout_s=120.0,
+            stall_timeout_s=60.0,
+        )
+        async with running_bridge(settings) as server:
+            answer = await transcribe(bridge_port(server), pcm)
+        assert answer.error is None, answer.error
+        assert answer.transcript is not None
+        return answer.transcript, list(emulator.sessions)
+
+
+def _finals(record: SessionRecord) -> list[str]:
+    return [
+        str(m.get("transcript", ""))
+        for m in record.messages_sent
+        if m.get("is_final") and str(m.get("transcript", "")).strip()
+    ]
+
+
+def _controls(record: SessionRecord) -> list[str]:
+    return [json.loads(t)["type"] for t in record.text_frames_received]
+
+
+def test_a_false_split_is_re_recognised_whole_and_replaces_the_first_final() -> None:
+    text, records = asyncio.run(_run(re_recognize=True))
+    (record,) = records  # one Pulse session settles both turns
+    # Each turn is settled by its own control (finalize, or close_stream when audio-stop came
+    # before the handshake), the first one before audio-stop: the pause split the command.
+    assert _controls(record)[:2] in (["finalize", "finalize"], ["finalize", "close_stream"])
+    finals = _finals(record)
+    assert len(finals) >= 2, f"one final per turn: {finals}"
+    whole = finals[-1]
+    assert normalise_words(text) == normalise_words(whole), "the whole command is the answer"
+    words = normalise_words(text)
+    assert words.count("clubs") == 2, f"both parts once, the first not joined twice: {text!r}"
+    assert "ten" in words and "seven" in words, text
+    _, first = command()
+    assert record.audio_bytes_received > len(first) + len(command()[0]) // 2, "re-sent audio"
+
+
+def test_without_re_recognition_the_parts_are_joined() -> None:
+    text, records = asyncio.run(_run(re_recognize=False))
+    (record,) = records
+    finals = _finals(record)
+    assert len(finals) >= 2, finals
+    assert normalise_words(text) == normalise_words(" ".join(finals))
+    assert record.audio_bytes_received < len(command()[0]), "nothing sent twice"

@@ -23,7 +23,7 @@ from wyoming_lightning.config import DEFAULT_VAD
 from wyoming_lightning.emulator import EmulatorConfig, EmulatorServer
 from wyoming_lightning.emulator.records import SessionRecord
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 PAUSE_S = 0.45
 
 

@@ -1,8 +1,8 @@
 """The emulator as the benchmarks run it: a subprocess, optionally with a cheaper tone decoder.
 
 ``python -m benchmarks.emulator --port N [--recognizer fast-tones|tones|whisper]
-[--finalize-delay-ms N] [--latency none|cloud] [--latency-seed N] [--fault slow
---fault-delay-ms 8000] [--max-sessions N] [--log-level info]``
+[--finalize-delay-ms N] [--latency none|cloud] [--settle-ms N] [--rtt-ms N] [--latency-seed N]
+[--fault slow --fault-delay-ms 8000] [--max-sessions N] [--log-level info]``
 
 The stock ``tones`` recognizer finds each word's pitch with a 32768-point FFT and the emulator
 re-decodes the whole segment for an interim every 100 ms of audio: about 11 ms of CPU for one
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 from collections.abc import Sequence
@@ -99,6 +100,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--recognizer", choices=RECOGNIZERS, default="fast-tones")
     parser.add_argument("--finalize-delay-ms", type=int, default=0)
     parser.add_argument("--latency", choices=sorted(PRESETS), default="none")
+    parser.add_argument("--settle-ms", type=float, help="the preset's settle time, overridden")
+    parser.add_argument("--rtt-ms", type=float, help="the preset's round trip, overridden")
     parser.add_argument("--latency-seed", type=int)
     parser.add_argument("--fault", action="append", choices=FAULT_NAMES, default=[])
     parser.add_argument("--fault-delay-ms", type=int, default=3000)
@@ -113,7 +116,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         recognizer=recognizer_name,
         finalize_delay_ms=args.finalize_delay_ms,
         max_sessions=args.max_sessions,
-        latency=PRESETS[args.latency],
+        latency=dataclasses.replace(
+            PRESETS[args.latency],
+            **{
+                k: v
+                for k, v in (("settle_ms", args.settle_ms), ("rtt_ms", args.rtt_ms))
+                if v is not None
+            },
+        ),
         latency_seed=args.latency_seed,
         faults=tuple(Fault(name, delay_ms=args.fault_delay_ms) for name in args.fault),
     )

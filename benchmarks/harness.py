@@ -186,7 +186,14 @@ def free_port() -> int:
 class Proc:
     """A server subprocess: started, waited for, measured through /proc, stopped."""
 
-    def __init__(self, name: str, args: list[str], port: int, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        port: int,
+        env: dict[str, str] | None = None,
+        executable: str | None = None,
+    ):
         self.name = name
         self.port = port
         self.log_path = Path(tempfile.mkdtemp(prefix=f"bench-{name}-")) / "log.txt"
@@ -196,7 +203,7 @@ class Proc:
             p for p in (str(ROOT), full_env.get("PYTHONPATH", "")) if p
         )
         self.popen = subprocess.Popen(
-            [sys.executable, *args],
+            [executable or sys.executable, *args],  # another venv's Python runs a peer
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -11,6 +11,8 @@ Tables (all by default, in this order):
 - ``slow``: real speech against a slow service (latency model, ``slow`` fault): sessions, audio
   billed, answer time
 - ``hangover``: (not in the default run) what a shorter --hangover-ms buys and costs
+- ``peers``: the wait after HA's audio-stop at 0 / 50 / 150 ms round trip, beside
+  wyoming-openai (batch, Realtime) and wyoming-faster-whisper, floors, 50 streams
 
 Everything runs on loopback: the bridge and the emulator as subprocesses, the clients here.
 """
@@ -27,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import accuracy, cost, hangover, human, latency, thirdparty, wait
+from . import accuracy, cost, hangover, human, latency, peers, thirdparty, wait
 from .harness import Table, machine_description
 
 TableRun = Callable[[bool], Awaitable[Table]]
@@ -43,6 +45,7 @@ TABLES: dict[str, TableRun] = {
     "speech": lambda quick: human.run_speech(quick=quick),
     "slow": lambda quick: human.run_slow(quick=quick),
     "hangover": lambda quick: hangover.run(reps=1 if quick else 2),
+    "peers": lambda quick: peers.run(quick=quick),
 }
 DEFAULT = ("latency", "cost", "wait", "accuracy", "thirdparty", "speech", "slow")
 ALIASES = {"overhead": "latency", "wyoming-bench": "thirdparty", "all": "all"}

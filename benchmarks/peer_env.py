@@ -55,6 +55,15 @@ def _site_packages(venv: Path) -> Path:
     return venv / "lib" / python / "site-packages"
 
 
+def port_source(text: str) -> str:
+    """One module's source with its PEP 695 signatures made plain (the same text if none)."""
+    ported = _GENERIC_DEF.sub(r"\1(", text)
+    if ported == text:
+        return text
+    # Postponed annotations: the type parameters named in them are never evaluated.
+    return "from __future__ import annotations\n" + ported
+
+
 def port_to_this_python(site_packages: Path) -> list[str]:
     """Rewrite wyoming-openai's PEP 695 signatures when this Python predates them."""
     if sys.version_info >= (3, 12):
@@ -63,10 +72,9 @@ def port_to_this_python(site_packages: Path) -> list[str]:
     for relative in _PORTED_FILES:
         path = site_packages / relative
         text = path.read_text(encoding="utf-8")
-        ported = _GENERIC_DEF.sub(r"\1(", text)
+        ported = port_source(text)
         if ported != text:
-            # Postponed annotations: the type parameters named in them are never evaluated.
-            path.write_text("from __future__ import annotations\n" + ported, encoding="utf-8")
+            path.write_text(ported, encoding="utf-8")
             changed.append(relative)
     return changed
 

@@ -37,8 +37,10 @@ import asyncio
 import contextlib
 import dataclasses
 import os
+import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import speech_data as sd
@@ -50,7 +52,6 @@ from wyoming_lightning.emulator.latency import LatencyModel
 from .emulator import FastToneRecognizer
 from .harness import (
     BRIDGE_ENV,
-    ROOT,
     CpuWindow,
     Pacer,
     Proc,
@@ -499,7 +500,7 @@ async def _local_whisper(
         if quick
         else [("default", []), ("beam 1, int8", ["--beam-size", "1", "--compute-type", "int8"])]
     )
-    data_dir = ROOT / ".bench-fw-data"
+    data_dir = Path(tempfile.mkdtemp(prefix="bench-fw-data-"))  # it downloads nothing here
     for label, flags in configs:
         port = free_port()
         proc = Proc(

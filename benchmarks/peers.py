@@ -429,7 +429,7 @@ async def run(quick: bool = False) -> Table:
             f"R = {rtt:.0f} ms: other processes on the machine used "
             f"{window.others_percent():.0f} % of one core meanwhile (of {os.cpu_count()} cores); "
             f"late pacer ticks in the {CONCURRENT}-stream passes: "
-            + ", ".join(f"{name.split(',')[0]} {n}" for name, n in late.items())
+            + ", ".join(f"{name.split(', ')[-1]} {n}" for name, n in late.items())
         )
         for design in designs:
             for kind in ("long", "short"):

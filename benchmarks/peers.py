@@ -474,12 +474,12 @@ async def run(quick: bool = False) -> Table:
     for rtt in (RTTS_MS[0], RTTS_MS[-1]) if quick else RTTS_MS:
         parts = await breakdown(rtt, work[: len(work) // 2] if quick else work)
         for kind, row in sorted(parts.items()):
-            late = row["speech_end_to_finalize"] * 1000 - finalize_ms
+            late_ms = row["speech_end_to_finalize"] * 1000 - finalize_ms
             table.notes.append(
                 f"bridge at R = {rtt:.0f} ms, {kind}: wait {ms(row['wait'])} ms (floor "
                 f"{floor_ms(finalize_ms, rtt):.0f}) = speech end -> finalize at the service "
                 f"{ms(row['speech_end_to_finalize'])} ms (F {finalize_ms:.0f} + pause recognised "
-                f"{late:.0f} ms late) + service {ms(row['finalize_to_final'])} ms (C + R = "
+                f"{late_ms:.0f} ms late) + service {ms(row['finalize_to_final'])} ms (C + R = "
                 f"{SETTLE_MS + rtt:.0f}) + final -> transcript {ms(row['final_to_transcript'])} "
                 f"ms - 700; {row['finalizes']:.0f} finalize(s) per request (median)"
             )

@@ -181,8 +181,10 @@ class Proc:
         port: int,
         env: dict[str, str] | None = None,
         root: Path = ROOT,
+        executable: str | None = None,
     ):
-        """``root``: the checkout whose code runs (another one to compare with this)."""
+        """``root``: the checkout whose code runs (another one to compare with this);
+        ``executable``: another venv's Python, for a peer."""
         self.name = name
         self.port = port
         self.log_path = Path(tempfile.mkdtemp(prefix=f"bench-{name}-")) / "log.txt"
@@ -193,7 +195,7 @@ class Proc:
             p for p in (str(root), full_env.get("PYTHONPATH", "")) if p
         )
         self.popen = subprocess.Popen(
-            [sys.executable, *args],
+            [executable or sys.executable, *args],  # another venv's Python runs a peer
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

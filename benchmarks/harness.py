@@ -417,7 +417,9 @@ class Feed:
     def pump(self, now: float) -> bool:
         """Write what is due by ``now``; True once audio-stop is out."""
         chunks = self.script.chunks
-        due = min(len(chunks), int((now - self.start) / CHUNK_S) + 1)
+        # A chunk goes out once it has been recorded (at the end of its 10 ms), as a
+        # microphone delivers it: sending it at the start would flatter every wait.
+        due = min(len(chunks), int((now - self.start) / CHUNK_S))
         if self.until is not None and self.until.done():
             due = self.sent = len(chunks)
             now = max(now, self.start + len(chunks) * CHUNK_S)

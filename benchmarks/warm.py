@@ -16,7 +16,7 @@ also checked for its own words (isolation under load).
 Printed per bridge and R: requests answered correctly, new service connections (the bridge's
 own ``wyoming_lightning_service_connections_total``), connections per request and per minute,
 and the median wait after audio-stop for short and long commands beside the floor
-max(0, F + R + C - 700) (F = 200 ms, C = 600 ms).
+max(0, F + R + C - 700) (F the bridge's default ``--finalize-after-ms``, C = 600 ms).
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ import sys
 import time
 import urllib.request
 from collections.abc import Sequence
+
+from wyoming_lightning.config import Settings
 
 from .harness import (
     BRIDGE_ENV,
@@ -46,7 +48,7 @@ from .harness import (
 )
 
 FINALIZE_DELAY_MS = 600
-FINALIZE_AFTER_MS = 200
+FINALIZE_AFTER_MS = Settings().finalize_after_ms  # the bridges run with their defaults
 HA_STOP_AFTER_S = 0.7
 PULSE_PATH = "/waves/v1/stt/live"
 SHORT, LONG = "two three", "one two three four five six"

@@ -34,6 +34,7 @@ from typing import Any
 from wyoming.event import Event
 
 from tests.kit.bridge import clean_env
+from tests.kit.human_speech import HA_TRAIL_S
 from tests.kit.paths import ROOT
 from tests.kit.stats import median as median
 from tests.kit.stats import percentile as percentile
@@ -46,6 +47,15 @@ CHUNK_BYTES = 320
 LIGHTNING_PATH = "/api/v1/lightning/get_text"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KB = 1
+HA_STOP_AFTER_S = HA_TRAIL_S
+"""Home Assistant sends audio-stop this long after the speech ends (its own end-of-speech wait)."""
+
+
+def floor_ms(finalize_after_ms: float, rtt_ms: float, settle_ms: float) -> float:
+    """The soonest any design can answer after HA's audio-stop: it sends its last audio
+    ``finalize_after_ms`` into the pause, the answer takes a round trip and the cloud's settle
+    time, and HA waits :data:`HA_STOP_AFTER_S` of that pause before it sends audio-stop."""
+    return max(0.0, finalize_after_ms + rtt_ms + settle_ms - HA_STOP_AFTER_S * 1000)
 
 
 # ----------------------------------------------------------------------------- statistics

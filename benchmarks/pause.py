@@ -68,11 +68,14 @@ from wyoming_lightning.vad.gate import GateConfig, VadGate
 
 from .harness import (
     BRIDGE_ENV,
+    CHUNK_BYTES,
+    HA_STOP_AFTER_S,
     Pacer,
     Proc,
     Script,
     Table,
     emulator_args,
+    floor_ms,
     free_port,
     ha_request,
     median,
@@ -81,9 +84,7 @@ from .harness import (
 )
 
 SETTLE_MS = 600
-HA_STOP_AFTER_S = hs.HA_TRAIL_S
 LEAD_S = hs.HA_LEAD_S
-CHUNK = 320  # 10 ms, as Home Assistant sends
 PULSE_URL = f"ws://127.0.0.1:1{LIVE_PATH}"
 PAUSES_MS = (0, 100, 200, 300, 400, 600, 800)
 """0 is ``--finalize-after-ms 0``: settled only when the gate closes (the 500 ms hangover)."""
@@ -205,9 +206,9 @@ def through_machine(
         return out
 
     run(StartAudio(HA_FORMAT))
-    for offset in range(0, len(pcm), CHUNK):
-        position = offset + min(CHUNK, len(pcm) - offset)
-        run(AudioIn(pcm[offset : offset + CHUNK]))
+    for offset in range(0, len(pcm), CHUNK_BYTES):
+        position = offset + min(CHUNK_BYTES, len(pcm) - offset)
+        run(AudioIn(pcm[offset : offset + CHUNK_BYTES]))
     run(StopAudio())
     if not machine.done:
         outcome.error = outcome.error or "no answer"
@@ -508,7 +509,7 @@ async def run_wait(
                 waits, errors = await _paced(scripts, {f: p for f, (_, p) in bridges.items()})
                 for design in designs:
                     pause_ms, lag_ms = design
-                    floor = max(0.0, (pause_ms + rtt + SETTLE_MS - 700) / 1000)
+                    floor = floor_ms(pause_ms, rtt, SETTLE_MS) / 1000
                     wait = median(waits[design])
                     table.add(
                         [

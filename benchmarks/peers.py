@@ -48,11 +48,13 @@ import numpy as np
 from tests.kit import speech_data as sd
 from wyoming_lightning.config import Settings
 from wyoming_lightning.emulator import EmulatorConfig, EmulatorServer
+from wyoming_lightning.emulator.config import LIVE_PATH
 from wyoming_lightning.emulator.latency import LatencyModel
 
 from .emulator import FastToneRecognizer
 from .harness import (
     BRIDGE_ENV,
+    HA_STOP_AFTER_S,
     CpuWindow,
     Pacer,
     Proc,
@@ -61,6 +63,7 @@ from .harness import (
     Table,
     bridge_args,
     emulator_args,
+    floor_ms,
     free_port,
     ha_request,
     median,
@@ -72,12 +75,10 @@ from .openai_standin import DEFAULT_TEXT
 
 SETTLE_MS = 600.0
 RTTS_MS = (0.0, 50.0, 150.0)
-HA_STOP_AFTER_S = 0.7
 LEAD_S = 0.5
 SHORT_S = (0.3, 0.6)
 CONCURRENT = 50
 LOCAL_CONCURRENT = 4
-PULSE_LIVE = "/waves/v1/stt/live?model=pulse"
 FRAME_BYTES = 2 * sd.ORACLE_FRAME_SAMPLES
 
 
@@ -110,10 +111,6 @@ def commands() -> list[Command]:
             script = Script.of(sd.with_silence(pcm, LEAD_S, HA_STOP_AFTER_S), None, sample.name)
             out.append(Command(script, kind, seconds, LEAD_S + seconds))
     return out
-
-
-def floor_ms(finalize_ms: float, rtt_ms: float, settle_ms: float = SETTLE_MS) -> float:
-    return max(0.0, finalize_ms + rtt_ms + settle_ms - HA_STOP_AFTER_S * 1000)
 
 
 @dataclasses.dataclass
@@ -195,7 +192,9 @@ def _openai_args(port: int, standin_port: int, realtime: bool) -> list[str]:
 def pulse_bridge_args(port: int, emulator_port: int) -> list[str]:
     """The bridge with default flags, on the Pulse dialect as the product's default URL."""
     args = bridge_args(port, emulator_port)
-    args[args.index("--lightning-url") + 1] = f"ws://127.0.0.1:{emulator_port}{PULSE_LIVE}"
+    args[args.index("--lightning-url") + 1] = (
+        f"ws://127.0.0.1:{emulator_port}{LIVE_PATH}?model=pulse"
+    )
     return args
 
 
@@ -438,7 +437,7 @@ async def run(quick: bool = False) -> Table:
                 many = _by_kind(loaded[design.name], kind)
                 many_waits = _waits(many)
                 many_errors = sum(1 for r in many if r.error is not None)
-                floor = floor_ms(design.finalize_ms, rtt)
+                floor = floor_ms(design.finalize_ms, rtt, SETTLE_MS)
                 first_error = next((r.error for r in results + many if r.error), None)
                 table.add(
                     [
@@ -477,7 +476,8 @@ async def run(quick: bool = False) -> Table:
             late_ms = row["speech_end_to_finalize"] * 1000 - finalize_ms
             table.notes.append(
                 f"bridge at R = {rtt:.0f} ms, {kind}: wait {ms(row['wait'])} ms (floor "
-                f"{floor_ms(finalize_ms, rtt):.0f}) = speech end -> finalize at the service "
+                f"{floor_ms(finalize_ms, rtt, SETTLE_MS):.0f}) = speech end -> finalize at the "
+                "service "
                 f"{ms(row['speech_end_to_finalize'])} ms (F {finalize_ms:.0f} + pause recognised "
                 f"{late_ms:.0f} ms late) + service {ms(row['finalize_to_final'])} ms (C + R = "
                 f"{SETTLE_MS + rtt:.0f}) + final -> transcript {ms(row['final_to_transcript'])} "

@@ -27,6 +27,7 @@ from tests.kit import speech_data as sd
 
 from .harness import (
     BRIDGE_ENV,
+    HA_STOP_AFTER_S,
     LIGHTNING_PATH,
     Pacer,
     Proc,
@@ -44,7 +45,6 @@ from .harness import (
 )
 
 FINALIZE_DELAY_MS = 600
-HA_STOP_AFTER_S = 0.7
 LEAD_S = 0.5
 
 

@@ -30,9 +30,11 @@ import urllib.request
 from collections.abc import Sequence
 
 from wyoming_lightning.config import Settings
+from wyoming_lightning.emulator.config import LIVE_PATH
 
 from .harness import (
     BRIDGE_ENV,
+    HA_STOP_AFTER_S,
     Pacer,
     Proc,
     Result,
@@ -40,6 +42,7 @@ from .harness import (
     Table,
     bridge_args,
     emulator_args,
+    floor_ms,
     free_port,
     ha_request,
     median,
@@ -49,8 +52,6 @@ from .harness import (
 
 FINALIZE_DELAY_MS = 600
 FINALIZE_AFTER_MS = Settings().finalize_after_ms  # the bridges run with their defaults
-HA_STOP_AFTER_S = 0.7
-PULSE_PATH = "/waves/v1/stt/live"
 SHORT, LONG = "two three", "one two three four five six"
 GAP_S = 0.2
 
@@ -98,7 +99,7 @@ def bridge(emulator_port: int, idle_timeout_s: float) -> tuple[Proc, int]:
         port,
         emulator_port,
         "--lightning-url",
-        f"ws://127.0.0.1:{emulator_port}{PULSE_PATH}",
+        f"ws://127.0.0.1:{emulator_port}{LIVE_PATH}",
         "--vad",
         "webrtc",
         "--session-idle-timeout",
@@ -142,7 +143,7 @@ async def run(rtts: Sequence[float] = (0.0, 150.0), streams: int = 4, requests: 
             emulator_port,
         )
         bridges = [bridge(emulator_port, idle) for _, idle in BRIDGES]
-        floor_ms = max(0.0, FINALIZE_AFTER_MS + rtt + FINALIZE_DELAY_MS - HA_STOP_AFTER_S * 1000)
+        floor = floor_ms(FINALIZE_AFTER_MS, rtt, FINALIZE_DELAY_MS)
         async with running(emulator, *(proc for proc, _ in bridges)):
             pacer = Pacer()
             pacer.start()
@@ -173,7 +174,7 @@ async def run(rtts: Sequence[float] = (0.0, 150.0), streams: int = 4, requests: 
                 f"{per_request:.3f}",
                 f"{per_minute:.1f}",
                 *(
-                    f"{ms(median(w)) if w else '-'} ({floor_ms:.0f})"
+                    f"{ms(median(w)) if w else '-'} ({floor:.0f})"
                     for w in (waits["short"], waits["long"])
                 ),
             ]
@@ -188,7 +189,7 @@ async def run(rtts: Sequence[float] = (0.0, 150.0), streams: int = 4, requests: 
                 connections_per_minute=per_minute,
                 short_wait_s=waits["short"],
                 long_wait_s=waits["long"],
-                floor_ms=floor_ms,
+                floor_ms=floor,
             )
     return table
 

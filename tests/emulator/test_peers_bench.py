@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator
 import pytest
 from websockets.asyncio.client import connect
 
-from benchmarks.harness import CHUNK_S
+from benchmarks.harness import CHUNK_S, HA_STOP_AFTER_S, floor_ms
 from benchmarks.openai_standin import StandIn
 from benchmarks.peer_env import port_source
-from benchmarks.peers import HA_STOP_AFTER_S, SHORT_S, commands, floor_ms
+from benchmarks.peers import SETTLE_MS, SHORT_S, commands
 from tests.kit import speech_data as sd
 
 pytestmark = pytest.mark.timeout(30)
@@ -75,10 +75,10 @@ async def test_the_realtime_socket_answers_a_commit(stand_in: tuple[StandIn, int
 
 
 def test_the_floor() -> None:
-    assert floor_ms(200, 0) == 100
-    assert floor_ms(200, 150) == 250
-    assert floor_ms(700, 50) == 650, "a design that acts at audio-stop waits C + R"
-    assert floor_ms(0, 0, settle_ms=100) == 0
+    assert floor_ms(200, 0, SETTLE_MS) == 100
+    assert floor_ms(200, 150, SETTLE_MS) == 250
+    assert floor_ms(700, 50, SETTLE_MS) == 650, "a design that acts at audio-stop waits C + R"
+    assert floor_ms(0, 0, 100) == 0
 
 
 def test_commands_stop_as_home_assistant_does() -> None:

@@ -500,7 +500,6 @@ class RequestMachine:
         self._emitted_text = False
         self._received_s = 0.0
         self._out: list[Action] = []
-        self._answered = False
 
     # ------------------------------------------------------------------ the entry point
 
@@ -1195,17 +1194,16 @@ class RequestMachine:
             self._emit(act.TranscriptStop())
         self._emit(act.Log.info(f"answered: {len(text.split())} word(s)"))
         self._emit(act.Log.debug(f"transcript: {text!r}"))
-        self._answered = True
-        self._end()
+        self._end(answered=True)
         return True
 
     def _clean(self, session: _Session) -> bool:
-        """May this session serve another request? Only if every turn it was given has its
-        final (nothing owed, nothing that a late answer could still belong to)."""
+        """May this session serve another request (asked only once the transcript is out)?
+        Only if every turn it was given has its final (nothing owed, nothing that a late answer
+        could still belong to)."""
         return (
             self.config.keep_session
             and self.dialect is Dialect.PULSE
-            and self._answered
             and session.state is SessionState.OPEN
             and not session.garbled
             and all(u.settled for u in session.utterances)
@@ -1216,10 +1214,12 @@ class RequestMachine:
         self._emit(act.Error(code, message))
         self._end()
 
-    def _end(self) -> None:
+    def _end(self, *, answered: bool = False) -> None:
+        """Close the request; ``answered``: it ends with its transcript, so a clean session may
+        be kept for the next one (after an error or a vanished client none is)."""
         for session in self._sessions.values():
             if session.live:
-                if self._clean(session):
+                if answered and self._clean(session):
                     self._release(session, reusable=True)
                     continue
                 if session.state is SessionState.OPEN and self.dialect is Dialect.PULSE:

@@ -371,7 +371,7 @@ class ClientHandler:
         elif isinstance(action, act.Disconnect):
             session = self._sessions.pop(action.conn, None)
             if session is not None and action.reusable and self._services.warm.enabled:
-                self._services.warm.give_back(session, clean=True)
+                self._services.warm.give_back(session)
             elif session is not None:
                 session.close()
                 self._closing_sessions.add(session)

@@ -67,10 +67,11 @@ class WarmSessions:
         self._schedule()
         return session
 
-    def give_back(self, session: ServiceSession, *, clean: bool) -> None:
-        """The request is done with ``session``; ``clean``: every final in, nothing owed."""
+    def give_back(self, session: ServiceSession) -> None:
+        """The request is done with ``session`` and found it clean (every final in, nothing
+        owed: the request machine's ``Disconnect(reusable=True)``); kept if still usable."""
         session.rebind(self._idle_callbacks(session))
-        self._carry_out(self.policy.give_back(session, session.url, clean=clean and session.usable))
+        self._carry_out(self.policy.give_back(session, session.url, clean=session.usable))
 
     async def close(self) -> None:
         """Close every idle socket (the server is stopping) and wait, briefly, for them."""

@@ -18,19 +18,23 @@ Usage::
     python -m benchmarks.gate_diff [--vad silero|webrtc] [--only short|long]
         [--set KEY=VALUE ...]   # GateConfig fields, e.g. --set hangover_ms=800
         [--finalize-after-ms MS]   # -1: no early finalize
+        [--dictation-after S]   # the server's dictation rule; 0: off
         [--every N] [--every-long N]   # every N-th clip, as tests/test_human_speech.py samples
         [--all]   # print the clips that do not differ too
+        [--shifts N]   # pool WER over N placements of each clip (50 ms of lead silence apart)
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from tests.kit import human_speech as hs
 from tests.kit.wer import edit_distance, normalise_words, wer
+from wyoming_lightning.config import VAD_LAG_MS, Settings
 from wyoming_lightning.emulator import create_recognizer
 from wyoming_lightning.emulator.audio import dbfs
 from wyoming_lightning.vad import GateConfig, SpeechAudio, SpeechEnd, SpeechStart, VadGate
@@ -59,11 +63,14 @@ class Gated:
     speech_s: float
 
 
-def gate_clip(pcm: bytes, gate: VadGate, finalize_after_ms: int | None) -> Gated:
+def gate_clip(
+    pcm: bytes, gate: VadGate, finalize_after_ms: int | None, dictation_after_s: float | None
+) -> Gated:
     """Mirror of the request's use of gate events (request.py ``_handle_gate_events`` and
     ``_finalize_on_pause``): an utterance closes at a pause of ``finalize_after_ms``; the
     audio after it is held and either opens the next utterance when speech resumes before the
-    gate closes, or is dropped as silence when it closes."""
+    gate closes, or is dropped as silence when it closes. Once ``dictation_after_s`` of audio
+    has been sent, no pause closes an utterance."""
     gate.reset()
     utterances: list[Utterance] = []
     segments: list[tuple[float, float]] = []
@@ -71,9 +78,12 @@ def gate_clip(pcm: bytes, gate: VadGate, finalize_after_ms: int | None) -> Gated
     held: bytearray | None = None
     dropped = 0
     at = 0
+    streamed = 0
+    dictation_bytes = math.inf if dictation_after_s is None else dictation_after_s * BYTES_PER_S
 
     def speech(data: bytes) -> None:
-        nonlocal current
+        nonlocal current, streamed
+        streamed += len(data)
         if current is None:
             current = Utterance(start_s=at / BYTES_PER_S)
             utterances.append(current)
@@ -95,7 +105,7 @@ def gate_clip(pcm: bytes, gate: VadGate, finalize_after_ms: int | None) -> Gated
                 if held is not None:
                     dropped += len(held)
                     held = None
-                else:
+                elif streamed < dictation_bytes:
                     current = None
 
     for offset in range(0, len(pcm), CHUNK_BYTES):
@@ -109,7 +119,12 @@ def gate_clip(pcm: bytes, gate: VadGate, finalize_after_ms: int | None) -> Gated
             if silence < finalize_after_ms:
                 data, held = bytes(held), None
                 speech(data)
-        elif current is not None and gate.is_open and silence >= finalize_after_ms:
+        elif (
+            current is not None
+            and gate.is_open
+            and silence >= finalize_after_ms
+            and streamed < dictation_bytes
+        ):
             held = bytearray()
             current = None
     handle(gate.flush())
@@ -127,10 +142,28 @@ def main() -> None:
     parser.add_argument("--vad", default="silero", choices=("silero", "webrtc"))
     parser.add_argument("--only", choices=("short", "long"))
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--finalize-after-ms", type=int, default=200, help="-1: never early")
+    parser.add_argument(
+        "--finalize-after-ms",
+        type=int,
+        help="pause in judged gate frames that settles an utterance; -1: never early (default: "
+        "the server's --finalize-after-ms less the VAD's lag, which it counts as pause)",
+    )
+    parser.add_argument(
+        "--dictation-after",
+        type=float,
+        default=Settings().dictation_after_s,
+        help="audio sent after which pauses no longer split (0: never; default: the server's)",
+    )
     parser.add_argument("--every", type=int, default=1, help="every N-th clip of each length")
     parser.add_argument("--every-long", type=int, help="every N-th long clip (default: --every)")
     parser.add_argument("--all", action="store_true", help="print every clip")
+    parser.add_argument(
+        "--shifts",
+        type=int,
+        default=1,
+        choices=range(1, len(hs.SHIFTS_S) + 1),
+        help="placements of each clip (50 ms of lead silence apart) the WER is pooled over",
+    )
     args = parser.parse_args()
 
     overrides: dict[str, object] = {}
@@ -142,6 +175,8 @@ def main() -> None:
         overrides[key] = None if value == "None" else (float(value) if "." in value else int(value))
     config = GateConfig(**overrides)  # type: ignore[arg-type]
     gate = VadGate(create_engine(args.vad), config)
+    if args.finalize_after_ms is None:
+        args.finalize_after_ms = Settings().finalize_after_ms - VAD_LAG_MS.get(args.vad, 0)
     finalize_ms = None if args.finalize_after_ms < 0 else args.finalize_after_ms
     recognizer = create_recognizer("whisper")
 
@@ -150,12 +185,17 @@ def main() -> None:
     clips += [c for c in hs.load_human_speech() if c.is_long][:: args.every_long or every]
     if args.only:
         clips = [c for c in clips if c.is_long == (args.only == "long")]
-    print(f"gate: --vad {args.vad} {config}; finalize after {args.finalize_after_ms} ms")
+    print(
+        f"gate: --vad {args.vad} {config}; finalize after {args.finalize_after_ms} ms; "
+        f"dictation after {args.dictation_after:g} s"
+    )
     pairs: dict[str, list[tuple[str, str, str]]] = {"short": [], "long": []}
     sent_s = speech_s = budget_s = 0.0
-    for clip in clips:
-        straight = " ".join(w.text for w in recognizer.transcribe(clip.pcm, "en"))
-        gated = gate_clip(hs.as_home_assistant_sends(clip.pcm), gate, finalize_ms)
+    shifts = hs.SHIFTS_S[: args.shifts]
+    for clip, shift in ((c, s) for c in clips for s in shifts):
+        straight = " ".join(w.text for w in recognizer.transcribe(hs.lead(clip.pcm, shift), "en"))
+        sent = hs.as_home_assistant_sends(clip.pcm, hs.HA_LEAD_S + shift)
+        gated = gate_clip(sent, gate, finalize_ms, args.dictation_after or None)
         for utterance in gated.utterances:
             audio = bytes(utterance.audio)
             if _voiced(audio):
@@ -170,9 +210,10 @@ def main() -> None:
         e_bridge = edit_distance(ref, normalise_words(bridged))
         if not args.all and normalise_words(straight) == normalise_words(bridged):
             continue
+        placed = f", placed {1000 * shift:.0f} ms later" if shift else ""
         print(
-            f"\n== {clip.name} ({clip.seconds:.1f} s, {len(ref)} words): errors straight "
-            f"{e_straight}, gated {e_bridge} ({e_bridge - e_straight:+d}); sent "
+            f"\n== {clip.name} ({clip.seconds:.1f} s, {len(ref)} words{placed}): errors "
+            f"straight {e_straight}, gated {e_bridge} ({e_bridge - e_straight:+d}); sent "
             f"{gated.sent_s:.2f} s for {gated.speech_s:.2f} s of speech"
         )
         print(f"   reference: {clip.text}")
@@ -190,14 +231,18 @@ def main() -> None:
             w_straight = 100 * wer((r, s) for r, s, _ in rows)
             w_bridge = 100 * wer((r, b) for r, _, b in rows)
             print(
-                f"{part} ({len(rows)} clips): WER straight {w_straight:.1f} %, gated "
+                f"{part} ({len(rows) // len(shifts)} clips x {len(shifts)} placements): WER "
+                f"straight {w_straight:.1f} %, gated "
                 f"{w_bridge:.1f} % ({w_bridge - w_straight:+.1f} points)"
             )
     rows = pairs["short"] + pairs["long"]
     if pairs["short"] and pairs["long"]:
         w_straight = 100 * wer((r, s) for r, s, _ in rows)
         w_bridge = 100 * wer((r, b) for r, _, b in rows)
-        print(f"all ({len(rows)} clips): WER straight {w_straight:.1f} %, gated {w_bridge:.1f} %")
+        print(
+            f"all ({len(rows) // len(shifts)} clips): WER straight {w_straight:.1f} %, "
+            f"gated {w_bridge:.1f} %"
+        )
     print(
         f"audio sent {sent_s:.1f} s for {speech_s:.1f} s judged speech "
         f"({sent_s / max(speech_s, 1e-9):.2f} s per speech s; budget 1.3 x speech + 0.5 s per "

@@ -130,8 +130,22 @@ def _load_cached() -> tuple[HumanClip, ...]:
     return tuple(clips)
 
 
-def as_home_assistant_sends(pcm: bytes) -> bytes:
-    """Digital silence before (``HA_LEAD_S``) and after (``HA_TRAIL_S``) the recording."""
-    return (
-        bytes(2 * round(HA_LEAD_S * SAMPLE_RATE)) + pcm + bytes(2 * round(HA_TRAIL_S * SAMPLE_RATE))
-    )
+def as_home_assistant_sends(pcm: bytes, lead_s: float = HA_LEAD_S) -> bytes:
+    """Digital silence before (``lead_s``) and after (``HA_TRAIL_S``) the recording."""
+    return lead(pcm, lead_s) + bytes(2 * round(HA_TRAIL_S * SAMPLE_RATE))
+
+
+def lead(pcm: bytes, seconds: float) -> bytes:
+    """``pcm`` after ``seconds`` of digital silence: the same recording placed later in a stream.
+
+    Whisper's text for a recording moves with where it sits in the window (a 50 ms shift of
+    silence changes a word or several in a long clip), so a WER compared to a fraction of a
+    point is measured over several placements (``SHIFTS_S``), not one.
+    """
+    return bytes(2 * round(seconds * SAMPLE_RATE)) + pcm
+
+
+#: Placements of each recording (extra lead silence) over which WER is averaged to compare two
+#: ways of sending it: 50 ms apart, five of Whisper's 10 ms frames and no multiple of the gate's
+#: 32 ms frame, so each placement gives both a different start.
+SHIFTS_S: Final = (0.0, 0.05, 0.1, 0.15)

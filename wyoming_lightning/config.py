@@ -213,12 +213,15 @@ class Settings:
     max_utterance_s: float = setting(30.0, "longest utterance in seconds", check=positive)
     early_finalize: bool = setting(True, "settle each utterance when the speaker pauses")
     finalize_after_ms: int = setting(
-        400,
+        500,
         "silence after which an utterance is settled (0: when the gate closes)",
         check=non_negative,
     )
-    """Chosen on real speech (``python -m benchmarks pause``): 200 ms split commands at their
-    natural pauses and cost 2-4 WER points; 400 ms costs about 1, for 200 ms more wait."""
+    """Chosen on real speech (``python -m benchmarks pause``, WER pooled over four placements of
+    every clip under 15 s, since one placement moves by words): a pause rule splits a command at
+    its natural pauses, and each split costs words (200 ms: +3 points, 400 ms: +1.3, 450 ms:
+    +0.7); at 500 ms the split commands cost 0.2 points, within the half point the wait is
+    allowed to cost, for 100 ms more wait than 400."""
     vad_lag_ms: int | None = setting(
         None,
         "how late the VAD notices speech has ended, so --finalize-after-ms counts from the "
@@ -227,6 +230,15 @@ class Settings:
         + ")",
         check=non_negative,
     )
+    dictation_after_s: float = setting(
+        8.0,
+        "after this many seconds of audio sent in one request, pauses no longer split it "
+        "(dictation; 0: they always do)",
+        check=non_negative,
+    )
+    """Measured on real speech (``python -m benchmarks.gate_diff --shifts 4``): past a few
+    seconds a speaker is dictating, each split of a 15-30 s recording at its pauses is read
+    without its context, and only the last pause could have saved any wait."""
     re_recognize: bool = setting(
         False,
         "when speech resumes after a pause, send the whole command again (replaces the split)",

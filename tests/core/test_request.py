@@ -987,6 +987,47 @@ def test_finalize_only_when_the_gate_closes_when_asked() -> None:
     assert d.sent_text(1) == [], "a pause shorter than the hangover settles nothing"
 
 
+# -- dictation: past dictation_after_s, pauses no longer split -------------------------------
+
+
+def test_pauses_split_a_command_but_not_the_dictation_it_turns_into() -> None:
+    """Before ``dictation_after_s`` of audio went out, a pause settles the utterance early; after
+    it, neither a pause nor the gate closing over a long one does: the rest of the request is
+    one utterance, settled at audio-stop, every byte of its speech on the same session."""
+    d = machine(PULSE, vad="webrtc", dictation_after_s=2.0)
+    d.start()
+    d.open()
+    d.audio(silence(300) + encode_phrase("one two") + silence(350))
+    assert d.sent_text(1) == ["finalize"], "a command's pause still splits"
+    d.audio(encode_phrase("one two three four five six") + silence(350))
+    assert len(d.sent_audio(1)) > 2 * 32000, "past the dictation point"
+    assert d.sent_text(1) == ["finalize"], "the same pause no longer settles anything"
+    d.audio(silence(1200))
+    assert not d.machine.gate.is_open, "the gate closed over the long pause"
+    assert d.sent_text(1) == ["finalize"], "and that ended no utterance either"
+    d.audio(encode_phrase("three") + silence(100))
+    d.stop()
+    assert d.sent_text(1) == ["finalize", "close_stream"]
+    assert d.connects() == [1]
+    assert len(d.sent_audio(1)) == d.machine.gate.audio_out_ms * 32, "the speech all went"
+    (summary,) = [a.message for a in d.of(act.Log) if a.message.startswith("audio received")]
+    assert "in 2 utterance(s)" in summary
+    d.message(1, final("one two", from_finalize=True))
+    d.message(1, final("one two three four five six three", last=True))
+    assert d.transcript() == act.Transcript("one two one two three four five six three", "en")
+
+
+def test_without_a_dictation_point_every_pause_splits() -> None:
+    d = machine(PULSE, vad="webrtc", dictation_after_s=None)
+    d.start()
+    d.open()
+    d.audio(silence(300) + encode_phrase("one two") + silence(350))
+    d.audio(encode_phrase("one two three four five six") + silence(350))
+    d.audio(silence(1200) + encode_phrase("three") + silence(100))
+    d.stop()
+    assert d.sent_text(1) == ["finalize", "finalize", "close_stream"]
+
+
 # -- re-recognition after a false split ---------------------------------------------------
 
 

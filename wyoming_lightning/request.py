@@ -75,11 +75,11 @@ After ``audio-stop`` one ANSWER timer bounds the whole wait: ``final_timeout_s``
 ``FINAL_TIMEOUT_PER_AUDIO_S`` per second of audio still without a final, counted from
 ``audio-stop`` or from the last final that settled an utterance, whichever came later, and at
 most ``response_timeout_s`` after ``audio-stop``. So a service that is settling the owed audio
-final after final (slow, each final several seconds behind the last) is waited for up to the
-ceiling, while one that settles nothing is answered at the first bound: when the timer runs out
-and no final came since it was armed, the service is alive but cannot finish. The local
-recognizer then takes over when configured, otherwise the answer is ``error`` (``timeout``),
-and the log says which.
+final after final (slow, each final several seconds behind the last) is waited for, each final
+renewing the wait for the audio still owed, up to the ceiling; one that settles nothing more is
+answered at the bound. When the timer runs out with no renewal due, the service is alive but
+cannot finish: the local recognizer takes over when configured, otherwise the answer is
+``error`` (``timeout``), and the log says which.
 
 Warm sessions (``keep_session``, Pulse)
 =======================================

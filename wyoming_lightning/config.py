@@ -271,8 +271,8 @@ class Settings:
     )
     final_timeout_s: float = setting(
         10.0,
-        "seconds to wait after audio-stop for a live service, plus one per second of audio "
-        "still without a final",
+        "seconds to wait after audio-stop (or the last final) for a live service, plus one per "
+        "second of audio still without a final",
         check=positive,
     )
     response_timeout_s: float = setting(

@@ -74,10 +74,14 @@ A session opened after ``audio-stop`` (a replacement) is watched from its handsh
 handshake that hangs for ``stall_timeout_s`` is a stall like any other.
 
 After ``audio-stop`` one ANSWER timer bounds the whole wait: ``final_timeout_s`` plus
-``FINAL_TIMEOUT_PER_AUDIO_S`` per second of audio still without a final, at most
-``response_timeout_s``. When it runs out the service is alive but cannot finish: the local
-recognizer takes over when configured, otherwise the answer is ``error`` (``timeout``), and the
-log says which.
+``FINAL_TIMEOUT_PER_AUDIO_S`` per second of audio still without a final, counted from
+``audio-stop`` or from the last final that settled an utterance, whichever came later, and at
+most ``response_timeout_s`` after ``audio-stop``. So a service that is settling the owed audio
+final after final (slow, each final several seconds behind the last) is waited for, each final
+renewing the wait for the audio still owed, up to the ceiling; one that settles nothing more is
+answered at the bound. When the timer runs out with no renewal due, the service is alive but
+cannot finish: the local recognizer takes over when configured, otherwise the answer is
+``error`` (``timeout``), and the log says which.
 
 Warm sessions (``keep_session``, Pulse)
 =======================================
@@ -503,6 +507,11 @@ class RequestMachine:
         self._replayed_bytes = 0
         self._timers: set[TimerId] = set()
         self._answer_wait = 0.0
+        """Seconds from audio-stop to the ANSWER timer's current due time."""
+        self._stopped_at = 0.0
+        self._last_final_at: float | None = None
+        """When a service final last settled an utterance: the wait after audio-stop runs from
+        here, so a service still settling the owed audio is not cut off (see the docstring)."""
         self._emitted = 0
         self._started_stream = False
         self._emitted_text = False
@@ -827,6 +836,7 @@ class RequestMachine:
             if self.route is Route.LOCAL_RUNNING:
                 wait = self.config.response_timeout_s
             self._answer_wait = min(self.config.response_timeout_s, wait)
+            self._stopped_at = self._clock()
             self._start_timer(ANSWER_TIMER, self._answer_wait)
 
     def _unsettled_bytes(self) -> int:
@@ -985,6 +995,8 @@ class RequestMachine:
             settled = [u for u in pending if u.state is UtteranceState.OWED]
         elif verdict is Verdict.ANSWER:
             settled = [target]
+        if settled:
+            self._last_final_at = self._clock()
         for utterance in settled:
             self._settle(utterance)
         if result.is_last:
@@ -1128,6 +1140,17 @@ class RequestMachine:
             self._fail(ErrorCode.TIMEOUT, "the local recognizer did not finish in time")
             return
         owed_s = self._unsettled_bytes() / BYTES_PER_SECOND
+        rest = self._settling_wait(owed_s)
+        if rest > _EARLY:
+            self._answer_wait = self._clock() + rest - self._stopped_at
+            self._emit(
+                act.Log.debug(
+                    f"the service is still settling ({owed_s:.1f} s of audio owed a final): "
+                    f"waiting up to {rest:.1f} s more"
+                )
+            )
+            self._start_timer(ANSWER_TIMER, rest)
+            return
         self._give_up(
             Failure(
                 ErrorCode.TIMEOUT,
@@ -1138,6 +1161,20 @@ class RequestMachine:
         )
         if not self.done:  # the local recognizer took over: it gets a bound of its own
             self._start_timer(ANSWER_TIMER, self.config.response_timeout_s)
+
+    def _settling_wait(self, owed_s: float) -> float:
+        """How much longer to wait for a service whose finals are still coming, or <= 0.
+
+        The bound of the wait after audio-stop, counted again from the last final that settled
+        an utterance: a final proves that the service works through the owed audio, so the
+        audio still owed gets a full wait of its own (a per-final deadline fixed at audio-stop
+        would drop a final that is on its way). Never past ``response_timeout_s`` after
+        audio-stop, and no later than the first bound when no final came after audio-stop.
+        """
+        since = max(self._stopped_at, self._last_final_at or self._stopped_at)
+        due = since + self.config.final_timeout_s + FINAL_TIMEOUT_PER_AUDIO_S * owed_s
+        ceiling = self._stopped_at + self.config.response_timeout_s
+        return min(due, ceiling) - self._clock()
 
     # ------------------------------------------------------------------ local fallback
 

@@ -25,7 +25,7 @@ from websockets.frames import Frame, Opcode
 
 from .config import DECODABLE_ENCODINGS, Dialect
 from .faults import Fault, SessionFaults, error_frame, garbage_frame
-from .latency import LatencyModel
+from .latency import LatencyModel, remaining_s
 from .params import SessionParams
 from .recognizers import Recognizer
 from .records import SessionRecord
@@ -191,7 +191,7 @@ class SessionConnection:
                     await self._send_text(garbage_frame(None))
                 if stall:
                     continue
-                settling_s = 0.0
+                settling_s = compute_s = 0.0
                 reply = await self._call(self._core.feed_audio, frame)
             else:
                 self._record.text_frames_received.append(frame)
@@ -202,27 +202,38 @@ class SessionConnection:
                     await self._connection.close(1001, "going away")
                     return
                 settling_s = self._core.segment_s
+                started = asyncio.get_running_loop().time()
                 reply = await self._call(self._core.feed_text, frame)
+                compute_s = asyncio.get_running_loop().time() - started
                 if reply.end_of_session and terminal is not None:
                     await self._fail(terminal)
                     return
                 if reply.end_of_session and garbage_fault:
                     self._garbage = True
-            self._answer(reply, settling_s)
+            self._answer(reply, settling_s, compute_s)
             if reply.end_of_session:
                 assert self._outbox is not None
                 await self._outbox.drain()
                 await self._connection.close(1000)
                 return
 
-    def _answer(self, reply: Reply, settling_s: float) -> None:
+    def _answer(self, reply: Reply, settling_s: float, compute_s: float) -> None:
         """Queue the reply: a round trip for every message, and for the answer to a finalize
-        or end the settle time of the latency model, the finalize delay and ``slow``."""
+        or end the service's time to settle, then ``slow``.
+
+        The time to settle (the finalize delay plus the latency model's draw) is the service's
+        whole time from the control message to its answer, recognition included, as a real
+        service's is: the ``compute_s`` already spent recognising is taken off it, so a slow
+        recognizer (Whisper) does not add its own time on top of the model's.
+        """
         assert self._outbox is not None
         delay = self._latency.rtt_s
         slow = self._faults.get("slow") if reply.answers_control else None
         if reply.answers_control:
-            delay += self._finalize_delay + self._latency.settle_s(settling_s, self._rng)
+            settle = self._finalize_delay + self._latency.settle_s(settling_s, self._rng)
+            hold = remaining_s(settle, compute_s)
+            self._record.control_holds_s.append(hold)
+            delay += hold
             if slow is not None:
                 delay += slow.delay_ms / 1000.0
         flag = self._pulse and self._from_finalize

@@ -3,7 +3,8 @@
 A bridge tested only against an instant service learns nothing about waiting. Two parts, both
 off by default so that tests stay exact and fast:
 
-- the time to settle: the answer to ``finalize`` / end comes after
+- the time to settle: the whole time from ``finalize`` / end to its answer, recognition
+  included (what the recognizer spent is taken off it, see :func:`remaining_s`): it is
   ``(settle_ms + settle_ms_per_s * seconds of audio being settled)`` times a lognormal factor of
   median 1 and shape ``sigma``, drawn from a seeded generator: most answers are quick, a few are
   several times slower, as on a shared cloud;
@@ -61,6 +62,16 @@ class LatencyModel:
         """The ``q`` quantile of the settle time, for tables and sanity checks."""
         z = NormalDist().inv_cdf(q) if self.sigma > 0 else 0.0
         return self.median_settle_s(audio_s) * math.exp(z * self.sigma)
+
+
+def remaining_s(settle_s: float, compute_s: float) -> float:
+    """What is left of a settle time once recognition has taken ``compute_s`` of it.
+
+    A real service's settle time is measured from the client's control message to the answer,
+    its recognizer's work inside it; an emulator that waited the whole settle time after
+    recognising would make a slow recognizer look like a slow network.
+    """
+    return max(0.0, settle_s - compute_s)
 
 
 PRESETS: dict[str, LatencyModel] = {

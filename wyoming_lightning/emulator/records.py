@@ -45,6 +45,9 @@ class SessionRecord:
     text_frames_received: list[str] = field(default_factory=list)
     messages_sent: list[dict[str, Any]] = field(default_factory=list)
     frames_sent: list[str] = field(default_factory=list)
+    control_holds_s: list[float] = field(default_factory=list)
+    """For each answer to a finalize / end: how long it was held after recognition (the
+    settle time less the recognizer's compute time; round trip and faults not included)."""
     close_code: int | None = None
     close_reason: str | None = None
     closed_by: str | None = None

@@ -78,9 +78,12 @@ def _live_url(port: int) -> str:
 
 
 def bridge_proc(emulator_port: int, *flags: str) -> tuple[Proc, int]:
+    """The bridge with default settings but one: a socket per request
+    (``--session-idle-timeout 0``), so that the sessions the emulator logs as they close are
+    each request's own; a warm socket would stay open, and unlogged, across requests."""
     port = free_port()
     args = ["-m", "wyoming_lightning", "--uri", f"tcp://127.0.0.1:{port}"]
-    args += ["--lightning-url", _live_url(emulator_port), *flags]
+    args += ["--lightning-url", _live_url(emulator_port), "--session-idle-timeout", "0", *flags]
     return Proc("bridge", args, port, BRIDGE_ENV), port
 
 
@@ -195,7 +198,8 @@ async def run_speech(engines: Sequence[str] = ENGINES, quick: bool = False) -> T
         "recognizer: the emulator's Whisper tiny.en (int8, offline), no latency model; "
         "WER via tests/kit/wer.py (numbers, punctuation and hesitations normalised)",
         "straight: each bare clip in one Lightning session to the emulator, then end",
-        "bridge: default settings (Pulse live URL) except --vad; audio streamed in real time, "
+        "bridge: default settings (Pulse live URL) except --vad and a socket per request; "
+        "audio streamed in real time, "
         f"{SPEECH_PARALLEL} request(s) at a time",
         "lost: an error or an empty answer where the recognizer alone wrote words",
         *quick_note,
@@ -297,7 +301,8 @@ async def run_slow(quick: bool = False) -> Table:
         "service: the emulator's Whisper tiny.en with its latency model --latency cloud "
         "(settle 250 ms + 30 ms per audio s, lognormal sigma 0.7, 60 ms round trip) and the "
         "slow fault (every final held back by the delay, an interim every 0.5 s meanwhile)",
-        "bridge: default settings (silero, Pulse live URL)",
+        "bridge: default settings (silero, Pulse live URL) but a socket per request "
+        "(--session-idle-timeout 0), so that each request's sessions can be counted",
         "answer: audio-stop to transcript, as the client saw it; it includes Whisper's own time "
         "on this machine (the 'cloud latency' row is the floor)",
         "service audio / clip: what the emulator received, per second of recording; 1.00 + "

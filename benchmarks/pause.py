@@ -86,11 +86,11 @@ from .harness import (
 SETTLE_MS = 600
 LEAD_S = hs.HA_LEAD_S
 PULSE_URL = f"ws://127.0.0.1:1{LIVE_PATH}"
-PAUSES_MS = (0, 200, 300, 400, 450, 500, 600)
+PAUSES_MS = (0, 200, 300, 400, 450, 500, 550, 600)
 """0 is ``--finalize-after-ms 0``: settled only when the gate closes (the 500 ms hangover)."""
-QUICK_PAUSES_MS = (300, 400, 500)
-RE_RECOGNIZE_AT_MS = (500,)
+QUICK_PAUSES_MS = (400, 500, 550)
 DEFAULT_PAUSE_MS = Settings().finalize_after_ms
+RE_RECOGNIZE_AT_MS = (DEFAULT_PAUSE_MS,)
 SILERO_LAG_MS = VAD_LAG_MS["silero"]
 """Every F is swept with silero's own lag counted (the server's default), so F is the pause
 after the speech ends."""
@@ -494,7 +494,7 @@ def command_sets() -> dict[str, list[bytes]]:
 
 BEFORE = -1
 """A design's lag of -1: the bridge of $PAUSE_BASELINE_ROOT (the code before), F = 200."""
-WAIT_DESIGNS: tuple[tuple[int, int], ...] = ((200, 0), (200, 48), (300, 48), (400, 48))
+WAIT_DESIGNS: tuple[tuple[int, int], ...] = ((200, 0), (200, 48), (400, 48), (550, 48))
 """(F, VAD lag) of each bridge in the wait table."""
 
 

@@ -213,15 +213,15 @@ class Settings:
     max_utterance_s: float = setting(30.0, "longest utterance in seconds", check=positive)
     early_finalize: bool = setting(True, "settle each utterance when the speaker pauses")
     finalize_after_ms: int = setting(
-        500,
+        550,
         "silence after which an utterance is settled (0: when the gate closes)",
         check=non_negative,
     )
-    """Chosen on real speech (``python -m benchmarks pause``, WER pooled over four placements of
-    every clip under 15 s, since one placement moves by words): a pause rule splits a command at
-    its natural pauses, and each split costs words (200 ms: +3 points, 400 ms: +1.3, 450 ms:
-    +0.7); at 500 ms the split commands cost 0.2 points, within the half point the wait is
-    allowed to cost, for 100 ms more wait than 400."""
+    """Chosen on real speech (``python -m benchmarks pause``: every clip under 15 s at four
+    placements, since Whisper's text for one placement moves by words): each split of a command
+    at a natural pause costs words, WER points above straight 200 ms: +2.8, 300: +1.0, 400:
+    +1.0, 450: +0.7, 500: +0.6, 550: +0.2, 600: +0.1. 550 ms is the shortest within the half
+    point the wait may cost (just before the gate's 500 ms hangover closes it)."""
     vad_lag_ms: int | None = setting(
         None,
         "how late the VAD notices speech has ended, so --finalize-after-ms counts from the "

@@ -70,7 +70,10 @@ def gate_clip(
     ``_finalize_on_pause``): an utterance closes at a pause of ``finalize_after_ms``; the
     audio after it is held and either opens the next utterance when speech resumes before the
     gate closes, or is dropped as silence when it closes. Once ``dictation_after_s`` of audio
-    has been sent, no pause closes an utterance."""
+    has been sent, no pause closes an utterance. Not mirrored: ``--pause-tail-ms`` (the request
+    holds a pause back from its tail on, before the finalize), so the audio figure here counts
+    the pause up to F; the request machine's own text and audio are ``python -m benchmarks
+    pause``."""
     gate.reset()
     utterances: list[Utterance] = []
     segments: list[tuple[float, float]] = []

@@ -96,6 +96,7 @@ SILERO_LAG_MS = VAD_LAG_MS["silero"]
 after the speech ends."""
 RTTS_MS = (0, 150)
 DICTATION_AFTER_S = Settings().dictation_after_s or None
+PAUSE_TAIL_MS = Settings().pause_tail_ms
 """The server's default: every setting is swept with it, and the default F without it."""
 HA_FORMAT = PcmFormat(16000, 2, 1)
 
@@ -162,10 +163,12 @@ def through_machine(
     re_recognize: bool,
     vad_lag_ms: int = 0,
     dictation_after_s: float | None = DICTATION_AFTER_S,
+    pause_tail_ms: int = PAUSE_TAIL_MS,
 ) -> Outcome:
     """One HA-style request: the bridge's request machine and gate, the emulator's session."""
     config = RequestConfig(
         dictation_after_s=dictation_after_s,
+        pause_tail_ms=pause_tail_ms,
         base_url=PULSE_URL,
         session=SessionOptions(language="en", word_timestamps=True, server_endpointing=False),
         response_language="en",

@@ -132,6 +132,7 @@ class Services:
             finalize_after_ms=s.finalize_after_ms or None,
             vad_lag_ms=VAD_LAG_MS.get(s.vad, 0) if s.vad_lag_ms is None else s.vad_lag_ms,
             dictation_after_s=s.dictation_after_s or None,
+            pause_tail_ms=s.pause_tail_ms,
             re_recognize=s.re_recognize,
             streaming=s.streaming,
             max_utterance_s=s.max_utterance_s,

@@ -1009,12 +1009,41 @@ def test_pauses_split_a_command_but_not_the_dictation_it_turns_into() -> None:
     d.stop()
     assert d.sent_text(1) == ["finalize", "close_stream"]
     assert d.connects() == [1]
-    assert len(d.sent_audio(1)) == d.machine.gate.audio_out_ms * 32, "the speech all went"
+    sent = d.sent_audio(1)
+    for words in ("one two", "one two three four five six", "three"):
+        assert encode_phrase(words) in sent, f"every word went: {words}"
+    assert len(sent) == d.machine.gate.audio_out_ms * 32, "dictation keeps its pauses whole"
     (summary,) = [a.message for a in d.of(act.Log) if a.message.startswith("audio received")]
     assert "in 2 utterance(s)" in summary
+    assert f"sent {len(sent) / 32000:.2f} s" in summary
     d.message(1, final("one two", from_finalize=True))
     d.message(1, final("one two three four five six three", last=True))
     assert d.transcript() == act.Transcript("one two one two three four five six three", "en")
+
+
+def test_the_pause_is_held_back_after_its_tail_and_the_finalize_comes_later() -> None:
+    """With ``pause_tail_ms`` below ``finalize_after_ms`` the service gets only the tail of a
+    pause; the finalize still comes at the pause rule. Speech resuming before the finalize goes
+    on in the same utterance with every held byte; after it, the held tail is silence."""
+    d = machine(PULSE, vad="webrtc", finalize_after_ms=300, pause_tail_ms=100)
+    d.start()
+    d.open()
+    head = silence(300) + encode_phrase("one two")
+    d.audio(head + silence(200))
+    held_at = len(d.sent_audio(1))
+    assert d.sent_text(1) == [], "past the tail, before the rule: nothing settled yet"
+    d.audio(silence(50))
+    assert len(d.sent_audio(1)) == held_at, "the pause beyond its tail is held back"
+    d.audio(encode_phrase("three") + silence(100))
+    assert d.sent_text(1) == [], "speech resumed before the rule: still one utterance"
+    assert encode_phrase("one two") + silence(250) + encode_phrase("three") in d.sent_audio(1)
+    at_resume = len(d.sent_audio(1))
+    d.audio(silence(400))
+    assert d.sent_text(1) == ["finalize"], "the rule settles it at 300 ms"
+    assert len(d.sent_audio(1)) - at_resume < 3200 * 2, "only the tail of the last pause went"
+    d.audio(silence(600))
+    d.stop()
+    assert d.sent_text(1) == ["finalize"], "held silence is dropped, never finalized"
 
 
 def test_without_a_dictation_point_every_pause_splits() -> None:

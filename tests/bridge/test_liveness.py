@@ -176,7 +176,11 @@ async def test_a_30_s_monologue_returns_all_its_text_with_no_replay(
     # emulator needs longer to settle than any cloud would, which is the point. The wait after
     # audio-stop is widened (as in every Whisper test); the stall timeout keeps its default,
     # and a false stall would show as a replay.
-    settings = bridge_settings(url, vad="silero", final_timeout_s=200.0, response_timeout_s=240.0)
+    # Every pause splits (--dictation-after 0: by default the monologue would be one utterance
+    # after 8 s): many finals are owed to one slow socket at once, which is what is tested.
+    settings = bridge_settings(
+        url, vad="silero", final_timeout_s=200.0, response_timeout_s=240.0, dictation_after_s=0.0
+    )
     async with running_bridge(settings) as server:
         answer = await transcribe(bridge_port(server), pcm)
     assert answer.error is None, answer.events

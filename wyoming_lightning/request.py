@@ -708,17 +708,19 @@ class RequestMachine:
             return
         if self._held is None and self._dictating:
             return  # dictation keeps its pauses (up to the hangover): they read better whole
+        # Below, not dictating: holding began before the dictation point and, holding, the
+        # request streams nothing that could carry it past.
         hold_at = min(limit, self.config.pause_tail_ms)
         if self._held is not None:
             if silence < hold_at:  # speech resumed: the pause clock starts again
                 held, self._held = bytes(self._held), None
                 self._speech(held)
-            elif silence >= limit and self._current is not None and not self._dictating:
+            elif silence >= limit and self._current is not None:
                 self._close_current()
             return
         if self._current is not None and self.gate.is_open and silence >= hold_at:
             self._held = bytearray()
-            if silence >= limit and not self._dictating:
+            if silence >= limit:
                 self._close_current()
 
     @property

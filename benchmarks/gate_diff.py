@@ -42,6 +42,7 @@ from wyoming_lightning.vad.engines import create_engine
 
 CHUNK_BYTES = 2 * 320  # 20 ms, as a satellite sends
 BYTES_PER_S = 2 * hs.SAMPLE_RATE
+SERVER_DEFAULTS = Settings()
 #: The emulator settles a segment only if some 20 ms frame reaches this level.
 VOICED_DBFS = -45.0
 
@@ -154,7 +155,7 @@ def main() -> None:
     parser.add_argument(
         "--dictation-after",
         type=float,
-        default=Settings().dictation_after_s,
+        default=SERVER_DEFAULTS.dictation_after_s,
         help="audio sent after which pauses no longer split (0: never; default: the server's)",
     )
     parser.add_argument("--every", type=int, default=1, help="every N-th clip of each length")
@@ -179,7 +180,7 @@ def main() -> None:
     config = GateConfig(**overrides)  # type: ignore[arg-type]
     gate = VadGate(create_engine(args.vad), config)
     if args.finalize_after_ms is None:
-        args.finalize_after_ms = Settings().finalize_after_ms - VAD_LAG_MS.get(args.vad, 0)
+        args.finalize_after_ms = SERVER_DEFAULTS.finalize_after_ms - VAD_LAG_MS.get(args.vad, 0)
     finalize_ms = None if args.finalize_after_ms < 0 else args.finalize_after_ms
     recognizer = create_recognizer("whisper")
 

@@ -89,15 +89,17 @@ PULSE_URL = f"ws://127.0.0.1:1{LIVE_PATH}"
 PAUSES_MS = (0, 200, 300, 400, 450, 500, 550, 600)
 """0 is ``--finalize-after-ms 0``: settled only when the gate closes (the 500 ms hangover)."""
 QUICK_PAUSES_MS = (400, 500, 550)
-DEFAULT_PAUSE_MS = Settings().finalize_after_ms
+SERVER_DEFAULTS = Settings()
+"""The server's defaults: every setting is swept with its dictation point and pause tail (the
+default F once without the dictation point), re-recognition at its F."""
+DEFAULT_PAUSE_MS = SERVER_DEFAULTS.finalize_after_ms
 RE_RECOGNIZE_AT_MS = (DEFAULT_PAUSE_MS,)
 SILERO_LAG_MS = VAD_LAG_MS["silero"]
 """Every F is swept with silero's own lag counted (the server's default), so F is the pause
 after the speech ends."""
 RTTS_MS = (0, 150)
-DICTATION_AFTER_S = Settings().dictation_after_s or None
-PAUSE_TAIL_MS = Settings().pause_tail_ms
-"""The server's default: every setting is swept with it, and the default F without it."""
+DICTATION_AFTER_S = SERVER_DEFAULTS.dictation_after_s or None
+PAUSE_TAIL_MS = SERVER_DEFAULTS.pause_tail_ms
 HA_FORMAT = PcmFormat(16000, 2, 1)
 
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .access import IpNetwork, parse_network
-from .cli import Parser, redact_url, uri_type
+from .cli import Parser, parse_uri, redact_url, uri_type
 from .declare import (
     ConfigError,
     Kind,
@@ -295,6 +295,18 @@ class Settings:
     check_key: bool = setting(False, "test the API key at start-up")
     max_connections: int = setting(100, "clients served at once", check=positive)
     idle_timeout_s: float = setting(30.0, "seconds a client may stay silent", check=positive)
+    header_timeout_s: float = setting(
+        5.0,
+        "seconds a client has to send its first event, and to finish each event it begins "
+        "(a dribbling or silent connection is closed)",
+        check=positive,
+    )
+    max_request_s: float = setting(
+        120.0,
+        "longest request in seconds of audio, with or without --endpointing; then it is "
+        "answered with what was recognised",
+        check=positive,
+    )
     drain_timeout_s: float = setting(
         7.0,
         "seconds running requests may take to finish on SIGTERM before they get an error "
@@ -349,6 +361,13 @@ class Settings:
         "serve Prometheus metrics on this port (0: any free port; default: off)",
         check=port_number,
     )
+    metrics_host: str | None = setting(
+        None,
+        "address the metrics endpoint listens on (default: the --uri host; 127.0.0.1 for "
+        "unix:// and stdio://)",
+        convert=_optional_text,
+        metavar="HOST",
+    )
     debug: bool = setting(False, "log everything")
     log_format: str = setting(
         "%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -360,6 +379,17 @@ class Settings:
     def local_only(self) -> bool:
         """No key: the server runs on the offline recognizer alone."""
         return not self.api_key
+
+    @property
+    def metrics_listen_host(self) -> str:
+        """Where the metrics endpoint listens: ``--metrics-host``, else where Wyoming does
+        (usage and cost are no more public than the server), loopback for a local socket."""
+        if self.metrics_host:
+            return self.metrics_host
+        where = parse_uri(self.uri, ("tcp", "unix", "stdio"), server=True)
+        if where.scheme != "tcp":
+            return "127.0.0.1"
+        return where.host or "0.0.0.0"
 
     @property
     def languages(self) -> tuple[str, ...]:

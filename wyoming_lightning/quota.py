@@ -2,8 +2,12 @@
 
 Days are calendar days in local time, read from a clock the caller passes in (tests give a
 fake one). The budget counts the audio *sent to the service*, which is what the vendor bills
-(per second of audio); silence the VAD held back costs nothing and counts nothing. A request is
-judged when it starts: one that is admitted runs to its end, even if it crosses the limit.
+(per second of audio); silence the VAD
+held back costs nothing and counts nothing. A request is admitted when it starts if the day's
+budget is not spent, and each piece of audio is counted as it is sent, against the limit: the
+piece that would cross it is cut to fit, and the request then ends with what was recognised.
+So requests running side by side cannot overshoot the limit together; processes sharing one
+usage file can, each by what it sends before it reads the others' counts (at a request's start).
 """
 
 from __future__ import annotations
@@ -122,10 +126,18 @@ class DailyLedger:
             return Admission.CLOUD
         return Admission.OVER if self.sent_today_s() >= self.limit_s else Admission.CLOUD
 
-    def record(self, day: str, sent_s: float) -> None:
-        """A finished request's audio, on the day it started."""
-        if day == self.today():
-            self._sent_s += sent_s
+    def room_s(self) -> float | None:
+        """Seconds still to send today; ``None`` without a limit."""
+        if self.limit_s is None:
+            return None
+        return max(0.0, self.limit_s - self.sent_today_s())
+
+    def take(self, seconds: float) -> float:
+        """Audio about to be sent: how much of it the budget allows, counted as sent now."""
+        room = self.room_s()
+        allowed = seconds if room is None else min(seconds, room)
+        self._sent_s += allowed
+        return allowed
 
     def sync(self, day: str, total_sent_s: float) -> None:
         """The usage table's total for ``day`` (all processes sharing it)."""

@@ -40,6 +40,7 @@ TEXT_EXAMPLES = {
     "zeroconf": "kitchen",
     "allow": "10.0.0.0/8",
     "data_dir": "/var/lib/lightning",
+    "metrics_host": "127.0.0.1",
     "log_format": "%(levelname)s %(message)s",
 }
 #: A bad value for each free-text setting that can have one.

@@ -28,8 +28,10 @@ types. Every field is a declared setting: a fact derived from settings is a prop
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -88,8 +90,22 @@ def positive(value: float) -> str | None:
     return "must be positive" if value <= 0 else None
 
 
+_HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}\.?)*")
+
+
 def port_number(value: int) -> str | None:
     return None if 0 <= value <= 65535 else "must be within 0..65535"
+
+
+def listen_host(host: str | None) -> str | None:
+    """An address to listen on: an IP address (``0.0.0.0``, ``::``, ``127.0.0.1``) or a name."""
+    if host is None or _HOST_NAME.fullmatch(host):
+        return None
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return f"must be an address such as 127.0.0.1, 0.0.0.0 or ::, not {host[:64]!r}"
+    return None
 
 
 def websocket_url(url: str) -> str | None:
@@ -366,6 +382,7 @@ class Settings:
         "address the metrics endpoint listens on (default: the --uri host; 127.0.0.1 for "
         "unix:// and stdio://)",
         convert=_optional_text,
+        check=listen_host,
         metavar="HOST",
     )
     debug: bool = setting(False, "log everything")

@@ -20,6 +20,7 @@ from wyoming_lightning.config import (
     ConfigError,
     Settings,
     build_parser,
+    listen_host,
     load_settings,
     non_negative,
     port_number,
@@ -54,7 +55,13 @@ TEXT_BAD = {
 #: Free text where any value is a good one.
 ANY_TEXT = {"zeroconf", "data_dir"}
 #: What breaks each check.
-BREAKS = {non_negative: "-1", positive: "0", port_number: "70000", websocket_url: "https://x"}
+BREAKS = {
+    non_negative: "-1",
+    positive: "0",
+    port_number: "70000",
+    websocket_url: "https://x",
+    listen_host: "not a host!",
+}
 
 FLAGGED = [spec for spec in SETTINGS if spec.kind is not Kind.SECRET]
 

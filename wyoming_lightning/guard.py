@@ -237,7 +237,7 @@ class Guard:
             return
         self._limit_logged_on = day
         _LOGGER.warning(
-            "daily audio limit reached: %.1f of %g min sent today; %s until midnight",
+            "daily audio limit reached: %.3g of %g min sent today; %s until midnight",
             self.ledger.sent_today_s() / 60,
             (self.ledger.limit_s or 0) / 60,
             "the local recognizer answers"

@@ -26,6 +26,9 @@ SENT_S = "sent_s"
 COST_USD = "cost_usd"
 ERROR_PREFIX = "error:"
 FALLBACK_PREFIX = "fallback:"
+MIN_ROOM_S = 0.01
+"""Less budget than this left is none: a request admitted with it would be cut before a word
+(and the rounding of audio to whole samples leaves such crumbs)."""
 
 
 def day_of(moment: dt.datetime) -> str:
@@ -124,7 +127,8 @@ class DailyLedger:
     def admit(self) -> Admission:
         if self.limit_s is None:
             return Admission.CLOUD
-        return Admission.OVER if self.sent_today_s() >= self.limit_s else Admission.CLOUD
+        spent = self.sent_today_s() >= self.limit_s - MIN_ROOM_S
+        return Admission.OVER if spent else Admission.CLOUD
 
     def room_s(self) -> float | None:
         """Seconds still to send today; ``None`` without a limit."""

@@ -225,7 +225,8 @@ class Guard:
             allowed = nbytes
         else:
             room = self.ledger.room_s() or 0.0
-            allowed = min(nbytes, int(room * BYTES_PER_SECOND) // SAMPLE_WIDTH * SAMPLE_WIDTH)
+            room_bytes = int(room * BYTES_PER_SECOND + 1e-6)  # 1.2 * 32000 is 38399.99...
+            allowed = min(nbytes, room_bytes // SAMPLE_WIDTH * SAMPLE_WIDTH)
         self.ledger.take(allowed / BYTES_PER_SECOND)
         self.metrics.sent_today.set(self.ledger.sent_today_s())
         if allowed < nbytes:

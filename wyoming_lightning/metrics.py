@@ -188,11 +188,11 @@ class Metrics:
             writer.close()
 
     async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")  # at most MAX_REQUEST_BYTES
         if not self._admit(writer):
             writer.write(_response(403, b"forbidden\n"))
             await writer.drain()
             return
-        head = await reader.readuntil(b"\r\n\r\n")  # at most MAX_REQUEST_BYTES
         method, _, rest = head.partition(b" ")
         path = rest.split(b" ", 1)[0].split(b"?", 1)[0]
         if method not in (b"GET", b"HEAD"):

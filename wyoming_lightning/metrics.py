@@ -30,9 +30,10 @@ FALLBACK_REASONS = ("failure", "quota")
 CUT_REASONS = ("quota", "length")
 MAX_REQUEST_BYTES = 8 * 1024
 """A scrape's request line and headers; more is not a scrape."""
-MAX_SCRAPES_AT_ONCE = 16
-"""Connections to the endpoint served at once; the rest are closed unanswered. Prometheus
-scrapes with one connection at a time."""
+MAX_SCRAPES_AT_ONCE = 512
+"""Connections to the endpoint open at once; more are closed unanswered. Each costs a task and
+a socket (no thread) for at most the read timeout, so idle connections cannot pile up, and
+this bound keeps a flood within the process's file descriptors."""
 WAIT_BUCKETS = (0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 15.0, 30.0)
 
 

@@ -182,10 +182,37 @@ async def slots(emulator: EmulatorServer, refused: int) -> dict[str, Any]:
         allowed = answer_of(await request(port))
         for writer in held:
             writer.close()
+    dribbled = await dribbler(emulator)
     return {
         f"slots held by {refused} refused clients (of 20)": holding,
         "an allowed client then gets": allowed,
+        "a client dribbling a byte a second is closed after s": dribbled,
     }
+
+
+async def dribbler(emulator: EmulatorServer) -> float | str:
+    """Seconds until the server closes a connection that sends a header a byte a second
+    (default settings: the figure is the header timeout, or the idle timeout and linger)."""
+    header = b'{"type": "describe", "data": {"padding": "' + b"x" * 200 + b'"}}\n'
+    async with running_bridge(settings(emulator)) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", bridge_port(server))
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        closed = asyncio.create_task(reader.read())
+        try:
+            for byte in header:
+                writer.write(bytes([byte]))
+                await asyncio.sleep(1.0)  # the load itself: one byte a second
+                if closed.done():
+                    break
+                if loop.time() - start > 120:
+                    return "still open after 120 s"
+            await asyncio.wait_for(closed, 60)
+            return round(loop.time() - start, 1)
+        except (ConnectionError, TimeoutError):
+            return round(loop.time() - start, 1)
+        finally:
+            writer.close()
 
 
 async def metrics(emulator: EmulatorServer, idle: int) -> dict[str, Any]:

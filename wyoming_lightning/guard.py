@@ -151,8 +151,9 @@ class Guard:
     def refused(self, peer: Peer) -> None:
         """A client outside the allow-list asked for work: count it; log its address once."""
         self.metrics.refused.labels(reason="forbidden").inc()
-        if self._refusals_logged.first(peer.key):
-            _LOGGER.warning(
+        if self._refusals_logged.first(peer.key):  # and a scan from many addresses: few lines
+            self._log.warning(
+                "forbidden",
                 "refusing client %s: not in --allow (each refused address is logged once "
                 "every %g min)",
                 peer.key,

@@ -17,6 +17,7 @@ from .lightning.keycheck import check_key
 from .local import LocalRecognizer
 from .server import ListenError, WyomingServer
 from .services import Services
+from .web.site import start_site
 from .zeroconf import start_advertising
 
 _LOGGER = logging.getLogger("wyoming_lightning")
@@ -91,9 +92,12 @@ async def main(settings: Settings) -> int:
         settings.vad,
     )
     advertisement = await start_advertising(settings.zeroconf, settings.uri, server.sockets)
+    site = await start_site(services, server.sockets)  # the status page (issue 25)
     try:
         await server.serve()
     finally:
+        if site is not None:
+            await site.stop()
         if advertisement is not None:
             await advertisement.stop()
     _LOGGER.info("stopped")

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from .cli import describe_failure, redact_url, run_main
 from .config import ConfigError, Settings, load_settings, settings_summary
 from .errors import ErrorCode
+from .hass.connection import HassConnection
+from .hass.publisher import start_publisher
 from .lightning.client import Timeouts
 from .lightning.keycheck import check_key
 from .local import LocalRecognizer
@@ -70,6 +72,11 @@ async def main(settings: Settings) -> int:
             return 1
         else:
             _LOGGER.info("API key accepted by the service")
+    try:
+        hass = HassConnection.from_settings(settings)  # the sensors (issue 25)
+    except ConfigError as err:
+        _LOGGER.error("%s", err)
+        return 2
     server = WyomingServer(services)
     try:
         await server.start()
@@ -93,9 +100,12 @@ async def main(settings: Settings) -> int:
     )
     advertisement = await start_advertising(settings.zeroconf, settings.uri, server.sockets)
     site = await start_site(services, server.sockets)  # the status page (issue 25)
+    publisher = start_publisher(services, hass)
     try:
         await server.serve()
     finally:
+        if publisher is not None:
+            await publisher.stop()
         if site is not None:
             await site.stop()
         if advertisement is not None:

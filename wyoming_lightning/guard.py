@@ -91,6 +91,9 @@ class Guard:
         self.clock = clock
         self.recent = RecentRequests(keep_text=settings.web_show_text)
         """The last requests one by one, for the page (issue 25)."""
+        self.listeners: list[Callable[[], None]] = []
+        """Called after each finished request is counted (the Home Assistant sensors); each
+        must return at once."""
         self._refusals_logged = OnceEach()
         self._limit_logged_on: str | None = None
         self._store_failures_counted = 0
@@ -213,6 +216,8 @@ class Guard:
         self.metrics.sent_today.set(self.ledger.sent_today_s())
         self.metrics.cost.inc(usage.sent_s / 60 * self.settings.price_per_min)
         self._note_store()
+        for listener in self.listeners:
+            listener()
 
     def _note_store(self) -> None:
         failures = self.store.failures

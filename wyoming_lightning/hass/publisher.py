@@ -38,8 +38,9 @@ class SensorPublisher:
         self._monotonic = monotonic
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._asked = 0
-        """Bumped by every notify: what the published states must have caught up with."""
+        self._asked = 1
+        """Bumped by every notify (1: the first publish at start): what the published states
+        must have caught up with."""
         self._answered = 0
         self._progress = asyncio.Condition()
 

@@ -9,6 +9,7 @@ import asyncio
 import dataclasses
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -164,6 +165,24 @@ async def test_the_microphone_test_transcribes_through_the_server(page: Page) ->
     assert answers[-1] == {"type": "final", "text": PHRASE, "is_final": True, "is_last": True}
     status = await _get_json(page.url + "api/status")
     assert status["today"]["requests"] == 1, "the test is a request like any other"
+
+
+async def test_the_microphone_test_goes_through_a_unix_socket_server(
+    emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    """A server on unix:// has no TCP port to reach itself on: the test uses the socket, and
+    the page listens on loopback only."""
+    settings = _settings(emulator, uri=f"unix://{tmp_path / 'wl.sock'}")
+    async with serving(Services(settings)) as server:
+        site = await start_site(server.services, server.sockets)
+        assert site is not None and site.host == "127.0.0.1"
+        try:
+            pcm = _speech()
+            chunks = [pcm[i : i + 4096] for i in range(0, len(pcm), 4096)]
+            answers = await _mic_exchange(Page(server, site), *chunks, '{"type": "end"}')
+        finally:
+            await site.stop()
+    assert answers[-1]["type"] == "final" and answers[-1]["text"] == PHRASE
 
 
 @pytest.mark.parametrize(

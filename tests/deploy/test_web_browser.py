@@ -5,19 +5,25 @@ The server runs in this process on loopback against the emulator (tones recogniz
 Whisper is needed; tones are speech only to the webrtc detector). A real Wyoming request goes
 first, so the chart must show it; then the page's microphone test streams the recording through
 the page's WebSocket, the server's own Wyoming port, the gate and the emulator, and must show
-the recording's words. The screenshot is saved in the test's directory (and one copy where the
-project's briefs asked for it, when that directory exists).
+the recording's words. The browser opens the page through a stand-in for Home Assistant's
+ingress proxy, under its path prefix, as the add-on's users do. The screenshot is saved in the
+test's directory (and one copy where the project's briefs asked for it, when that directory
+exists).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import wave
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp import web
 
 from tests.kit.bridge import API_KEY, bridge_port, bridge_settings, serving, transcribe
 from wyoming_lightning.emulator import EmulatorServer
@@ -51,6 +57,57 @@ def _browser(fake_mic: Path) -> Any:
     ):
         options.add_argument(arg)
     return webdriver.Chrome(options=options, service=Service(str(DRIVER)))
+
+
+INGRESS_PREFIX = "/api/hassio_ingress/t0kEn-42"
+
+
+@contextlib.asynccontextmanager
+async def ingress_proxy(backend: str) -> AsyncIterator[str]:
+    """A stand-in for the Supervisor's ingress proxy: serves the page under a path prefix and
+    forwards requests (and the microphone WebSocket) to ``backend`` with the prefix stripped,
+    as Home Assistant does. Only URLs relative to the page survive it."""
+
+    async def forward(request: web.Request) -> web.StreamResponse:
+        path = request.path.removeprefix(INGRESS_PREFIX) or "/"
+        async with aiohttp.ClientSession() as http:
+            if request.headers.get("Upgrade", "").lower() == "websocket":
+                browser = web.WebSocketResponse()
+                await browser.prepare(request)
+                async with http.ws_connect(backend + path) as server:
+
+                    async def up() -> None:
+                        async for message in browser:
+                            if message.type == aiohttp.WSMsgType.BINARY:
+                                await server.send_bytes(message.data)
+                            elif message.type == aiohttp.WSMsgType.TEXT:
+                                await server.send_str(message.data)
+                        await server.close()
+
+                    pump = asyncio.create_task(up())
+                    async for message in server:
+                        if message.type == aiohttp.WSMsgType.TEXT:
+                            await browser.send_str(message.data)
+                    await browser.close()
+                    pump.cancel()
+                return browser
+            async with http.get(backend + path) as answer:
+                body = await answer.read()
+                return web.Response(
+                    body=body, status=answer.status, content_type=answer.content_type
+                )
+
+    app = web.Application()
+    app.router.add_route("GET", INGRESS_PREFIX + "/{tail:.*}", forward)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}{INGRESS_PREFIX}/"
+    finally:
+        await runner.cleanup()
 
 
 def _write_wav(path: Path, pcm: bytes) -> None:
@@ -131,9 +188,8 @@ async def test_the_page_shows_todays_request_and_the_microphone_test_hears_the_r
             fake_mic = tmp_path / "spoken.wav"
             _write_wav(fake_mic, silence(500) + encode_phrase(SPOKEN) + silence(1500))
             screenshot = tmp_path / "page.png"
-            seen = await asyncio.to_thread(
-                _drive, f"http://127.0.0.1:{site.port}/", fake_mic, screenshot
-            )
+            async with ingress_proxy(f"http://127.0.0.1:{site.port}") as page_url:
+                seen = await asyncio.to_thread(_drive, page_url, fake_mic, screenshot)
         finally:
             await site.stop()
 

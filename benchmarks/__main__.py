@@ -22,8 +22,8 @@ run"):
   finalize: the VAD's lag, the old rule's rounding to gate frames, the audio-clock rule
 - ``pause-wait``: (not in the default run) the wait after audio-stop against its floor over
   sockets, R = 0 and 150 ms, short and long commands
-- ``peers``: (not in the default run) the wait after HA's audio-stop at 0 / 50 / 150 ms round trip, beside
-  wyoming-openai (batch, Realtime) and wyoming-faster-whisper, floors, 50 streams
+- ``peers``: (not in the default run) the wait after HA's audio-stop at 0 / 50 / 150 ms round
+  trip, beside wyoming-openai (batch, Realtime) and wyoming-faster-whisper, floors, 50 streams
 
 Everything runs on loopback: the bridge and the emulator as subprocesses, the clients here.
 """

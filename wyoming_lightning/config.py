@@ -98,6 +98,12 @@ def websocket_url(url: str) -> str | None:
     return f"must start with ws:// or wss://, not {redact_url(url)!r}"
 
 
+def http_url(url: str) -> str | None:
+    if url.startswith(("http://", "https://")):
+        return None
+    return f"must start with http:// or https://, not {redact_url(url)!r}"
+
+
 def log_format(text: str) -> str:
     """An argparse ``type=``: a logging format that can format a record, checked before any
     line is logged (a bad one would otherwise fail every log line)."""
@@ -348,6 +354,38 @@ class Settings:
         None,
         "serve Prometheus metrics on this port (0: any free port; default: off)",
         check=port_number,
+    )
+    # The page (issue 25): web.py; the Home Assistant connection: hass/.
+    web_port: int | None = setting(
+        None,
+        "serve the status page (usage, limits, recent requests, a microphone test) on this "
+        "port, bound like the Wyoming port (loopback for unix://) (0: any free port; "
+        "default: off)",
+        check=port_number,
+    )
+    web_allow: tuple[IpNetwork, ...] = setting(
+        "",
+        "also let this network open the page (CIDR; repeat), on top of --allow: the add-on "
+        "lets in the Supervisor's ingress proxy, 172.30.32.2",
+        convert=_networks,
+        repeat=True,
+        metavar="CIDR",
+    )
+    web_show_text: bool = setting(
+        False, "show what each recent request said on the page (default: hidden)"
+    )
+    hass_url: str | None = setting(
+        None,
+        "Home Assistant's URL, e.g. http://homeassistant.local:8123 (the add-on: "
+        "http://supervisor/core); publishes today's usage as sensors (default: off)",
+        convert=_optional_text,
+        check=http_url,
+    )
+    hass_token_file: str | None = setting(
+        None,
+        "file holding a long-lived access token for --hass-url (or set HASS_TOKEN; never "
+        "on the command line)",
+        convert=_optional_text,
     )
     debug: bool = setting(False, "log everything")
     log_format: str = setting(

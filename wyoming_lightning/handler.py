@@ -305,6 +305,7 @@ class ClientHandler:
             machine = self._request(local_only=self._ticket.quota_local)
             self._ticket.follow(lambda: machine.received_s)  # guard (issue 12): its usage
             language = machine.config.session.language
+            self._ticket.language = language  # the page's recent requests (issue 25)
             self._debug(
                 f"request: {fmt.rate} Hz, {fmt.width * 8}-bit, {fmt.channels} ch, {language}"
             )
@@ -473,7 +474,7 @@ class ClientHandler:
         self._log.warning("client %d: %s (%s)", self._id, text, code.value)
         self._write(ErrorEvent(text=text, code=code.value).event())
         if self._ticket is not None:
-            self._ticket.failed(code)  # guard (issue 12)
+            self._ticket.failed(code, text)  # guard (issue 12)
         self._feed(rq.Abort())
         self._finished.set()
 

@@ -20,6 +20,7 @@ from wyoming_lightning.config import (
     ConfigError,
     Settings,
     build_parser,
+    http_url,
     load_settings,
     non_negative,
     port_number,
@@ -41,6 +42,9 @@ TEXT_EXAMPLES = {
     "allow": "10.0.0.0/8",
     "data_dir": "/var/lib/lightning",
     "log_format": "%(levelname)s %(message)s",
+    "web_allow": "172.30.32.2",
+    "hass_url": "http://127.0.0.1:8123",
+    "hass_token_file": "/run/secrets/hass_token",
 }
 #: A bad value for each free-text setting that can have one.
 TEXT_BAD = {
@@ -48,12 +52,19 @@ TEXT_BAD = {
     "language": "xx",
     "keywords": "Anna:-1",
     "allow": "10.0.0.300",
+    "web_allow": "172.30.32.0/33",
     "log_format": "%(nope)s",
 }
 #: Free text where any value is a good one.
-ANY_TEXT = {"zeroconf", "data_dir"}
+ANY_TEXT = {"zeroconf", "data_dir", "hass_token_file"}
 #: What breaks each check.
-BREAKS = {non_negative: "-1", positive: "0", port_number: "70000", websocket_url: "https://x"}
+BREAKS = {
+    non_negative: "-1",
+    positive: "0",
+    port_number: "70000",
+    websocket_url: "https://x",
+    http_url: "ws://x",
+}
 
 FLAGGED = [spec for spec in SETTINGS if spec.kind is not Kind.SECRET]
 

@@ -1,6 +1,11 @@
 """``python -m benchmarks [TABLE ...] [--json FILE] [--quick]``: run benchmark tables, print them.
 
-Tables (all by default, in this order):
+Each table prints within 120 columns (columns that do not fit follow in a further part); every
+figure, row by row, also goes to ``--json FILE``. Progress (a line per clip or condition) goes
+to stderr.
+
+Tables, in the order they run (the default run: all but those marked "not in the default
+run"):
 
 - ``latency``: bridge overhead, audio-stop -> transcript, cloud finalizing instantly
 - ``cost``: CPU per audio second and memory per open request, by VAD engine
@@ -17,8 +22,8 @@ Tables (all by default, in this order):
   finalize: the VAD's lag, the old rule's rounding to gate frames, the audio-clock rule
 - ``pause-wait``: (not in the default run) the wait after audio-stop against its floor over
   sockets, R = 0 and 150 ms, short and long commands
-- ``peers``: the wait after HA's audio-stop at 0 / 50 / 150 ms round trip, beside
-  wyoming-openai (batch, Realtime) and wyoming-faster-whisper, floors, 50 streams
+- ``peers``: (not in the default run) the wait after HA's audio-stop at 0 / 50 / 150 ms round
+  trip, beside wyoming-openai (batch, Realtime) and wyoming-faster-whisper, floors, 50 streams
 
 Everything runs on loopback: the bridge and the emulator as subprocesses, the clients here.
 """
@@ -36,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from . import accuracy, cost, hangover, human, latency, pause, peers, thirdparty, wait
-from .harness import Table, machine_description
+from .harness import Table, machine_description, progress
 
 TableRun = Callable[[bool], Awaitable[Table]]
 
@@ -65,7 +70,7 @@ def main() -> None:
         prog="python -m benchmarks",
         description=(__doc__ or "").split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n".join((__doc__ or "").split("\n\n")[1:2]),
+        epilog="\n\n".join((__doc__ or "").split("\n\n")[1:]),
     )
     parser.add_argument(
         "tables",
@@ -96,6 +101,7 @@ def main() -> None:
     begin = time.monotonic()
     for name in names:
         started = time.monotonic()
+        progress(f"table {name}: starting")
         table = asyncio.run(TABLES[name](args.quick))
         elapsed = time.monotonic() - started
         print(f"\n{table.render()}\n  ({elapsed:.0f} s)", flush=True)

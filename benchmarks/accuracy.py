@@ -31,6 +31,7 @@ from .harness import (
     emulator_args,
     free_port,
     ha_request,
+    progress,
     running,
 )
 
@@ -76,7 +77,8 @@ async def _log_line(bridge: Proc, mark: int, timeout: float = 5.0) -> re.Match[s
 
 async def run_config(bridge: Proc, port: int, sessions: Sequence[tuple[Script, str, float]]) -> Any:
     rows = []
-    for script, reference, speech_s in sessions:
+    for n, (script, reference, speech_s) in enumerate(sessions, 1):
+        progress(f"{script.label} ({n}/{len(sessions)})")
         mark = len(bridge.log_text())
         result = await ha_request(port, script, None, timeout=120)
         line = await _log_line(bridge, mark)

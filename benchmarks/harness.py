@@ -25,6 +25,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -70,6 +71,18 @@ def ms(seconds: float) -> str:
 # ----------------------------------------------------------------------------- tables
 
 
+MAX_WIDTH = 120
+"""Printed tables wrap their columns into stacked parts narrower than this (the JSON and
+``--json`` keep every row whole)."""
+_STARTED = time.monotonic()
+
+
+def progress(message: str) -> None:
+    """One line to stderr while a long table runs (a clip, a condition), so a run that takes
+    minutes is never silent; stdout keeps only the tables."""
+    print(f"  [{time.monotonic() - _STARTED:6.0f} s] {message}", file=sys.stderr, flush=True)
+
+
 @dataclass
 class Table:
     """A printed table and its JSON twin: headers carry the units."""
@@ -85,21 +98,42 @@ class Table:
         self.rows.append([str(c) for c in cells])
         self.records.append(record or dict(zip(self.headers, map(str, cells), strict=True)))
 
-    def render(self) -> str:
+    def render(self, max_width: int = MAX_WIDTH) -> str:
+        """The table as text no wider than ``max_width`` where it can be: columns that do not
+        fit go to a further part below, each part repeating the first (naming) column."""
         widths = [
             max(len(h), *(len(r[i]) for r in self.rows)) if self.rows else len(h)
             for i, h in enumerate(self.headers)
         ]
+        parts: list[list[int]] = [[]]
+        used = widths[0]
+        for i in range(1, len(widths)):
+            if parts[-1] and used + 2 + widths[i] > max_width:
+                parts.append([])
+                used = widths[0]
+            parts[-1].append(i)
+            used += 2 + widths[i]
 
-        def line(cells: Sequence[str]) -> str:
+        def line(cells: Sequence[str], columns: list[int]) -> str:
             first = f"{cells[0]:<{widths[0]}}"
-            rest = (f"{c:>{w}}" for c, w in zip(cells[1:], widths[1:], strict=True))
+            rest = (f"{cells[i]:>{widths[i]}}" for i in columns)
             return "  ".join([first, *rest]).rstrip()
 
-        out = [self.title, "=" * len(self.title), line(self.headers)]
-        out.append("  ".join("-" * w for w in widths))
-        out += [line(r) for r in self.rows]
-        out += [f"  {n}" for n in self.notes]
+        out = [self.title, "=" * min(len(self.title), max_width)]
+        for n, columns in enumerate(parts):
+            if n:
+                out.append(f"  (continued: columns {columns[0] + 1}-{columns[-1] + 1})")
+            out.append(line(self.headers, columns))
+            out.append("  ".join("-" * widths[i] for i in [0, *columns]))
+            out += [line(r, columns) for r in self.rows]
+        for note in self.notes:
+            out += textwrap.wrap(
+                note,
+                max_width,
+                initial_indent="  ",
+                subsequent_indent="    ",
+                break_on_hyphens=False,
+            ) or [""]
         return "\n".join(out)
 
     def as_json(self) -> dict[str, Any]:

@@ -46,6 +46,7 @@ from .harness import (
     free_port,
     ha_request,
     median,
+    progress,
     running,
 )
 
@@ -112,7 +113,8 @@ async def straight(emulator_port: int, clips: Sequence[hs.HumanClip]) -> dict[st
     """Each bare file in one session straight to the emulator, all at once, then ``end``."""
     out: dict[str, str] = {}
     loop = asyncio.get_running_loop()
-    for clip in clips:
+    for n, clip in enumerate(clips, 1):
+        progress(f"straight to the service: {clip.name} ({n}/{len(clips)})")
         result = await direct_request(
             emulator_port, clip.pcm, start=loop.time() - 1e6, timeout=REQUEST_GUARD_S
         )
@@ -121,7 +123,11 @@ async def straight(emulator_port: int, clips: Sequence[hs.HumanClip]) -> dict[st
 
 
 async def through_bridge(
-    port: int, emulator: Proc, clips: Sequence[hs.HumanClip], parallel: int = 1
+    port: int,
+    emulator: Proc,
+    clips: Sequence[hs.HumanClip],
+    parallel: int = 1,
+    label: str = "through the bridge",
 ) -> list[Outcome]:
     """Each clip streamed in real time (as a microphone), ``parallel`` requests at a time.
 
@@ -132,12 +138,15 @@ async def through_bridge(
     pacer.start()
     gate = asyncio.Semaphore(parallel)
     mark = len(emulator.log_text())
+    done: list[str] = []
 
     async def one(clip: hs.HumanClip) -> Outcome:
         async with gate:
             own_mark = len(emulator.log_text())
             script = Script.of(hs.as_home_assistant_sends(clip.pcm), clip.text, clip.name)
             result = await ha_request(port, script, pacer, timeout=REQUEST_GUARD_S)
+            done.append(clip.name)
+            progress(f"{label}: {clip.name} ({len(done)}/{len(clips)})")
             sessions, audio = 0, 0.0
             if parallel == 1:
                 sessions, audio = await _settle_log(emulator, own_mark, 1)
@@ -223,7 +232,9 @@ async def run_speech(engines: Sequence[str] = ENGINES, quick: bool = False) -> T
             texts=bare,
         )
         for engine, (_proc, port) in bridges.items():
-            outcomes = await through_bridge(port, emulator, clips, parallel=SPEECH_PARALLEL)
+            outcomes = await through_bridge(
+                port, emulator, clips, parallel=SPEECH_PARALLEL, label=f"--vad {engine}"
+            )
             cells, record = _bridge_row(f"bridge, --vad {engine}", outcomes, bare, engine=engine)
             table.add(cells, **record)
     return table
@@ -316,7 +327,7 @@ async def run_slow(quick: bool = False) -> Table:
         emulator, emulator_port = emulator_proc(*flags)
         bridge, port = bridge_proc(emulator_port)
         async with running(emulator, bridge):
-            outcomes = await through_bridge(port, emulator, clips)
+            outcomes = await through_bridge(port, emulator, clips, label=f"service {label}")
         waits = [o.wait_s for o in outcomes if o.wait_s is not None]
         clip_s = sum(c.seconds for c in clips)
         table.add(

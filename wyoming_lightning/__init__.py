@@ -1,3 +1,3 @@
 """Wyoming speech-to-text server that streams speech to Smallest.ai Lightning / Pulse."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

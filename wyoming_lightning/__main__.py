@@ -12,11 +12,14 @@ from collections.abc import Sequence
 from .cli import describe_failure, redact_url, run_main
 from .config import ConfigError, Settings, load_settings, settings_summary
 from .errors import ErrorCode
+from .hass.connection import HassConnection
+from .hass.publisher import start_publisher
 from .lightning.client import Timeouts
 from .lightning.keycheck import check_key
 from .local import LocalRecognizer
 from .server import ListenError, WyomingServer
 from .services import Services
+from .web.site import start_site
 from .zeroconf import start_advertising
 
 _LOGGER = logging.getLogger("wyoming_lightning")
@@ -69,6 +72,11 @@ async def main(settings: Settings) -> int:
             return 1
         else:
             _LOGGER.info("API key accepted by the service")
+    try:
+        hass = HassConnection.from_settings(settings)  # the sensors (issue 25)
+    except ConfigError as err:
+        _LOGGER.error("%s", err)
+        return 2
     server = WyomingServer(services)
     try:
         await server.start()
@@ -91,9 +99,15 @@ async def main(settings: Settings) -> int:
         settings.vad,
     )
     advertisement = await start_advertising(settings.zeroconf, settings.uri, server.sockets)
+    site = await start_site(services, server.sockets)  # the status page (issue 25)
+    publisher = start_publisher(services, hass)
     try:
         await server.serve()
     finally:
+        if publisher is not None:
+            await publisher.stop()
+        if site is not None:
+            await site.stop()
         if advertisement is not None:
             await advertisement.stop()
     _LOGGER.info("stopped")

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .access import IpNetwork, parse_network
-from .cli import Parser, parse_uri, redact_url, uri_type
+from .cli import Parser, redact_url, uri_type
 from .declare import (
     ConfigError,
     Kind,
@@ -59,6 +59,7 @@ from .lightning.protocol import (
     detect_dialect,
     languages_for,
 )
+from .listen import bind_host
 
 __all__ = [
     "SETTINGS",
@@ -112,6 +113,12 @@ def websocket_url(url: str) -> str | None:
     if url.startswith(("ws://", "wss://")):
         return None
     return f"must start with ws:// or wss://, not {redact_url(url)!r}"
+
+
+def http_url(url: str) -> str | None:
+    if url.startswith(("http://", "https://")):
+        return None
+    return f"must start with http:// or https://, not {redact_url(url)!r}"
 
 
 def log_format(text: str) -> str:
@@ -385,6 +392,38 @@ class Settings:
         check=listen_host,
         metavar="HOST",
     )
+    # The page (issue 25): web.py; the Home Assistant connection: hass/.
+    web_port: int | None = setting(
+        None,
+        "serve the status page (usage, limits, recent requests, a microphone test) on this "
+        "port, bound like the Wyoming port (loopback for unix://) (0: any free port; "
+        "default: off)",
+        check=port_number,
+    )
+    web_allow: tuple[IpNetwork, ...] = setting(
+        "",
+        "also let this network open the page (CIDR; repeat), on top of --allow: the add-on "
+        "lets in the Supervisor's ingress proxy, 172.30.32.2",
+        convert=_networks,
+        repeat=True,
+        metavar="CIDR",
+    )
+    web_show_text: bool = setting(
+        False, "show what each recent request said on the page (default: hidden)"
+    )
+    hass_url: str | None = setting(
+        None,
+        "Home Assistant's URL, e.g. http://homeassistant.local:8123 (the add-on: "
+        "http://supervisor/core); publishes today's usage as sensors (default: off)",
+        convert=_optional_text,
+        check=http_url,
+    )
+    hass_token_file: str | None = setting(
+        None,
+        "file holding a long-lived access token for --hass-url (or set HASS_TOKEN; never "
+        "on the command line)",
+        convert=_optional_text,
+    )
     debug: bool = setting(False, "log everything")
     log_format: str = setting(
         "%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -401,12 +440,7 @@ class Settings:
     def metrics_listen_host(self) -> str:
         """Where the metrics endpoint listens: ``--metrics-host``, else where Wyoming does
         (usage and cost are no more public than the server), loopback for a local socket."""
-        if self.metrics_host:
-            return self.metrics_host
-        where = parse_uri(self.uri, ("tcp", "unix", "stdio"), server=True)
-        if where.scheme != "tcp":
-            return "127.0.0.1"
-        return where.host or "0.0.0.0"
+        return self.metrics_host or bind_host(self.uri)
 
     @property
     def languages(self) -> tuple[str, ...]:

@@ -36,6 +36,7 @@ from .logtrim import LimitedLog, RateLimiter
 from .metrics import Metrics
 from .pipeline_format import BYTES_PER_SECOND, SAMPLE_WIDTH
 from .quota import SENT_S, Admission, Clock, DailyLedger, RequestUsage
+from .recent import RecentRequests, RequestRecord
 from .request import RETRY_TIMER
 from .usage_store import UsageStore, usage_path
 
@@ -96,6 +97,12 @@ class Guard:
         self.store = UsageStore(usage_path(settings.data_dir))
         self.metrics = Metrics()
         self.monotonic = monotonic
+        self.clock = clock
+        self.recent = RecentRequests(keep_text=settings.web_show_text)
+        """The last requests one by one, for the page (issue 25)."""
+        self.listeners: list[Callable[[], None]] = []
+        """Called after each finished request is counted (the Home Assistant sensors); each
+        must return at once."""
         self._refusals_logged = OnceEach(interval=REFUSAL_LOG_INTERVAL_S, clock=monotonic)
         self._log = LimitedLog(_LOGGER, RateLimiter(monotonic))
         self._limit_logged_on: str | None = None
@@ -256,6 +263,8 @@ class Guard:
         self.metrics.sent_today.set(self.ledger.sent_today_s())
         self.metrics.cost.inc(usage.sent_s / 60 * self.settings.price_per_min)
         self._note_store()
+        for listener in self.listeners:
+            listener()
 
     def _note_store(self) -> None:
         failures = self.store.failures
@@ -290,6 +299,11 @@ class Ticket:
         self.quota_local = quota_local
         """Past the daily limit, with a fallback: the local recognizer alone answers."""
         self._holds_slot = holds_slot
+        self.language: str | None = None
+        """The request's language, once the handler has resolved it (for the page)."""
+        self._text: str | None = None
+        self._error_text = refusal.text if refusal is not None else ""
+        self._wait_s: float | None = None
         self._received: Callable[[], float] = lambda: 0.0
         self._sent_bytes = 0
         self._stopped_at: float | None = None
@@ -342,14 +356,17 @@ class Ticket:
                 self._fallback = "failure"
                 self._metrics.fallbacks.labels(reason="failure").inc()
         elif isinstance(action, act.Transcript):
+            self._text = action.text
             self._end("transcript", "")
         elif isinstance(action, act.Error):
+            self._error_text = self._error_text or action.text
             self._end("error", action.code.value)
         elif isinstance(action, act.Finish):
             self.close()
 
-    def failed(self, code: ErrorCode) -> None:
+    def failed(self, code: ErrorCode, text: str = "") -> None:
         """The handler ended the request with an ``error`` of its own."""
+        self._error_text = self._error_text or text
         self._end("error", code.value)
         self.close()
 
@@ -358,7 +375,8 @@ class Ticket:
             return
         self._outcome = (outcome, code)
         if self._stopped_at is not None:
-            self._metrics.wait.observe(self._guard.monotonic() - self._stopped_at)
+            self._wait_s = self._guard.monotonic() - self._stopped_at
+            self._metrics.wait.observe(self._wait_s)
         if self.refusal is not None:
             self.close()
 
@@ -375,12 +393,26 @@ class Ticket:
         self._metrics.requests.labels(outcome=outcome, code=code).inc()
         if self._holds_slot:
             self._guard.slots.release(self._client)
+        sent_s = self._sent_bytes / BYTES_PER_SECOND
         self._guard.finished(
             RequestUsage(
                 day=self.day,
                 received_s=received_s,
-                sent_s=self._sent_bytes / BYTES_PER_SECOND,
+                sent_s=sent_s,
                 error_code=code or None,
                 fallback=self._fallback,
             )
         )
+        record = RequestRecord(
+            at=self._guard.clock(),
+            client=self._client,
+            language=self.language,
+            received_s=received_s,
+            sent_s=sent_s,
+            wait_s=self._wait_s,
+            outcome=outcome,
+            code=code,
+            fallback=self._fallback,
+            text=self._text,
+        )
+        self._guard.recent.add(record, self._error_text)  # the page (issue 25)

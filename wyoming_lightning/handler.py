@@ -264,13 +264,10 @@ class ClientHandler:
             clip(err),
             exc_info=err,
         )
-        self._write(
-            ErrorEvent(
-                text="the server failed on this request", code=ErrorCode.INTERNAL.value
-            ).event()
-        )
+        text = "the server failed on this request"
+        self._write(ErrorEvent(text=text, code=ErrorCode.INTERNAL.value).event())
         if self._ticket is not None:
-            self._ticket.failed(ErrorCode.INTERNAL)
+            self._ticket.failed(ErrorCode.INTERNAL, text)
         self._cut = True
         self._finished.set()
 
@@ -390,6 +387,7 @@ class ClientHandler:
             machine = self._request(local_only=self._ticket.quota_local)
             self._ticket.follow(lambda: machine.received_s)  # guard (issue 12): its usage
             language = machine.config.session.language
+            self._ticket.language = language  # the page's recent requests (issue 25)
             self._debug(
                 f"request: {fmt.rate} Hz, {fmt.width * 8}-bit, {fmt.channels} ch, {language}"
             )
@@ -596,7 +594,7 @@ class ClientHandler:
         _WARNINGS.warning(code.value, "client %d: %s (%s)", self._id, text, code.value)
         self._write(ErrorEvent(text=text, code=code.value).event())
         if self._ticket is not None:
-            self._ticket.failed(code)  # guard (issue 12)
+            self._ticket.failed(code, text)  # guard (issue 12)
         self._feed(rq.Abort())
         self._finished.set()
 

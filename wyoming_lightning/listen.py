@@ -1,4 +1,5 @@
-"""Listening sockets for TCP: ``::`` means both IPv4 and IPv6, as users expect it to.
+"""Listening sockets for TCP: ``::`` means both IPv4 and IPv6, as users expect it to; and
+where the server's extra ports (the page, the metrics) listen.
 
 Python's ``asyncio.start_server("::", ...)`` takes the system's default for IPV6_V6ONLY, and
 on many systems (and in Docker) that leaves IPv4 clients unable to connect. A socket made here
@@ -10,7 +11,19 @@ from __future__ import annotations
 
 import socket
 
+from .cli import parse_uri
+
 BACKLOG = 100
+
+
+def bind_host(uri: str) -> str:
+    """Where an extra port of this server listens (the page, the metrics endpoint): the
+    Wyoming listen host, loopback when the server listens on a Unix socket or stdio, so that
+    neither ever exposes more than the Wyoming port already does."""
+    where = parse_uri(uri, ("tcp", "unix", "stdio"), server=True)
+    if where.scheme == "tcp":
+        return where.host or "0.0.0.0"
+    return "127.0.0.1"
 
 
 def tcp_listener(host: str, port: int) -> socket.socket | None:

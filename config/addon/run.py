@@ -15,6 +15,10 @@ Start-up:
    ``wyoming`` to the Supervisor, which makes Home Assistant offer the integration;
 4. ``exec`` the server, so it is the process the Supervisor stops with SIGTERM.
 
+The status page listens on the ingress port for the Supervisor's proxy (172.30.32.2), and with
+``sensors`` on the server posts today's usage to Home Assistant's API through the Supervisor
+(``homeassistant_api: true`` gives the add-on a token that is valid there).
+
 The API key is passed in the environment, never on the command line (``ps`` shows that).
 """
 
@@ -40,7 +44,8 @@ OPTIONS_PATH = Path("/data/options.json")
 SUPERVISOR_URL = "http://supervisor"
 DISCOVERY_WAIT_S = 120.0
 SERVER = "wyoming-lightning"
-LIGHTNING_URL = "wss://waves-api.smallest.ai/api/v1/lightning/get_text"
+INGRESS_PORT = 8099
+INGRESS_PROXY = "172.30.32.2"
 
 #: option name -> flag. Booleans become --flag / --no-flag.
 FLAGS: dict[str, str] = {
@@ -53,8 +58,11 @@ FLAGS: dict[str, str] = {
     "fallback": "--fallback",
     "allow": "--allow",
     "daily_audio_limit": "--daily-audio-limit",
+    "show_text": "--web-show-text",
     "debug": "--debug",
 }
+#: Options that are not one flag: ``sensors`` turns on the Home Assistant connection.
+SWITCHES = ("sensors",)
 #: The add-on's persistent volume: the usage table (requests, audio, cost per day) lives here.
 DATA_DIR = "/data"
 SECRET_OPTIONS = ("api_key",)
@@ -82,10 +90,11 @@ def load_options(path: Path) -> dict[str, Any]:
 
 def command(options: Mapping[str, Any]) -> tuple[list[str], dict[str, str]]:
     """The server's argv and the environment it needs on top of the add-on's own."""
-    unknown = sorted(set(options) - set(FLAGS) - set(SECRET_OPTIONS))
+    unknown = sorted(set(options) - set(FLAGS) - set(SECRET_OPTIONS) - set(SWITCHES))
     if unknown:
         log(f"ignoring unknown options: {', '.join(unknown)}")
     argv = [SERVER, "--uri", SERVER_URI, "--data-dir", DATA_DIR]
+    argv += ["--web-port", str(INGRESS_PORT), "--web-allow", INGRESS_PROXY]
     for name, flag in FLAGS.items():
         value = options.get(name)
         if value is None or value == "":
@@ -98,6 +107,14 @@ def command(options: Mapping[str, Any]) -> tuple[list[str], dict[str, str]]:
     key = str(options.get("api_key") or "").strip()
     if key:
         env["SMALLEST_API_KEY"] = key
+    if options.get("sensors"):
+        token = os.environ.get("SUPERVISOR_TOKEN", "")
+        if token:
+            supervisor = os.environ.get("SUPERVISOR_API", SUPERVISOR_URL).rstrip("/")
+            argv += ["--hass-url", f"{supervisor}/core"]
+            env["HASS_TOKEN"] = token  # the environment, never the command line
+        else:
+            log("SUPERVISOR_TOKEN is not set: the usage sensors are off")
     return argv, env
 
 
@@ -111,9 +128,6 @@ def check(argv: Sequence[str], env: Mapping[str, str]) -> None:
         text = str(err)
         for name, flag in FLAGS.items():
             text = text.replace(flag, f"'{name}'")
-        if "'language'" in text and "--lightning-url" not in argv:
-            # Pulse (the default) lacks some of the seed's Lightning languages (uk, pl, ...).
-            text += f" by Pulse (for the Lightning languages set 'service_url' to {LIGHTNING_URL})"
         raise AddonError(f"invalid option: {text}") from None
 
 

@@ -20,6 +20,7 @@ from wyoming_lightning.config import (
     ConfigError,
     Settings,
     build_parser,
+    http_url,
     listen_host,
     load_settings,
     non_negative,
@@ -43,6 +44,9 @@ TEXT_EXAMPLES = {
     "data_dir": "/var/lib/lightning",
     "metrics_host": "127.0.0.1",
     "log_format": "%(levelname)s %(message)s",
+    "web_allow": "172.30.32.2",
+    "hass_url": "http://127.0.0.1:8123",
+    "hass_token_file": "/run/secrets/hass_token",
 }
 #: A bad value for each free-text setting that can have one.
 TEXT_BAD = {
@@ -50,16 +54,18 @@ TEXT_BAD = {
     "language": "xx",
     "keywords": "Anna:-1",
     "allow": "10.0.0.300",
+    "web_allow": "172.30.32.0/33",
     "log_format": "%(nope)s",
 }
 #: Free text where any value is a good one.
-ANY_TEXT = {"zeroconf", "data_dir"}
+ANY_TEXT = {"zeroconf", "data_dir", "hass_token_file"}
 #: What breaks each check.
 BREAKS = {
     non_negative: "-1",
     positive: "0",
     port_number: "70000",
     websocket_url: "https://x",
+    http_url: "ws://x",
     listen_host: "not a host!",
 }
 

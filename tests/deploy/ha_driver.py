@@ -147,7 +147,8 @@ async def through_entity(hass: core.HomeAssistant, entity_id: str, pcm: bytes) -
     entity = stt.async_get_speech_to_text_entity(hass, entity_id)
     assert entity is not None, entity_id
     result = await entity.async_process_audio_stream(metadata_for("en"), chunks(pcm))
-    return {"state": str(result.result), "text": result.text}
+    # The enum's value ("success", "error"): its str() changed between releases.
+    return {"state": result.result.value, "text": result.text}
 
 
 async def through_pipeline(hass: core.HomeAssistant, entity_id: str, pcm: bytes) -> dict[str, Any]:
@@ -173,6 +174,10 @@ async def through_pipeline(hass: core.HomeAssistant, entity_id: str, pcm: bytes)
     )
     out: dict[str, Any] = {"events": [str(e.type) for e in events], "stt_language": None}
     out["stt_language"] = pipeline.stt_language
+    # What the STT entity declared to the pipeline (2026.x: requires_external_vad and the
+    # audio processing it prefers); absent on releases that do not report it.
+    starts = [e for e in events if e.type == PipelineEventType.STT_START]
+    out["audio_processing"] = (starts[0].data or {}).get("audio_processing") if starts else None
     ends = [e for e in events if e.type == PipelineEventType.STT_END]
     errors = [e for e in events if e.type == PipelineEventType.ERROR]
     if ends:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from tests.deploy.side_env import cache_root, reuse_or_build
+from tests.deploy.side_env import Say, cache_root, reuse_or_build
 
 HA_VERSION: Final = "2025.4.4"
 
@@ -171,8 +171,9 @@ def _build(python: Path, root: Path) -> None:
     _run([venv_python, "-c", "; ".join(f"import {m}" for m in IMPORT_CHECK)], log, 120)
 
 
-def ensure_ha_env() -> HaEnv:
-    """Reuse the cached venv for these pins, or build it (holding a lock: runs may share it)."""
+def ensure_ha_env(say: Say | None = None) -> HaEnv:
+    """Reuse the cached venv for these pins, or build it (holding a lock: runs may share it);
+    ``say`` hears when a build starts, which takes minutes."""
     started = time.monotonic()
     python = find_python313()
     root = cache_root() / f"ha-{HA_VERSION}-{_key(python)}"
@@ -181,6 +182,7 @@ def ensure_ha_env() -> HaEnv:
         "wyoming-lightning-complete.json",
         json.dumps({"python": str(python), "requirements": REQUIREMENTS}),
         lambda: _build(python, root),
+        say,
     )
     return HaEnv(root / "bin" / "python", root, built, round(time.monotonic() - started, 1))
 

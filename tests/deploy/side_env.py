@@ -11,8 +11,15 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pytest
+
+Say = Callable[[str], None]
 
 
 def cache_root() -> Path:
@@ -20,15 +27,32 @@ def cache_root() -> Path:
     return Path(base) / "wyoming-lightning"
 
 
-def reuse_or_build(root: Path, marker: str, stamp: str, build: Callable[[], None]) -> bool:
+def terminal(config: pytest.Config, what: str) -> Say:
+    """One line at a time to the terminal, past pytest's output capture: a first build takes
+    minutes, and a user running the README's test command must see what it is doing."""
+    capture = config.pluginmanager.get_plugin("capturemanager")
+
+    def say(line: str) -> None:
+        with capture.global_and_fixture_disabled():
+            print(f"\n{what}: {line}", file=sys.stderr, flush=True)
+
+    return say
+
+
+def reuse_or_build(
+    root: Path, marker: str, stamp: str, build: Callable[[], None], say: Say | None = None
+) -> bool:
     """Make ``root`` ready: reuse it when its ``marker`` file exists, else wipe it and ``build``
-    it, then write ``stamp`` into the marker. True when this call built it."""
+    it, then write ``stamp`` into the marker. True when this call built it. ``say`` hears that
+    a build starts (it is the long part of a first run) and where it goes."""
     root.parent.mkdir(parents=True, exist_ok=True)
     with (root.parent / (root.name + ".lock")).open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two test runs at once build it once
         if (root / marker).exists():
             return False
         shutil.rmtree(root, ignore_errors=True)
+        if say is not None:
+            say(f"building {root} (first run only; reused afterwards)")
         build()
         (root / marker).write_text(stamp)
         return True

@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from tests.deploy.side_env import cache_root, reuse_or_build
+from tests.deploy.side_env import cache_root, reuse_or_build, terminal
 from tests.kit.bridge import API_KEY
 from tests.kit.speech_data import SPEECH_DIR
 from tests.kit.wer import normalise_words
@@ -78,11 +78,12 @@ def _build(venv: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def clients_python() -> Path:
+def clients_python(request: pytest.FixtureRequest) -> Path:
     """The interpreter of the clients' environment, built on first use and then reused."""
     venv = _cache_dir()
+    say = terminal(request.config, "the vendor's, LiveKit's and pipecat's clients")
     try:
-        reuse_or_build(venv, ".ready", REQUIREMENTS.read_text(), lambda: _build(venv))
+        reuse_or_build(venv, ".ready", REQUIREMENTS.read_text(), lambda: _build(venv), say)
     except (OSError, subprocess.SubprocessError) as err:
         pytest.fail(f"cannot build the clients' environment in {venv}: {err}", pytrace=False)
     return venv / "bin" / "python"

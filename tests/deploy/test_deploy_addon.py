@@ -41,6 +41,7 @@ import yaml
 from tests.deploy.dockerfile import ENTRYPOINT_SCRIPT, FINAL, copy_instructions, of
 from tests.kit.bridge import bridge_port, bridge_settings, running_bridge
 from tests.kit.paths import ROOT
+from wyoming_lightning.access import AccessPolicy, Verdict
 from wyoming_lightning.config import VAD_CHOICES, build_parser, load_settings
 from wyoming_lightning.languages import LIGHTNING_LANGUAGES, PULSE_LANGUAGES
 from wyoming_lightning.lightning.protocol import DEFAULT_URL, DIALECT_CHOICES
@@ -359,8 +360,10 @@ def test_every_option_has_a_type_and_every_type_an_option_or_a_question_mark() -
 def test_option_types_match_the_server() -> None:
     schema = CONFIG["schema"]
     assert option_type(schema["api_key"])["type"] == "password"
-    assert set(choices("language")) == set(LIGHTNING_LANGUAGES) | set(PULSE_LANGUAGES)
-    assert len(choices("language")) == len(set(choices("language")))
+    # Only what the service serves: the languages of the retired Lightning endpoint alone
+    # (uk, pl, cs, ... multi) cannot be picked.
+    assert tuple(choices("language")) == PULSE_LANGUAGES
+    assert not set(choices("language")) & (set(LIGHTNING_LANGUAGES) - set(PULSE_LANGUAGES))
     assert tuple(choices("vad")) == VAD_CHOICES
     fallback = next(a for a in build_parser({})._actions if a.dest == "fallback")
     assert tuple(choices("fallback")) == tuple(fallback.choices or ())
@@ -368,6 +371,72 @@ def test_option_types_match_the_server() -> None:
     assert option_type(schema["debug"])["type"] == "bool"
     assert option_type(schema["service_url"]).group("type", "optional") == ("url", "?")
     assert choices("dialect") == list(DIALECT_CHOICES)
+
+
+def test_the_guards_are_shown_with_defaults_a_home_lives_within() -> None:
+    """Neither guard hides behind "Show unused optional configuration options"."""
+    schema, options = CONFIG["schema"], CONFIG["options"]
+    for name in ("allow", "daily_audio_limit"):
+        assert name in options, f"{name} must have a default, so the form shows it"
+        assert not option_type(schema[name])["optional"], f"{name} must not be optional"
+    argv, env = RUN.command(options)
+    settings = load_settings(argv[1:], env=env)
+    allowed = AccessPolicy(settings.allow)
+    for home in ("172.30.32.1", "172.30.33.254", "127.0.0.1", "192.168.1.20", "10.0.0.7", "::1"):
+        assert allowed.decide(home) is Verdict.ALLOWED, f"{home}: a home's address is refused"
+    for outside in ("8.8.8.8", "100.64.0.1", "2001:db8::1"):
+        assert allowed.decide(outside) is Verdict.FORBIDDEN, f"{outside} is not a home's"
+    assert settings.daily_audio_limit_min == 60
+    docs = (ROOT / "DOCS.md").read_text()
+    for name in ("allow", "daily_audio_limit"):
+        assert f"`{name}`" in docs and "default" in docs.split(f"`{name}`", 1)[1][:400]
+
+
+def test_the_page_is_behind_ingress_and_opens_no_port() -> None:
+    assert CONFIG["ingress"] is True
+    assert CONFIG["ports"] == {"10300/tcp": None}, "no port is published for the page"
+    assert CONFIG["panel_icon"].startswith("mdi:")
+    assert CONFIG["homeassistant_api"] is True
+    argv, _env = RUN.command(CONFIG["options"])
+    settings = load_settings(argv[1:], env={})
+    assert settings.web_port == CONFIG["ingress_port"]
+    page = AccessPolicy(settings.allow + settings.web_allow)
+    assert page.decide(RUN.INGRESS_PROXY) is Verdict.ALLOWED
+
+
+def test_sensors_use_the_supervisors_token_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SUPERVISOR_TOKEN", "sup-token-42")
+    monkeypatch.delenv("SUPERVISOR_API", raising=False)
+    argv, env = RUN.command(CONFIG["options"])
+    assert argv[argv.index("--hass-url") + 1] == "http://supervisor/core"
+    assert env["HASS_TOKEN"] == "sup-token-42" and "sup-token-42" not in " ".join(argv)
+    monkeypatch.delenv("SUPERVISOR_TOKEN")
+    argv, env = RUN.command(CONFIG["options"])
+    assert "--hass-url" not in argv and "HASS_TOKEN" not in env
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path.name} is not a PNG"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def test_icon_and_logo_exist_in_the_sizes_the_store_shows() -> None:
+    assert _png_size(ADDON / "icon.png") == (128, 128)
+    assert _png_size(ADDON / "logo.png") == (250, 100)
+
+
+def test_the_version_is_released_and_the_changelog_says_what_is_in_it() -> None:
+    """The Supervisor offers an update when ``version`` changes: the newest changelog entry
+    must be that version (no "Unreleased" on top), and the package must agree."""
+    import wyoming_lightning
+
+    headings = re.findall(r"^## (\S+)", (ADDON / "CHANGELOG.md").read_text(), re.MULTILINE)
+    assert headings[0] == str(CONFIG["version"]) == VERSION == wyoming_lightning.__version__
+    assert "Unreleased" not in headings[:1]
+    assert len(headings) == len(set(headings))
 
 
 def test_translations_name_every_option_and_port() -> None:
@@ -394,17 +463,21 @@ FULL_OPTIONS = {
     "dialect": "lightning",
     "keywords": "Ada Lovelace:2,thermostat",
     "fallback": "local",
+    "allow": "172.30.32.0/23,192.168.1.0/24",
+    "daily_audio_limit": 30,
+    "sensors": False,
+    "show_text": True,
     "debug": False,
 }
 
 
 def test_every_option_becomes_a_real_flag() -> None:
     flags = server_flags()
-    mapped = set(RUN.FLAGS) | set(RUN.SECRET_OPTIONS)
+    mapped = set(RUN.FLAGS) | set(RUN.SECRET_OPTIONS) | set(RUN.SWITCHES)
     assert mapped == set(CONFIG["schema"]), "an option the run script ignores, or vice versa"
     for flag in RUN.FLAGS.values():
         assert flag in flags, f"{flag} is not a wyoming-lightning flag"
-        if flag in ("--endpointing", "--debug"):
+        if flag in ("--endpointing", "--debug", "--web-show-text"):
             assert "--no-" + flag[2:] in flags
     argv, env = RUN.command(FULL_OPTIONS)
     assert argv[:3] == ["wyoming-lightning", "--uri", "tcp://0.0.0.0:10300"]
@@ -418,6 +491,11 @@ def test_every_option_becomes_a_real_flag() -> None:
     assert settings.dialect == "lightning"
     assert [k.text for k in settings.keywords] == ["Ada Lovelace", "thermostat"]
     assert settings.api_key.reveal() == "sk-test-0123"
+    assert [str(n) for n in settings.allow] == ["172.30.32.0/23", "192.168.1.0/24"]
+    assert settings.daily_audio_limit_min == 30 and settings.web_show_text
+    assert settings.web_port == RUN.INGRESS_PORT == CONFIG["ingress_port"]
+    assert [str(n) for n in settings.web_allow] == ["172.30.32.2/32"]
+    assert settings.hass_url is None, "sensors: false"
 
 
 def test_defaults_and_omitted_optionals() -> None:
@@ -455,8 +533,8 @@ def test_a_bad_combination_is_explained_in_option_names(tmp_path: Path) -> None:
     options.write_text(json.dumps({**CONFIG["options"], "language": "uk"}))
     result = run_script("--options", str(options), "--dry-run")
     assert result.returncode == 2
-    assert "invalid option: 'language' 'uk' is not offered" in result.stderr
-    assert "set 'service_url' to wss://waves-api.smallest.ai/api/v1/lightning/" in result.stderr
+    assert "invalid option: 'language' 'uk' is not offered by the service" in result.stderr
+    assert "waves-api" not in result.stderr, "no pointer at the retired endpoint"
 
 
 def test_missing_options_file_is_one_line(tmp_path: Path) -> None:

@@ -159,3 +159,22 @@ def test_ci_runs_the_readme_test_command_inside_a_venv() -> None:
     assert "python3 -m venv .venv" in lines
     activate = lines.index(". .venv/bin/activate")
     assert lines.index("python3 -m venv .venv") < activate < len(lines) - 1
+
+
+def test_the_first_screen_answers_a_new_users_questions() -> None:
+    """Two set-up commands (one serves, one tests), and what a user asks before running them:
+    where a key comes from, what to paste into Home Assistant, whether a bad key shows at
+    start-up, and how long and how big the test run is."""
+    first_screen = TEXT.split("<!-- end of first screen -->", 1)[0]
+    (block,) = re.findall(r"```sh\n(.*?)```", first_screen, re.DOTALL)
+    commands = [line for line in block.splitlines() if line.strip() and not line.startswith("#")]
+    assert len(commands) == 2
+    serve, test = commands
+    assert "wyoming-lightning" in serve and "--check-key" in serve
+    assert test.endswith("python -m pytest")
+    assert "--check-key" in {
+        a.option_strings[0] for a in build_parser({})._actions if a.option_strings
+    }
+    assert re.search(r"about \d+ minutes and\s+(#\s+)?[\d.]+ GB", block)
+    assert "smallest.ai" in first_screen and "API" in first_screen
+    assert "Repositories" in first_screen and re.search(r"`https://\S+`", first_screen)

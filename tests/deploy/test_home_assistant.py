@@ -17,22 +17,21 @@ the first run adds the venv's build (see ha_env.py).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import re
 import socket
 import sys
-import wave
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.deploy.ha_env import HA_VERSION, HaEnvError, ensure_ha_env
+from tests.deploy.ha_processes import free_port, lightning_server, started, write_wav
+from tests.deploy.side_env import terminal
 from tests.kit.bridge import API_KEY, clean_env
-from tests.kit.speech_data import SAMPLE_RATE, load_speech, make_noise, with_silence
+from tests.kit.speech_data import load_speech, make_noise, with_silence
 from tests.kit.wer import wer
 
 DRIVER = Path(__file__).with_name("ha_driver.py")
@@ -59,100 +58,6 @@ ENTITY_SAMPLES = (
     "open_garage",
 )
 PIPELINE_SAMPLES = ("bedroom_fan_off", "timer_ten_minutes")
-
-
-class LoggedProcess:
-    """A child process whose stderr is read continuously (a full pipe would stall it)."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.lines: list[str] = []
-        self._new_line = asyncio.Event()
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        assert self.proc.stderr is not None
-        while raw := await self.proc.stderr.readline():
-            self.lines.append(raw.decode(errors="replace"))
-            self._new_line.set()
-        self._new_line.set()
-
-    async def wait_for(self, pattern: str, timeout: float = 120.0) -> re.Match[str]:
-        """The first log line matching ``pattern``: the process says it is listening."""
-        async with asyncio.timeout(timeout):
-            seen = 0
-            while True:
-                for line in self.lines[seen:]:
-                    if found := re.search(pattern, line):
-                        return found
-                seen = len(self.lines)
-                if self._reader.done():
-                    raise AssertionError("exited before ready:\n" + self.log)
-                self._new_line.clear()
-                await self._new_line.wait()
-
-    @property
-    def log(self) -> str:
-        return "".join(self.lines)
-
-    async def stop(self) -> None:
-        if self.proc.returncode is None:
-            self.proc.terminate()
-            try:
-                await asyncio.wait_for(self.proc.wait(), 20)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
-        await asyncio.wait_for(self._reader, 20)
-
-
-@contextlib.asynccontextmanager
-async def started(args: list[str], ready: str, env: dict[str, str]) -> AsyncIterator[LoggedProcess]:
-    proc = await asyncio.create_subprocess_exec(
-        *args, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
-    )
-    process = LoggedProcess(proc)
-    try:
-        await process.wait_for(ready)
-        yield process
-    finally:
-        await process.stop()
-
-
-@contextlib.asynccontextmanager
-async def lightning_server(service_url: str, key: str) -> AsyncIterator[tuple[int, LoggedProcess]]:
-    args = [
-        sys.executable,
-        "-m",
-        "wyoming_lightning",
-        "--uri",
-        "tcp://127.0.0.1:0",
-        "--lightning-url",
-        service_url,
-        "--final-timeout",
-        "60",
-        "--response-timeout",
-        "120",
-    ]
-    async with started(args, r"listening on tcp://127\.0\.0\.1:(\d+)", clean_env(key)) as proc:
-        found = await proc.wait_for(r"listening on tcp://127\.0\.0\.1:(\d+)")
-        yield int(found.group(1)), proc
-
-
-def write_wav(path: Path, pcm: bytes) -> str:
-    with wave.open(str(path), "wb") as wav:
-        wav.setframerate(SAMPLE_RATE)
-        wav.setsampwidth(2)
-        wav.setnchannels(1)
-        wav.writeframes(pcm)
-    return str(path)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def run_everything(ha_python: Path, work: Path) -> dict[str, Any]:
@@ -264,9 +169,11 @@ async def run_everything(ha_python: Path, work: Path) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def ha_report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def ha_report(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
     try:
-        env = ensure_ha_env()
+        env = ensure_ha_env(terminal(request.config, f"Home Assistant {HA_VERSION}"))
     except HaEnvError as exc:
         pytest.fail(f"cannot build Home Assistant's environment: {exc}", pytrace=False)
     print(f"HA venv {env.root}: {'built' if env.built else 'cached'} in {env.seconds} s")
@@ -303,7 +210,7 @@ def test_stt_entity_transcribes_real_speech(ha_report: dict[str, Any]) -> None:
     assert len(results) == len(ENTITY_SAMPLES)
     pairs = []
     for label, result in results:
-        assert result["state"] == "SpeechResultState.SUCCESS", (label, result)
+        assert result["state"] == "success", (label, result)
         pairs.append((ha_report["expected"][label], result["text"]))
     print(json.dumps({"wer": wer(pairs), "pairs": pairs}, indent=1))
     # 29 words: room for two slips ("and milk" for "add milk"), not for a lost command.
@@ -336,7 +243,7 @@ def test_assist_pipeline_ends_speech_with_its_own_vad_and_transcribes(
 def test_no_speech_ends_with_an_empty_transcript_and_ha_says_so(ha_report: dict[str, Any]) -> None:
     # The server answers an empty transcript (not an error, not silence on the socket) ...
     entity = ha_report["cases"]["silence:entity"]
-    assert entity == {**entity, "state": "SpeechResultState.SUCCESS", "text": ""}, entity
+    assert entity == {**entity, "state": "success", "text": ""}, entity
     # ... which the assist pipeline reports as its own "No text recognized".
     pipeline = ha_report["cases"]["silence:pipeline"]
     assert pipeline["state"] == "error", pipeline
@@ -347,7 +254,7 @@ def test_refused_key_fails_the_request_instead_of_hanging(ha_report: dict[str, A
     # The config flow only asks `describe`, which never waits on the cloud: the server is added.
     assert ha_report["servers"]["badkey"]["flow"] == "create_entry"
     entity = ha_report["cases"]["refused:entity"]
-    assert entity["state"] == "SpeechResultState.ERROR", entity
+    assert entity["state"] == "error", entity
     assert entity["text"] is None
     pipeline = ha_report["cases"]["refused:pipeline"]
     assert pipeline["state"] == "error", pipeline
@@ -363,7 +270,7 @@ def test_unreachable_service_fails_the_request_instead_of_hanging(
 ) -> None:
     assert ha_report["servers"]["nocloud"]["flow"] == "create_entry"
     result = ha_report["cases"]["down:entity"]
-    assert result["state"] == "SpeechResultState.ERROR", result
+    assert result["state"] == "error", result
     assert result["text"] is None
     log = ha_report["server_logs"]["nocloud"]
     assert re.search(r"connect", failures(log), re.IGNORECASE), log

@@ -24,7 +24,7 @@ from wyoming.ping import Ping, Pong
 from .cli import parse_uri
 from .errors import ErrorCode
 from .guard import Peer, Refusal
-from .handler import ClientHandler
+from .handler import LINGER_MAX_S, LINGER_QUIET_S, ClientHandler
 from .heap import release_free_memory
 from .listen import tcp_listener
 from .services import Services
@@ -237,10 +237,14 @@ class WyomingServer:
                     await writer.drain()
                     if writer.can_write_eof():
                         writer.write_eof()
-                    # Read what the client still sends, briefly: closing with unread input
-                    # would reset the connection and could destroy the answer.
-                    while await reader.read(1 << 16):
-                        pass
+                # Read what the client still sends (Home Assistant uploads its audio before it
+                # reads), as a request's error lingers: closing with unread input would reset
+                # the connection and could destroy the answer. Bounded as the handler's is.
+                async with asyncio.timeout(LINGER_MAX_S):
+                    while True:
+                        async with asyncio.timeout(LINGER_QUIET_S):
+                            if not await reader.read(1 << 16):
+                                break
         finally:
             self._refused_open -= 1
             writer.close()

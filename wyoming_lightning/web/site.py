@@ -29,7 +29,7 @@ from wyoming.error import Error as ErrorEvent
 
 from ..access import AccessPolicy, Verdict
 from ..cli import parse_uri, wyoming_client
-from ..listen import bind_host
+from ..listen import bind_host, tcp_listener
 from ..services import Services
 from . import mic
 from .status import status
@@ -88,7 +88,12 @@ class WebSite:
     async def start(self, port: int) -> int:
         self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, port)
+        sock = tcp_listener(self.host, port)  # "::": IPv4 and IPv6, as the Wyoming port
+        site: web.BaseSite = (
+            web.SockSite(self._runner, sock)
+            if sock is not None
+            else web.TCPSite(self._runner, self.host, port)
+        )
         await site.start()
         server = site._server
         sockets = getattr(server, "sockets", None) or []

@@ -372,11 +372,17 @@ async def test_a_flood_grows_the_log_by_a_bounded_amount(emulator: EmulatorServe
 async def test_an_ipv4_client_reaches_the_ipv6_wildcard_and_allow_reads_it_as_ipv4(
     emulator: EmulatorServer,
 ) -> None:
-    settings = bridge_settings(emulator.pulse_url, uri="tcp://[::]:0", allow=ALLOW_HERE)
+    settings = bridge_settings(
+        emulator.pulse_url, uri="tcp://[::]:0", allow=ALLOW_HERE, metrics_port=0
+    )
     async with running_bridge(settings) as server:
         port = bridge_port(server)
         ipv4 = await request_from("127.0.0.1", port, to="127.0.0.1")
         ipv6 = await request_from("::1", port, to="::1")
+        metrics_port = server.services.guard.metrics_port
+        assert metrics_port
+        scrape = await http_get("127.0.0.1", metrics_port)  # the metrics follow the listen host
         await server.wait_idle()
     assert ipv4.transcript == PHRASE, ipv4.events
     assert code_of(ipv6) == "forbidden", "::1 is not 127.0.0.1/32"
+    assert scrape.startswith(b"HTTP/1.1 200"), "an IPv4 scrape of [::], admitted as 127.0.0.1"

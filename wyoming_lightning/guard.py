@@ -229,13 +229,7 @@ class Guard:
     def take_audio(self, nbytes: int) -> int:
         """Audio a request is about to send: how many of its bytes the day's budget allows,
         counted against it now (whole samples; the ledger decides, :mod:`quota`)."""
-        if self.ledger.limit_s is None:
-            allowed = nbytes
-        else:
-            room = self.ledger.room_s() or 0.0
-            room_bytes = int(room * BYTES_PER_SECOND + 1e-6)  # 1.2 * 32000 is 38399.99...
-            allowed = min(nbytes, room_bytes // SAMPLE_WIDTH * SAMPLE_WIDTH)
-        self.ledger.take(allowed / BYTES_PER_SECOND)
+        allowed = self.ledger.take_bytes(nbytes, BYTES_PER_SECOND, SAMPLE_WIDTH)
         self.metrics.sent_today.set(self.ledger.sent_today_s())
         if allowed < nbytes:
             self._limit_reached(self.ledger.today())

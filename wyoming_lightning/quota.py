@@ -143,6 +143,18 @@ class DailyLedger:
         self._sent_s += allowed
         return allowed
 
+    def take_bytes(self, nbytes: int, bytes_per_second: int, frame_bytes: int) -> int:
+        """:meth:`take` for audio in bytes: how many of ``nbytes`` the budget allows, in whole
+        frames (a cut mid-sample would shift every later sample)."""
+        room = self.room_s()
+        if room is None:
+            allowed = nbytes
+        else:
+            room_bytes = int(room * bytes_per_second + 1e-6)  # 1.2 * 32000 is 38399.99...
+            allowed = min(nbytes, room_bytes // frame_bytes * frame_bytes)
+        self._sent_s += allowed / bytes_per_second
+        return allowed
+
     def sync(self, day: str, total_sent_s: float) -> None:
         """The usage table's total for ``day`` (all processes sharing it)."""
         if day == self.today():

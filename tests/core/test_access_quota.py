@@ -168,6 +168,17 @@ def test_the_daily_limit_takes_effect_at_the_right_request_and_resets_at_midnigh
     assert DailyLedger(None, clock).take(1e9) == 1e9, "no limit: everything is sent"
 
 
+def test_audio_is_taken_in_whole_samples_up_to_the_limit() -> None:
+    ledger = DailyLedger(limit_s=3.0, clock=FakeClock(dt.datetime(2026, 3, 1, 12)))
+    assert ledger.take_bytes(57600, 32000, 2) == 57600  # 1.8 s
+    assert ledger.take_bytes(57600, 32000, 2) == 38400, "1.2 s left: exactly that, not 38398"
+    assert ledger.take_bytes(320, 32000, 2) == 0 and ledger.sent_today_s() == 3.0
+    odd = DailyLedger(limit_s=0.0001, clock=FakeClock(dt.datetime(2026, 3, 1, 12)))
+    assert odd.take_bytes(100, 32000, 2) == 2, "3.2 bytes of room: one whole sample"
+    free = DailyLedger(limit_s=None, clock=FakeClock(dt.datetime(2026, 3, 1, 12)))
+    assert free.take_bytes(12345, 32000, 2) == 12345
+
+
 def test_the_ledger_takes_the_larger_of_its_count_and_the_shared_file() -> None:
     ledger = DailyLedger(limit_s=100.0, clock=FakeClock(dt.datetime(2026, 3, 1, 12)))
     ledger.take(30.0)

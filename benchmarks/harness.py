@@ -21,7 +21,6 @@ import json
 import math
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,7 @@ from wyoming.event import Event
 
 from tests.kit.bridge import clean_env
 from tests.kit.human_speech import HA_TRAIL_S
+from tests.kit.net import free_port as free_port
 from tests.kit.paths import ROOT
 from tests.kit.stats import median as median
 from tests.kit.stats import percentile as percentile
@@ -206,13 +206,6 @@ class CpuWindow:
         """Busy CPU of every other process on the machine, in % of one core."""
         ours = sum(self.seconds(p.name) for p in self.procs) + self.seconds("benchmark")
         return 100 * max(0.0, self.seconds("machine") - ours) / self.wall
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Proc:

@@ -44,6 +44,7 @@ from tests.kit.bridge import (
     start_request,
     transcribe,
 )
+from tests.kit.clock import FakeClock
 from wyoming_lightning import healthcheck
 from wyoming_lightning.access import parse_network
 from wyoming_lightning.config import Settings
@@ -58,14 +59,6 @@ PHRASE = "one two three"
 PCM = silence(200) + encode_phrase(PHRASE) + silence(800)  # 1.8 s, all sent with --vad off
 PCM_S = len(PCM) / 32000
 OTHER_HOST = "127.0.0.2"
-
-
-class FakeClock:
-    def __init__(self, start: dt.datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> dt.datetime:
-        return self.now
 
 
 async def request_from(host: str, port: int, pcm: bytes = PCM, to: str = "127.0.0.1") -> Answer:

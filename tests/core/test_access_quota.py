@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.kit.clock import FakeClock
 from wyoming_lightning.access import (
     AccessPolicy,
     ClientSlots,
@@ -25,17 +26,6 @@ from wyoming_lightning.config import ConfigError, load_settings
 from wyoming_lightning.quota import Admission, DailyLedger, DayUsage, RequestUsage
 from wyoming_lightning.usage_report import format_table
 from wyoming_lightning.usage_store import UsageStore, read_usage
-
-
-class FakeClock:
-    """Local wall-clock time that moves only when told."""
-
-    def __init__(self, start: dt.datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
 
 # ------------------------------------------------------------------------------- access
 

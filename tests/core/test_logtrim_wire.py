@@ -8,16 +8,9 @@ import logging
 
 import pytest
 
+from tests.kit.clock import FakeClock
 from wyoming_lightning.logtrim import LimitedLog, RateLimiter, clip
 from wyoming_lightning.wire import MAX_NESTING, WireError, check_fields, nesting_depth
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_clip_keeps_short_text_and_says_how_long_the_cut_one_was() -> None:
@@ -29,7 +22,7 @@ def test_clip_keeps_short_text_and_says_how_long_the_cut_one_was() -> None:
 
 
 def test_the_rate_limiter_lets_a_few_lines_through_and_counts_the_rest() -> None:
-    clock = Clock()
+    clock = FakeClock(0.0)
     limiter = RateLimiter(clock, lines=2, interval=60.0)
     assert [limiter.admit("busy") for _ in range(5)] == [0, 0, None, None, None]
     assert limiter.admit("forbidden") == 0, "each kind has its own allowance"
@@ -42,7 +35,7 @@ def test_the_rate_limiter_lets_a_few_lines_through_and_counts_the_rest() -> None
 
 
 def test_the_rate_limiter_remembers_a_bounded_number_of_kinds() -> None:
-    clock = Clock()
+    clock = FakeClock(0.0)
     limiter = RateLimiter(clock, lines=1, capacity=3)
     for kind in "abcdef":
         assert limiter.admit(kind) == 0
@@ -51,7 +44,7 @@ def test_the_rate_limiter_remembers_a_bounded_number_of_kinds() -> None:
 
 
 def test_the_limited_log_appends_the_count(caplog: pytest.LogCaptureFixture) -> None:
-    clock = Clock()
+    clock = FakeClock(0.0)
     log = LimitedLog(logging.getLogger("wyoming_lightning.test"), RateLimiter(clock, lines=1))
     with caplog.at_level(logging.WARNING, logger="wyoming_lightning.test"):
         for i in range(4):

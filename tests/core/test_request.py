@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from tests.kit.clock import FakeClock
 from wyoming_lightning import actions as act
 from wyoming_lightning.audio import PcmFormat
 from wyoming_lightning.emulator.tones import encode_phrase, silence
@@ -62,19 +63,11 @@ def final(
 
 
 @dataclass
-class Clock:
-    now: float = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@dataclass
 class Driver:
     """Feeds a machine, keeps what it asked for, and runs its timers on a fake clock."""
 
     machine: RequestMachine
-    clock: Clock
+    clock: FakeClock[float]
     actions: list[act.Action] = field(default_factory=list)
     auto_open: bool = False
     timers: dict[act.TimerId, float] = field(default_factory=dict)
@@ -161,7 +154,7 @@ def machine(url: str = LIGHTNING, vad: str | None = None, **kw: object) -> Drive
     kw.setdefault("session", SessionOptions(language="en"))
     config = RequestConfig(base_url=url, response_language="en", **kw)  # type: ignore[arg-type]
     engine = create_engine(vad) if vad else None
-    clock = Clock()
+    clock = FakeClock(0.0)
     return Driver(RequestMachine(config, VadGate(engine, GateConfig()), clock), clock)
 
 

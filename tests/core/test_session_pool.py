@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
+from tests.kit.clock import FakeClock
 from wyoming_lightning.lightning.pool import Keepalive, PoolPolicy, Retire, Retirement
 
 A = "wss://svc/stt/live?model=pulse&language=en"
 B = "wss://svc/stt/live?model=pulse&language=de"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def policy(idle_s: float = 30.0, **kw: int | float) -> tuple[PoolPolicy[str], Clock]:
-    clock = Clock()
+def policy(idle_s: float = 30.0, **kw: int | float) -> tuple[PoolPolicy[str], FakeClock[float]]:
+    clock = FakeClock(1000.0)
     return PoolPolicy(idle_s, clock, **kw), clock  # type: ignore[arg-type]
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import socket
 import sys
 import wave
 from collections.abc import AsyncIterator
@@ -110,10 +109,3 @@ def write_wav(path: Path, pcm: bytes) -> str:
         wav.setnchannels(1)
         wav.writeframes(pcm)
     return str(path)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port

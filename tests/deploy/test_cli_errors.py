@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.kit.bridge import bridge_settings, running_bridge
+from tests.kit.net import free_port
 from wyoming_lightning import __version__
 from wyoming_lightning.cli import describe_failure, host_of
 from wyoming_lightning.emulator.tones import encode_phrase
@@ -50,13 +51,6 @@ def clean_env(**extra: str) -> dict[str, str]:
         if not k.startswith(("LIGHTNING_", "SMALLEST_", "EMULATOR_", "PYTHON"))
     }
     return {**env, **extra}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.fixture

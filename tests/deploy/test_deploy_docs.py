@@ -7,12 +7,12 @@ import argparse
 import importlib.util
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
 
+from tests.kit.net import free_port
 from tests.kit.paths import ROOT
 from wyoming_lightning import healthcheck, usage_report
 from wyoming_lightning.config import SETTINGS, build_parser
@@ -50,13 +50,6 @@ def test_configuration_table_matches_the_parser() -> None:
         for name in (spec.flag, spec.env, spec.file_flag, spec.file_flag and spec.file_env):
             if name:
                 assert f"`{name}" in table, f"{spec.name}: {name} missing from the table"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def run_walkthrough(

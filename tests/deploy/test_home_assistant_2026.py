@@ -39,9 +39,10 @@ from tests.deploy.forky_env import (
     ForkyEnvError,
     ensure_forky_env,
 )
-from tests.deploy.ha_processes import free_port, lightning_server, started, write_wav
+from tests.deploy.ha_processes import lightning_server, started, write_wav
 from tests.deploy.side_env import terminal
 from tests.kit.bridge import API_KEY, clean_env
+from tests.kit.net import free_port
 from tests.kit.speech_data import load_speech, make_noise, with_silence
 from tests.kit.wer import wer
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import pytest
 
 from tests.deploy.ha_env import HaEnvError, ensure_ha_env
 from tests.kit.bridge import bridge_port, bridge_settings, serving, transcribe
+from tests.kit.net import free_port
 from wyoming_lightning.declare import Secret
 from wyoming_lightning.emulator import EmulatorServer
 from wyoming_lightning.emulator.tones import encode_phrase, silence
@@ -33,13 +33,6 @@ from wyoming_lightning.services import Services
 DRIVER = Path(__file__).with_name("ha_sensors_driver.py")
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 BOOT_TIMEOUT_S = 300
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class HomeAssistant:

@@ -15,9 +15,11 @@ import argparse
 import asyncio
 import contextlib
 import os
+import signal
 import sys
-import time
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Coroutine, Mapping, Sequence
+from typing import Any, TypeVar
 
 from wyoming.client import AsyncClient
 from wyoming.error import Error
@@ -100,6 +102,60 @@ async def check(uri: str, timeout_s: float) -> str:
         raise Unhealthy(f"{uri}: {err}") from None
 
 
+async def wait_healthy(uri: str, timeout_s: float, wait_s: float) -> str | Unhealthy:
+    """Check until healthy or until ``wait_s`` has passed; the summary or the last reason.
+
+    The retries and the pauses between them run on one event loop, so a Ctrl-C at any moment
+    meets the one handler :func:`until_interrupted` installed for the whole wait."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + max(0.0, wait_s)
+    while True:
+        try:
+            return await check(uri, timeout_s)
+        except Unhealthy as err:
+            if loop.time() >= deadline:
+                return err
+        await asyncio.sleep(RETRY_INTERVAL_S)
+
+
+T = TypeVar("T")
+
+
+async def until_interrupted(work: Coroutine[Any, Any, T]) -> T:
+    """Run ``work``; raise KeyboardInterrupt if SIGINT comes first, whatever ``work`` does.
+
+    Why not asyncio.run's own Ctrl-C handling: it cancels the task from inside the signal
+    handler, which may run in the middle of the task's own code; a task that then ends by
+    raising (a failed check raises :class:`Unhealthy`) drops the cancellation, and the
+    ``wyoming`` library's reader turns a KeyboardInterrupt into "connection closed". Either
+    way the Ctrl-C was lost and the check went on retrying for the whole ``--wait``. Here the
+    loop's own signal handler (which also sets the wakeup fd, so a blocked loop wakes) only
+    records the interrupt, between two steps of the loop, and the verdict is taken from that
+    record, not from how ``work`` reacts to being cancelled.
+
+    Only for Python's own Ctrl-C handling in the main thread: see :func:`main`."""
+    loop = asyncio.get_running_loop()
+    interrupted = loop.create_future()
+
+    def on_sigint() -> None:
+        if not interrupted.done():
+            interrupted.set_result(None)
+
+    task = asyncio.ensure_future(work)
+    loop.add_signal_handler(signal.SIGINT, on_sigint)
+    try:
+        await asyncio.wait((task, interrupted), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        # Back to Python's default: a Ctrl-C from here on raises KeyboardInterrupt at once.
+        loop.remove_signal_handler(signal.SIGINT)
+    if interrupted.done():
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        raise KeyboardInterrupt
+    return task.result()
+
+
 def default_uri(env: Mapping[str, str]) -> str:
     """Where the server of this container listens: ``LIGHTNING_HEALTHCHECK_URI``, else the
     server's own ``LIGHTNING_URI`` (a wildcard host read as loopback), else port 10300.
@@ -180,16 +236,18 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     if args.timeout <= 0 or args.wait < 0:
         print("unhealthy: --timeout must be positive and --wait not negative", file=sys.stderr)
         return 1
-    deadline = time.monotonic() + max(0.0, args.wait)
-    while True:
-        try:
-            summary = asyncio.run(check(args.uri, args.timeout))
-            break
-        except Unhealthy as err:
-            if time.monotonic() >= deadline:
-                print(f"unhealthy: {err}", file=sys.stderr)
-                return 1
-        time.sleep(RETRY_INTERVAL_S)
+    work = wait_healthy(args.uri, args.timeout, args.wait)
+    if (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    ):
+        # Not when SIGINT is ignored (a non-interactive shell starts background jobs so, and
+        # they must survive the Ctrl-C meant for the foreground) or handled by a caller.
+        work = until_interrupted(work)
+    summary = asyncio.run(work)
+    if isinstance(summary, Unhealthy):
+        print(f"unhealthy: {summary}", file=sys.stderr)
+        return 1
     if not args.quiet:
         print(f"healthy: {summary}")
     return 0

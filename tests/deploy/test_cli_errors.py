@@ -7,6 +7,7 @@ line on stderr naming the problem, no "Traceback", and never the secret passed t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -14,7 +15,7 @@ import socket
 import subprocess
 import sys
 import wave
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -231,17 +232,39 @@ def test_tones_subcommands_show_defaults() -> None:
     assert "(default: 16000)" in shown.stdout
 
 
-async def test_ctrl_c_during_healthcheck_wait_is_one_line() -> None:
-    """The check is retried while --wait lasts; Ctrl-C at any point ends it in one line."""
+def sigint_as(disposition: signal.Handlers) -> Callable[[], None]:
+    """A ``preexec_fn`` giving the child SIGINT as a user's shell would, whatever ours is.
+
+    A child inherits an ignored SIGINT: pytest started in the background by a non-interactive
+    shell (``cmd &``) has it ignored, and so had every health check it started, which then
+    outlived its Ctrl-C (the "still running 60 s after Ctrl-C" failure under load)."""
+
+    def set_sigint() -> None:
+        signal.signal(signal.SIGINT, disposition)
+
+    return set_sigint
+
+
+@contextlib.asynccontextmanager
+async def retrying_healthcheck(
+    disposition: signal.Handlers,
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, Callable[[int], Awaitable[None]]]]:
+    """A health check with --wait against a server that hangs up at once, so it retries;
+    with a way to wait for its next N connections."""
     connections = 0
-    second = asyncio.Event()
+    arrived = asyncio.Condition()
 
     async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonlocal connections
         connections += 1
-        if connections == 2:
-            second.set()  # it is retrying: inside the --wait loop
         writer.close()
+        async with arrived:
+            arrived.notify_all()
+
+    async def more(n: int) -> None:
+        target = connections + n
+        async with asyncio.timeout(60), arrived:
+            await arrived.wait_for(lambda: connections >= target)
 
     server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -254,22 +277,40 @@ async def test_ctrl_c_during_healthcheck_wait_is_one_line() -> None:
         env=clean_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=sigint_as(disposition),
     )
     try:
-        async with asyncio.timeout(60):
-            await second.wait()
-        process.send_signal(signal.SIGINT)
-        async with asyncio.timeout(60):
-            out, err = await process.communicate()
+        yield process, more
     finally:
         if process.returncode is None:
             process.kill()
             await process.wait()
         server.close()
         await server.wait_closed()
+
+
+async def test_ctrl_c_during_healthcheck_wait_is_one_line() -> None:
+    """The check is retried while --wait lasts; Ctrl-C at any point ends it in one line."""
+    async with retrying_healthcheck(signal.SIG_DFL) as (process, more):
+        await more(2)  # it is retrying: inside the --wait loop
+        process.send_signal(signal.SIGINT)
+        async with asyncio.timeout(60):
+            out, err = await process.communicate()
     assert process.returncode == 130
     assert err.decode() == f"{HEALTHCHECK}: interrupted\n"
     assert out == b""
+
+
+async def test_an_ignored_sigint_stays_ignored_during_healthcheck_wait() -> None:
+    """A background job of a non-interactive shell must survive the Ctrl-C meant for the
+    foreground: the health check honours an inherited SIG_IGN as any Python program does."""
+    async with retrying_healthcheck(signal.SIG_IGN) as (process, more):
+        await more(1)
+        process.send_signal(signal.SIGINT)
+        # Two more connections: the second began after the first was hung up, so after the
+        # signal had been discarded.
+        await more(2)
+        assert process.returncode is None
 
 
 # ------------------------------------------------------------------------------- unix sockets

@@ -35,7 +35,7 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,7 @@ from typing import Any
 from . import accuracy, cost, hangover, human, latency, pause, peers, thirdparty, wait
 from .harness import Table, machine_description, progress
 
-TableRun = Callable[[bool], Awaitable[Table]]
+TableRun = Callable[[bool], Coroutine[Any, Any, Table]]
 
 TABLES: dict[str, TableRun] = {
     "latency": lambda quick: latency.run(

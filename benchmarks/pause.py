@@ -539,6 +539,7 @@ async def run_wait(
             root = ROOT
             if lag_ms == BEFORE:
                 # The bridge of another checkout (the code before this change), same flags.
+                assert baseline, "BEFORE is a column only with PAUSE_BASELINE_ROOT"
                 root = Path(baseline)
             elif lag_flag:
                 args += ["--vad-lag-ms", str(lag_ms)]

@@ -31,6 +31,7 @@ def terminal(config: pytest.Config, what: str) -> Say:
     """One line at a time to the terminal, past pytest's output capture: a first build takes
     minutes, and a user running the README's test command must see what it is doing."""
     capture = config.pluginmanager.get_plugin("capturemanager")
+    assert capture is not None, "pytest's capture manager is always registered"
 
     def say(line: str) -> None:
         with capture.global_and_fixture_disabled():

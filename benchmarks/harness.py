@@ -47,7 +47,6 @@ CHUNK_S = 0.010
 CHUNK_BYTES = 320
 LIGHTNING_PATH = "/api/v1/lightning/get_text"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-PAGE_KB = 1
 HA_STOP_AFTER_S = HA_TRAIL_S
 """Home Assistant sends audio-stop this long after the speech ends (its own end-of-speech wait)."""
 
@@ -487,7 +486,6 @@ class Pacer:
         self._task: asyncio.Task[None] | None = None
         self.tick_s = tick_s
         self.late_ticks = 0
-        self.ticks = 0
 
     def add(self, feed: Feed) -> None:
         self._feeds.append(feed)
@@ -514,7 +512,6 @@ class Pacer:
             else:
                 await asyncio.sleep(0)
             now = loop.time()
-            self.ticks += 1
             if now - deadline > CHUNK_S:
                 self.late_ticks += 1
                 tick = int((now - origin) / self.tick_s)  # skip missed ticks; feeds catch up
@@ -550,7 +547,6 @@ class Result:
     code: str | None = None  # the error event's code
     stop_at: float | None = None
     transcript_at: float | None = None
-    started_at: float = 0.0
 
     @property
     def wait(self) -> float | None:
@@ -574,7 +570,7 @@ async def ha_request(
 ) -> Result:
     """One Home-Assistant-style request; ``pacer=None`` writes all audio at once; ``client``
     is one of :data:`CLIENT_MODES`."""
-    result = Result(script.label, script.expected, started_at=time.perf_counter())
+    result = Result(script.label, script.expected)
     reading: asyncio.Task[None] | None = None
     try:
         async with asyncio.timeout(timeout):
@@ -710,7 +706,7 @@ async def direct_request(
     from websockets.asyncio.client import connect
 
     loop = asyncio.get_running_loop()
-    result = Result("direct", expected, started_at=time.perf_counter())
+    result = Result("direct", expected)
     url = (
         f"ws://127.0.0.1:{emulator_port}{LIGHTNING_PATH}"
         f"?language=en&encoding=linear16&sample_rate={SAMPLE_RATE}&word_timestamps=false"

@@ -88,7 +88,7 @@ async def test_audio_goes_up_in_frames_of_about_100_ms(emulator: EmulatorServer)
     assert max(sizes) == 3200 and len(sizes) <= len(pcm) // 3200 + 1
 
 
-def _shape(pcm16k: bytes, rate: int, width: int, channels: int) -> bytes:
+def _shape(rate: int, width: int, channels: int) -> bytes:
     """Re-encode tone audio into another PCM shape, as a client with that hardware would send."""
     samples = np.frombuffer(encode(PHRASE.split(), rate=rate), dtype="<i2").astype(np.float64)
     samples /= 32768.0
@@ -111,7 +111,7 @@ def _shape(pcm16k: bytes, rate: int, width: int, channels: int) -> bytes:
 async def test_odd_audio_shapes_are_converted(
     emulator: EmulatorServer, rate: int, width: int, channels: int
 ) -> None:
-    pcm = _shape(b"", rate, width, channels)
+    pcm = _shape(rate, width, channels)
     async with running_bridge(bridge_settings(emulator.lightning_url)) as server:
         answer = await transcribe(
             bridge_port(server), pcm, rate=rate, width=width, channels=channels, chunk_ms=20

@@ -29,7 +29,6 @@ from tests.kit.speech_data import SpeechSample, load_speech, with_silence
 from wyoming_lightning.emulator import EmulatorServer, Fault
 
 LOCAL_LOG = "transcript produced by the local recognizer"
-START_TIMEOUT_S = 60.0
 
 
 def sample(name: str) -> SpeechSample:

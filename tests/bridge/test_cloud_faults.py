@@ -413,19 +413,27 @@ async def test_stall_once_is_retried(emulator: EmulatorServer) -> None:
         await next_request_succeeds(server, emulator)
 
 
-@pytest.mark.parametrize("dialect", ["pulse", "lightning"])
+@pytest.mark.parametrize(
+    ("dialect", "stall_timeout_s"), [("pulse", None), ("lightning", 0.5)], ids=str
+)
 async def test_a_complete_stall_is_answered_after_one_replacement(
-    emulator: EmulatorServer, dialect: str, caplog: pytest.LogCaptureFixture
+    emulator: EmulatorServer,
+    dialect: str,
+    stall_timeout_s: float | None,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Every session stalls (no message, no pong): the default --stall-timeout detects it, one
-    replacement is tried (the retry budget is per request, not per failure), then the answer
-    is a clear ``timeout`` error and the log says why."""
+    """Every session stalls (no message, no pong): the --stall-timeout detects it (the default
+    2 s once, a short one for the other dialect), one replacement is tried (the retry budget is
+    per request, not per failure), then the answer is a clear ``timeout`` error and the log
+    says why."""
     caplog.set_level(logging.INFO, logger="wyoming_lightning")
-    async with running_bridge(settings(url_of(emulator, dialect), retries=10)) as server:
+    shorter = {} if stall_timeout_s is None else {"stall_timeout_s": stall_timeout_s}
+    async with running_bridge(settings(url_of(emulator, dialect), retries=10, **shorter)) as server:
         emulator.inject(Fault("stall"), count=None)
         answer = await transcribe(bridge_port(server), LONG_PCM)
         text = assert_error(answer, "timeout")
-        assert "stopped answering" in text and "no progress for 2 s" in text
+        assert "stopped answering" in text
+        assert f"no progress for {stall_timeout_s or 2:g} s" in text
         assert [s.faults for s in emulator.sessions] == [("stall",), ("stall",)]
         assert [s.audio_bytes_received for s in emulator.sessions] == [len(LONG_PCM)] * 2
         assert "request failed (timeout): the service stopped answering" in caplog.text

@@ -99,7 +99,8 @@ async def test_a_stall_then_a_hung_handshake_is_answered_without_the_connect_tim
     caplog.set_level(logging.INFO, logger="wyoming_lightning")
     pcm = encode_phrase(COMMAND)
     emulator.inject(Fault("stall"), count=1)
-    settings = bridge_settings(emulator.pulse_url, connect_timeout_s=60.0)
+    # A short stall timeout: the connect timeout it must beat is long (60 s) either way.
+    settings = bridge_settings(emulator.pulse_url, connect_timeout_s=60.0, stall_timeout_s=0.5)
     async with running_bridge(settings) as server:
         client = await start_request(bridge_port(server), pcm)
         try:

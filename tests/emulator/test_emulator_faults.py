@@ -226,7 +226,7 @@ async def test_stall_answers_no_ping_either(emu: EmulatorServer) -> None:
 async def test_slow_holds_the_final_back_with_interims_meanwhile(
     emu: EmulatorServer, end: str
 ) -> None:
-    emu.inject(Fault("slow", delay_ms=3000))
+    emu.inject(Fault("slow", delay_ms=1500))  # two interims' worth (one every 0.5 s), and more
     async with session(emu.pulse_url) as ws:
         await send_audio(ws, UTTERANCE)
         sent_before = len(emu.sessions[-1].messages_sent)

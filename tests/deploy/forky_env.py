@@ -28,13 +28,12 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from tests.deploy.side_env import Say, cache_root, reuse_or_build
+from tests.deploy.side_env import Say, cache_root, reuse_or_build, run_step
 
 HA_VERSION: Final = "2026.11.0"
 WYOMING_PIN: Final = "1.10.2"
@@ -152,24 +151,9 @@ def _key() -> str:
 
 
 def _run(cmd: list[str], log: Path, timeout: float) -> None:
-    with log.open("a") as out:
-        out.write(f"\n$ {' '.join(cmd)}\n")
-        out.flush()
-        try:
-            done = subprocess.run(
-                cmd, stdout=out, stderr=subprocess.STDOUT, timeout=timeout, check=False
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise ForkyEnvError(
-                f"building the forky root: `{' '.join(cmd[-4:])}` took over {timeout:.0f} s; "
-                f"log: {log}"
-            ) from exc
-    if done.returncode != 0:
-        tail = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-15:])
-        raise ForkyEnvError(
-            f"building the forky root failed (exit {done.returncode}) at "
-            f"`{' '.join(cmd[-4:])}`; log: {log}\n{tail}"
-        )
+    run_step(
+        cmd, log, timeout, building="the forky root", shown=" ".join(cmd[-4:]), error=ForkyEnvError
+    )
 
 
 def _build(root: Path, say: Say) -> None:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from tests.deploy.side_env import Say, cache_root, reuse_or_build
+from tests.deploy.side_env import Say, cache_root, reuse_or_build, run_step
 
 HA_VERSION: Final = "2025.4.4"
 
@@ -127,24 +127,14 @@ def _key(python: Path) -> str:
 
 
 def _run(cmd: list[str], log: Path, timeout: float) -> None:
-    with log.open("a") as out:
-        out.write(f"\n$ {' '.join(cmd)}\n")
-        out.flush()
-        try:
-            done = subprocess.run(
-                cmd, stdout=out, stderr=subprocess.STDOUT, timeout=timeout, check=False
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise HaEnvError(
-                f"building Home Assistant's venv: `{cmd[2:5]}` took over {timeout:.0f} s; "
-                f"log: {log}"
-            ) from exc
-    if done.returncode != 0:
-        tail = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-15:])
-        raise HaEnvError(
-            f"building Home Assistant's venv failed (exit {done.returncode}) at "
-            f"`{' '.join(cmd[2:])}`; log: {log}\n{tail}"
-        )
+    run_step(
+        cmd,
+        log,
+        timeout,
+        building="Home Assistant's venv",
+        shown=" ".join(cmd[2:]),
+        error=HaEnvError,
+    )
 
 
 def _build(python: Path, root: Path) -> None:

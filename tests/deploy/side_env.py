@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -57,3 +58,27 @@ def reuse_or_build(
         build()
         (root / marker).write_text(stamp)
         return True
+
+
+def run_step(
+    cmd: list[str], log: Path, timeout: float, *, building: str, shown: str, error: type[Exception]
+) -> None:
+    """One build step, its output appended to ``log``. An overrun or a failure raises ``error``
+    saying what was ``building``, the step (``shown``), the log's path and, on a failure, its
+    last lines: a build fails minutes in, and the reason must be on the screen."""
+    with log.open("a") as out:
+        out.write(f"\n$ {' '.join(cmd)}\n")
+        out.flush()
+        try:
+            done = subprocess.run(
+                cmd, stdout=out, stderr=subprocess.STDOUT, timeout=timeout, check=False
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise error(
+                f"building {building}: `{shown}` took over {timeout:.0f} s; log: {log}"
+            ) from exc
+    if done.returncode != 0:
+        tail = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-15:])
+        raise error(
+            f"building {building} failed (exit {done.returncode}) at `{shown}`; log: {log}\n{tail}"
+        )

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 import sys
 import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from tests.kit.bridge import clean_env
 from tests.kit.speech_data import SAMPLE_RATE
@@ -109,3 +111,31 @@ def write_wav(path: Path, pcm: bytes) -> str:
         wav.setnchannels(1)
         wav.writeframes(pcm)
     return str(path)
+
+
+DRIVER_OVERHEAD_S = 300
+"""Home Assistant's start-up and set-up, beyond the cases' own timeouts."""
+
+
+async def run_driver(
+    command: list[str], cases: list[dict[str, Any]], **popen: Any
+) -> dict[str, Any]:
+    """Run Home Assistant's driver script to the end within a budget made from its cases'
+    timeouts; its report is the JSON on its last line of output, with its stderr added."""
+    proc = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, **popen
+    )
+    budget = DRIVER_OVERHEAD_S + sum(c["timeout_s"] for c in cases)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), budget)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise AssertionError(f"Home Assistant's driver ran over {budget} s") from None
+    lines = out.decode().strip().splitlines()
+    assert proc.returncode == 0 and lines, (
+        f"the HA driver failed (exit {proc.returncode}):\n{err.decode()[-4000:]}"
+    )
+    report: dict[str, Any] = json.loads(lines[-1])
+    report["ha_stderr"] = err.decode()
+    return report

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from tests.deploy.ha_env import HA_VERSION, HaEnvError, ensure_ha_env
-from tests.deploy.ha_processes import lightning_server, started, write_wav
+from tests.deploy.ha_processes import lightning_server, run_driver, started, write_wav
 from tests.deploy.side_env import terminal
 from tests.kit.bridge import API_KEY, clean_env
 from tests.kit.net import free_port
@@ -44,8 +44,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 SPEECH_CASE_TIMEOUT_S = 180
 #: A refused or unreachable service must end the request long before this.
 FAILURE_CASE_TIMEOUT_S = 60
-#: Booting HA and adding three servers, on top of the cases.
-DRIVER_OVERHEAD_S = 300
 #: Commands that Whisper tiny.en itself gets right on every run. This test is about Home
 #: Assistant and the server, not the recognizer (test_bridge measures that): the emulator's
 #: Whisper falls back to sampling on the commands it is unsure of, so those would make the
@@ -135,10 +133,9 @@ async def run_everything(ha_python: Path, work: Path) -> dict[str, Any]:
                     ],
                     "cases": cases,
                 }
-                proc = await asyncio.create_subprocess_exec(
-                    str(ha_python),
-                    str(DRIVER),
-                    json.dumps(spec),
+                report = await run_driver(
+                    [str(ha_python), str(DRIVER), json.dumps(spec)],
+                    cases,
                     cwd=str(work),
                     # HA's own interpreter and packages only: nothing of this venv leaks in.
                     env={
@@ -146,26 +143,11 @@ async def run_everything(ha_python: Path, work: Path) -> dict[str, Any]:
                         for k, v in os.environ.items()
                         if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
                     },
-                    stdout=asyncio.subprocess.PIPE,
-                    stderr=asyncio.subprocess.PIPE,
                 )
-                budget = DRIVER_OVERHEAD_S + sum(c["timeout_s"] for c in cases)
-                try:
-                    out, err = await asyncio.wait_for(proc.communicate(), budget)
-                except TimeoutError:
-                    proc.kill()
-                    await proc.wait()
-                    raise AssertionError(f"Home Assistant's driver ran over {budget} s") from None
                 logs = {"lightning": good.log, "badkey": bad.log, "nocloud": down.log}
-    lines = out.decode().strip().splitlines()
-    assert proc.returncode == 0 and lines, (
-        f"the HA driver failed (exit {proc.returncode}):\n{err.decode()[-4000:]}"
-    )
-    report: dict[str, Any] = json.loads(lines[-1])
     report["expected"] = expected
     report["server_logs"] = logs
     report["emulator_log"] = emulator.log
-    report["ha_stderr"] = err.decode()
     return report
 
 

@@ -39,7 +39,7 @@ from tests.deploy.forky_env import (
     ForkyEnvError,
     ensure_forky_env,
 )
-from tests.deploy.ha_processes import lightning_server, started, write_wav
+from tests.deploy.ha_processes import lightning_server, run_driver, started, write_wav
 from tests.deploy.side_env import terminal
 from tests.kit.bridge import API_KEY, clean_env
 from tests.kit.net import free_port
@@ -52,7 +52,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
 SPEECH_CASE_TIMEOUT_S = 180
 FAILURE_CASE_TIMEOUT_S = 60
-DRIVER_OVERHEAD_S = 300
 #: Commands Whisper tiny.en itself gets right on every run (see test_home_assistant.py).
 ENTITY_SAMPLES = ("turn_on_kitchen_lights", "lock_front_door", "open_garage")
 PIPELINE_SAMPLES = ("bedroom_fan_off", "timer_ten_minutes")
@@ -136,27 +135,12 @@ async def run_everything(env: ForkyEnv, work: Path) -> dict[str, Any]:
                 ],
                 "cases": cases,
             }
-            proc = await asyncio.create_subprocess_exec(
-                *env.command(env.python, env.inside(driver), json.dumps(spec)),
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
+            report = await run_driver(
+                env.command(env.python, env.inside(driver), json.dumps(spec)), cases
             )
-            budget = DRIVER_OVERHEAD_S + sum(c["timeout_s"] for c in cases)
-            try:
-                out, err = await asyncio.wait_for(proc.communicate(), budget)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
-                raise AssertionError(f"Home Assistant's driver ran over {budget} s") from None
             logs = {"lightning": good.log, "endpointing": endpointing.log, "badkey": bad.log}
-    lines = out.decode().strip().splitlines()
-    assert proc.returncode == 0 and lines, (
-        f"the HA driver failed (exit {proc.returncode}):\n{err.decode()[-4000:]}"
-    )
-    report: dict[str, Any] = json.loads(lines[-1])
     report["expected"] = expected
     report["server_logs"] = logs
-    report["ha_stderr"] = err.decode()
     return report
 
 

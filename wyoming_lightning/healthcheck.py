@@ -124,14 +124,16 @@ T = TypeVar("T")
 async def until_interrupted(work: Coroutine[Any, Any, T]) -> T:
     """Run ``work``; raise KeyboardInterrupt if SIGINT comes first, whatever ``work`` does.
 
-    Why not asyncio.run's own Ctrl-C handling: it cancels the task from inside the signal
-    handler, which may run in the middle of the task's own code; a task that then ends by
-    raising (a failed check raises :class:`Unhealthy`) drops the cancellation, and the
-    ``wyoming`` library's reader turns a KeyboardInterrupt into "connection closed". Either
-    way the Ctrl-C was lost and the check went on retrying for the whole ``--wait``. Here the
-    loop's own signal handler (which also sets the wakeup fd, so a blocked loop wakes) only
-    records the interrupt, between two steps of the loop, and the verdict is taken from that
-    record, not from how ``work`` reacts to being cancelled.
+    Why not one asyncio.run per try with time.sleep between, as before: asyncio.run's own
+    Ctrl-C handler cancels the task from inside the signal handler, which may run in the
+    middle of the task's own code, and a task that then ends by raising (a failed check
+    raises :class:`Unhealthy`) drops the cancellation; a second Ctrl-C raises
+    KeyboardInterrupt wherever the code is, and the ``wyoming`` library's reader turns that
+    into "connection closed". Either way the Ctrl-C is lost and the check goes on retrying
+    for the whole ``--wait``. Here the loop's own signal handler (which also sets the wakeup
+    fd, so a blocked loop wakes) only records the interrupt, between two steps of the loop,
+    and the verdict is taken from that record, not from how ``work`` reacts to being
+    cancelled.
 
     Only for Python's own Ctrl-C handling in the main thread: see :func:`main`."""
     loop = asyncio.get_running_loop()

@@ -13,6 +13,7 @@ from .cli import describe_failure, redact_url, run_main
 from .config import ConfigError, Settings, load_settings, settings_summary
 from .errors import ErrorCode
 from .hass.connection import HassConnection
+from .hass.home_names import start_home_names
 from .hass.publisher import start_publisher
 from .lightning.client import Timeouts
 from .lightning.keycheck import check_key
@@ -101,9 +102,12 @@ async def main(settings: Settings) -> int:
     advertisement = await start_advertising(settings.zeroconf, settings.uri, server.sockets)
     site = await start_site(services, server.sockets)  # the status page (issue 25)
     publisher = start_publisher(services, hass)
+    names = start_home_names(services, hass)  # issue 23
     try:
         await server.serve()
     finally:
+        if names is not None:
+            await names.stop()
         if publisher is not None:
             await publisher.stop()
         if site is not None:

@@ -59,6 +59,9 @@ class HomeNames:
         self.plan = RefreshPlan()
         self._monotonic = monotonic
         self._task: asyncio.Task[None] | None = None
+        self.reads = 0
+        """Reads attempted so far, worked or not (:meth:`next_read` waits on it)."""
+        self._progress = asyncio.Condition()
         registry = services.guard.metrics.registry
         self._count = Gauge(
             f"{PREFIX}_hass_names",
@@ -95,6 +98,18 @@ class HomeNames:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+    async def next_read(self) -> Link:
+        """Until the next read has been attempted (for tests and the benchmark); how it went."""
+        target = self.reads + 1
+        async with self._progress:
+            await self._progress.wait_for(lambda: self.reads >= target)
+        return self.plan.link
+
+    async def _attempted(self) -> None:
+        self.reads += 1
+        async with self._progress:
+            self._progress.notify_all()
 
     async def _read(self, ws: HassWebSocket) -> tuple[Keyword, ...]:
         exposed = await ws.call("homeassistant/expose_entity/list")
@@ -157,9 +172,11 @@ class HomeNames:
                             _LOGGER.info("reading the home's names from Home Assistant again")
                         self._up.set(1)
                         self._use(keywords)
+                        await self._attempted()
                         await self._until_due(ws)
             except HassError as err:
                 self._failed(err)
+                await self._attempted()
 
     async def _until_due(self, ws: HassWebSocket) -> None:
         """Wait for a registry event (then settle) or the refresh, whichever comes first."""

@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 
 from tests.deploy.forky_env import HA_VERSION, ForkyEnv, ForkyEnvError, ensure_forky_env
-from tests.deploy.ha_processes import free_port
+from tests.deploy.ha_processes import free_port, lightning_server
 from tests.deploy.side_env import terminal
-from tests.kit.bridge import bridge_settings, serving, transcribe
+from tests.kit.bridge import API_KEY, bridge_settings, serving, transcribe
 from wyoming_lightning.emulator import EmulatorServer
 from wyoming_lightning.emulator.config import EmulatorConfig
 from wyoming_lightning.emulator.tones import encode
@@ -78,7 +78,7 @@ async def _until(names: Any, done: Any) -> None:
             await names.next_read()
 
 
-async def run_everything(env: ForkyEnv, work: Path, caplog: pytest.LogCaptureFixture) -> dict[str, Any]:
+async def run_everything(env: ForkyEnv, work: Path, caplog: _Capture) -> dict[str, Any]:
     for script in (DRIVER, HELPER):
         shutil.copyfile(script, work / script.name)
     config_dir = work / "ha-config"
@@ -116,6 +116,19 @@ async def run_everything(env: ForkyEnv, work: Path, caplog: pytest.LogCaptureFix
                     await _until(names, lambda: services.home_keywords)
                     out["first_link"] = names.link
                     out["first"] = await _sent(bridge, audio, emulator)
+                    # And as users run it: the server's own process, the one setting given.
+                    async with lightning_server(
+                        url,
+                        API_KEY,
+                        "--hass-url",
+                        f"http://127.0.0.1:{port}",
+                        "--hass-token-file",
+                        str(token_file),
+                        "--no-hass-sensors",
+                    ) as (process_port, process):
+                        await process.wait_for(r"\d+ names from Home Assistant as keywords")
+                        out["process"] = await _sent(process_port, audio, emulator)
+                    out["process_log"] = process.log
                     renamed = await driver.send(f"rename {home['ids']['Ecobee']} Nest Cam")
                     out["renamed"] = renamed
                     await _until(
@@ -184,7 +197,7 @@ def report(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
     handler = _Capture()
     logging.getLogger("wyoming_lightning").addHandler(handler)
     try:
-        yield asyncio.run(run_everything(env, work, handler))  # type: ignore[arg-type]
+        yield asyncio.run(run_everything(env, work, handler))
     finally:
         logging.getLogger("wyoming_lightning").removeHandler(handler)
         shutil.rmtree(work, ignore_errors=True)
@@ -225,6 +238,11 @@ def test_the_homes_names_reach_the_service_as_keywords(report: dict[str, Any]) -
     # Device names come first: a cut never drops one for a room.
     texts = [text for text, _w in first["keywords"]]
     assert set(texts[: len(home["exposed"])]) == set(home["exposed"])
+
+
+def test_the_server_process_sends_them_with_one_setting(report: dict[str, Any]) -> None:
+    assert report["process"]["keywords"] == report["first"]["keywords"]
+    assert report["token"] not in report["process_log"]
 
 
 def test_nothing_unexposed_leaves_the_house(report: dict[str, Any]) -> None:

@@ -148,7 +148,9 @@ class HomeNames:
     def _failed(self, err: HassError) -> None:
         self._failures.inc()
         self._up.set(0)
-        if self.plan.failed(self._monotonic()) is Outcome.FIRST_FAILURE:
+        if self.plan.failed(self._monotonic()) is not Outcome.FIRST_FAILURE:
+            _LOGGER.debug("still cannot read the home's names: %s", err)
+        else:
             known = len(self.services.home_keywords)
             _LOGGER.warning(
                 "cannot read the home's names: %s; serving %s; retrying with back-off "

@@ -16,8 +16,13 @@ service session each) per condition: no Home Assistant; names cached (the long U
 Assistant slow (a listener that accepts and never answers: every read hangs until its timeout);
 Home Assistant down (nothing listens: every read fails at once). Printed: the time from the
 client's audio-start to the service's first audio byte, median and max, the whole request's
-median, and the reads of Home Assistant attempted meanwhile. The load (``uptime``) is printed:
-the machine may be shared.
+median, the reads of Home Assistant finished meanwhile and the link's state at the end
+(``unknown``: the first read was still hanging when the last request ended).
+
+Part 3, what a change costs: new service connections for 10 requests with warm sockets on,
+the list unchanged, read again unchanged, or changed (one device renamed) half-way.
+
+The load (``uptime``) is printed: the machine may be shared.
 """
 
 from __future__ import annotations
@@ -227,7 +232,8 @@ async def timed_requests(
         "first_byte_median_ms": round(1000 * float(np.median(first_bytes)), 1),
         "first_byte_max_ms": round(1000 * max(first_bytes), 1),
         "request_median_ms": round(1000 * float(np.median(totals)), 1),
-        "hass_reads": names.reads if names is not None else 0,
+        "hass_reads_done": names.reads if names is not None else "-",
+        "hass_link_at_end": names.link.value if names is not None else "-",
     }
 
 
@@ -260,6 +266,39 @@ async def never_waits(count: int) -> list[dict[str, Any]]:
     return rows
 
 
+async def change_cost(count: int) -> list[dict[str, Any]]:
+    """New service connections for ``count`` requests with warm sockets on (the default), the
+    list unchanged, refreshed to the same list, or changed once half-way."""
+    rows = []
+    keywords = home_keywords(HOME)
+    renamed = home_keywords(
+        replace(HOME, entities=(replace(HOME.entities[0], name="Nest"), *HOME.entities[1:]))
+    )
+    async with EmulatorServer(EmulatorConfig(), port=0) as emulator:
+        url = f"ws://127.0.0.1:{emulator.port}/waves/v1/pulse/get_text"
+        settings = replace(bridge_settings(url), session_idle_timeout_s=30.0)
+        audio = encode(list(TONE_WORDS))
+        for label, second_half in (
+            ("unchanged", keywords),
+            ("read again, same names", home_keywords(HOME)),
+            ("one device renamed half-way", renamed),
+        ):
+            services = Services(settings)
+            services.home_keywords = keywords
+            async with serving(services) as server:
+                for i in range(count):
+                    if i == count // 2:
+                        services.home_keywords = second_half
+                    answer = await transcribe(server.sockets[0][1], audio)
+                    assert answer.transcript, "a request failed"
+                registry = services.guard.metrics.registry
+                name = "wyoming_lightning_service_connections_total"
+                connections = registry.get_sample_value(name) or 0.0
+            rows.append({"list": label, "requests": count, "new_connections": int(connections)})
+            progress(f"names: warm sockets, {label}: {int(connections)} connections")
+    return rows
+
+
 def print_rows(title: str, rows: list[dict[str, Any]]) -> None:
     print(f"\n{title}")
     keys = [k for k in rows[0] if k != "misses"]
@@ -289,6 +328,8 @@ def main() -> None:
     print_rows(
         "Never in the way: audio-start -> first audio byte at the service", out["never_waits"]
     )
+    out["change_cost"] = asyncio.run(change_cost(10))
+    print_rows("What a change costs: warm sockets on (the default)", out["change_cost"])
     out["load_after"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     print(f"load: {out['load_after']}")
     if args.json:

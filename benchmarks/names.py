@@ -37,7 +37,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,6 @@ import numpy as np
 
 from tests.kit.bridge import bridge_settings, serving, transcribe
 from tests.kit.wer import normalise_words, wer
-from wyoming_lightning.config import Settings
 from wyoming_lightning.declare import Secret
 from wyoming_lightning.emulator import EmulatorServer
 from wyoming_lightning.emulator.audio import float_to_pcm, pcm_to_float, resample
@@ -201,40 +200,39 @@ async def silent_listener() -> AsyncIterator[int]:
         await server.wait_closed()
 
 
-async def timed_requests(
-    emulator: EmulatorServer, settings: Settings, hass_port: int | None, cached: bool, count: int
-) -> dict[str, Any]:
-    services = Services(settings)
-    if cached:
-        services.home_keywords = home_keywords(HOME)
-    names = None
-    if hass_port is not None:
-        names = HomeNames(services, HassConnection(f"http://127.0.0.1:{hass_port}", _token()))
-        names.start()
-    audio = encode(list(TONE_WORDS))
-    first_bytes, totals = [], []
-    try:
-        async with serving(services) as server:
-            port = server.sockets[0][1]
-            for _ in range(count):
-                before = len(emulator.sessions)
-                started = time.perf_counter()
-                request = asyncio.create_task(transcribe(port, audio))
-                await emulator.wait_for(functools.partial(_sending, emulator, before))
-                first_bytes.append(time.perf_counter() - started)
-                answer = await request
-                totals.append(time.perf_counter() - started)
-                assert answer.transcript, "a request failed"
-    finally:
-        if names is not None:
-            await names.stop()
-    return {
-        "first_byte_median_ms": round(1000 * float(np.median(first_bytes)), 1),
-        "first_byte_max_ms": round(1000 * max(first_bytes), 1),
-        "request_median_ms": round(1000 * float(np.median(totals)), 1),
-        "hass_reads_done": names.reads if names is not None else "-",
-        "hass_link_at_end": names.link.value if names is not None else "-",
-    }
+@dataclass
+class Condition:
+    """One server of part 2, with its Home Assistant (or none) and its figures."""
+
+    label: str
+    services: Services
+    names: HomeNames | None
+    port: int = 0
+    first_bytes: list[float] = field(default_factory=list)
+    totals: list[float] = field(default_factory=list)
+
+    def row(self) -> dict[str, Any]:
+        names = self.names
+        return {
+            "condition": self.label,
+            "requests": len(self.totals),
+            "first_byte_median_ms": round(1000 * float(np.median(self.first_bytes)), 1),
+            "first_byte_max_ms": round(1000 * max(self.first_bytes), 1),
+            "request_median_ms": round(1000 * float(np.median(self.totals)), 1),
+            "hass_reads_done": names.reads if names is not None else "-",
+            "hass_link_at_end": names.link.value if names is not None else "-",
+        }
+
+
+async def timed_request(emulator: EmulatorServer, condition: Condition, audio: bytes) -> None:
+    before = len(emulator.sessions)
+    started = time.perf_counter()
+    request = asyncio.create_task(transcribe(condition.port, audio))
+    await emulator.wait_for(functools.partial(_sending, emulator, before))
+    condition.first_bytes.append(time.perf_counter() - started)
+    answer = await request
+    condition.totals.append(time.perf_counter() - started)
+    assert answer.transcript, "a request failed"
 
 
 def _sending(emulator: EmulatorServer, before: int) -> bool:
@@ -248,21 +246,38 @@ def _token() -> Secret:
 
 
 async def never_waits(count: int) -> list[dict[str, Any]]:
-    rows = []
-    async with EmulatorServer(EmulatorConfig(), port=0) as emulator:
+    """The four servers run side by side and take turns, request by request, so that the
+    machine's load and the emulator's growing records weigh on each alike."""
+    async with contextlib.AsyncExitStack() as stack:
+        emulator = await stack.enter_async_context(EmulatorServer(EmulatorConfig(), port=0))
         url = f"ws://127.0.0.1:{emulator.port}/waves/v1/pulse/get_text"
         settings = replace(bridge_settings(url), session_idle_timeout_s=0.0)
-        async with silent_listener() as slow_port:
-            conditions: list[tuple[str, int | None, bool]] = [
-                ("no Home Assistant", None, False),
-                ("names cached", None, True),
-                ("Home Assistant slow (never answers)", slow_port, False),
-                ("Home Assistant down (nothing listens)", free_port(), False),
-            ]
-            for label, hass_port, cached in conditions:
-                figures = await timed_requests(emulator, settings, hass_port, cached, count)
-                rows.append({"condition": label, "requests": count, **figures})
-                progress(f"names: {label}: {figures}")
+        slow_port = await stack.enter_async_context(silent_listener())
+        conditions = []
+        for label, hass_port, cached in (
+            ("no Home Assistant", None, False),
+            ("names cached", None, True),
+            ("Home Assistant slow (never answers)", slow_port, False),
+            ("Home Assistant down (nothing listens)", free_port(), False),
+        ):
+            services = Services(settings)
+            if cached:
+                services.home_keywords = home_keywords(HOME)
+            names = None
+            if hass_port is not None:
+                connection = HassConnection(f"http://127.0.0.1:{hass_port}", _token())
+                names = HomeNames(services, connection)
+                names.start()
+                stack.push_async_callback(names.stop)
+            server = await stack.enter_async_context(serving(services))
+            conditions.append(Condition(label, services, names, server.sockets[0][1]))
+        audio = encode(list(TONE_WORDS))
+        for _ in range(count):
+            for condition in conditions:
+                await timed_request(emulator, condition, audio)
+        rows = [condition.row() for condition in conditions]
+    for row in rows:
+        progress(f"names: {row}")
     return rows
 
 

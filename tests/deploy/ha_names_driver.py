@@ -10,9 +10,10 @@ and areas with aliases through the floor and area registries, entity aliases and
 the entity registry, and Assist exposure through ``exposed_entities``: :data:`DEVICES` exposed,
 :data:`HIDDEN` not. Started with one JSON argument::
 
-    {"config_dir": "...", "http_port": 12345, "token_file": "..."}
+    {"config_dir": "...", "http_port": 12345, "token_file": "...", "plain_token_file": "..."}
 
-it writes the token to ``token_file`` (mode 0600, never to stdout), prints
+it writes the token to ``token_file`` and one of a user who is no administrator to
+``plain_token_file`` (mode 0600, never to stdout), prints
 ``{"ready": port, "exposed": [...names...], "hidden": [...], "areas": [...], "floors": [...],
 "aliases": [...]}`` and then answers each line on stdin with one JSON line:
 ``rename ENTITY_ID NEW NAME`` renames an entity in the entity registry, ``revoke`` deletes the
@@ -156,6 +157,17 @@ async def main(spec: dict[str, Any]) -> None:
         fd = os.open(spec["token_file"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:
             out.write(token + "\n")
+        # A token of a user who is no administrator: the exposure list is refused to it.
+        plain = await hass.auth.async_create_user("plain user", group_ids=["system-users"])
+        plain_refresh = await hass.auth.async_create_refresh_token(
+            plain,
+            client_name="wyoming-lightning names",
+            token_type=TOKEN_TYPE_LONG_LIVED_ACCESS_TOKEN,
+            access_token_expiration=dt.timedelta(days=1),
+        )
+        fd = os.open(spec["plain_token_file"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(hass.auth.async_create_access_token(plain_refresh) + "\n")
         home = await build_home(hass, spec["http_port"], token)
         print(json.dumps({"ready": spec["http_port"], **home}), flush=True)
         loop = asyncio.get_running_loop()

@@ -17,6 +17,7 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,7 @@ async def run_everything(env: ForkyEnv, work: Path, caplog: _Capture) -> dict[st
         "config_dir": env.inside(config_dir),
         "http_port": port,
         "token_file": env.inside(token_file),
+        "plain_token_file": env.inside(work / "plain-token"),
     }
     proc = await asyncio.create_subprocess_exec(
         *env.command(env.python, env.inside(work / DRIVER.name), json.dumps(spec)),
@@ -129,6 +131,17 @@ async def run_everything(env: ForkyEnv, work: Path, caplog: _Capture) -> dict[st
                         await process.wait_for(r"\d+ names from Home Assistant as keywords")
                         out["process"] = await _sent(process_port, audio, emulator)
                     out["process_log"] = process.log
+                    # A token of a user who is no administrator: no names, and the log says why.
+                    plain = replace(settings, hass_token_file=str(work / "plain-token"))
+                    plain_services = Services(plain)
+                    plain_names = start_home_names(
+                        plain_services, HassConnection.from_settings(plain, env={})
+                    )
+                    assert plain_names is not None
+                    out["plain_link"] = await plain_names.next_read()
+                    out["plain_keywords"] = plain_services.home_keywords
+                    await plain_names.stop()
+                    out["plain_log"] = caplog.text
                     renamed = await driver.send(f"rename {home['ids']['Ecobee']} Nest Cam")
                     out["renamed"] = renamed
                     await _until(
@@ -243,6 +256,14 @@ def test_the_homes_names_reach_the_service_as_keywords(report: dict[str, Any]) -
 def test_the_server_process_sends_them_with_one_setting(report: dict[str, Any]) -> None:
     assert report["process"]["keywords"] == report["first"]["keywords"]
     assert report["token"] not in report["process_log"]
+
+
+def test_a_token_of_a_user_who_is_no_administrator_is_named_as_the_cause(
+    report: dict[str, Any],
+) -> None:
+    assert report["plain_link"] is Link.DOWN
+    assert report["plain_keywords"] == ()
+    assert "must belong to an administrator" in report["plain_log"], report["plain_log"]
 
 
 def test_nothing_unexposed_leaves_the_house(report: dict[str, Any]) -> None:

@@ -123,7 +123,10 @@ class HassWebSocket:
         if not answer.get("success"):
             error = answer.get("error")
             code = error.get("code") if isinstance(error, Mapping) else None
-            raise HassError(f"Home Assistant at {self.where} refused {kind} ({code})")
+            hint = ""
+            if code == "unauthorized":  # the exposure list is for administrators only
+                hint = ": the token must belong to an administrator"
+            raise HassError(f"Home Assistant at {self.where} refused {kind} ({code}){hint}")
         return answer.get("result")
 
     async def wait_event(self, timeout_s: float) -> Mapping[str, Any] | None:

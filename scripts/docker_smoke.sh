@@ -90,9 +90,18 @@ fi
 # container's. Its own socket, data root and exec root: the host's Docker, if any, is untouched.
 BIN=$WORK/bin
 mkdir -p "$BIN"
-for tool in usr/sbin/dockerd usr/bin/containerd usr/bin/containerd-shim-runc-v2 \
-    usr/bin/docker-init usr/bin/docker-proxy usr/bin/docker; do
-    ln -sf "$ENGINE/$tool" "$BIN/"
+# Each is looked up in both bin directories: Debian moves them between releases (trixie's
+# docker.io put docker-proxy in /usr/sbin, and dockerd refuses to start without it).
+for tool in dockerd containerd containerd-shim-runc-v2 docker-init docker-proxy docker; do
+    found=
+    for dir in usr/sbin usr/bin; do
+        if [ -e "$ENGINE/$dir/$tool" ]; then
+            found=$ENGINE/$dir/$tool
+            break
+        fi
+    done
+    [ -n "$found" ] || die "the engine tree has no $tool (usr/bin or usr/sbin)"
+    ln -sf "$found" "$BIN/"
 done
 command -v runc > /dev/null || {
     apt-get update -qq

@@ -8,20 +8,23 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from .cli import describe_failure, redact_url, run_main
 from .config import ConfigError, Settings, load_settings, settings_summary
 from .errors import ErrorCode
-from .hass.connection import HassConnection
-from .hass.home_names import start_home_names
-from .hass.publisher import start_publisher
 from .lightning.client import Timeouts
 from .lightning.keycheck import check_key
 from .local import LocalRecognizer
 from .server import ListenError, WyomingServer
 from .services import Services
-from .web.site import start_site
 from .zeroconf import start_advertising
+
+if TYPE_CHECKING:
+    from .hass.connection import HassConnection
+    from .hass.home_names import HomeNames
+    from .hass.publisher import SensorPublisher
+    from .web.site import WebSite
 
 _LOGGER = logging.getLogger("wyoming_lightning")
 
@@ -73,11 +76,17 @@ async def main(settings: Settings) -> int:
             return 1
         else:
             _LOGGER.info("API key accepted by the service")
-    try:
-        hass = HassConnection.from_settings(settings)  # the sensors (issue 25)
-    except ConfigError as err:
-        _LOGGER.error("%s", err)
-        return 2
+    # The page and Home Assistant's connection load aiohttp only when asked for: a server
+    # without them starts faster (a container's first health probe comes after one second).
+    hass: HassConnection | None = None
+    if settings.hass_url:
+        from .hass.connection import HassConnection
+
+        try:
+            hass = HassConnection.from_settings(settings)  # the sensors (issue 25)
+        except ConfigError as err:
+            _LOGGER.error("%s", err)
+            return 2
     server = WyomingServer(services)
     try:
         await server.start()
@@ -100,9 +109,19 @@ async def main(settings: Settings) -> int:
         settings.vad,
     )
     advertisement = await start_advertising(settings.zeroconf, settings.uri, server.sockets)
-    site = await start_site(services, server.sockets)  # the status page (issue 25)
-    publisher = start_publisher(services, hass)
-    names = start_home_names(services, hass)  # issue 23
+    site: WebSite | None = None
+    if settings.web_port is not None:
+        from .web.site import start_site
+
+        site = await start_site(services, server.sockets)  # the status page (issue 25)
+    publisher: SensorPublisher | None = None
+    names: HomeNames | None = None
+    if hass is not None:
+        from .hass.home_names import start_home_names
+        from .hass.publisher import start_publisher
+
+        publisher = start_publisher(services, hass)
+        names = start_home_names(services, hass)  # issue 23
     try:
         await server.serve()
     finally:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -18,6 +20,8 @@ IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 #: How many refused addresses are remembered, so that each is logged once, not per attempt.
 REMEMBERED_REFUSALS = 1024
+REFUSAL_LOG_INTERVAL_S = 600.0
+"""A refused address still knocking is logged again after this long (once per interval)."""
 LOCAL = "local"
 """The key of clients without an address (Unix socket, stdio)."""
 
@@ -83,22 +87,35 @@ def _as_mapped(address: IpAddress, network: IpNetwork) -> ipaddress.IPv6Address 
 
 
 class OnceEach:
-    """Says yes the first time it sees a key, then no, remembering at most ``capacity`` keys.
+    """Says yes the first time it sees a key (and again once ``interval`` seconds have passed
+    since it last said yes to it), else no; remembers at most ``capacity`` keys.
 
     A refused client that retries every second must not write a log line every second, and
     a scan from many addresses must not grow memory without bound: the oldest key is forgotten
-    first (and would then be logged once more).
+    first (and would then be logged once more). ``clock`` is monotonic seconds (tests pass
+    their own).
     """
 
-    def __init__(self, capacity: int = REMEMBERED_REFUSALS) -> None:
+    def __init__(
+        self,
+        capacity: int = REMEMBERED_REFUSALS,
+        *,
+        interval: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._capacity = capacity
-        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._interval = interval
+        self._clock = clock
+        self._seen: OrderedDict[str, float] = OrderedDict()
 
     def first(self, key: str) -> bool:
-        if key in self._seen:
+        now = self._clock()
+        said = self._seen.get(key)
+        if said is not None:
             self._seen.move_to_end(key)
-            return False
-        self._seen[key] = None
+            if self._interval is None or now - said < self._interval:
+                return False
+        self._seen[key] = now
         if len(self._seen) > self._capacity:
             self._seen.popitem(last=False)
         return True

@@ -28,8 +28,10 @@ types. Every field is a declared setting: a fact derived from settings is a prop
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -57,6 +59,7 @@ from .lightning.protocol import (
     detect_dialect,
     languages_for,
 )
+from .listen import bind_host
 
 __all__ = [
     "SETTINGS",
@@ -88,8 +91,22 @@ def positive(value: float) -> str | None:
     return "must be positive" if value <= 0 else None
 
 
+_HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}\.?)*")
+
+
 def port_number(value: int) -> str | None:
     return None if 0 <= value <= 65535 else "must be within 0..65535"
+
+
+def listen_host(host: str | None) -> str | None:
+    """An address to listen on: an IP address (``0.0.0.0``, ``::``, ``127.0.0.1``) or a name."""
+    if host is None or _HOST_NAME.fullmatch(host):
+        return None
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return f"must be an address such as 127.0.0.1, 0.0.0.0 or ::, not {host[:64]!r}"
+    return None
 
 
 def websocket_url(url: str) -> str | None:
@@ -301,6 +318,18 @@ class Settings:
     check_key: bool = setting(False, "test the API key at start-up")
     max_connections: int = setting(100, "clients served at once", check=positive)
     idle_timeout_s: float = setting(30.0, "seconds a client may stay silent", check=positive)
+    header_timeout_s: float = setting(
+        5.0,
+        "seconds a client has to send its first event, and to finish each event it begins "
+        "(a dribbling or silent connection is closed)",
+        check=positive,
+    )
+    max_request_s: float = setting(
+        120.0,
+        "longest request in seconds of audio, with or without --endpointing; then it is "
+        "answered with what was recognised",
+        check=positive,
+    )
     drain_timeout_s: float = setting(
         7.0,
         "seconds running requests may take to finish on SIGTERM before they get an error "
@@ -355,6 +384,14 @@ class Settings:
         "serve Prometheus metrics on this port (0: any free port; default: off)",
         check=port_number,
     )
+    metrics_host: str | None = setting(
+        None,
+        "address the metrics endpoint listens on (default: the --uri host; 127.0.0.1 for "
+        "unix:// and stdio://)",
+        convert=_optional_text,
+        check=listen_host,
+        metavar="HOST",
+    )
     # The page (issue 25): web.py; the Home Assistant connection: hass/.
     web_port: int | None = setting(
         None,
@@ -405,6 +442,12 @@ class Settings:
     def local_only(self) -> bool:
         """No key: the server runs on the offline recognizer alone."""
         return not self.api_key
+
+    @property
+    def metrics_listen_host(self) -> str:
+        """Where the metrics endpoint listens: ``--metrics-host``, else where Wyoming does
+        (usage and cost are no more public than the server), loopback for a local socket."""
+        return self.metrics_host or bind_host(self.uri)
 
     @property
     def languages(self) -> tuple[str, ...]:

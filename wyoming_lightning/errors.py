@@ -27,3 +27,5 @@ class ErrorCode(enum.StrEnum):
     """The server's connection limit or the per-client request limit turned the client away."""
     FORBIDDEN = "forbidden"
     """The client is outside the allow-list."""
+    INTERNAL = "internal"
+    """The server failed on this request (a bug): it was ended and everything it held freed."""

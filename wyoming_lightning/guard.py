@@ -21,11 +21,20 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from . import actions as act
-from .access import LOCAL, AccessPolicy, ClientSlots, OnceEach, Verdict, parse_address
+from .access import (
+    LOCAL,
+    REFUSAL_LOG_INTERVAL_S,
+    AccessPolicy,
+    ClientSlots,
+    OnceEach,
+    Verdict,
+    parse_address,
+)
 from .config import Settings
 from .errors import ErrorCode
+from .logtrim import LimitedLog, RateLimiter
 from .metrics import Metrics
-from .pipeline_format import BYTES_PER_SECOND
+from .pipeline_format import BYTES_PER_SECOND, SAMPLE_WIDTH
 from .quota import SENT_S, Admission, Clock, DailyLedger, RequestUsage
 from .recent import RecentRequests, RequestRecord
 from .request import RETRY_TIMER
@@ -94,7 +103,8 @@ class Guard:
         self.listeners: list[Callable[[], None]] = []
         """Called after each finished request is counted (the Home Assistant sensors); each
         must return at once."""
-        self._refusals_logged = OnceEach()
+        self._refusals_logged = OnceEach(interval=REFUSAL_LOG_INTERVAL_S, clock=monotonic)
+        self._log = LimitedLog(_LOGGER, RateLimiter(monotonic))
         self._limit_logged_on: str | None = None
         self._store_failures_counted = 0
         self.metrics_port: int | None = None
@@ -104,15 +114,21 @@ class Guard:
 
     # ------------------------------------------------------------------ life cycle
 
-    def start(self) -> None:
+    async def start(self) -> None:
         port = self.settings.metrics_port
         if port is not None:
+            host = self.settings.metrics_listen_host
             try:
-                self.metrics_port = self.metrics.serve(port)
+                self.metrics_port = await self.metrics.serve(
+                    host, port, self._may_scrape, self.settings.header_timeout_s
+                )
             except OSError as err:
-                _LOGGER.error("cannot serve metrics on port %d: %s", port, err.strerror or err)
+                _LOGGER.error(
+                    "cannot serve metrics on %s port %d: %s", host, port, err.strerror or err
+                )
             else:
-                _LOGGER.info("metrics on http://0.0.0.0:%d/metrics", self.metrics_port)
+                shown = f"[{host}]" if ":" in host else host
+                _LOGGER.info("metrics on http://%s:%d/metrics", shown, self.metrics_port)
         if self.settings.data_dir is not None:
             _LOGGER.info("usage recorded in %s", self.store.where)
 
@@ -120,14 +136,18 @@ class Guard:
         self.metrics.close()
         self.store.close()
 
+    def _may_scrape(self, writer: asyncio.StreamWriter) -> bool:
+        """The metrics (usage, cost, errors) are for the clients ``--allow`` admits."""
+        return self.admit_connection(Peer.of(writer)) is None
+
     # ------------------------------------------------------------------ connections
 
     def admit_connection(self, peer: Peer) -> Refusal | None:
         """``None`` for a client the allow-list admits; otherwise why it is not served.
 
-        A refused client still gets ``describe`` and ``ping`` (they cost nothing, and health
-        checks and discovery helpers on this machine use them); anything else is refused with
-        :meth:`refused`.
+        A refused client takes no connection slot; it still gets one ``describe`` or ``ping``
+        answered (health checks and discovery helpers on this machine use them) and is then
+        closed; anything else is refused with :meth:`refused`.
         """
         if self.policy.decide(peer.host, local=peer.local) is Verdict.ALLOWED:
             return None
@@ -138,15 +158,22 @@ class Guard:
     def refused(self, peer: Peer) -> None:
         """A client outside the allow-list asked for work: count it; log its address once."""
         self.metrics.refused.labels(reason="forbidden").inc()
-        if self._refusals_logged.first(peer.key):
-            _LOGGER.warning(
-                "refusing client %s: not in --allow (each refused address is logged once)",
+        if self._refusals_logged.first(peer.key):  # and a scan from many addresses: few lines
+            self._log.warning(
+                "forbidden",
+                "refusing client %s: not in --allow (each refused address is logged once "
+                "every %g min)",
                 peer.key,
+                REFUSAL_LOG_INTERVAL_S / 60,
             )
 
-    def refused_busy(self) -> None:
-        """The server's connection limit turned a client away."""
+    def refused_busy(self, open_now: int, limit: int) -> None:
+        """The server's connection limit turned a client away: counted, and logged at most a
+        few times a minute (a flood of connections must not flood the log)."""
         self.metrics.refused.labels(reason="busy").inc()
+        self._log.warning(
+            "busy", "refusing a client: %d connections open (limit %d)", open_now, limit
+        )
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[None]:
@@ -187,16 +214,8 @@ class Guard:
             return Admission.CLOUD
         self._sync_today()  # another process on the same file may have spent some
         admission = self.ledger.admit()
-        if admission is Admission.OVER and self._limit_logged_on != day:
-            self._limit_logged_on = day
-            _LOGGER.warning(
-                "daily audio limit reached: %.1f of %g min sent today; %s until midnight",
-                self.ledger.sent_today_s() / 60,
-                (self.ledger.limit_s or 0) / 60,
-                "the local recognizer answers"
-                if self.settings.fallback == "local"
-                else "requests get error 'quota'",
-            )
+        if admission is Admission.OVER:
+            self._limit_reached(day)
         return admission
 
     def _sync_today(self) -> None:
@@ -207,9 +226,31 @@ class Guard:
         self.metrics.sent_today.set(self.ledger.sent_today_s())
         self._note_store()
 
+    def take_audio(self, nbytes: int) -> int:
+        """Audio a request is about to send: how many of its bytes the day's budget allows,
+        counted against it now (whole samples; the ledger decides, :mod:`quota`)."""
+        allowed = self.ledger.take_bytes(nbytes, BYTES_PER_SECOND, SAMPLE_WIDTH)
+        self.metrics.sent_today.set(self.ledger.sent_today_s())
+        if allowed < nbytes:
+            self._limit_reached(self.ledger.today())
+        return allowed
+
+    def _limit_reached(self, day: str) -> None:
+        if self._limit_logged_on == day:
+            return
+        self._limit_logged_on = day
+        _LOGGER.warning(
+            "daily audio limit reached: %.3g of %g min sent today; %s until midnight",
+            self.ledger.sent_today_s() / 60,
+            (self.ledger.limit_s or 0) / 60,
+            "the local recognizer answers"
+            if self.settings.fallback == "local"
+            else "requests running now end with what was recognised, new ones get error 'quota'",
+        )
+
     def finished(self, usage: RequestUsage) -> None:
-        """A request is over: count it in memory, the file and the metrics."""
-        self.ledger.record(usage.day, usage.sent_s)
+        """A request is over: count it in the file and the metrics (the ledger counted its
+        audio as it was sent)."""
         total = self.store.add(usage.day, usage.deltas(self.settings.price_per_min))
         if total is not None:
             self.ledger.sync(usage.day, total)
@@ -263,6 +304,7 @@ class Ticket:
         self._outcome: tuple[str, str] | None = None
         self._fallback: str | None = None
         self._done = False
+        self._cut = False
         if refusal is not None:
             self._metrics.refused.labels(reason=refusal.reason).inc()
             self._end("error", refusal.code.value)
@@ -278,12 +320,28 @@ class Ticket:
         if self._stopped_at is None:
             self._stopped_at = self._guard.monotonic()
 
+    def take_audio(self, nbytes: int) -> int:
+        """The request is about to send ``nbytes`` of audio: how many the day's budget allows
+        (counted as sent). Fewer than asked means the limit is reached: the handler ends the
+        request's audio there."""
+        allowed = self._guard.take_audio(nbytes)
+        self._sent_bytes += allowed
+        self._metrics.audio_sent.inc(allowed / BYTES_PER_SECOND)
+        if allowed < nbytes:
+            self.cut("quota")
+        return allowed
+
+    def cut(self, reason: str) -> None:
+        """The server ended the request's audio (``quota``: the daily limit, ``length``: the
+        request's length cap); counted once."""
+        if not self._cut:
+            self._cut = True
+            self._metrics.limit_cuts.labels(reason=reason).inc()
+
     def observe(self, action: act.Action) -> None:
-        """One action of the request machine, as the handler carries it out."""
-        if isinstance(action, act.SendAudio):
-            self._sent_bytes += len(action.data)
-            self._metrics.audio_sent.inc(len(action.data) / BYTES_PER_SECOND)
-        elif isinstance(action, act.Connect):
+        """One action of the request machine, as the handler carries it out (audio sent is
+        counted by :meth:`take_audio`)."""
+        if isinstance(action, act.Connect):
             self._metrics.sessions.inc()
         elif isinstance(action, act.StartTimer) and action.timer == RETRY_TIMER:
             self._metrics.retries.inc()

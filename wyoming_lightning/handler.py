@@ -30,12 +30,18 @@ from .guard import Peer, Ticket
 from .info import PROGRAM_NAME
 from .languages import LanguageError
 from .lightning.client import Callbacks, ServiceSession, Timeouts
+from .logtrim import LimitedLog, clip
 from .request import Phase, RequestMachine
 from .services import Services
 from .wire import WireError, encode_event, read_event
 
 _LOGGER = logging.getLogger(__name__)
+_WARNINGS = LimitedLog(_LOGGER)
+"""Errors a client can provoke at will are logged through this: a flood logs a few lines and
+a count, not one line per request."""
 _IDS = itertools.count(1)
+ERROR_TEXT_CHARS = 300
+"""The longest ``error`` text sent or logged; a client's own strings in it are clipped shorter."""
 LINGER_QUIET_S = 2.0
 LINGER_MAX_S = 20.0
 #: A connection cut by a stopping server lingers this long at most: the stop is bounded.
@@ -53,17 +59,24 @@ def _format_of(data: dict[str, object]) -> PcmFormat | None:
 
 
 class _IdleTimeout:
-    """``asyncio.timeout(seconds)`` for each read of a loop, on one lazily re-armed timer.
+    """``asyncio.timeout(seconds)`` for each read of a loop, on one lazily re-armed timer, and
+    a shorter bound on each event once it has begun (:meth:`begun`).
 
     A fresh ``asyncio.timeout`` per event creates, schedules and cancels a timer a hundred
     times a second per audio stream, and the cancelled timers crowd the event loop's heap.
     This one keeps a single timer: entering only moves the deadline, and the timer, when it
     fires before the deadline, re-arms itself for it. Expiry raises ``TimeoutError`` out of
-    the ``async with`` exactly as ``asyncio.timeout`` does.
+    the ``async with`` exactly as ``asyncio.timeout`` does; :attr:`incomplete` then says
+    whether it was an event begun and not finished within ``event_s`` (a dribbling client).
+    While a client is quiet the timer wakes every ``event_s``, so a begun event is caught
+    within twice that.
     """
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, event_s: float) -> None:
         self._seconds = seconds
+        self._event_s = event_s
+        self._begun_at: float | None = None
+        self.incomplete = False
         self._loop = asyncio.get_running_loop()
         self._task: asyncio.Task[object] | None = None
         self._deadline = 0.0
@@ -78,10 +91,16 @@ class _IdleTimeout:
             task = self._task = asyncio.current_task()
             assert task is not None
         self._cancelling = task.cancelling()
-        self._deadline = self._loop.time() + self._seconds
+        now = self._loop.time()
+        self._deadline = now + self._seconds
+        self._begun_at = None
         self._active = True
         if self._handle is None:
-            self._handle = self._loop.call_at(self._deadline, self._fire)
+            self._handle = self._loop.call_at(min(self._deadline, now + self._event_s), self._fire)
+
+    def begun(self) -> None:
+        """The event being read has its first byte: the rest is due within ``event_s``."""
+        self._begun_at = self._loop.time()
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
@@ -97,9 +116,14 @@ class _IdleTimeout:
         self._handle = None
         if not self._active or self._task is None:
             return  # between reads: the next one re-arms
-        if self._loop.time() < self._deadline:
-            self._handle = self._loop.call_at(self._deadline, self._fire)
+        now = self._loop.time()
+        begun = self._begun_at
+        late = begun is not None and now >= begun + self._event_s
+        if not late and now < self._deadline:
+            check = now + self._event_s if begun is None else begun + self._event_s
+            self._handle = self._loop.call_at(min(self._deadline, check), self._fire)
             return
+        self.incomplete = late
         self._expired = True
         self._task.cancel()
 
@@ -107,6 +131,10 @@ class _IdleTimeout:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
+
+
+class _Hangup(Exception):
+    """The read loop is over: the connection has been answered (or needs no answer)."""
 
 
 class ClientHandler:
@@ -139,9 +167,13 @@ class ClientHandler:
         self._timeouts = Timeouts(
             connect_s=self._settings.connect_timeout_s, send_s=self._settings.send_timeout_s
         )
-        self._peer = Peer.of(writer)  # guard (issue 12): --allow, limits, usage per request
-        self._forbidden = services.guard.admit_connection(self._peer)
+        self._peer = Peer.of(writer)  # guard (issue 12): limits, usage per request
         self._ticket: Ticket | None = None
+        self._crash: BaseException | None = None
+        """What broke this connection's handling, if anything did: it is then only cleaned up."""
+        self._client_stopped = False
+        self._cut_short: str | None = None
+        """Why the server ended the request's audio itself (the daily limit, the length cap)."""
 
     # ------------------------------------------------------------------ life cycle
 
@@ -153,38 +185,91 @@ class ClientHandler:
         finally:
             reading.cancel()
             finished.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await reading
+            except asyncio.CancelledError:
+                pass
+            except Exception as err:  # whatever broke, the request ends cleanly
+                self._crashed(err)
             await self._cleanup()
 
     async def _read_loop(self) -> None:
-        idle = self._settings.idle_timeout_s
-        idle_timeout = _IdleTimeout(idle)
+        header_s = self._settings.header_timeout_s
+        idle_timeout = _IdleTimeout(self._settings.idle_timeout_s, header_s)
         try:
+            # A client that connects says something at once (Home Assistant and satellites
+            # do): a scanner or a dribbler is closed after header_s, without a linger.
+            try:
+                async with asyncio.timeout(header_s):
+                    event = await read_event(self._reader)
+            except TimeoutError:
+                self._cut = True
+                self._debug(f"closing a connection that sent no whole event in {header_s:g} s")
+                return
             while not self._finished.is_set():
-                try:
-                    async with idle_timeout:
-                        event = await read_event(self._reader)
-                except TimeoutError:
-                    if self._machine is not None and self._machine.phase is Phase.SETTLING:
-                        continue  # after audio-stop the client just waits; the machine bounds it
-                    if self._machine is not None and not self._machine.done:
-                        self._error(ErrorCode.TIMEOUT, f"no event from the client for {idle:g} s")
-                    else:
-                        self._debug(f"closing a connection idle for {idle:g} s")
-                    return
-                except WireError as err:
-                    self._error(ErrorCode.BAD_REQUEST, f"malformed event: {err}")
-                    return
-                except (ConnectionError, OSError):
-                    event = None
                 if event is None:
                     self._feed(rq.ClientGone())
                     return
-                await self._handle(event)
+                try:
+                    await self._handle(event)
+                except Exception as err:  # one request's failure, not the server's
+                    self._crashed(err)
+                    return
                 await self._drain()
+                event = await self._next_event(idle_timeout)
+        except _Hangup:
+            return
+        except WireError as err:
+            self._cut = True  # a broken or hostile client: no linger for it
+            self._error(ErrorCode.BAD_REQUEST, f"malformed event: {err}")
+        except (ConnectionError, OSError):
+            self._feed(rq.ClientGone())
         finally:
             idle_timeout.close()
+
+    async def _next_event(self, idle_timeout: _IdleTimeout) -> Event | None:
+        """The client's next event; raises :class:`_Hangup` when the connection is to end."""
+        idle = self._settings.idle_timeout_s
+        while True:
+            try:
+                async with idle_timeout:
+                    return await read_event(self._reader, idle_timeout.begun)
+            except TimeoutError:
+                if idle_timeout.incomplete:
+                    self._cut = True
+                    header_s = self._settings.header_timeout_s
+                    self._error(ErrorCode.BAD_REQUEST, f"event not completed within {header_s:g} s")
+                elif self._machine is not None and self._machine.phase is Phase.SETTLING:
+                    continue  # after audio-stop the client just waits; the machine bounds it
+                elif self._machine is not None and not self._machine.done:
+                    self._error(ErrorCode.TIMEOUT, f"no event from the client for {idle:g} s")
+                else:
+                    self._debug(f"closing a connection idle for {idle:g} s")
+                raise _Hangup from None
+
+    def _crashed(self, err: BaseException) -> None:
+        """Something failed inside the server while it served this connection: answer
+        ``error``, count it and log it once with its cause; :meth:`_cleanup` frees the rest."""
+        if self._crash is not None:
+            return
+        self._crash = err
+        self._queued.clear()
+        self._services.guard.metrics.failures.inc()
+        _WARNINGS.error(
+            "crash",
+            "client %d: the server failed on this request (%s: %s); it is ended and its "
+            "resources freed",
+            self._id,
+            type(err).__name__,
+            clip(err),
+            exc_info=err,
+        )
+        text = "the server failed on this request"
+        self._write(ErrorEvent(text=text, code=ErrorCode.INTERNAL.value).event())
+        if self._ticket is not None:
+            self._ticket.failed(ErrorCode.INTERNAL, text)
+        self._cut = True
+        self._finished.set()
 
     async def _cleanup(self) -> None:
         self._feed(rq.ClientGone())
@@ -243,12 +328,6 @@ class ClientHandler:
     # ------------------------------------------------------------------ client events
 
     async def _handle(self, event: Event) -> None:
-        if self._forbidden is not None and not (
-            Describe.is_type(event.type) or Ping.is_type(event.type)  # free: health checks
-        ):
-            self._services.guard.refused(self._peer)  # guard (issue 12): outside --allow
-            self._error(self._forbidden.code, self._forbidden.text)
-            return
         if Describe.is_type(event.type):
             self._write(self._services.info.event())
         elif Ping.is_type(event.type):
@@ -261,16 +340,19 @@ class ClientHandler:
             if name != PROGRAM_NAME:
                 self._error(
                     ErrorCode.BAD_REQUEST,
-                    f"unknown program {name!r}; this server has: {PROGRAM_NAME}",
+                    f"unknown program {clip(name)!r}; this server has: {PROGRAM_NAME}",
                 )
         elif AudioStart.is_type(event.type):
             self._on_audio_start(event)
         elif AudioChunk.is_type(event.type):
-            self._on_audio_chunk(event)
+            if self._cut_short is None:  # past a cut, the rest of the client's audio is dropped
+                self._on_audio_chunk(event)
         elif AudioStop.is_type(event.type):
             if self._ticket is not None:
                 self._ticket.audio_stopped()  # guard (issue 12): the wait starts here
-            self._feed_request(rq.StopAudio())
+            self._client_stopped = True
+            if self._cut_short is None:
+                self._feed_request(rq.StopAudio())
         else:
             self._debug(f"ignored event {event.type!r}")
 
@@ -313,6 +395,21 @@ class ClientHandler:
 
     def _on_audio_chunk(self, event: Event) -> None:
         self._feed_request(rq.AudioIn(event.payload or b"", _format_of(event.data)))
+        machine = self._machine
+        cap = self._settings.max_request_s
+        if machine is not None and machine.received_s >= cap and self._cut_short is None:
+            if self._ticket is not None:
+                self._ticket.cut("length")
+            self._cut_audio(f"the request reached the length cap of {cap:g} s of audio")
+
+    def _cut_audio(self, why: str) -> None:
+        """End the request's audio here, as if the client had sent ``audio-stop``: what was
+        recognised is answered; what the client still sends is dropped."""
+        if self._cut_short is not None or self._client_stopped:
+            return
+        self._cut_short = why
+        self._log.info("client %d: %s; answering with what was recognised", self._id, why)
+        self._feed(rq.StopAudio())
 
     def _request(self, *, local_only: bool = False) -> RequestMachine:
         """This connection's request machine, built at the first audio event of any kind.
@@ -343,7 +440,11 @@ class ClientHandler:
 
         An event raised while actions are being carried out (a warm socket is open at once)
         waits until they all are, so the machine sees events in order and never re-entered.
+        Events come from the read loop, timers and service callbacks: a failure in any of them
+        ends the request here (:meth:`_crashed`) instead of escaping into the event loop.
         """
+        if self._crash is not None:
+            return  # a broken request takes no more events; cleanup closes what it held
         self._queued.append(event)
         if self._feeding:
             return
@@ -353,6 +454,8 @@ class ClientHandler:
                 next_event = self._queued.popleft()
                 if self._machine is not None and not self._machine.done:
                     self._apply(self._machine.handle(next_event))
+        except Exception as err:  # see the docstring
+            self._crashed(err)
         finally:
             self._feeding = False
 
@@ -365,13 +468,17 @@ class ClientHandler:
             self._ticket.observe(action)  # guard (issue 12): audio sent, sessions, outcome
         if isinstance(action, act.Connect):
             self._connect(action)
-        elif isinstance(action, act.SendAudio | act.SendText):
+        elif isinstance(action, act.SendAudio):
+            self._send_audio(action)
+        elif isinstance(action, act.SendText):
             session = self._sessions.get(action.conn)
             if session is not None:
-                session.send(action.data if isinstance(action, act.SendAudio) else action.text)
+                session.send(action.text)
         elif isinstance(action, act.Disconnect):
             session = self._sessions.pop(action.conn, None)
-            if session is not None and action.reusable and self._services.warm.enabled:
+            # A socket whose audio the budget cut is not where the machine thinks: not reused.
+            reusable = action.reusable and self._cut_short is None
+            if session is not None and reusable and self._services.warm.enabled:
                 self._services.warm.give_back(session)
             elif session is not None:
                 session.close()
@@ -407,6 +514,18 @@ class ClientHandler:
             self._log.log(action.level, "client %d: %s", self._id, action.message)
         elif isinstance(action, act.Finish):
             self._finished.set()
+
+    def _send_audio(self, action: act.SendAudio) -> None:
+        """Audio to the service, as much of it as the day's budget still allows (guard)."""
+        data = action.data
+        if self._ticket is not None:
+            allowed = self._ticket.take_audio(len(data))
+            if allowed < len(data):
+                data = data[:allowed]
+                self._cut_audio("the daily audio limit is reached")
+        session = self._sessions.get(action.conn)
+        if session is not None and data:
+            session.send(data)
 
     def _connect(self, action: act.Connect) -> None:
         conn = action.conn
@@ -471,7 +590,8 @@ class ClientHandler:
 
     def _error(self, code: ErrorCode, text: str) -> None:
         """An error outside a request's own flow: tell the client, then hang up."""
-        self._log.warning("client %d: %s (%s)", self._id, text, code.value)
+        text = clip(text, ERROR_TEXT_CHARS)
+        _WARNINGS.warning(code.value, "client %d: %s (%s)", self._id, text, code.value)
         self._write(ErrorEvent(text=text, code=code.value).event())
         if self._ticket is not None:
             self._ticket.failed(code, text)  # guard (issue 12)

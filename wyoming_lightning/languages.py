@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .logtrim import clip
+
 # ------------------------------------------------------------------ the service's languages
 
 LIGHTNING_LANGUAGES: tuple[str, ...] = (
@@ -62,6 +64,6 @@ def resolve_language(requested: str | None, default: str, supported: Sequence[st
     if base in ("auto", "multi") and "multi" in supported:
         return "multi"
     raise LanguageError(
-        f"language {requested!r} is not offered by the service; choose one of: "
+        f"language {clip(requested)!r} is not offered by the service; choose one of: "
         + ", ".join(supported)
     )

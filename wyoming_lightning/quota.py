@@ -2,8 +2,12 @@
 
 Days are calendar days in local time, read from a clock the caller passes in (tests give a
 fake one). The budget counts the audio *sent to the service*, which is what the vendor bills
-(per second of audio); silence the VAD held back costs nothing and counts nothing. A request is
-judged when it starts: one that is admitted runs to its end, even if it crosses the limit.
+(per second of audio); silence the VAD
+held back costs nothing and counts nothing. A request is admitted when it starts if the day's
+budget is not spent, and each piece of audio is counted as it is sent, against the limit: the
+piece that would cross it is cut to fit, and the request then ends with what was recognised.
+So requests running side by side cannot overshoot the limit together; processes sharing one
+usage file can, each by what it sends before it reads the others' counts (at a request's start).
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ SENT_S = "sent_s"
 COST_USD = "cost_usd"
 ERROR_PREFIX = "error:"
 FALLBACK_PREFIX = "fallback:"
+MIN_ROOM_S = 0.01
+"""Less budget than this left is none: a request admitted with it would be cut before a word
+(and the rounding of audio to whole samples leaves such crumbs)."""
 
 
 def day_of(moment: dt.datetime) -> str:
@@ -120,12 +127,33 @@ class DailyLedger:
     def admit(self) -> Admission:
         if self.limit_s is None:
             return Admission.CLOUD
-        return Admission.OVER if self.sent_today_s() >= self.limit_s else Admission.CLOUD
+        spent = self.sent_today_s() >= self.limit_s - MIN_ROOM_S
+        return Admission.OVER if spent else Admission.CLOUD
 
-    def record(self, day: str, sent_s: float) -> None:
-        """A finished request's audio, on the day it started."""
-        if day == self.today():
-            self._sent_s += sent_s
+    def room_s(self) -> float | None:
+        """Seconds still to send today; ``None`` without a limit."""
+        if self.limit_s is None:
+            return None
+        return max(0.0, self.limit_s - self.sent_today_s())
+
+    def take(self, seconds: float) -> float:
+        """Audio about to be sent: how much of it the budget allows, counted as sent now."""
+        room = self.room_s()
+        allowed = seconds if room is None else min(seconds, room)
+        self._sent_s += allowed
+        return allowed
+
+    def take_bytes(self, nbytes: int, bytes_per_second: int, frame_bytes: int) -> int:
+        """:meth:`take` for audio in bytes: how many of ``nbytes`` the budget allows, in whole
+        frames (a cut mid-sample would shift every later sample)."""
+        room = self.room_s()
+        if room is None:
+            allowed = nbytes
+        else:
+            room_bytes = int(room * bytes_per_second + 1e-6)  # 1.2 * 32000 is 38399.99...
+            allowed = min(nbytes, room_bytes // frame_bytes * frame_bytes)
+        self._sent_s += allowed / bytes_per_second
+        return allowed
 
     def sync(self, day: str, total_sent_s: float) -> None:
         """The usage table's total for ``day`` (all processes sharing it)."""

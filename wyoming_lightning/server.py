@@ -18,19 +18,27 @@ import sys
 from pathlib import Path
 
 from wyoming.error import Error as ErrorEvent
+from wyoming.info import Describe
+from wyoming.ping import Ping, Pong
 
 from .cli import parse_uri
 from .errors import ErrorCode
-from .handler import ClientHandler
+from .guard import Peer, Refusal
+from .handler import LINGER_MAX_S, LINGER_QUIET_S, ClientHandler
 from .heap import release_free_memory
+from .listen import tcp_listener
 from .services import Services
-from .wire import MAX_HEADER_BYTES, encode_event
+from .wire import MAX_HEADER_BYTES, WireError, encode_event, read_event
 
 _LOGGER = logging.getLogger(__name__)
 #: After the drain: time for a cut request's ``error`` to be written and its connection closed
 #: (then the task is cancelled). Drain + this + process exit must stay under 10 s.
 CUT_GRACE_S = 1.0
 STOPPING_TEXT = "the server is stopping; try again"
+REFUSED_AT_ONCE = 8
+"""Connections from clients outside ``--allow`` kept open at once (each for one ``describe`` or
+``ping`` within ``--header-timeout``); more are closed unanswered. They take no slot of
+``--max-connections``: a refused client cannot keep an allowed one out."""
 
 
 class ListenError(Exception):
@@ -68,6 +76,7 @@ class WyomingServer:
         self._active: dict[asyncio.Task[None], ClientHandler] = {}
         self._server: asyncio.Server | None = None
         self._stopping = asyncio.Event()
+        self._refused_open = 0
         self._unix_socket: tuple[Path, int] | None = None
         """The socket file this server made, and its inode, to remove on the way out."""
 
@@ -87,12 +96,18 @@ class WyomingServer:
             where = parse_uri(self.services.settings.uri, ("tcp", "unix", "stdio"), server=True)
         except ValueError as err:
             raise ListenError(str(err)) from None
-        self.services.guard.start()  # guard (issue 12): metrics endpoint
+        await self.services.guard.start()  # guard (issue 12): metrics endpoint
         if where.scheme == "tcp":
             host = where.host or "0.0.0.0"
-            self._server = await asyncio.start_server(
-                self._accept, host, where.port, limit=MAX_HEADER_BYTES
-            )
+            sock = tcp_listener(host, where.port or 0)  # "::": IPv4 and IPv6
+            if sock is not None:
+                self._server = await asyncio.start_server(
+                    self._accept, sock=sock, limit=MAX_HEADER_BYTES
+                )
+            else:
+                self._server = await asyncio.start_server(
+                    self._accept, host, where.port, limit=MAX_HEADER_BYTES
+                )
         elif where.scheme == "unix":
             path = Path(where.path)
             claim_socket_path(path)
@@ -162,12 +177,14 @@ class WyomingServer:
         self._stopping.set()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = Peer.of(writer)
+        forbidden = self.services.guard.admit_connection(peer)  # guard (issue 12): --allow
+        if forbidden is not None:
+            await self._serve_refused(reader, writer, peer, forbidden)
+            return
         limit = self.services.settings.max_connections
         if self._stopping.is_set() or len(self._active) >= limit:
-            self.services.guard.refused_busy()  # guard (issue 12)
-            _LOGGER.warning(
-                "refusing a client: %d connections open (limit %d)", len(self._active), limit
-            )
+            self.services.guard.refused_busy(len(self._active), limit)  # guard (issue 12)
             text = "server busy: too many connections, try again shortly"
             with contextlib.suppress(Exception):
                 writer.write(encode_event(ErrorEvent(text=text, code=ErrorCode.BUSY.value).event()))
@@ -188,6 +205,49 @@ class WyomingServer:
             self._active.pop(task, None)
             if not self._active:
                 release_free_memory()  # idle: collect and trim what a burst freed (heap.py)
+
+    async def _serve_refused(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        peer: Peer,
+        refusal: Refusal,
+    ) -> None:
+        """A client outside ``--allow``: one free ``describe`` or ``ping`` answered, anything
+        else refused, then closed; never held in a slot, never kept waiting."""
+        if self._refused_open >= REFUSED_AT_ONCE:
+            writer.close()
+            return
+        self._refused_open += 1
+        try:
+            timeout = self.services.settings.header_timeout_s
+            with contextlib.suppress(TimeoutError, WireError, ConnectionError, OSError):
+                async with asyncio.timeout(timeout):
+                    event = await read_event(reader)
+                    if event is None:
+                        return
+                    if Describe.is_type(event.type):
+                        writer.write(encode_event(self.services.info.event()))
+                    elif Ping.is_type(event.type):
+                        writer.write(encode_event(Pong(text=Ping.from_event(event).text).event()))
+                    else:
+                        self.services.guard.refused(peer)
+                        error = ErrorEvent(text=refusal.text, code=refusal.code.value)
+                        writer.write(encode_event(error.event()))
+                    await writer.drain()
+                    if writer.can_write_eof():
+                        writer.write_eof()
+                # Read what the client still sends (Home Assistant uploads its audio before it
+                # reads), as a request's error lingers: closing with unread input would reset
+                # the connection and could destroy the answer. Bounded as the handler's is.
+                async with asyncio.timeout(LINGER_MAX_S):
+                    while True:
+                        async with asyncio.timeout(LINGER_QUIET_S):
+                            if not await reader.read(1 << 16):
+                                break
+        finally:
+            self._refused_open -= 1
+            writer.close()
 
     async def _serve_stdio(self) -> None:
         loop = asyncio.get_running_loop()

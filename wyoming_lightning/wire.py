@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+from collections.abc import Callable
 from typing import Any
 
 from wyoming.event import Event
@@ -17,7 +19,36 @@ MAX_HEADER_BYTES = 64 * 1024
 MAX_DATA_BYTES = 256 * 1024
 # One second of the widest audio we accept (48 kHz x 4 bytes x 8 channels) is 1.5 MB.
 MAX_PAYLOAD_BYTES = 2 * 1024 * 1024
+MAX_TYPE_CHARS = 64
 PROTOCOL_VERSION = "1.10.2"
+MAX_NESTING = 32
+"""JSON nesting a header or its data may have. Wyoming's events are two or three levels deep;
+the JSON parser recurses once per level and a few thousand ``[`` raise ``RecursionError``, so
+the depth is measured on the bytes before they are parsed."""
+_JSON_TOKENS = re.compile(rb'\\.|["\[\]{}]', re.DOTALL)
+
+FIELD_TYPES: dict[str, dict[str, str]] = {
+    "transcribe": {
+        "name": "string",
+        "language": "string",
+        "context": "object",
+        "vad_sensitivity": "string",
+        "transcript_names": "list of strings",
+        "transcript_terms": "list of strings",
+    },
+    "ping": {"text": "string"},
+    "select-program": {"name": "string"},
+}
+"""The types of the fields this server reads, by event type. A field of another type (a list
+of numbers where names go, an object where a language goes) is the client's error, told as
+``bad_request`` here at the edge, never an exception deep inside a request. ``None`` (JSON
+``null``) stands for an absent field, as the ``wyoming`` library writes it. The audio events'
+fields are checked by the handler, which answers ``bad_audio``."""
+_IS: dict[str, Callable[[object], bool]] = {
+    "string": lambda v: isinstance(v, str),
+    "object": lambda v: isinstance(v, dict),
+    "list of strings": lambda v: isinstance(v, list) and all(isinstance(i, str) for i in v),
+}
 
 
 class WireError(Exception):
@@ -35,20 +66,75 @@ def _length(header: dict[str, Any], key: str, cap: int) -> int:
     return value
 
 
-async def read_event(reader: asyncio.StreamReader) -> Event | None:
-    """The next event, or None at a clean end of stream. Raises WireError on bad input."""
+def nesting_depth(raw: bytes) -> int:
+    """How deeply the JSON text ``raw`` nests arrays and objects, without parsing it.
+
+    Brackets inside strings (escapes included) do not count. Text that is not JSON gets some
+    number; the parser then rejects it.
+    """
+    if raw.count(b"[") + raw.count(b"{") <= MAX_NESTING:
+        return 0  # cannot nest deeper than there are openers: the common case, at C speed
+    depth = deepest = 0
+    in_string = False
+    for match in _JSON_TOKENS.finditer(raw):
+        token = match.group()
+        if token == b'"':
+            in_string = not in_string
+        elif in_string or len(token) == 2:
+            continue
+        elif token in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+def _parse_object(raw: bytes, what: str) -> dict[str, Any]:
+    if nesting_depth(raw) > MAX_NESTING:
+        raise WireError(f"event {what} nests deeper than {MAX_NESTING} levels")
     try:
-        line = await reader.readline()
+        value = json.loads(raw)
+    except (ValueError, RecursionError) as err:
+        raise WireError(f"event {what} is not valid JSON") from err
+    if not isinstance(value, dict):
+        raise WireError(f"event {what} is not a JSON object")
+    return value
+
+
+def check_fields(event_type: str, data: dict[str, Any]) -> None:
+    """Raise WireError when a field this server reads has the wrong type (see FIELD_TYPES)."""
+    for name, kind in FIELD_TYPES.get(event_type, {}).items():
+        value = data.get(name)
+        if value is not None and not _IS[kind](value):
+            raise WireError(f"{event_type}: {name} must be a {kind}")
+
+
+async def read_event(
+    reader: asyncio.StreamReader, begun: Callable[[], None] | None = None
+) -> Event | None:
+    """The next event, or None at a clean end of stream. Raises WireError on bad input.
+
+    ``begun`` is called when the event's first byte has come: the wait before it is a quiet
+    client's right, the time after it is how long the client takes to send one event, which
+    the caller bounds so that a client dribbling a byte at a time cannot hold its connection.
+    """
+    first = await reader.read(1)
+    if not first:
+        return None
+    if begun is not None:
+        begun()
+    return await _read_rest(reader, first)
+
+
+async def _read_rest(reader: asyncio.StreamReader, first: bytes) -> Event | None:
+    try:
+        line = first if first == b"\n" else first + await reader.readline()
     except (asyncio.LimitOverrunError, ValueError) as err:
         raise WireError(f"event header longer than {MAX_HEADER_BYTES} bytes") from err
-    if not line:
-        return None
     if not line.endswith(b"\n"):
         return None  # the client went away mid-line
-    try:
-        header = json.loads(line)
-    except ValueError as err:
-        raise WireError("event header is not valid JSON") from err
+    header = _parse_object(line, "header")
     if not isinstance(header, dict):
         raise WireError("event header is not a JSON object")
     event_type = header.get("type")
@@ -57,19 +143,17 @@ async def read_event(reader: asyncio.StreamReader) -> Event | None:
     data = header.get("data") or {}
     if not isinstance(data, dict):
         raise WireError("event data is not a JSON object")
+    if len(event_type) > MAX_TYPE_CHARS:
+        raise WireError(f"event type longer than {MAX_TYPE_CHARS} characters")
     data_length = _length(header, "data_length", MAX_DATA_BYTES)
     payload_length = _length(header, "payload_length", MAX_PAYLOAD_BYTES)
     try:
         if data_length:
-            extra = json.loads(await reader.readexactly(data_length))
-            if not isinstance(extra, dict):
-                raise WireError("event data is not a JSON object")
-            data.update(extra)
+            data.update(_parse_object(await reader.readexactly(data_length), "data"))
         payload = await reader.readexactly(payload_length) if payload_length else None
     except asyncio.IncompleteReadError:
         return None  # the client went away mid-event
-    except ValueError as err:
-        raise WireError("event data is not valid JSON") from err
+    check_fields(event_type, data)
     return Event(type=event_type, data=data, payload=payload)
 
 

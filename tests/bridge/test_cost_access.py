@@ -118,7 +118,8 @@ async def test_a_client_outside_allow_is_refused_and_the_next_allowed_one_served
     assert len(emulator.sessions) == 1, "a refused client never reaches the service"
     lines = [r.message for r in caplog.records if "refusing client" in r.message]
     assert lines == [
-        "refusing client 127.0.0.2: not in --allow (each refused address is logged once)"
+        "refusing client 127.0.0.2: not in --allow "
+        "(each refused address is logged once every 10 min)"
     ]
     assert sample(guard, "wyoming_lightning_refused_total", reason="forbidden") == 2
     assert sample(guard, "wyoming_lightning_requests_total", outcome="transcript", code="") == 1
@@ -128,23 +129,28 @@ async def test_describe_and_ping_cost_nothing_and_are_answered_to_everyone(
     emulator: EmulatorServer,
 ) -> None:
     """A health check or a discovery helper on this machine keeps working when the list leaves
-    loopback out; transcribing is still refused."""
+    loopback out; transcribing is still refused. A refused client gets one answer per
+    connection, which is then closed (it must not hold a connection open: issue 20)."""
     settings = bridge_settings(emulator.pulse_url, allow=(parse_network("10.0.0.0/8"),))
     async with running_bridge(settings) as server:
         port = bridge_port(server)
         health = await healthcheck.check(f"tcp://127.0.0.1:{port}", 10.0)
-        reader, writer = await asyncio.open_connection(
-            "127.0.0.1", port, local_addr=(OTHER_HOST, 0)
-        )
-        await async_write_event(Describe().event(), writer)
-        info = await async_read_event(reader)
-        await async_write_event(Ping(text="hi").event(), writer)
-        pong = await async_read_event(reader)
-        writer.close()
+        answers = []
+        for event in (Describe().event(), Ping(text="hi").event()):
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", port, local_addr=(OTHER_HOST, 0)
+            )
+            await async_write_event(event, writer)
+            answers.append(await async_read_event(reader))
+            await async_write_event(Ping(text="again").event(), writer)
+            answers.append(await async_read_event(reader))
+            writer.close()
         refused = await request_from("127.0.0.1", port)
         await server.wait_idle()
+    info, after_info, pong, after_pong = answers
     assert health and info is not None and info.type == "info"
     assert pong is not None and pong.type == "pong"
+    assert after_info is None and after_pong is None, "one answer, then the connection closes"
     assert code_of(refused) == "forbidden" and emulator.sessions == []
 
 
@@ -221,8 +227,9 @@ async def test_requests_per_client_are_limited_per_address(emulator: EmulatorSer
 async def test_the_daily_limit_takes_effect_at_the_right_request_and_resets_next_day(
     emulator: EmulatorServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Limit 3 s, requests of 1.8 s: the first two are admitted (the second crosses the limit
-    and still finishes), the third gets ``quota``; after midnight the budget is new."""
+    """Limit 3 s, requests of 1.8 s: the first two are admitted (the second is cut at the
+    limit, its phrase already sent, and answered with what was recognised), the third gets
+    ``quota``; after midnight the budget is new."""
     caplog.set_level(logging.INFO, logger="wyoming_lightning")
     clock = FakeClock(dt.datetime(2026, 3, 1, 22, 30))
     settings = bridge_settings(
@@ -242,13 +249,14 @@ async def test_the_daily_limit_takes_effect_at_the_right_request_and_resets_next
     assert len(emulator.sessions) == 3, "the refused request never reached the service"
     assert sample(guard, "wyoming_lightning_refused_total", reason="quota") == 1
     assert sample(guard, "wyoming_lightning_requests_total", outcome="error", code="quota") == 1
-    assert "daily audio limit reached: 0.1 of 0.05 min sent today" in caplog.text
+    assert "daily audio limit reached: 0.05 of 0.05 min sent today" in caplog.text
+    assert sample(guard, "wyoming_lightning_requests_cut_total", reason="quota") == 1
     days = read_usage(tmp_path / FILE_NAME, 7, dt.date(2026, 3, 2))
     assert [(d.day, d.requests, d.errors) for d in days] == [
         ("2026-03-01", 3, {"quota": 1}),
         ("2026-03-02", 1, {}),
     ]
-    assert days[0].sent_s == pytest.approx(2 * PCM_S, abs=0.05)
+    assert days[0].sent_s == pytest.approx(3.0), "the limit, exactly: the second was cut there"
     assert days[0].cost_usd == pytest.approx(days[0].sent_s / 60 * 0.006)
 
 

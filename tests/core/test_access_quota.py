@@ -121,6 +121,17 @@ def test_each_refused_address_is_logged_once_in_bounded_memory() -> None:
     assert once.first("10.0.0.1")  # forgotten long ago: logged again, once
 
 
+def test_each_refused_address_is_logged_once_per_interval() -> None:
+    now = [0.0]
+    once = OnceEach(interval=600.0, clock=lambda: now[0])
+    assert once.first("10.0.0.1")
+    now[0] = 599.0
+    assert not once.first("10.0.0.1")
+    now[0] = 600.0
+    assert once.first("10.0.0.1"), "an address still knocking is logged again each interval"
+    assert not once.first("10.0.0.1")
+
+
 def test_client_slots() -> None:
     slots = ClientSlots(limit=2)
     assert slots.acquire("a") and slots.acquire("a")
@@ -142,21 +153,35 @@ def test_the_daily_limit_takes_effect_at_the_right_request_and_resets_at_midnigh
     ledger = DailyLedger(limit_s=60.0, clock=clock)
     day = ledger.today()
     assert day == "2026-03-01"
-    for _ in range(3):
+    for _ in range(2):
         assert ledger.admit() is Admission.CLOUD
-        ledger.record(day, 25.0)  # 25, 50, 75 s: the third is admitted and runs to its end
+        assert ledger.take(25.0) == 25.0  # 25, then 50 s
+    assert ledger.admit() is Admission.CLOUD and ledger.room_s() == 10.0
+    assert ledger.take(25.0) == 10.0, "the audio that would cross the limit is cut to fit"
+    assert ledger.take(1.0) == 0.0 and ledger.sent_today_s() == 60.0
     assert ledger.admit() is Admission.OVER
     clock.now = dt.datetime(2026, 3, 1, 23, 59, 59)
     assert ledger.admit() is Admission.OVER
     clock.now = dt.datetime(2026, 3, 2, 0, 0, 0)
     assert ledger.admit() is Admission.CLOUD and ledger.sent_today_s() == 0
-    ledger.record("2026-03-01", 500.0)  # a request of yesterday that ended after midnight
-    assert ledger.admit() is Admission.CLOUD
+    assert ledger.take(5.0) == 5.0, "audio sent after midnight counts on the new day"
+    assert DailyLedger(None, clock).take(1e9) == 1e9, "no limit: everything is sent"
+
+
+def test_audio_is_taken_in_whole_samples_up_to_the_limit() -> None:
+    ledger = DailyLedger(limit_s=3.0, clock=FakeClock(dt.datetime(2026, 3, 1, 12)))
+    assert ledger.take_bytes(57600, 32000, 2) == 57600  # 1.8 s
+    assert ledger.take_bytes(57600, 32000, 2) == 38400, "1.2 s left: exactly that, not 38398"
+    assert ledger.take_bytes(320, 32000, 2) == 0 and ledger.sent_today_s() == 3.0
+    odd = DailyLedger(limit_s=0.0001, clock=FakeClock(dt.datetime(2026, 3, 1, 12)))
+    assert odd.take_bytes(100, 32000, 2) == 2, "3.2 bytes of room: one whole sample"
+    free = DailyLedger(limit_s=None, clock=FakeClock(dt.datetime(2026, 3, 1, 12)))
+    assert free.take_bytes(12345, 32000, 2) == 12345
 
 
 def test_the_ledger_takes_the_larger_of_its_count_and_the_shared_file() -> None:
     ledger = DailyLedger(limit_s=100.0, clock=FakeClock(dt.datetime(2026, 3, 1, 12)))
-    ledger.record("2026-03-01", 30.0)
+    ledger.take(30.0)
     ledger.sync("2026-03-01", 120.0)  # another server on the same file spent more
     assert ledger.admit() is Admission.OVER
     ledger.sync("2026-03-01", 10.0)

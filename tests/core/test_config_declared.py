@@ -21,6 +21,7 @@ from wyoming_lightning.config import (
     Settings,
     build_parser,
     http_url,
+    listen_host,
     load_settings,
     non_negative,
     port_number,
@@ -41,6 +42,7 @@ TEXT_EXAMPLES = {
     "zeroconf": "kitchen",
     "allow": "10.0.0.0/8",
     "data_dir": "/var/lib/lightning",
+    "metrics_host": "127.0.0.1",
     "log_format": "%(levelname)s %(message)s",
     "web_allow": "172.30.32.2",
     "hass_url": "http://127.0.0.1:8123",
@@ -64,6 +66,7 @@ BREAKS = {
     port_number: "70000",
     websocket_url: "https://x",
     http_url: "ws://x",
+    listen_host: "not a host!",
 }
 
 FLAGGED = [spec for spec in SETTINGS if spec.kind is not Kind.SECRET]

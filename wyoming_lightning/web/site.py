@@ -29,6 +29,7 @@ from wyoming.error import Error as ErrorEvent
 
 from ..access import AccessPolicy, Verdict
 from ..cli import parse_uri, wyoming_client
+from ..listen import bind_host, tcp_listener
 from ..services import Services
 from . import mic
 from .status import status
@@ -44,16 +45,6 @@ MAX_MIC_TESTS = 2
 """Microphone tests at once: each holds a request slot and a relay; more get a clear no."""
 ANSWER_TIMEOUT_S = 60.0
 """After the page's ``end``: the server's own --response-timeout (30 s) answers well before."""
-
-
-def bind_host(uri: str) -> str:
-    """Where an extra port of this server listens (the page here; the metrics endpoint the
-    same way): the Wyoming listen host, loopback when the server listens on a Unix socket or
-    stdio, so opening the page never exposes more than the Wyoming port already does."""
-    where = parse_uri(uri, ("tcp", "unix", "stdio"), server=True)
-    if where.scheme == "tcp":
-        return where.host or "0.0.0.0"
-    return "127.0.0.1"
 
 
 def loopback_uri(uri: str, sockets: list[tuple[str, int]]) -> str | None:
@@ -97,7 +88,12 @@ class WebSite:
     async def start(self, port: int) -> int:
         self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, port)
+        sock = tcp_listener(self.host, port)  # "::": IPv4 and IPv6, as the Wyoming port
+        site: web.BaseSite = (
+            web.SockSite(self._runner, sock)
+            if sock is not None
+            else web.TCPSite(self._runner, self.host, port)
+        )
         await site.start()
         server = site._server
         sockets = getattr(server, "sockets", None) or []

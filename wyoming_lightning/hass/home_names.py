@@ -32,7 +32,7 @@ from .connection import HassConnection, HassError
 from .names import NAME_WEIGHT, home_from_answers, home_keywords
 from .refresh import RefreshPlan
 from .sensors import Link, Outcome
-from .websocket import HassWebSocket
+from .websocket import ANSWER_TIMEOUT_S, HassWebSocket
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -53,9 +53,11 @@ class HomeNames:
         connection: HassConnection,
         *,
         monotonic: Callable[[], float] = time.monotonic,
+        answer_timeout_s: float = ANSWER_TIMEOUT_S,
     ) -> None:
         self.services = services
         self.connection = connection
+        self._answer_timeout_s = answer_timeout_s
         self.plan = RefreshPlan()
         self._monotonic = monotonic
         self._task: asyncio.Task[None] | None = None
@@ -165,7 +167,7 @@ class HomeNames:
             if delay > 0:
                 await asyncio.sleep(delay)
             try:
-                async with HassWebSocket(self.connection) as ws:
+                async with HassWebSocket(self.connection, timeout_s=self._answer_timeout_s) as ws:
                     for event in REGISTRY_EVENTS:
                         await ws.call("subscribe_events", event_type=event)
                     while True:

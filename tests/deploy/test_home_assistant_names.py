@@ -142,6 +142,16 @@ async def run_everything(env: ForkyEnv, work: Path, caplog: _Capture) -> dict[st
                     out["plain_keywords"] = plain_services.home_keywords
                     await plain_names.stop()
                     out["plain_log"] = caplog.text
+                    # A token Home Assistant never issued: refused, and said so.
+                    (work / "bad-token").write_text("not-a-token-3c9\n")
+                    bad = replace(settings, hass_token_file=str(work / "bad-token"))
+                    bad_names = start_home_names(
+                        Services(bad), HassConnection.from_settings(bad, env={})
+                    )
+                    assert bad_names is not None
+                    out["bad_link"] = await bad_names.next_read()
+                    await bad_names.stop()
+                    out["bad_log"] = caplog.text
                     renamed = await driver.send(f"rename {home['ids']['Ecobee']} Nest Cam")
                     out["renamed"] = renamed
                     await _until(
@@ -264,6 +274,14 @@ def test_a_token_of_a_user_who_is_no_administrator_is_named_as_the_cause(
     assert report["plain_link"] is Link.DOWN
     assert report["plain_keywords"] == ()
     assert "must belong to an administrator" in report["plain_log"], report["plain_log"]
+
+
+def test_a_token_home_assistant_never_issued_is_refused_and_said(
+    report: dict[str, Any],
+) -> None:
+    assert report["bad_link"] is Link.DOWN
+    assert "refused the token" in report["bad_log"], report["bad_log"]
+    assert "not-a-token-3c9" not in report["bad_log"]
 
 
 def test_nothing_unexposed_leaves_the_house(report: dict[str, Any]) -> None:

@@ -21,6 +21,7 @@ from .connection import HassConnection, HassError
 ANSWER_TIMEOUT_S = 10.0
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 """A home with thousands of entities answers ``get_states`` with megabytes."""
+PARSE_OFF_LOOP_CHARS = 256 * 1024
 
 
 class HassWebSocket:
@@ -92,7 +93,12 @@ class HassWebSocket:
             if raw.type is not aiohttp.WSMsgType.TEXT:
                 raise HassError(f"Home Assistant at {self.where} closed the websocket")
             try:
-                data = json.loads(raw.data)
+                # A big home's states run to megabytes: parsed off the event loop, so that the
+                # requests it serves meanwhile are not held up by the parse.
+                big = len(raw.data) > PARSE_OFF_LOOP_CHARS
+                data = (
+                    await asyncio.to_thread(json.loads, raw.data) if big else json.loads(raw.data)
+                )
             except ValueError:
                 raise HassError(f"Home Assistant at {self.where} sent something not JSON") from None
             items = data if isinstance(data, list) else [data]

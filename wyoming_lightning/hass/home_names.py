@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -119,16 +120,17 @@ class HomeNames:
         shown = exposed.get("exposed_entities", {}) if isinstance(exposed, dict) else {}
         ids = sorted(shown) if isinstance(shown, dict) else []
         entries = await ws.call("config/entity_registry/get_entries", entity_ids=ids) if ids else {}
-        answers = {
-            "exposed": exposed if isinstance(exposed, dict) else {},
-            "states": states if isinstance(states, list) else [],
-            "entries": entries if isinstance(entries, dict) else {},
-            "devices": await _listed(ws, "config/device_registry/list"),
-            "areas": await _listed(ws, "config/area_registry/list"),
-            "floors": await _listed(ws, "config/floor_registry/list"),
-        }
+        sift = functools.partial(
+            home_from_answers,
+            exposed=exposed if isinstance(exposed, dict) else {},
+            states=states if isinstance(states, list) else [],
+            entries=entries if isinstance(entries, dict) else {},
+            devices=await _listed(ws, "config/device_registry/list"),
+            areas=await _listed(ws, "config/area_registry/list"),
+            floors=await _listed(ws, "config/floor_registry/list"),
+        )
         # Off the event loop too: a big home's states take a while to sift.
-        return await asyncio.to_thread(lambda: home_keywords(home_from_answers(**answers)))
+        return await asyncio.to_thread(lambda: home_keywords(sift()))
 
     def _use(self, keywords: tuple[Keyword, ...]) -> None:
         old = self.services.home_keywords

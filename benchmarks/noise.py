@@ -21,15 +21,14 @@ and given one cause:
 - ``onset``: the word lies in audio the gate never sent before a segment (speech detected
   late, pre-roll too short), or within ``EDGE_S`` of the start of the first utterance;
 - ``offset``: the same at the end (hangover, the pause tail);
-- ``split``: within ``EDGE_S`` of a cut between two utterances of the request (a pause that
+- ``split``: within ``SPLIT_S`` of a cut between two utterances of the request (a pause that
   settled part of the command);
 - ``context``: anywhere else: the words were sent whole, but with a different amount of noise
   or silence around them than the recognizer had straight, and it read them differently.
 
-Also per condition: WER straight and through the bridge, utterances per request, how far the
-first audio sent starts before the first word (its time straight: negative is an onset
-cut), and the audio sent per request against the bound 1.3 x speech + 0.5 s (speech:
-the recording's length, as ``python -m benchmarks pause`` counts it).
+Also per condition: WER straight and through the bridge, utterances per request, audio sent
+per second of recording, and the audio sent per request against the bound 1.3 x speech +
+0.5 s (speech: the recording's length, as ``python -m benchmarks pause`` counts it).
 
 Usage::
 
@@ -48,7 +47,6 @@ import asyncio
 import dataclasses
 import hashlib
 import json
-import statistics
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Sequence
@@ -72,8 +70,11 @@ from .harness import Table
 BYTES_PER_S = 2 * hs.SAMPLE_RATE
 CAUSES = ("onset", "offset", "split", "context")
 EDGE_S = 0.3
-"""A lost word this close to the first or last audio sent, or to a cut between utterances,
-is put on that edge: Whisper's word times are good to about this much."""
+"""A lost word this close to the first or last audio sent is put on that edge: Whisper's word
+times are good to about this much."""
+SPLIT_S = 1.0
+"""A lost word this close to a cut between two utterances is put on the split: the words on
+either side of a cut are read without the other side's context, not only the nearest one."""
 SETTINGS = Settings()
 FINALIZE_MS = SETTINGS.finalize_after_ms
 VAD_LAG = VAD_LAG_MS["silero"]
@@ -265,10 +266,10 @@ def cause(start: float, end: float, spans: Sequence[Span]) -> str:
         after = min(a for a, b in ranges if a > middle)
         return "onset" if after - middle < middle - before else "offset"
     for index, span in enumerate(spans):
-        if span.start - EDGE_S <= middle <= span.end + EDGE_S:
-            if index > 0 and middle - span.start < EDGE_S:
+        if span.start - SPLIT_S <= middle <= span.end + SPLIT_S:
+            if index > 0 and middle - span.start < SPLIT_S:
                 return "split"
-            if index < len(spans) - 1 and span.end - middle < EDGE_S:
+            if index < len(spans) - 1 and span.end - middle < SPLIT_S:
                 return "split"
     if middle - spans[0].start < EDGE_S:
         return "onset"
@@ -308,7 +309,6 @@ class Result:
     gained: int
     utterances: int
     sent_s: float
-    onset_margin_s: float | None
     straight: str = ""
     bridge: str = ""
     notes: list[str] = field(default_factory=list)
@@ -356,8 +356,6 @@ def run_case(case: Case, recognizer: Recognizer, config: GateConfig) -> Result:
     gained += sum(1 for r, h in align(ref, [t for t, _, _ in straight]) if r is None)
     errors_straight = len(ref) - sum(right_straight) + _insertions(ref, straight)
     errors_bridge = len(ref) - sum(right_bridge) + _insertions(ref, bridge)
-    # How far the first audio sent starts before the first word as Whisper placed it straight.
-    margin = straight[0][1] - spans[0].start if spans and straight else None
     return Result(
         case,
         len(ref),
@@ -367,7 +365,6 @@ def run_case(case: Case, recognizer: Recognizer, config: GateConfig) -> Result:
         gained,
         len(spans),
         outcome.sent_s,
-        margin,
         " ".join(t for t, _, _ in straight),
         " ".join(t for t, _, _ in bridge),
         notes,
@@ -410,7 +407,6 @@ def _row(label: str, results: Sequence[Result]) -> tuple[list[object], dict[str,
     bridge = 100 * sum(r.errors_bridge for r in results) / max(1, words)
     lost = sum((r.lost for r in results), Counter())
     gained = sum(r.gained for r in results)
-    margins = [r.onset_margin_s for r in results if r.onset_margin_s is not None]
     over = [r.sent_s - (1.3 * r.case.clip.seconds + 0.5) for r in results]
     cells: list[object] = [
         label,
@@ -422,7 +418,7 @@ def _row(label: str, results: Sequence[Result]) -> tuple[list[object], dict[str,
         *(lost[c] for c in CAUSES),
         gained,
         f"{sum(r.utterances for r in results) / len(results):.2f}",
-        f"{1000 * statistics.median(margins):.0f} / {1000 * min(margins):.0f}" if margins else "-",
+        f"{sum(r.sent_s for r in results) / sum(r.case.clip.seconds for r in results):.2f}",
         f"{sum(1 for o in over if o > 0)} ({max(over):+.2f})",
     ]
     record = {
@@ -453,7 +449,7 @@ def table(results: Sequence[Result], title_note: str) -> Table:
             *(f"lost {c}" for c in CAUSES),
             "gained",
             "utt / req",
-            "onset margin ms med / min",
+            "sent / clip s",
             "over bound (worst s)",
         ],
     )
@@ -475,10 +471,10 @@ def table(results: Sequence[Result], title_note: str) -> Table:
         "lost: reference words right straight and wrong through the bridge, plus words the "
         "bridge added; gained: the reverse; lost - gained = the difference in errors",
         f"causes: onset/offset = in audio never sent before/after a segment, or within "
-        f"{EDGE_S:g} s of the first/last audio sent; split = within {EDGE_S:g} s of a cut between "
+        f"{EDGE_S:g} s of the first/last audio sent; split = within {SPLIT_S:g} s of a cut between "
         "utterances; context = sent whole, read differently",
-        "onset margin: first audio sent before the first word's start as Whisper placed it "
-        "straight, negative = onset cut; over bound: requests sending more than 1.3 x clip + 0.5 s",
+        "sent / clip: audio sent over the recordings' length; over bound: requests sending more "
+        "than 1.3 x clip + 0.5 s (the worst's excess in brackets, negative: under)",
     ]
     return out
 
@@ -506,7 +502,7 @@ def run(
                 print(
                     f"{case.condition.label} {case.clip.name} +{1000 * case.shift_s:.0f} ms: "
                     f"{result.errors_straight} -> {result.errors_bridge} errors, "
-                    f"{result.utterances} utt, margin {result.onset_margin_s}\n"
+                    f"{result.utterances} utt, sent {result.sent_s:.2f} s\n"
                     f"   ref     {case.clip.text}\n   straight {result.straight}\n"
                     f"   bridge   {result.bridge}\n   " + "; ".join(result.notes),
                     flush=True,

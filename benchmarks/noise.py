@@ -435,6 +435,23 @@ def _row(label: str, results: Sequence[Result]) -> tuple[list[object], dict[str,
     return cells, record
 
 
+def _case_record(r: Result) -> dict[str, Any]:
+    return {
+        "clip": r.case.clip.name,
+        "condition": r.case.condition.label,
+        "shift_s": r.case.shift_s,
+        "words": r.words,
+        "errors_straight": r.errors_straight,
+        "errors_bridge": r.errors_bridge,
+        "lost": dict(r.lost),
+        "gained": r.gained,
+        "utterances": r.utterances,
+        "sent_s": r.sent_s,
+        "straight": r.straight,
+        "bridge": r.bridge,
+    }
+
+
 def table(results: Sequence[Result], title_note: str) -> Table:
     out = Table(
         "noise",
@@ -454,17 +471,25 @@ def table(results: Sequence[Result], title_note: str) -> Table:
         ],
     )
     groups: dict[str, list[Result]] = {}
+    pooled: dict[str, list[Result]] = {}
+    longs: dict[str, list[Result]] = {}
     for r in results:
-        groups.setdefault(r.case.condition.label, []).append(r)
-        if r.case.condition.noise is None:
-            groups.setdefault("clean long" if r.case.clip.is_long else "clean short", []).append(r)
+        condition = r.case.condition
+        snr = "clean" if condition.noise is None else f"all noises {condition.snr_db:g} dB"
+        if r.case.clip.is_long:
+            longs.setdefault(f"long, {snr}", []).append(r)
         else:
-            groups.setdefault(f"all noises {r.case.condition.snr_db:g} dB", []).append(r)
-    for label, rows in groups.items():
+            groups.setdefault(condition.label, []).append(r)
+            if condition.noise is not None:
+                pooled.setdefault(snr, []).append(r)
+    for label, rows in [*groups.items(), *pooled.items(), *longs.items()]:
         cells, record = _row(label, rows)
         out.add(cells, **record)
+    out.records.append({"cases": [_case_record(r) for r in results]})
     out.notes += [
         title_note,
+        "rows per condition: the commands (clips under 15 s, as Home Assistant caps a command); "
+        "'long': the 15-30 s recordings (dictation), pooled per SNR",
         "straight: the whole stream (0.3 s + placement before, 0.7 s after, noise throughout) in "
         "one session of the emulator's Pulse core; bridge: the request machine and gate "
         "(silero, server defaults) wired to the same core; Whisper tiny.en int8",
@@ -544,7 +569,7 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown noise {unknown[0]!r}; choose from {', '.join(ns.NOISES)}")
     snrs = tuple(float(s) for s in args.snrs.split(",") if s)
-    conditions = ns.conditions(noises, snrs)  # type: ignore[arg-type]
+    conditions = ns.conditions(noises, snrs)
     if args.no_clean:
         conditions = conditions[1:]
     fields = {f.name for f in dataclasses.fields(GateConfig)}

@@ -85,7 +85,8 @@ def _shaped(
 def _fan(samples: int, rng: np.random.Generator) -> npt.NDArray[np.float64]:
     t = np.arange(samples) / SAMPLE_RATE
     freqs = np.fft.rfftfreq(samples, 1 / SAMPLE_RATE)
-    rush = _shaped(rng.standard_normal(samples), 1.0 / (1.0 + (freqs / 300.0) ** 2))
+    power = np.asarray(1.0 / (1.0 + (freqs / 300.0) ** 2), dtype=np.float64)
+    rush = _shaped(rng.standard_normal(samples), power)
     rush /= np.sqrt(np.mean(rush**2))
     drift_db = 1.2 * np.sin(2 * np.pi * 0.23 * t + rng.uniform(0, 2 * np.pi))
     drift_db += 0.8 * np.sin(2 * np.pi * 0.61 * t + rng.uniform(0, 2 * np.pi))

@@ -34,7 +34,7 @@ Usage::
 
     python -m benchmarks noise [--quick]
     python -m benchmarks.noise [--every N] [--shifts N] [--noises fan,hum] [--snrs 10,0]
-        [--no-clean] [--set KEY=VALUE ...] [--cache FILE] [--words]
+        [--no-clean] [--only short|long] [--set KEY=VALUE ...] [--cache FILE] [--words]
 
 ``--cache FILE`` keeps Whisper's words per audio (by SHA-1) across runs: the straight side
 never changes with the gate, so a second run costs only the audio the gate sends differently.
@@ -391,8 +391,10 @@ def cases(
     shifts: int,
     conditions: Sequence[ns.Condition],
     long_shifts: int | None = None,
+    only: str | None = None,
 ) -> list[Case]:
-    clips = hs.short_clips()[::every] + hs.long_clips()[::every]
+    clips = [] if only == "long" else hs.short_clips()[::every]
+    clips += [] if only == "short" else hs.long_clips()[::every]
     out = []
     for condition in conditions:
         for clip in clips:
@@ -512,12 +514,13 @@ def run(
     cache: Path | None = None,
     show_words: bool = False,
     long_shifts: int | None = None,
+    only: str | None = None,
 ) -> Table:
     conditions = list(conditions or ns.conditions())
     config = config or server_gate_config()
     recognizer = WordCache(create_recognizer("whisper"), cache)
     recognizer.warm_up()
-    all_cases = cases(every, shifts, conditions, long_shifts)
+    all_cases = cases(every, shifts, conditions, long_shifts, only)
     results = []
     try:
         for case in all_cases:
@@ -559,6 +562,7 @@ def main() -> None:
     parser.add_argument("--noises", default=",".join(ns.NOISES))
     parser.add_argument("--snrs", default=",".join(str(s) for s in ns.SNRS_DB))
     parser.add_argument("--no-clean", action="store_true")
+    parser.add_argument("--only", choices=("short", "long"), help="only commands or long ones")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--cache", type=Path, help="JSON file of Whisper's words per audio")
     parser.add_argument("--words", action="store_true", help="print each request that differs")
@@ -587,6 +591,7 @@ def main() -> None:
         args.cache,
         args.words,
         args.long_shifts,
+        args.only,
     )
     print(out.render(), flush=True)
     if args.json:

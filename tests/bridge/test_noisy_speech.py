@@ -35,7 +35,9 @@ MIXES: tuple[tuple[str, ns.NoiseKind, float], ...] = ()
 def _right_words(reference: str, heard: str) -> list[str]:
     """The reference words ``heard`` got right, in order."""
     ref, hyp = normalise_words(reference), normalise_words(heard)
-    return [ref[r] for r, h in align(ref, hyp) if r is not None and h is not None and ref[r] == hyp[h]]
+    return [
+        ref[r] for r, h in align(ref, hyp) if r is not None and h is not None and ref[r] == hyp[h]
+    ]
 
 
 async def _spoken(port: int, pcm: bytes) -> str:

@@ -539,7 +539,7 @@ def run(
         recognizer.save()
     clips = len({c.clip.name for c in all_cases})
     note = (
-        f"{clips} recordings of tests/data/human (every {every}th of each length) x "
+        f"{clips} recordings of tests/data/human (1 in {every} of each length) x "
         f"{len(conditions)} conditions x {shifts} placements"
         + (f" ({long_shifts} for long ones)" if long_shifts else "")
         + f"; gate {config}"

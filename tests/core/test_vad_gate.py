@@ -243,6 +243,15 @@ def test_pre_roll_reaches_back_to_where_the_level_rose_when_the_engine_fires_lat
     assert whole.pcm == pcm[2 * whole.start_sample : 2 * whole.start_sample + len(whole.pcm)]
 
 
+def test_no_look_back_over_digital_silence() -> None:
+    # Digital silence, then a room's tone, then the word the engine notices late: the tone
+    # stands far above a floor of zeros, but it is no onset.
+    room = voiced(("-", 30))
+    pcm = bytes(len(room)) + voiced(("s", 30), ("-", 40))
+    (segment,) = segments(run(doubting_gate(range(30, 45), lookback_above_floor_db=6.0), pcm))
+    assert segment.start_sample == 45 * FRAME - 300 * 16
+
+
 def test_the_look_back_is_bounded() -> None:
     pcm = voiced(("-", 60), ("s", 50), ("-", 40))
     config = {"lookback_above_floor_db": 6.0, "lookback_max_ms": 600}

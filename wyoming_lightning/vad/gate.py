@@ -26,9 +26,11 @@ from wyoming_lightning.audio import Framer
 from wyoming_lightning.pipeline_format import SAMPLE_RATE, SAMPLE_WIDTH
 from wyoming_lightning.vad.base import VadEngine
 from wyoming_lightning.vad.events import EndReason, GateEvent, SpeechAudio, SpeechEnd, SpeechStart
-from wyoming_lightning.vad.levels import BandEnergy, NoiseFloor, SpeechPeak
+from wyoming_lightning.vad.levels import FLOOR_MIN_DB, BandEnergy, NoiseFloor, SpeechPeak
 
 _BYTES_PER_MS: Final = SAMPLE_RATE * SAMPLE_WIDTH // 1000
+#: A noise floor within this many dB of ``FLOOR_MIN_DB`` is digital silence, not a background.
+_NO_NOISE_DB: Final = 10.0
 
 
 @dataclass
@@ -63,10 +65,10 @@ class GateConfig:
     of them, are taken as the word's onset, and ``pre_roll_ms`` goes before that. In steady
     noise a neural VAD scores a soft onset low and opens late; the noise floor shows where the
     word really started. Clean speech rises above the floor where the engine fires, so there
-    the pre-roll stays ``pre_roll_ms``. Measured (``python -m benchmarks noise``): of 557
-    noisy and clean streams of real speech, 27 had the first audio sent less than 100 ms before
-    the speech, 23 with the look-back (the others are words silero misses for seconds, which
-    no look-back reaches); it costs 22 ms of pre-roll per request on average.
+    the pre-roll stays ``pre_roll_ms``; after digital silence (no background measured yet)
+    there is none. Measured (``python -m benchmarks noise``): of 557 noisy and clean streams
+    of real speech, 27 had the first audio sent less than 100 ms before the speech, 23 with the
+    look-back (the rest are words silero misses for seconds, which no look-back reaches).
     """
 
     pre_roll_ms: int = 300
@@ -393,8 +395,10 @@ class VadGate:
         onset = 0
         above = self.config.lookback_above_floor_db
         floor = self._floor.floor_db
-        if above is not None and floor is not None:
-            # The levels before the candidate run, newest first.
+        if above is not None and floor is not None and floor > FLOOR_MIN_DB + _NO_NOISE_DB:
+            # The levels before the candidate run, newest first. Over digital silence (a floor
+            # at or near the minimum, where it only creeps up from) there is no noise to hide an
+            # onset: any room tone would stand above it and be taken for speech.
             earlier = list(self._levels)[: max(0, len(self._levels) - len(self._candidate))]
             for level in reversed(earlier[len(earlier) - self._lookback_frames :]):
                 if level < floor + above:

@@ -132,9 +132,9 @@ def test_noisy_mixes_are_reproducible_and_at_their_snr() -> None:
 def test_word_alignment_pairs_substitutions_and_marks_the_rest() -> None:
     from tests.kit.wer import align, edit_distance
 
-    ref, hyp = "lock the front door".split(), "walk the door".split()
+    ref, hyp = ["lock", "the", "front", "door"], ["walk", "the", "door"]
     assert align(ref, hyp) == [(0, 0), (1, 1), (2, None), (3, 2)]
-    ref, hyp = "turn up the volume".split(), "turn up the the volume please".split()
+    ref, hyp = ["turn", "up", "the", "volume"], ["turn", "up", "the", "the", "volume", "please"]
     pairs = align(ref, hyp)
     assert pairs == [(0, 0), (1, 1), (None, 2), (2, 3), (3, 4), (None, 5)]
     edits = sum(1 for r, h in pairs if r is None or h is None or ref[r] != hyp[h])

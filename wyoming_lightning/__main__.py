@@ -22,6 +22,7 @@ from .zeroconf import start_advertising
 
 if TYPE_CHECKING:
     from .hass.connection import HassConnection
+    from .hass.home_names import HomeNames
     from .hass.publisher import SensorPublisher
     from .web.site import WebSite
 
@@ -114,13 +115,18 @@ async def main(settings: Settings) -> int:
 
         site = await start_site(services, server.sockets)  # the status page (issue 25)
     publisher: SensorPublisher | None = None
+    names: HomeNames | None = None
     if hass is not None:
+        from .hass.home_names import start_home_names
         from .hass.publisher import start_publisher
 
         publisher = start_publisher(services, hass)
+        names = start_home_names(services, hass)  # issue 23
     try:
         await server.serve()
     finally:
+        if names is not None:
+            await names.stop()
         if publisher is not None:
             await publisher.stop()
         if site is not None:

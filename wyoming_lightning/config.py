@@ -414,7 +414,8 @@ class Settings:
     hass_url: str | None = setting(
         None,
         "Home Assistant's URL, e.g. http://homeassistant.local:8123 (the add-on: "
-        "http://supervisor/core); publishes today's usage as sensors (default: off)",
+        "http://supervisor/core); publishes today's usage as sensors and sends the home's "
+        "names as keywords (default: off)",
         convert=_optional_text,
         check=http_url,
     )
@@ -424,6 +425,12 @@ class Settings:
         "on the command line)",
         convert=_optional_text,
     )
+    hass_names: bool = setting(
+        True,
+        "with --hass-url: send the names of the entities exposed to Assist, their aliases, "
+        "areas and floors to the service as keywords, so they are recognised",
+    )
+    hass_sensors: bool = setting(True, "with --hass-url: publish today's usage as sensors")
     debug: bool = setting(False, "log everything")
     log_format: str = setting(
         "%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -34,9 +34,13 @@ VAD_SENSITIVITY_MS = {"default": 700, "relaxed": 1250, "aggressive": 250}
 
 
 def bias_keywords(
-    names: list[str] | None, terms: list[str] | None, configured: tuple[Keyword, ...]
+    names: list[str] | None,
+    terms: list[str] | None,
+    configured: tuple[Keyword, ...],
+    home: tuple[Keyword, ...] = (),
 ) -> tuple[Keyword, ...]:
-    """Names first and weighted above terms, then the server's own list; no repeats.
+    """Names first and weighted above terms, then the home's names from Home Assistant
+    (already weighted and ranked: hass/names.py), then the server's own list; no repeats.
 
     Spelling and case are kept as given: the service matches keywords case-sensitively.
     """
@@ -44,7 +48,7 @@ def bias_keywords(
     out: list[Keyword] = []
     candidates = [Keyword(n, NAME_WEIGHT) for n in names or []]
     candidates += [Keyword(t, TERM_WEIGHT) for t in terms or []]
-    candidates += list(configured)
+    candidates += list(home) + list(configured)
     for keyword in candidates:
         text = " ".join(keyword.text.split())
         if text and text not in seen:
@@ -67,6 +71,9 @@ class Services:
     warm: WarmSessions = field(init=False)
     """Pulse sockets kept open between requests (lightning/pool.py, lightning/warm.py)."""
     _usage_tag: str = field(init=False)
+    home_keywords: tuple[Keyword, ...] = field(default=(), init=False)
+    """The home's names as last read from Home Assistant (hass/home_names.py replaces the
+    tuple whole); a request takes it as it is when it starts and never waits for a read."""
 
     def __post_init__(self) -> None:
         self.info = build_info(self.settings)
@@ -100,6 +107,7 @@ class Services:
             transcribe.transcript_names if transcribe else None,
             transcribe.transcript_terms if transcribe else None,
             s.keywords,
+            self.home_keywords,
         )
         endpoint_ms: int | None = None
         no_speech_s: float | None = None

@@ -61,8 +61,9 @@ FLAGS: dict[str, str] = {
     "show_text": "--web-show-text",
     "debug": "--debug",
 }
-#: Options that are not one flag: ``sensors`` turns on the Home Assistant connection.
-SWITCHES = ("sensors",)
+#: Options that are not one flag: ``sensors`` and ``home_names`` turn on the Home Assistant
+#: connection (the Supervisor's, with its token), each for its own use of it.
+SWITCHES = ("sensors", "home_names")
 #: The add-on's persistent volume: the usage table (requests, audio, cost per day) lives here.
 DATA_DIR = "/data"
 SECRET_OPTIONS = ("api_key",)
@@ -107,14 +108,17 @@ def command(options: Mapping[str, Any]) -> tuple[list[str], dict[str, str]]:
     key = str(options.get("api_key") or "").strip()
     if key:
         env["SMALLEST_API_KEY"] = key
-    if options.get("sensors"):
+    sensors, names = bool(options.get("sensors")), options.get("home_names", True) is True
+    if sensors or names:
         token = os.environ.get("SUPERVISOR_TOKEN", "")
         if token:
             supervisor = os.environ.get("SUPERVISOR_API", SUPERVISOR_URL).rstrip("/")
             argv += ["--hass-url", f"{supervisor}/core"]
+            argv += [] if sensors else ["--no-hass-sensors"]
+            argv += [] if names else ["--no-hass-names"]
             env["HASS_TOKEN"] = token  # the environment, never the command line
         else:
-            log("SUPERVISOR_TOKEN is not set: the usage sensors are off")
+            log("SUPERVISOR_TOKEN is not set: the usage sensors and the home's names are off")
     return argv, env
 
 

@@ -417,6 +417,25 @@ def test_sensors_use_the_supervisors_token_from_the_environment(
     assert "--hass-url" not in argv and "HASS_TOKEN" not in env
 
 
+def test_the_homes_names_are_on_by_default_and_each_use_can_be_turned_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SUPERVISOR_TOKEN", "sup-token-42")
+    monkeypatch.delenv("SUPERVISOR_API", raising=False)
+    argv, env = RUN.command(CONFIG["options"])
+    settings = load_settings(argv[1:], env=env)
+    assert settings.hass_url == "http://supervisor/core"
+    assert settings.hass_names and settings.hass_sensors  # nothing to configure
+    for sensors, names in ((True, False), (False, True)):
+        options = dict(CONFIG["options"], sensors=sensors, home_names=names)
+        argv, env = RUN.command(options)
+        settings = load_settings(argv[1:], env=env)
+        assert settings.hass_url == "http://supervisor/core", options
+        assert (settings.hass_sensors, settings.hass_names) == (sensors, names)
+    argv, env = RUN.command(dict(CONFIG["options"], sensors=False, home_names=False))
+    assert "--hass-url" not in argv and "HASS_TOKEN" not in env
+
+
 def _png_size(path: Path) -> tuple[int, int]:
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path.name} is not a PNG"
@@ -466,6 +485,7 @@ FULL_OPTIONS = {
     "allow": "172.30.32.0/23,192.168.1.0/24",
     "daily_audio_limit": 30,
     "sensors": False,
+    "home_names": False,
     "show_text": True,
     "debug": False,
 }
@@ -495,7 +515,7 @@ def test_every_option_becomes_a_real_flag() -> None:
     assert settings.daily_audio_limit_min == 30 and settings.web_show_text
     assert settings.web_port == RUN.INGRESS_PORT == CONFIG["ingress_port"]
     assert [str(n) for n in settings.web_allow] == ["172.30.32.2/32"]
-    assert settings.hass_url is None, "sensors: false"
+    assert settings.hass_url is None, "sensors: false, home_names: false"
 
 
 def test_defaults_and_omitted_optionals() -> None:

@@ -6,6 +6,7 @@ interface lets protocol tests use exact, free tone words and demos use real spee
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -46,11 +47,13 @@ class Recognizer(Protocol):
         *,
         word_times: bool = False,
         interim: bool = False,
+        keywords: Sequence[tuple[str, float]] = (),
     ) -> list[Word]:
         """Words of the audio; ``word_times=False`` lets a recognizer skip precise timing.
 
         ``interim=True`` marks a call whose answer is optional: a busy recognizer may raise
         :class:`RecognizerBusy` rather than make a final of another session wait behind it.
+        ``keywords`` are the session's ``keywords`` (word, intensifier): words to favour.
         """
         ...
 
@@ -81,7 +84,9 @@ class ToneRecognizer:
         *,
         word_times: bool = False,
         interim: bool = False,
+        keywords: Sequence[tuple[str, float]] = (),
     ) -> list[Word]:
+        # Tone words are read exactly: there is nothing for a keyword to tip.
         return [Word(t.word, t.start, t.end, t.confidence) for t in self.decode(pcm16k_mono_s16)]
 
 

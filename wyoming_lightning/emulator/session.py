@@ -269,6 +269,9 @@ class SessionCore:
             self._params.language,
             word_times=self._params.word_timestamps or self._params.sentence_timestamps,
             interim=interim,
+            # Pulse's keywords, as hints (only when there are some: a recognizer that takes
+            # none is called as before).
+            **({"keywords": self._params.keywords} if self._params.keywords else {}),
         )
         return [Word(w.text, w.start + offset, w.end + offset, w.confidence) for w in words]
 

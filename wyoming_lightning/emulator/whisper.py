@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -53,15 +54,35 @@ class WhisperRecognizer:
         *,
         word_times: bool = False,
         interim: bool = False,
+        keywords: Sequence[tuple[str, float]] = (),
     ) -> list[Word]:
         self._model()
         try:
             segments = self._whisper.segments(
-                pcm16k_mono_s16, language, word_timestamps=word_times, wait=not interim
+                pcm16k_mono_s16,
+                language,
+                word_timestamps=word_times,
+                wait=not interim,
+                hotwords=hotwords(keywords),
             )
         except whisper.WhisperBusy as exc:
             raise RecognizerBusy(str(exc)) from exc
         return [word for segment in segments for word in _segment_words(segment, word_times)]
+
+
+def hotwords(keywords: Sequence[tuple[str, float]]) -> str | None:
+    """Pulse's ``keywords`` as Whisper's hotwords: a hint text the decoder is conditioned on.
+
+    Whisper has no per-word weight, so the intensifier orders the words instead (the highest
+    first, the given order among equals): faster-whisper keeps only the start of a long hint
+    (about half its 448-token context), so the strongest keywords are the ones kept. An
+    intensifier of 0 or less asks for no boost and is left out.
+    """
+    ranked = sorted(
+        (entry for entry in enumerate(keywords) if entry[1][1] > 0),
+        key=lambda entry: (-entry[1][1], entry[0]),
+    )
+    return ", ".join(word for _i, (word, _weight) in ranked) or None
 
 
 def _segment_words(segment: Any, word_times: bool) -> list[Word]:

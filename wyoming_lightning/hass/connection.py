@@ -71,6 +71,22 @@ class HassConnection:
     def where(self) -> str:
         return redact_url(self.base)
 
+    @property
+    def websocket_url(self) -> str:
+        """The websocket API beside ``/api``: ``/api/websocket`` on Home Assistant itself,
+        ``/core/websocket`` through the Supervisor's proxy (which serves no ``/core/api/...``
+        websocket)."""
+        root = self.base.removesuffix("/api")
+        scheme, _, rest = root.partition("://")
+        ws_root = ("wss" if scheme == "https" else "ws") + "://" + rest
+        if root.rstrip("/").endswith("://supervisor/core"):
+            return ws_root + "/websocket"
+        return ws_root + "/api/websocket"
+
+    def auth_message(self) -> dict[str, str]:
+        """The websocket API's first message; it holds the token: send it, never log it."""
+        return {"type": "auth", "access_token": self._token.reveal()}
+
     @classmethod
     def from_settings(
         cls, settings: Settings, env: Mapping[str, str] | None = None

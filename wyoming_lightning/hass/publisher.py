@@ -115,7 +115,7 @@ class SensorPublisher:
 def start_publisher(
     services: Services, connection: HassConnection | None
 ) -> SensorPublisher | None:
-    if connection is None:
+    if connection is None or not services.settings.hass_sensors:
         return None
     publisher = SensorPublisher(services, connection)
     publisher.start()

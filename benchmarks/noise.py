@@ -145,6 +145,7 @@ class WordCache:
         *,
         word_times: bool = False,
         interim: bool = False,
+        keywords: Sequence[tuple[str, float]] = (),  # the Recognizer protocol's; unused here
     ) -> list[Word]:
         if interim:
             return []  # the bridge only logs interims; Whisper on each would cost most of the run

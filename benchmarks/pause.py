@@ -126,6 +126,7 @@ class _FinalsOnly:
         *,
         word_times: bool = False,
         interim: bool = False,
+        keywords: Sequence[tuple[str, float]] = (),  # the Recognizer protocol's; unused here
     ) -> list[Word]:
         if interim:
             return []

@@ -24,9 +24,10 @@ from typing import Any
 import pytest
 
 from tests.deploy.forky_env import HA_VERSION, ForkyEnv, ForkyEnvError, ensure_forky_env
-from tests.deploy.ha_processes import free_port, lightning_server
+from tests.deploy.ha_processes import lightning_server
 from tests.deploy.side_env import terminal
 from tests.kit.bridge import API_KEY, bridge_settings, serving, transcribe
+from tests.kit.net import free_port
 from wyoming_lightning.emulator import EmulatorServer
 from wyoming_lightning.emulator.config import EmulatorConfig
 from wyoming_lightning.emulator.tones import encode

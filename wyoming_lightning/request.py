@@ -123,7 +123,7 @@ from .lightning.protocol import (
     detect_dialect,
 )
 from .pipeline_format import BYTES_PER_SECOND
-from .transcript import FinalLedger, UtteranceText, Verdict, join_texts
+from .transcript import FinalLedger, Turn, UtteranceText, Verdict, join_texts
 from .vad.events import SpeechAudio, SpeechEnd, SpeechStart
 from .vad.gate import VadGate
 
@@ -414,6 +414,13 @@ class _Utterance:
     sent: int = 0
     stream_start: float | None = None
     """Where this utterance's audio begins in its session's stream, in seconds."""
+    stream_end: float | None = None
+    """Where its end (finalize, end of session) was sent in the stream, in seconds."""
+    heard: bool = False
+    """Words for it arrived after its finalize went out: the service is answering it."""
+    speech_bytes: int | None = None
+    """How much of ``audio`` the VAD had heard as speech when it last heard speech: where the
+    speech ends, so that the final holding its last words can be recognised (transcript.Turn)."""
     text: UtteranceText = field(default_factory=UtteranceText)
 
     def move(self, new: UtteranceState) -> None:
@@ -423,11 +430,26 @@ class _Utterance:
     def settled(self) -> bool:
         return self.state is UtteranceState.SETTLED
 
+    def turn(self) -> Turn:
+        """What the session's ledger needs to know of this utterance (transcript.Turn)."""
+        speech_end = None
+        if self.stream_start is not None and self.speech_bytes is not None:
+            speech_end = self.stream_start + self.speech_bytes / BYTES_PER_SECOND
+        return Turn(
+            start=self.stream_start,
+            end=self.stream_end,
+            awaiting=self.state is UtteranceState.OWED and self.ended_by is EndKind.FINALIZE,
+            speech_end=speech_end,
+            settled=self.settled,
+        )
+
     def forget_connection(self) -> None:
         """The session is gone: what it was told and what it answered no longer counts."""
         self.conn = None
         self.sent = 0
         self.stream_start = None
+        self.stream_end = None
+        self.heard = False
         self.ended_by = None
         self.text.reset()
         if self.state is UtteranceState.OWED:
@@ -625,6 +647,7 @@ class RequestMachine:
             self._connect_early = False
             self._early = self._connect()
         self._feed_gate(self._converter.convert(data))
+        self._mark_speech()
         self._finalize_on_pause()
         self._check_endpoint()
 
@@ -670,6 +693,13 @@ class RequestMachine:
                     if event.reason == "max_utterance":
                         self._end_command()
                     self._close_current()
+
+    def _mark_speech(self) -> None:
+        """Note where the open utterance's speech ends so far: while the VAD hears speech,
+        at the end of the audio it holds."""
+        utterance = self._current
+        if utterance is not None and self._pause_ms() == 0.0:
+            utterance.speech_bytes = len(utterance.audio)
 
     def _pause_ms(self) -> float | None:
         """How far the audio clock is past the end of the last speech frame, or ``None``.
@@ -841,6 +871,7 @@ class RequestMachine:
         self._move(Phase.SETTLING)
         self._feed_gate(self._drain_converter())
         self._handle_gate_events(self.gate.flush())
+        self._mark_speech()
         self._close_current()
         self._emit_settled()
         self._emit(act.Log.info(self._summary()))
@@ -938,6 +969,7 @@ class RequestMachine:
             utterance.ended_by = EndKind.END
             session.move(SessionState.ENDING)
             text = self.dialect.end_message
+        utterance.stream_end = session.sent_bytes / BYTES_PER_SECOND
         utterance.move(UtteranceState.OWED)
         self._emit(act.SendText(session.id, text))
         if not owed_before:
@@ -995,24 +1027,24 @@ class RequestMachine:
             text = result.transcript
             self._emit(act.Log.debug(f"dropped a result of an earlier request: {text!r}"))
             return
-        pending = session.pending()
-        if not pending:
+        if not session.utterances:
             if result.is_last:
                 self._retire(session)
             return
-        target = pending[0]
-        # Which finals count and which one answers the finalize: see transcript.FinalLedger.
-        awaiting = target.state is UtteranceState.OWED and target.ended_by is EndKind.FINALIZE
-        verdict = session.ledger.judge(result, awaiting=awaiting, turn_start=target.stream_start)
-        if verdict in (Verdict.REPEAT, Verdict.ECHO):
+        # Whose words these are and which turns they complete: see transcript.FinalLedger.
+        judged = session.ledger.judge(result, [u.turn() for u in session.utterances])
+        if judged.verdict in (Verdict.REPEAT, Verdict.ECHO):
             self._emit(act.Log.debug(f"dropped a repeated final: {result.transcript!r}"))
-        elif target.text.add(result):
-            self._emit(act.Log.debug(f"final: {result.transcript!r}"))
-        settled: list[_Utterance] = []
+        for index, text, at in judged.pieces:
+            self._take(session.utterances[index], text, result.language, at)
+        if not judged.pieces and result.language:
+            for utterance in session.pending()[:1]:
+                utterance.text.language = result.language
+        pending = session.pending()
+        settled = [session.utterances[i] for i in judged.answers]
         if result.is_last:
             settled = [u for u in pending if u.state is UtteranceState.OWED]
-        elif verdict is Verdict.ANSWER:
-            settled = [target]
+        settled = [u for u in settled if u.state is UtteranceState.OWED]
         if settled:
             self._last_final_at = self._clock()
         for utterance in settled:
@@ -1022,6 +1054,24 @@ class RequestMachine:
         elif not session.owes_final():
             self._stop_watching(session)
         self._complete_if_settled()
+
+    def _take(
+        self, utterance: _Utterance, text: str, language: str | None, at: float | None
+    ) -> None:
+        """Add a final's words to their utterance, in stream order. Words of a turn whose text
+        already went out as a chunk (a final that came after the turn was settled) are streamed
+        at once: the transcript has them in their place, the stream at least has them."""
+        if utterance.state is UtteranceState.OWED:
+            utterance.heard = True
+        if not utterance.text.add_text(text, language, at):
+            return
+        self._emit(act.Log.debug(f"final: {text!r}"))
+        streamed = utterance in self._utterances[: self._emitted]
+        if streamed and self.config.streaming and not utterance.text.replaced:
+            self._emit(act.Log.info(f"a final came after its turn was settled: {text!r}"))
+            self._ensure_stream_started()
+            self._emit(act.TranscriptChunk((" " if self._emitted_text else "") + text))
+            self._emitted_text = True
 
     def _settle(self, utterance: _Utterance) -> None:
         utterance.move(UtteranceState.SETTLED)
@@ -1088,7 +1138,24 @@ class RequestMachine:
             return
         self._give_up(failure)
 
+    def _settle_heard(self, session: _Session) -> bool:
+        """The service answered a turn after its finalize, then went quiet: its words are in
+        even though no final was recognised as the answer (the VAD heard speech, a cough, long
+        after the last word). A bounded fall-back, never the usual way a turn ends."""
+        owed = [u for u in session.pending() if u.state is UtteranceState.OWED]
+        if not owed or not all(u.heard for u in owed):
+            return False
+        self._emit(act.Log.info("the service went quiet after answering: taking its words"))
+        self._last_final_at = self._clock()
+        for utterance in owed:
+            self._settle(utterance)
+        self._stop_watching(session)
+        self._complete_if_settled()
+        return True
+
     def _stalled(self, session: _Session) -> None:
+        if self._settle_heard(session):
+            return
         seconds = self.config.stall_timeout_s
         joins = self.route is Route.RECONNECTING or session.id < self._reconnected_below
         retry = joins or self._stall_retries < MAX_STALL_RETRIES
@@ -1157,6 +1224,9 @@ class RequestMachine:
         if self.route in (Route.LOCAL, Route.LOCAL_RUNNING):
             self._fail(ErrorCode.TIMEOUT, "the local recognizer did not finish in time")
             return
+        for session in list(self._sessions.values()):
+            if session.live and self._settle_heard(session) and self.done:
+                return
         owed_s = self._unsettled_bytes() / BYTES_PER_SECOND
         rest = self._settling_wait(owed_s)
         if rest > _EARLY:
@@ -1224,7 +1294,7 @@ class RequestMachine:
         for utterance in pending:
             utterance.text.reset()
             if utterance is first:
-                utterance.text.finals.append(text.strip())
+                utterance.text.add_text(text, None)
             self._settle(utterance)
         self._emit(act.Log.info("transcript produced by the local recognizer"))
         self._complete_if_settled()

@@ -201,6 +201,8 @@ class SessionConnection:
                 if "close-idle" in self._faults and _is_keepalive(frame):
                     await self._connection.close(1001, "going away")
                     return
+                if "no-pong" in self._faults and _is_keepalive(frame):
+                    continue
                 settling_s = self._core.segment_s
                 started = asyncio.get_running_loop().time()
                 reply = await self._call(self._core.feed_text, frame)

@@ -15,7 +15,7 @@ import logging
 import random
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Self
 
@@ -234,6 +234,8 @@ class EmulatorServer:
             return self._refuse(connection, record, 400, f"Bad Request: {exc}\n")
         faults = self._plan.draw()
         record.faults = faults.names
+        if "live-defaults" in faults and dialect is Dialect.PULSE:
+            params = replace(params, finalize_on_words=True, max_words=None, eou_timeout_ms=None)
         refusal = faults.refusal
         if refusal is not None:
             status, text, headers = refusal_status(refusal)

@@ -30,6 +30,11 @@ devices) are the words a general model gets wrong most and a command depends on,
 more than terms; both stay above a ``--keywords`` entry given without a weight (the default 1)
 and leave room up to 3 for a user who wants one word boosted harder."""
 USAGE_TAG_PREFIX = "wyoming-lightning-"
+BRIDGE_EOU_TIMEOUT_MS = 10_000
+"""Pulse's end-of-utterance timer as the bridge asks for it: the longest the service accepts.
+The bridge's VAD ends every turn with ``finalize`` a few hundred ms after the speech, so a
+server final after a pause within a turn (800 ms by default) would only split the turn into
+more finals to settle; dictation keeps its pauses inside one turn on purpose."""
 VAD_SENSITIVITY_MS = {"default": 700, "relaxed": 1250, "aggressive": 250}
 
 
@@ -120,6 +125,11 @@ class Services:
                 # position; the bridge's own VAD ends turns (see SessionOptions).
                 word_timestamps=dialect is Dialect.PULSE,
                 server_endpointing=False,
+                # The bridge ends each turn itself with finalize: the service's own finals
+                # (every few words, after each 800 ms pause, by default) only add finals to
+                # settle. Asked off here; settling stays right if a service ignores it (README).
+                finalize_on_words=False if dialect is Dialect.PULSE else None,
+                eou_timeout_ms=BRIDGE_EOU_TIMEOUT_MS if dialect is Dialect.PULSE else None,
                 # The tag is part of the URL, so a socket kept warm for the next request
                 # must carry a tag that request shares: one per server then, else per request.
                 external_session_id=self._usage_tag

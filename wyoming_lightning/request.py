@@ -467,6 +467,9 @@ class _Session:
     last_progress: float = 0.0
     origin_s: float = 0.0
     """Where this request's audio begins in the socket's stream (0 on a new socket)."""
+    last_result: float = 0.0
+    """When its last result (interim or final) arrived: pongs and sends prove it alive, only
+    results that it has nothing more to say for a turn it answered (``_settle_heard``)."""
     garbled: bool = False
     """Its last frame was unreadable: until it says something readable, pongs and completed
     sends prove nothing (a session that talks but cannot be understood is not progressing)."""
@@ -1017,6 +1020,7 @@ class RequestMachine:
             self._result(session, message)
 
     def _result(self, session: _Session, result: Result) -> None:
+        session.last_result = self._clock()
         if not result.is_final and not result.is_last:
             session.ledger.interim(result)
             self._emit(act.Log.debug(f"interim: {result.transcript!r}"))
@@ -1139,9 +1143,10 @@ class RequestMachine:
         self._give_up(failure)
 
     def _settle_heard(self, session: _Session) -> bool:
-        """The service answered a turn after its finalize, then went quiet: its words are in
-        even though no final was recognised as the answer (the VAD heard speech, a cough, long
-        after the last word). A bounded fall-back, never the usual way a turn ends."""
+        """The service answered a turn after its finalize, then sent no result for
+        ``stall_timeout_s``: its words are in even though no final was recognised as the answer
+        (the VAD heard speech, a breath or a cough, well after the last word the service
+        placed). A bounded fall-back, checked at each probe, never the usual way a turn ends."""
         owed = [u for u in session.pending() if u.state is UtteranceState.OWED]
         if not owed or not all(u.heard for u in owed):
             return False
@@ -1211,6 +1216,9 @@ class RequestMachine:
             if session is None or not (session.owes_final() or connecting):
                 return
             if timer.kind is TimerKind.PROBE:
+                quiet = self._clock() - session.last_result
+                if quiet + _EARLY >= self.config.stall_timeout_s and self._settle_heard(session):
+                    return
                 self._emit(act.Probe(session.id))
                 self._start_timer(timer, self.config.probe_interval_s)
                 return

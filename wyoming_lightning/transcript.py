@@ -44,12 +44,13 @@ from dataclasses import dataclass, field
 
 from .lightning.protocol import Result, Word
 
-REACH_S = 0.5
-"""A final whose last word ends at most this long before the end of its turn's speech (the
-bridge's VAD, which reads a word's tail and its own hangover as speech, ends it later than the
-recognizer does) has the turn's last words: it answers the turn. Shorter would leave a turn
-whose VAD heard a breath after the last word waiting; longer would take a word-count final cut
-before a short last word for the answer."""
+REACH_S = 0.25
+"""A final whose last word ends at most this long before the end of its turn's speech (where
+the bridge's VAD last heard speech, which it notices a little late) holds the turn's last words:
+it answers the turn. Shorter than a short word with its gap, so that a word-count final cut
+before the last word ("turn on the lights | on") is not taken for the answer. A final that
+falls short of it (the VAD heard a breath after the last word) is text; the request machine
+settles such a turn when the service has said nothing more for its stall timeout."""
 _SAME = 1e-6
 """Word times equal within this are the same position (times come rounded to milliseconds)."""
 

@@ -171,7 +171,8 @@ class FinalLedger:
             index = _turn_of(word, turns)
             if index is not None:
                 groups.setdefault(index, []).append(word)
-        whole = len(fresh) == len(timed) and len(groups) == 1
+        placed = sum(len(g) for g in groups.values())
+        whole = placed == len(timed) and len(groups) == 1
         pieces = tuple(
             (i, text if whole else " ".join(normalise(w.word) for w in words), words[0].start)
             for i, words in sorted(groups.items())

@@ -1166,3 +1166,20 @@ def test_the_local_fallback_recognises_a_re_sent_command_once() -> None:
     assert len(local.audio) >= len(whole) - 3200
     d.handle(LocalResult("one two three"))
     assert d.transcript() == act.Transcript("one two three", "en")
+
+
+def test_an_answer_that_falls_short_of_the_speech_settles_once_the_service_goes_quiet() -> None:
+    # The service's last word ends well before where the VAD last heard speech (a breath after
+    # the command): it is not recognised as the answer, so the turn waits, but only until the
+    # service has sent nothing for the stall timeout; then its words are taken, not replayed.
+    d = pulse_turns()
+    d.audio(turn("one two"))
+    answer(d, final("one two", end=0.05))
+    assert chunks(d) == [], "a final short of the speech end does not end the turn"
+    d.advance(1.9)
+    assert chunks(d) == []
+    d.advance(0.2)
+    assert chunks(d) == ["one two"]
+    out = d.stop()
+    assert act.Transcript("one two", "en") in out
+    assert d.connects() == [1], "taken from the session that answered, nothing replayed"

@@ -439,9 +439,9 @@ def test_a_racing_server_final_then_the_rest_of_its_turn() -> None:
     d = pulse_turns()
     d.audio(turn("one two") + turn("three"))
     assert d.sent_text(1) == ["finalize", "finalize"]
-    answer(d, final("one", end=0.4))  # the server's own, taken as the answer
-    answer(d, final("two", end=0.7))  # before the second turn's audio: not its answer
-    assert chunks(d) == ["one", " two"], "the late word is streamed at once, in its place"
+    answer(d, final("one", end=0.4))  # the server's own: short of the speech, not the answer
+    answer(d, final("two", end=0.7))  # before the second turn's audio: the first one's answer
+    assert chunks(d) == ["one two"]
     answer(d, final("three", end=2.0))
     out = d.stop()
     assert act.Transcript("one two three", "en") in out

@@ -74,8 +74,13 @@ DEFAULT_VAD = "silero"
 VAD_LAG_MS = {"silero": 48, "webrtc": 16, "off": 0}
 """How late each VAD's last "speech" frame ends after the speaker stopped (median on the
 espeak commands, ``python -m benchmarks pause-budget``): the default of ``--vad-lag-ms``."""
-#: Pulse streaming, US$ per minute of audio sent (docs/lightning-api.md: billed per second).
-DEFAULT_PRICE_PER_MIN = 0.006
+#: Pulse streaming, US$ per minute of audio sent (billed per second). The vendor states two
+#: prices: $0.006 in its changelog of 2026-05-28 and "~$0.008/min" realtime on the Pulse model
+#: card, changed 2026-06-19. The model card wins: it is the later page, it is the product page
+#: a buyer reads (the changelog records a moment), and for a budget an estimate that errs high
+#: is the safe one.
+DEFAULT_PRICE_PER_MIN = 0.008
+PRICE_SOURCE = "Pulse model card, 2026-06-19"
 
 # ------------------------------------------------------------------------------- checks
 
@@ -335,7 +340,8 @@ class Settings:
     )
     price_per_min: float = setting(
         DEFAULT_PRICE_PER_MIN,
-        "US$ per minute of audio sent, for the usage estimate",
+        "US$ per minute of audio sent, for the usage estimate (default: the realtime price of "
+        f"the {PRICE_SOURCE})",
         flag="--price-per-minute",
         check=non_negative,
     )

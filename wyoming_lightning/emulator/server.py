@@ -340,6 +340,7 @@ class EmulatorServer:
             faults=admission.faults,
             recognizer=self._recognizer,
             eou_timeout_ms=self.config.eou_timeout_ms,
+            words_per_final=self.config.words_per_final,
             finalize_delay_ms=self.config.finalize_delay_ms,
             silence_dbfs=self.config.silence_dbfs,
             on_change=self._changes.changed,

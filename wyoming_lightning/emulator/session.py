@@ -73,6 +73,7 @@ class SessionCore:
         params: SessionParams,
         recognizer: Recognizer,
         eou_timeout_ms: int,
+        words_per_final: int = WORDS_PER_FINAL,
         silence_dbfs: float = -45.0,
         from_finalize: bool = True,
         text_field: str = "both",
@@ -92,7 +93,7 @@ class SessionCore:
         self._results = 0
         # Pulse's end-of-utterance timer runs whatever ``endpointing`` says (the vendor's docs).
         self._endpointing = params.endpointing or dialect is Dialect.PULSE
-        self._cap = (params.max_words or WORDS_PER_FINAL) if params.finalize_on_words else None
+        self._cap = (params.max_words or words_per_final) if params.finalize_on_words else None
 
         self._segment = bytearray()
         self._odd_byte = b""

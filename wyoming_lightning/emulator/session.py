@@ -105,6 +105,10 @@ class SessionCore:
         self._last_voice_end = 0
         self._interim_at = 0
         self._interim_text = ""
+        self._said_until: float | None = None
+        """Stream seconds up to which the segment's words already went out as word-count
+        finals: the segment stays whole (the recognizer keeps its context, as a streaming
+        recognizer does) and later results carry only the words after this point."""
         self._finals: list[str] = []
         self._ended = False
 
@@ -213,6 +217,7 @@ class SessionCore:
             words = self._recognize(bytes(self._segment), interim=True)
         except RecognizerBusy:
             return []  # the recognizer serves finals first; the next interim catches up
+        words = self._unsaid(words)
         cut = self._word_cut(words)
         if cut is not None:
             return self._cut_on_words(words, cut)
@@ -261,21 +266,22 @@ class SessionCore:
                 return i
         return cap if done >= cap and cap < len(words) else None
 
+    def _unsaid(self, words: list[Word]) -> list[Word]:
+        """The words not yet sent as a word-count final (by their middle, since a recognizer
+        that reads the segment again places a word a few ms differently)."""
+        until = self._said_until
+        if until is None:
+            return words
+        return [w for w in words if (w.start + w.end) / 2 > until]
+
     def _cut_on_words(self, words: list[Word], count: int) -> list[dict[str, Any]]:
-        """A word-count final mid-speech: its words leave the segment, the rest stays."""
+        """A word-count final mid-speech: its words are said, the segment goes on."""
         head, rest = words[:count], words[count:]
-        cut_s = (head[-1].end + rest[0].start) / 2 if rest else head[-1].end
-        cut = round(cut_s * self._rate) - self._segment_start
-        cut = max(1, min(cut, self._classified))
+        self._said_until = (head[-1].end + rest[0].start) / 2 if rest else head[-1].end
         text = _text(head)
         self._finals.append(text)
-        message = self._final(head, text, from_finalize=False, is_last=False)
-        del self._segment[: 2 * cut]
-        self._segment_start += cut
-        self._classified = max(0, self._classified - cut)
-        self._interim_at = self._samples()
         self._interim_text = ""
-        return [message]
+        return [self._final(head, text, from_finalize=False, is_last=False)]
 
     def _flush(self, *, from_finalize: bool, is_last: bool) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = []
@@ -291,6 +297,8 @@ class SessionCore:
     ) -> list[dict[str, Any]]:
         """End the current segment at ``cut`` samples and start the next one there."""
         words = self._recognize(bytes(self._segment[: 2 * cut])) if self._voiced else []
+        words = self._unsaid(words)
+        self._said_until = None
         text = _text(words)
         messages: list[dict[str, Any]] = []
         # Past the word cap, the words before the last piece go as the server's own finals.

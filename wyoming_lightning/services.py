@@ -15,6 +15,7 @@ from .guard import Guard
 from .info import build_info
 from .languages import resolve_language
 from .lightning.protocol import Dialect, Keyword, SessionOptions, region_url
+from .lightning.region import REGIONS, RegionChoice, RegionProber, vendor_candidates
 from .lightning.warm import WarmSessions
 from .local import LocalRecognizer
 from .request import RequestConfig
@@ -71,6 +72,9 @@ class Services:
     """Lends each request its VAD engine (one built per request grew the C heap: vad/pool.py)."""
     warm: WarmSessions = field(init=False)
     """Pulse sockets kept open between requests (lightning/pool.py, lightning/warm.py)."""
+    region: RegionChoice | None = field(init=False)
+    """``--region auto``: which host is nearer (lightning/region.py); None: the URL as given."""
+    _region_prober: RegionProber | None = field(init=False)
     _usage_tag: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -82,6 +86,34 @@ class Services:
             self.settings.session_idle_timeout_s, self.guard.metrics
         )
         self._usage_tag = USAGE_TAG_PREFIX + uuid.uuid4().hex[:12]
+        self.region = self._region_prober = None
+        if self.settings.region == "auto":
+            given = self.settings.region_urls
+            candidates = (
+                dict(zip(REGIONS, (u.strip() for u in given.split(",")), strict=True))
+                if given
+                else vendor_candidates(self.settings.service_url)
+            )
+            self.region = RegionChoice(candidates)
+            self._region_prober = RegionProber(self.region, self._region_measured)
+
+    def _region_measured(self, choice: RegionChoice) -> None:
+        metrics = self.guard.metrics
+        for region in REGIONS:
+            if region in choice.rtt_s:
+                metrics.region_rtt.labels(region=region).set(choice.rtt_s[region])
+            metrics.region_chosen.labels(region=region).set(int(region == choice.nearest))
+
+    async def start_probes(self) -> None:
+        """``--region auto``: measure both hosts now (the first request then goes to the nearer),
+        and again every 10 minutes."""
+        if self._region_prober is not None:
+            await self._region_prober.measure()
+            self._region_prober.start()
+
+    async def stop_probes(self) -> None:
+        if self._region_prober is not None:
+            await self._region_prober.stop()
 
     @property
     def keeps_sessions(self) -> bool:
@@ -100,7 +132,11 @@ class Services:
         """
         s = self.settings
         dialect = s.service_dialect
-        url = region_url(s.service_url, language)
+        url = (
+            region_url(s.service_url, language)
+            if self.region is None
+            else self.region.url_for(language)
+        )
         keywords = bias_keywords(
             transcribe.transcript_names if transcribe else None,
             transcribe.transcript_terms if transcribe else None,

@@ -25,6 +25,8 @@ class Dialect(StrEnum):
 LIGHTNING_PATH = "/api/v1/lightning/get_text"
 PULSE_PATH = "/waves/v1/pulse/get_text"
 LIVE_PATH = "/waves/v1/stt/live"
+HEALTH_PATH = "/waves/v1/health"
+"""The control plane's liveness (documented): a plain GET, no key, no session."""
 """The May 2026 Pulse URL; it needs ``model=pulse`` in the query string."""
 
 AUTO_LANGUAGE_REPORTED = {

@@ -135,8 +135,10 @@ class SessionOptions:
     finalize_on_words: bool | None = None
     """Pulse only: a final every few words (the service's default: on); ``None``: not sent."""
     server_endpointing: bool = False
-    """Pulse only. Off: the bridge's own VAD ends each turn with ``finalize``, so each turn gets
-    exactly one final and the service never cuts a command at a pause of its own choosing."""
+    """Pulse only. Off: the bridge's own VAD ends each turn with ``finalize``, and the service
+    never cuts a command at a pause of its own choosing. It does not stop the service's other
+    finals (``finalize_on_words``, ``eou_timeout_ms``); settling copes with any number of them
+    (transcript.FinalLedger)."""
     external_session_id: str | None = None
     """Pulse only: a tag stored on the vendor's usage record, to find a request there."""
     extra: Mapping[str, str] = field(default_factory=dict)

@@ -252,7 +252,11 @@ class Runs:
         chosen = chosen_clips(self._clips, condition)
         burst, live_fault = LIVE.get(condition, (False, None))
         config = EmulatorConfig(
-            api_key=API_KEY, recognizer="whisper", words_per_final=STAND_IN_WORDS
+            api_key=API_KEY,
+            recognizer="whisper",
+            words_per_final=STAND_IN_WORDS,
+            # The live probe saw no from_finalize: under the live defaults nothing rests on it.
+            from_finalize=condition not in LIVE,
         )
         async with EmulatorServer(config, host="127.0.0.1", port=0) as emulator:
             fault = FAULTS.get(condition) or live_fault

@@ -76,6 +76,7 @@ async def _run(commands: list[SpeechSample], *, ignores: bool, burst: bool, warm
         api_key=API_KEY,
         recognizer="whisper",
         words_per_final=STAND_IN_WORDS,
+        from_finalize=False,  # the live probe saw no from_finalize: nothing may rest on it
         faults=(Fault("live-defaults"),) if ignores else (),
     )
     async with EmulatorServer(config, host="127.0.0.1", port=0) as emulator:

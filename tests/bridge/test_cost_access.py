@@ -309,7 +309,8 @@ async def test_usage_survives_a_restart_and_kill_9_mid_request(
     assert day.requests == 2 and day.sent_s == pytest.approx(2 * PCM_S, abs=0.1)
     rows = usage_rows(tmp_path)
     assert rows[1].split()[:2] == [today.isoformat(), "2"]
-    assert rows[-1].split()[:2] == ["total", "2"]
+    assert rows[-2].split()[:2] == ["total", "2"]
+    assert rows[-1].startswith("est. cost: an estimate")
 
 
 async def test_two_servers_share_one_usage_file_and_one_daily_budget(

@@ -41,6 +41,7 @@ TEXT_EXAMPLES = {
     "allow": "10.0.0.0/8",
     "data_dir": "/var/lib/lightning",
     "log_format": "%(levelname)s %(message)s",
+    "region_urls": "ws://127.0.0.1:9/waves/v1/stt/live,ws://127.0.0.1:10/waves/v1/stt/live",
 }
 #: A bad value for each free-text setting that can have one.
 TEXT_BAD = {
@@ -53,7 +54,13 @@ TEXT_BAD = {
 #: Free text where any value is a good one.
 ANY_TEXT = {"zeroconf", "data_dir"}
 #: What breaks each check.
-BREAKS = {non_negative: "-1", positive: "0", port_number: "70000", websocket_url: "https://x"}
+BREAKS = {
+    non_negative: "-1",
+    positive: "0",
+    port_number: "70000",
+    websocket_url: "https://x",
+    region_urls: "ws://127.0.0.1:9/only-one",
+}
 
 FLAGGED = [spec for spec in SETTINGS if spec.kind is not Kind.SECRET]
 

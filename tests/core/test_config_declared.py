@@ -24,6 +24,7 @@ from wyoming_lightning.config import (
     non_negative,
     port_number,
     positive,
+    region_urls,
     settings_summary,
     websocket_url,
 )

@@ -123,7 +123,7 @@ from .lightning.protocol import (
     detect_dialect,
 )
 from .pipeline_format import BYTES_PER_SECOND
-from .transcript import FinalLedger, Turn, UtteranceText, Verdict, join_texts
+from .transcript import FinalLedger, ServiceHabits, Turn, UtteranceText, Verdict, join_texts
 from .vad.events import SpeechAudio, SpeechEnd, SpeechStart
 from .vad.gate import VadGate
 
@@ -203,6 +203,9 @@ class RequestConfig:
     keep_session: bool = False
     """Warm sessions (Pulse): end the last utterance with ``finalize`` too, not ``close_stream``,
     and hand a session that owes nothing back for the next request (``Disconnect(reusable)``)."""
+    habits: ServiceHabits = field(default_factory=ServiceHabits)
+    """What the server process has learnt of the service (transcript.ServiceHabits): shared,
+    so that once one request saw the service cut turns itself, every later one is careful."""
 
     @property
     def dialect(self) -> Dialect:
@@ -931,7 +934,9 @@ class RequestMachine:
         self._pump(session)
 
     def _connect(self) -> _Session:
-        ledger = FinalLedger(server_endpoints=self.config.session.server_endpointing)
+        ledger = FinalLedger(
+            server_endpoints=self.config.session.server_endpointing, habits=self.config.habits
+        )
         session = _Session(id=self._next_conn, ledger=ledger)
         self._next_conn += 1
         self._sessions[session.id] = session
@@ -1036,7 +1041,16 @@ class RequestMachine:
                 self._retire(session)
             return
         # Whose words these are and which turns they complete: see transcript.FinalLedger.
+        careful = self.config.habits.own_finals
         judged = session.ledger.judge(result, [u.turn() for u in session.utterances])
+        if self.config.habits.own_finals and not careful:
+            self._emit(
+                act.Log.info(
+                    "the service sends finals of its own (it ignores finalize_on_words=false "
+                    "or eou_timeout_ms): from now on a turn ends on its empty answer, on later "
+                    "words, or once the service goes quiet"
+                )
+            )
         if judged.verdict in (Verdict.REPEAT, Verdict.ECHO):
             self._emit(act.Log.debug(f"dropped a repeated final: {result.transcript!r}"))
         for index, text, at in judged.pieces:

@@ -19,6 +19,7 @@ from .lightning.region import REGIONS, RegionChoice, RegionProber, vendor_candid
 from .lightning.warm import WarmSessions
 from .local import LocalRecognizer
 from .request import RequestConfig
+from .transcript import ServiceHabits
 from .vad.engines import create_engine
 from .vad.gate import GateConfig, VadGate
 from .vad.pool import EnginePool
@@ -75,6 +76,8 @@ class Services:
     region: RegionChoice | None = field(init=False)
     """``--region auto``: which host is nearer (lightning/region.py); None: the URL as given."""
     _region_prober: RegionProber | None = field(init=False)
+    habits: ServiceHabits = field(default_factory=ServiceHabits)
+    """What every request has learnt of the service (transcript.ServiceHabits)."""
     _usage_tag: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -192,6 +195,7 @@ class Services:
             no_speech_timeout_s=no_speech_s,
             max_command_s=max_command_s,
             keep_session=self.keeps_sessions,
+            habits=self.habits,
             # Lightning: one session per utterance, so nothing to keep; the first one's
             # handshake with the first chunk instead of at speech (no audio before speech:
             # nothing billed).

@@ -78,6 +78,22 @@ class Verdict(enum.Enum):
     """New words (possibly none) after which one or more turns are complete."""
 
 
+@dataclass
+class ServiceHabits:
+    """What the bridge has learnt of the service, shared by every request of a server process.
+
+    The bridge asks for ``finalize_on_words=false`` and a long end-of-utterance timer, so a
+    service that obeys answers each turn with one final. Once a service has shown a final of its
+    own (a final that was not the answer to a finalize: one before it, or one after it that falls
+    short of the turn), it is known to cut turns itself, and from then on a final that reaches
+    the end of a turn's speech is no longer taken for the answer (a word-count final cut before
+    a short last word reaches it too, within the recognizer's timing): a turn then ends only on
+    an empty final, on words past its finalize point, or when the service has said nothing more
+    for the stall timeout (the request machine's ``_settle_heard``)."""
+
+    own_finals: bool = False
+
+
 @dataclass(frozen=True)
 class Turn:
     """What the ledger needs to know of one turn (an utterance) on its connection."""
@@ -120,6 +136,8 @@ class FinalLedger:
     """This service has been seen ending a turn, or cutting one, on its own."""
     echo_possible: bool = False
     """The last answer may have been a server final: an empty final may follow it."""
+    habits: ServiceHabits = field(default_factory=ServiceHabits)
+    """Shared across requests: whether this service sends finals of its own."""
 
     def finalize_sent(self) -> None:
         self.finalize_since = True
@@ -187,9 +205,8 @@ class FinalLedger:
                 answers.append(i)  # the service has gone past this turn's finalize point
                 continue
             mine = groups.get(i)
-            if result.from_finalize is True or (
-                mine and result.from_finalize is None and _reaches(turn, _end(mine[-1]))
-            ):
+            reaches = mine and not self.habits.own_finals and _reaches(turn, _end(mine[-1]))
+            if result.from_finalize is True or (reaches and result.from_finalize is None):
                 answers.append(i)
             break
         self._counted(result, max(_end(w) for w in fresh))
@@ -197,6 +214,7 @@ class FinalLedger:
             self.echo_possible = result.from_finalize is None and self.server_endpoints
             return Judgement(Verdict.ANSWER, pieces, tuple(answers))
         self.server_endpoints = self.server_endpoints or not result.is_last
+        self.habits.own_finals = self.habits.own_finals or not result.is_last
         self.echo_possible = False
         return Judgement(Verdict.TEXT, pieces)
 

@@ -8,7 +8,14 @@ test is about it.
 from __future__ import annotations
 
 from wyoming_lightning.lightning.protocol import Result, Word
-from wyoming_lightning.transcript import REACH_S, FinalLedger, Turn, UtteranceText, Verdict
+from wyoming_lightning.transcript import (
+    REACH_S,
+    FinalLedger,
+    ServiceHabits,
+    Turn,
+    UtteranceText,
+    Verdict,
+)
 
 
 def words(*spans: tuple[str, float, float]) -> tuple[Word, ...]:
@@ -41,9 +48,26 @@ def test_a_word_count_final_after_the_finalize_that_ends_short_is_text_not_the_a
     ledger = FinalLedger()
     judged = ledger.judge(final(("one", 0.3, 0.5), ("two", 0.6, 1.9)), [SENT])
     assert judged.verdict is Verdict.TEXT and judged.answers == ()
+    assert ledger.habits.own_finals, "the service cuts turns itself: from now on, careful"
     rest = ledger.judge(final(("three", 2.0, 2.6)), [SENT])
-    assert rest.verdict is Verdict.ANSWER and rest.answers == (0,)
-    assert rest.pieces == ((0, "three", 2.0),)
+    assert rest.pieces == ((0, "three", 2.0),) and rest.answers == (), "may be cut again"
+    flush = ledger.judge(EMPTY, [SENT])
+    assert flush.verdict is Verdict.ANSWER and flush.answers == (0,)
+
+
+def test_an_obeying_service_is_answered_by_the_final_that_reaches_the_speech() -> None:
+    judged = FinalLedger().judge(final(("one", 0.3, 1.0), ("two", 1.1, 2.6)), [SENT])
+    assert judged.verdict is Verdict.ANSWER and judged.answers == (0,)
+
+
+def test_once_the_service_showed_its_own_finals_reaching_is_not_enough() -> None:
+    # A word-count final cut before a short last word can end within the reach: with a service
+    # known to cut turns itself only an empty final, later words or its silence end a turn.
+    habits = ServiceHabits(own_finals=True)
+    ledger = FinalLedger(habits=habits)
+    judged = ledger.judge(final(("one", 0.3, 1.0), ("two", 1.1, 2.6)), [SENT])
+    assert judged.verdict is Verdict.TEXT and judged.answers == ()
+    assert FinalLedger(habits=habits).judge(final(("six", 3.2, 3.4)), [SENT, OPEN]).answers == (0,)
 
 
 def test_the_reach_is_measured_from_the_speech_end() -> None:
@@ -89,7 +113,7 @@ def test_a_copy_is_dropped_and_a_partial_copy_keeps_its_new_words() -> None:
     assert ledger.judge(first, [OPEN]).verdict is Verdict.REPEAT
     overlap = final(("two", 0.6, 0.8), ("three", 0.9, 2.6))
     judged = ledger.judge(overlap, [SENT])
-    assert judged.pieces == ((0, "three", 0.9),) and judged.answers == (0,)
+    assert judged.pieces == ((0, "three", 0.9),)
 
 
 def test_the_same_word_said_twice_counts_twice() -> None:
@@ -108,9 +132,8 @@ def test_a_late_final_for_a_settled_turn_keeps_its_place() -> None:
 
 
 def test_an_empty_echo_after_a_server_final_does_not_end_the_next_turn() -> None:
-    ledger = FinalLedger()
-    # The service showed it ends turns itself (a final before any finalize) ...
-    ledger.judge(final(("one", 0.3, 0.5)), [OPEN])
+    # A server that ends turns itself (server endpointing asked for) ...
+    ledger = FinalLedger(server_endpoints=True)
     # ... so after a final that completes the turn, an empty final may be the finalize's echo.
     assert ledger.judge(final(("two", 0.6, 2.6)), [SENT, SENT_2]).answers == (0,)
     assert ledger.judge(EMPTY, [DONE, SENT_2]).verdict is Verdict.ECHO
@@ -118,8 +141,7 @@ def test_an_empty_echo_after_a_server_final_does_not_end_the_next_turn() -> None
 
 
 def test_a_late_interim_repeating_the_last_final_changes_nothing() -> None:
-    ledger = FinalLedger()
-    ledger.judge(final(("one", 0.3, 0.5)), [OPEN])
+    ledger = FinalLedger(server_endpoints=True)
     ledger.judge(final(("two", 0.6, 2.6)), [SENT])
     ledger.interim(Result("two", is_final=False))
     assert ledger.echo_possible, "a repeat of the last final is not news"

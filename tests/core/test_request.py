@@ -434,18 +434,21 @@ def test_a_server_final_marked_as_its_own_does_not_end_the_turn() -> None:
 
 
 def test_a_racing_server_final_then_the_rest_of_its_turn() -> None:
-    # The server cut the first turn just before its last word; the finalize's answer carries
-    # that word, after the next turn's finalize went out. Its position says whose it is.
+    # The server cut the first turn just before its last word; the rest of that turn comes
+    # after the next turn's finalize went out. Positions say whose words are whose.
     d = pulse_turns()
     d.audio(turn("one two") + turn("three"))
     assert d.sent_text(1) == ["finalize", "finalize"]
     answer(d, final("one", end=0.4))  # the server's own: short of the speech, not the answer
-    answer(d, final("two", end=0.7))  # before the second turn's audio: the first one's answer
+    answer(d, final("two", end=0.7))  # the rest of the first turn: careful now, text only
+    assert chunks(d) == []
+    answer(d, final("three", end=2.0))  # the second turn's words: the first one is complete
     assert chunks(d) == ["one two"]
-    answer(d, final("three", end=2.0))
-    out = d.stop()
-    assert act.Transcript("one two three", "en") in out
-    settled_without_help(d)
+    d.stop()
+    assert d.transcript() is None, "the second turn waits: this service cuts turns itself"
+    d.advance(d.machine.config.stall_timeout_s + 0.01)
+    assert d.transcript() == act.Transcript("one two three", "en")
+    assert d.connects() == [1], "its words were in: nothing replayed"
 
 
 def test_a_racing_server_final_whose_echo_repeats_it() -> None:

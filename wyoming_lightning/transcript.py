@@ -22,6 +22,10 @@ times prove nothing. The ledger judges each final by *position* instead:
   repeated final, the finalize racing the server's own end of turn); a final that is partly a
   copy keeps only its new words. A speaker who says the same short thing twice gives words at
   two positions: both count.
+- **A service that cuts turns itself.** Once one has shown a final of its own (one that
+  answered no finalize), reaching the speech end no longer ends a turn (:class:`ServiceHabits`):
+  a word-count final cut just before a short last word reaches it too, within a recognizer's
+  word timing. Its turns end on an empty final, on later words, or when it goes quiet.
 - **An echo.** When the server ended a turn itself (it has been seen doing so) and that final
   was taken as the answer, the finalize's own answer may follow, empty: it must not end the
   next turn.

@@ -55,8 +55,9 @@ it answers the turn. Shorter than a short word with its gap, so that a word-coun
 before the last word ("turn on the lights | on") is not taken for the answer. A final that
 falls short of it (the VAD heard a breath after the last word) is text; the request machine
 settles such a turn when the service has said nothing more for its stall timeout."""
-_SAME = 1e-6
-"""Word times equal within this are the same position (times come rounded to milliseconds)."""
+COPY_SLACK_S = 0.05
+"""Word times of a copy may be rounded or re-aligned this much (the service rounds to ms)."""
+MAX_COUNTED = 64
 
 
 def normalise(text: str) -> str:
@@ -131,6 +132,9 @@ class FinalLedger:
     last: Result | None = None
     """The last final that counted."""
     last_end: float | None = None
+    counted_words: list[Word] = field(default_factory=list)
+    """The words that counted, in stream order: a word is a copy when one of these has the same
+    text at an overlapping time (recent ones only: copies come soon)."""
     """Latest word end (stream seconds) among the words that counted."""
     finalize_since: bool = False
     """A finalize went out after ``last`` arrived: an identical text may be its real answer."""
@@ -183,8 +187,7 @@ class FinalLedger:
     def _placed(
         self, result: Result, text: str, timed: list[Word], turns: Sequence[Turn]
     ) -> Judgement:
-        last_end = self.last_end
-        fresh = [w for w in timed if last_end is None or _end(w) > last_end + _SAME]
+        fresh = [w for w in timed if not self._copy(w)]
         if not fresh:
             self.echo_possible = False
             return Judgement(Verdict.REPEAT)
@@ -214,6 +217,7 @@ class FinalLedger:
                 answers.append(i)
             break
         self._counted(result, max(_end(w) for w in fresh))
+        self.counted_words = sorted([*self.counted_words, *fresh], key=_end)[-MAX_COUNTED:]
         if answers:
             self.echo_possible = result.from_finalize is None and self.server_endpoints
             return Judgement(Verdict.ANSWER, pieces, tuple(answers))
@@ -246,12 +250,34 @@ class FinalLedger:
         self.echo_possible = False
         return Judgement(Verdict.TEXT, pieces)
 
+    def _copy(self, word: Word) -> bool:
+        """Is ``word`` one already counted? Same text at an overlapping time. Not "ends no later
+        than the last counted word": a recognizer that reads a segment again places a word a few
+        tens of ms differently, and a new word would be lost."""
+        text = _bare(word.word)
+        end = _end(word)
+        start = end if word.start is None else word.start
+        for seen in reversed(self.counted_words):
+            seen_end = _end(seen)
+            seen_start = seen_end if seen.start is None else seen.start
+            if seen_end < start - COPY_SLACK_S:
+                break  # counted words are in stream order: nothing earlier can overlap
+            overlaps = start <= seen_end + COPY_SLACK_S and seen_start <= end + COPY_SLACK_S
+            if overlaps and _bare(seen.word) == text:
+                return True
+        return False
+
     def _counted(self, result: Result, end: float | None) -> None:
         self.last = result
         if end is not None:
             self.last_end = end if self.last_end is None else max(self.last_end, end)
         self.finalize_since = False
         self.quiet_since = True
+
+
+def _bare(text: str) -> str:
+    """A word without case or punctuation: a copy may be punctuated differently."""
+    return "".join(ch for ch in text.lower() if ch.isalnum())
 
 
 def _end(word: Word) -> float:

@@ -178,3 +178,14 @@ def test_text_is_kept_in_stream_order_whatever_the_arrival_order() -> None:
     text.add_text("one two", "en", 0.3)
     text.add_text("five", None, None)  # no position: after what came before
     assert text.text == "one two three four five" and text.language == "en"
+
+
+def test_a_new_word_placed_over_the_last_counted_one_is_kept() -> None:
+    # A recognizer that reads the segment again places words a few tens of ms differently:
+    # "previous" ends before "the" did, yet it is a new word; "the" again, moved 20 ms, is not.
+    ledger = FinalLedger()
+    ledger.judge(final(("to", 5.9, 6.1), ("hear", 6.1, 6.3), ("the", 6.3, 6.58)), [OPEN])
+    judged = ledger.judge(final(("the", 6.32, 6.56), ("previous", 6.4, 6.55)), [OPEN])
+    assert judged.pieces == ((0, "previous", 6.4),)
+    copy = ledger.judge(final(("hear", 6.11, 6.29), ("the", 6.31, 6.6)), [OPEN])
+    assert copy.verdict is Verdict.REPEAT

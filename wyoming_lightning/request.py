@@ -470,6 +470,8 @@ class _Session:
     last_progress: float = 0.0
     origin_s: float = 0.0
     """Where this request's audio begins in the socket's stream (0 on a new socket)."""
+    finalized_at: float | None = None
+    """When its last ``finalize`` went out, until the next final came (the answer delay)."""
     last_result: float = 0.0
     """When its last result (interim or final) arrived: pongs and sends prove it alive, only
     results that it has nothing more to say for a turn it answered (``_settle_heard``)."""
@@ -972,6 +974,7 @@ class RequestMachine:
         if self.dialect.can_finalize and (not last or self.config.keep_session):
             utterance.ended_by = EndKind.FINALIZE
             session.ledger.finalize_sent()
+            session.finalized_at = self._clock()
             text = FINALIZE_MESSAGE
         else:
             utterance.ended_by = EndKind.END
@@ -1026,6 +1029,11 @@ class RequestMachine:
 
     def _result(self, session: _Session, result: Result) -> None:
         session.last_result = self._clock()
+        if (result.is_final or result.is_last) and session.finalized_at is not None:
+            habits = self.config.habits
+            delay = session.last_result - session.finalized_at
+            habits.answer_delay_s = max(habits.answer_delay_s, delay)
+            session.finalized_at = None
         if not result.is_final and not result.is_last:
             session.ledger.interim(result)
             self._emit(act.Log.debug(f"interim: {result.transcript!r}"))
@@ -1156,6 +1164,14 @@ class RequestMachine:
             return
         self._give_up(failure)
 
+    def _quiet_s(self) -> float:
+        """How long a service that answered a turn must say nothing more before the turn is
+        taken as complete: the stall timeout, or twice the longest the service has ever taken
+        to answer a finalize (a loaded service is given the time it has shown it needs), at
+        most ``final_timeout_s``."""
+        slowest = 2 * self.config.habits.answer_delay_s
+        return min(self.config.final_timeout_s, max(self.config.stall_timeout_s, slowest))
+
     def _settle_heard(self, session: _Session) -> bool:
         """The service answered a turn after its finalize, then sent no result for
         ``stall_timeout_s``: its words are in even though no final was recognised as the answer
@@ -1231,7 +1247,7 @@ class RequestMachine:
                 return
             if timer.kind is TimerKind.PROBE:
                 quiet = self._clock() - session.last_result
-                if quiet + _EARLY >= self.config.stall_timeout_s and self._settle_heard(session):
+                if quiet + _EARLY >= self._quiet_s() and self._settle_heard(session):
                     return
                 self._emit(act.Probe(session.id))
                 self._start_timer(timer, self.config.probe_interval_s)

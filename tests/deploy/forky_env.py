@@ -33,7 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from tests.deploy.side_env import Say, cache_root, reuse_or_build, run_step
+import pytest
+
+from tests.deploy.side_env import Say, cache_root, reuse_or_build, run_step, terminal
 
 HA_VERSION: Final = "2026.11.0"
 WYOMING_PIN: Final = "1.10.2"
@@ -82,6 +84,11 @@ INSTALL_TIMEOUT_S: Final = 1800.0
 
 class ForkyEnvError(Exception):
     """The environment cannot be had here; the message says why and what to do."""
+
+
+class ForkyEnvNeedsRoot(ForkyEnvError):
+    """Not root: the root cannot be built or entered. The tests skip (as the Docker smoke test
+    does); CI runs as root, so there they always run."""
 
 
 @dataclass(frozen=True)
@@ -135,7 +142,7 @@ def debian_mirror() -> str:
 def check_can_build() -> None:
     """Root and debootstrap: say exactly what is missing instead of failing half-way."""
     if os.geteuid() != 0:
-        raise ForkyEnvError(
+        raise ForkyEnvNeedsRoot(
             f"Home Assistant {HA_VERSION} runs in a Debian forky root, which needs root to build "
             "and enter (debootstrap, chroot): run the tests as root (CI does)"
         )
@@ -227,6 +234,18 @@ def ensure_forky_env(say: Say = print) -> ForkyEnv:
         lambda: _build(root, say),
     )
     return ForkyEnv(root, built, round(time.monotonic() - started, 1))
+
+
+def forky_env_for(config: pytest.Config) -> ForkyEnv:
+    """The environment for a test module's fixture: built (saying each step on the terminal)
+    or reused; a skip when not root, a failure for anything else."""
+    say = terminal(config, f"Home Assistant {HA_VERSION}")
+    try:
+        return ensure_forky_env(say)
+    except ForkyEnvNeedsRoot as exc:
+        pytest.skip(str(exc))
+    except ForkyEnvError as exc:
+        pytest.fail(f"cannot build Home Assistant {HA_VERSION}'s root: {exc}", pytrace=False)
 
 
 if __name__ == "__main__":

@@ -36,11 +36,9 @@ from tests.deploy.forky_env import (
     HA_VERSION,
     WYOMING_PIN,
     ForkyEnv,
-    ForkyEnvError,
-    ensure_forky_env,
+    forky_env_for,
 )
 from tests.deploy.ha_processes import lightning_server, run_driver, started, write_wav
-from tests.deploy.side_env import terminal
 from tests.kit.bridge import API_KEY, clean_env
 from tests.kit.net import free_port
 from tests.kit.speech_data import load_speech, make_noise, with_silence
@@ -146,11 +144,7 @@ async def run_everything(env: ForkyEnv, work: Path) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def ha_report(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
-    try:
-        # A first build takes minutes: each step is shown on the terminal, not only logged.
-        env = ensure_forky_env(terminal(request.config, f"Home Assistant {HA_VERSION}"))
-    except ForkyEnvError as exc:
-        pytest.fail(f"cannot build Home Assistant {HA_VERSION}'s root: {exc}", pytrace=False)
+    env = forky_env_for(request.config)  # a first build says each step
     print(f"forky root {env.root}: {'built' if env.built else 'cached'} in {env.seconds} s")
     # The work directory lives inside the root, where Home Assistant can see its files.
     scratch = env.root / "tmp"

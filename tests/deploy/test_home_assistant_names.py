@@ -23,9 +23,8 @@ from typing import Any
 
 import pytest
 
-from tests.deploy.forky_env import HA_VERSION, ForkyEnv, ForkyEnvError, ensure_forky_env
+from tests.deploy.forky_env import ForkyEnv, forky_env_for
 from tests.deploy.ha_processes import lightning_server
-from tests.deploy.side_env import terminal
 from tests.kit.bridge import API_KEY, bridge_settings, serving, transcribe
 from tests.kit.net import free_port
 from wyoming_lightning.emulator import EmulatorServer
@@ -211,10 +210,7 @@ def _metrics(services: Services) -> dict[str, float]:
 
 @pytest.fixture(scope="module")
 def report(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
-    try:
-        env = ensure_forky_env(terminal(request.config, f"Home Assistant {HA_VERSION}"))
-    except ForkyEnvError as exc:
-        pytest.fail(f"cannot build Home Assistant {HA_VERSION}'s root: {exc}", pytrace=False)
+    env = forky_env_for(request.config)  # a first build says each step
     scratch = env.root / "tmp"
     scratch.mkdir(exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="wyoming-lightning-names-", dir=scratch))

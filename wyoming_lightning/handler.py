@@ -13,9 +13,11 @@ import dataclasses
 import itertools
 import logging
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar
 
-from wyoming.asr import Transcribe
+from wyoming.asr import Transcribe, TranscriptChunk, TranscriptStart, TranscriptStop
+from wyoming.asr import Transcript as TranscriptEvent
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.error import Error as ErrorEvent
 from wyoming.event import Event
@@ -33,7 +35,7 @@ from .lightning.client import Callbacks, ServiceSession, Timeouts
 from .logtrim import LimitedLog, clip
 from .request import Phase, RequestMachine
 from .services import Services
-from .wire import WireError, encode_event, read_event
+from .wire import Memo, WireError, encode_event, read_event
 
 _LOGGER = logging.getLogger(__name__)
 _WARNINGS = LimitedLog(_LOGGER)
@@ -49,13 +51,11 @@ LINGER_CUT_S = 0.5
 
 
 def _format_of(data: dict[str, object]) -> PcmFormat | None:
-    try:
-        rate, width, channels = data["rate"], data["width"], data["channels"]
-    except KeyError:
+    rate, width, channels = data.get("rate"), data.get("width"), data.get("channels")
+    # JSON gives plain ints; a bool (an int to isinstance) is no rate.
+    if type(rate) is not int or type(width) is not int or type(channels) is not int:
         return None
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (rate, width, channels)):
-        return None
-    return PcmFormat(rate=int(rate), width=int(width), channels=int(channels))  # type: ignore[call-overload]
+    return PcmFormat(rate=rate, width=width, channels=channels)
 
 
 class _IdleTimeout:
@@ -164,6 +164,10 @@ class ClientHandler:
         self._queued: deque[rq.Event] = deque()
         self._feeding = False
         self._cut = False
+        self._memo = Memo()
+        """The last header and data the client sent, parsed: audio chunks repeat them."""
+        self._format: tuple[dict[str, object], PcmFormat | None] = ({}, None)
+        """The last audio format read, and the data it was read from."""
         self._timeouts = Timeouts(
             connect_s=self._settings.connect_timeout_s, send_s=self._settings.send_timeout_s
         )
@@ -201,7 +205,7 @@ class ClientHandler:
             # do): a scanner or a dribbler is closed after header_s, without a linger.
             try:
                 async with asyncio.timeout(header_s):
-                    event = await read_event(self._reader)
+                    event = await read_event(self._reader, None, self._memo)
             except TimeoutError:
                 self._cut = True
                 self._debug(f"closing a connection that sent no whole event in {header_s:g} s")
@@ -233,7 +237,7 @@ class ClientHandler:
         while True:
             try:
                 async with idle_timeout:
-                    return await read_event(self._reader, idle_timeout.begun)
+                    return await read_event(self._reader, idle_timeout.begun, self._memo)
             except TimeoutError:
                 if idle_timeout.incomplete:
                     self._cut = True
@@ -328,7 +332,10 @@ class ClientHandler:
     # ------------------------------------------------------------------ client events
 
     async def _handle(self, event: Event) -> None:
-        if Describe.is_type(event.type):
+        if AudioChunk.is_type(event.type):  # nearly every event: tested first
+            if self._cut_short is None:  # past a cut, the rest of the client's audio is dropped
+                self._on_audio_chunk(event)
+        elif Describe.is_type(event.type):
             self._write(self._services.info.event())
         elif Ping.is_type(event.type):
             self._write(Pong(text=Ping.from_event(event).text).event())
@@ -344,9 +351,6 @@ class ClientHandler:
                 )
         elif AudioStart.is_type(event.type):
             self._on_audio_start(event)
-        elif AudioChunk.is_type(event.type):
-            if self._cut_short is None:  # past a cut, the rest of the client's audio is dropped
-                self._on_audio_chunk(event)
         elif AudioStop.is_type(event.type):
             if self._ticket is not None:
                 self._ticket.audio_stopped()  # guard (issue 12): the wait starts here
@@ -394,7 +398,12 @@ class ClientHandler:
         self._feed_request(rq.StartAudio(fmt))  # a second one: the machine's error
 
     def _on_audio_chunk(self, event: Event) -> None:
-        self._feed_request(rq.AudioIn(event.payload or b"", _format_of(event.data)))
+        data = event.data
+        last_data, fmt = self._format
+        if data != last_data:  # a stream repeats its format: read it again only when it changes
+            fmt = _format_of(data)
+            self._format = (data, fmt)
+        self._feed_request(rq.AudioIn(event.payload or b"", fmt))
         machine = self._machine
         cap = self._settings.max_request_s
         if machine is not None and machine.received_s >= cap and self._cut_short is None:
@@ -465,55 +474,57 @@ class ClientHandler:
 
     def _do(self, action: act.Action) -> None:
         if self._ticket is not None:
-            self._ticket.observe(action)  # guard (issue 12): audio sent, sessions, outcome
-        if isinstance(action, act.Connect):
-            self._connect(action)
-        elif isinstance(action, act.SendAudio):
-            self._send_audio(action)
-        elif isinstance(action, act.SendText):
-            session = self._sessions.get(action.conn)
-            if session is not None:
-                session.send(action.text)
-        elif isinstance(action, act.Disconnect):
-            session = self._sessions.pop(action.conn, None)
-            # A socket whose audio the budget cut is not where the machine thinks: not reused.
-            reusable = action.reusable and self._cut_short is None
-            if session is not None and reusable and self._services.warm.enabled:
-                self._services.warm.give_back(session)
-            elif session is not None:
-                session.close()
-                self._closing_sessions.add(session)
-        elif isinstance(action, act.Probe):
-            session = self._sessions.get(action.conn)
-            if session is not None:
-                session.probe()
-        elif isinstance(action, act.StartTimer):
-            self._start_timer(action.timer, action.delay)
-        elif isinstance(action, act.CancelTimer):
-            handle = self._timers.pop(action.timer, None)
-            if handle is not None:
-                handle.cancel()
-        elif isinstance(action, act.TranscriptStart):
-            self._write(
-                Event("transcript-start", {"language": action.language} if action.language else {})
-            )
-        elif isinstance(action, act.TranscriptChunk):
-            self._write(Event("transcript-chunk", {"text": action.text}))
-        elif isinstance(action, act.Transcript):
-            data: dict[str, object] = {"text": action.text}
-            if action.language:
-                data["language"] = action.language
-            self._write(Event("transcript", data))
-        elif isinstance(action, act.TranscriptStop):
-            self._write(Event("transcript-stop"))
-        elif isinstance(action, act.Error):
-            self._write(ErrorEvent(text=action.text, code=action.code.value).event())
-        elif isinstance(action, act.TranscribeLocally):
-            self._spawn(self._transcribe_locally(action))
-        elif isinstance(action, act.Log):
-            self._log.log(action.level, "client %d: %s", self._id, action.message)
-        elif isinstance(action, act.Finish):
-            self._finished.set()
+            self._ticket.observe(action)  # operations: what the request did, counted
+        self._carry_out[type(action)](self, action)
+
+    def _send_text(self, action: act.SendText) -> None:
+        session = self._sessions.get(action.conn)
+        if session is not None:
+            session.send(action.text)
+
+    def _disconnect(self, action: act.Disconnect) -> None:
+        session = self._sessions.pop(action.conn, None)
+        # A socket whose audio the budget cut is not where the machine thinks: not reused.
+        reusable = action.reusable and self._cut_short is None
+        if session is not None and reusable and self._services.warm.enabled:
+            self._services.warm.give_back(session)
+        elif session is not None:
+            session.close()
+            self._closing_sessions.add(session)
+
+    def _probe(self, action: act.Probe) -> None:
+        session = self._sessions.get(action.conn)
+        if session is not None:
+            session.probe()
+
+    def _cancel_timer(self, action: act.CancelTimer) -> None:
+        handle = self._timers.pop(action.timer, None)
+        if handle is not None:
+            handle.cancel()
+
+    def _transcript_start(self, action: act.TranscriptStart) -> None:
+        self._write(TranscriptStart(language=action.language or None).event())
+
+    def _transcript_chunk(self, action: act.TranscriptChunk) -> None:
+        self._write(TranscriptChunk(text=action.text).event())
+
+    def _transcript(self, action: act.Transcript) -> None:
+        self._write(TranscriptEvent(text=action.text, language=action.language or None).event())
+
+    def _transcript_stop(self, action: act.TranscriptStop) -> None:
+        self._write(TranscriptStop().event())
+
+    def _request_error(self, action: act.Error) -> None:
+        self._write(ErrorEvent(text=action.text, code=action.code.value).event())
+
+    def _local(self, action: act.TranscribeLocally) -> None:
+        self._spawn(self._transcribe_locally(action))
+
+    def _log_line(self, action: act.Log) -> None:
+        self._log.log(action.level, "client %d: %s", self._id, action.message)
+
+    def _finish(self, action: act.Finish) -> None:
+        self._finished.set()
 
     def _send_audio(self, action: act.SendAudio) -> None:
         """Audio to the service, as much of it as the day's budget still allows (guard)."""
@@ -551,6 +562,9 @@ class ClientHandler:
         self._services.guard.metrics.service_connections.inc()
         self._debug(f"opening service session {conn}")
         session.start()
+
+    def _start_timer_action(self, action: act.StartTimer) -> None:
+        self._start_timer(action.timer, action.delay)
 
     def _start_timer(self, timer: act.TimerId, delay: float) -> None:
         old = self._timers.pop(timer, None)
@@ -607,3 +621,22 @@ class ClientHandler:
 
     def _debug(self, message: str) -> None:
         self._log.debug("client %d: %s", self._id, message)
+
+    _carry_out: ClassVar[dict[type, Callable[[ClientHandler, Any], None]]] = {
+        act.Connect: _connect,
+        act.SendAudio: _send_audio,
+        act.SendText: _send_text,
+        act.Disconnect: _disconnect,
+        act.Probe: _probe,
+        act.StartTimer: _start_timer_action,
+        act.CancelTimer: _cancel_timer,
+        act.TranscriptStart: _transcript_start,
+        act.TranscriptChunk: _transcript_chunk,
+        act.Transcript: _transcript,
+        act.TranscriptStop: _transcript_stop,
+        act.Error: _request_error,
+        act.TranscribeLocally: _local,
+        act.Log: _log_line,
+        act.Finish: _finish,
+    }
+    """How each action is carried out, by its type: one look-up, not a chain of tests."""

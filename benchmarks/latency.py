@@ -1,10 +1,11 @@
 """Table 1, bridge overhead: audio-stop -> transcript with a cloud that finalizes instantly.
 
 N Home-Assistant streams (10 ms chunks, real time, requests back to back) of a tone phrase
-through the bridge (webrtc VAD) to the emulator with ``--finalize-delay-ms 0``; and the same
-audio spoken straight to the emulator in the Lightning protocol (the baseline), so that the
-difference is the bridge's own share. The phrase ends at audio-stop (no trailing silence), so
-the bridge must settle the utterance after audio-stop: its whole path is in the wait.
+through the bridge (each VAD engine in turn: webrtc, silero) to the emulator with
+``--finalize-delay-ms 0``; and the same audio spoken straight to the emulator in the Lightning
+protocol (the baseline), so that the difference is the bridge's own share. The phrase ends at
+audio-stop (no trailing silence), so the bridge must settle the utterance after audio-stop: its
+whole path is in the wait.
 """
 
 from __future__ import annotations
@@ -34,25 +35,23 @@ from .harness import (
 
 PHRASE = "one two three four five six seven eight"
 LEVELS = (1, 10, 100, 300)
-VAD = "webrtc"
+ENGINES = ("webrtc", "silero")
 
 
 def duration_for(streams: int, scale: float) -> float:
     return scale * (20.0 if streams == 1 else 15.0)
 
 
-async def run(levels: tuple[int, ...] = LEVELS, scale: float = 1.0) -> Table:
+async def run(
+    levels: tuple[int, ...] = LEVELS, scale: float = 1.0, engines: tuple[str, ...] = ENGINES
+) -> Table:
     pcm = silence(300) + encode_phrase(PHRASE)
     script = Script.of(pcm, PHRASE, "phrase")
-    emulator_port, bridge_port = free_port(), free_port()
-    emulator = Proc("emulator", emulator_args(emulator_port, finalize_delay_ms=0), emulator_port)
-    bridge = Proc(
-        "bridge", bridge_args(bridge_port, emulator_port, "--vad", VAD), bridge_port, BRIDGE_ENV
-    )
     table = Table(
         "latency",
         "Table 1. Bridge overhead: audio-stop -> transcript, cloud finalizing instantly",
         [
+            "VAD",
             "streams",
             "bridge median ms",
             "bridge p99 ms",
@@ -68,12 +67,30 @@ async def run(levels: tuple[int, ...] = LEVELS, scale: float = 1.0) -> Table:
     )
     table.notes += [
         f"audio: 0.3 s silence + tone phrase '{PHRASE}' ({script.seconds:.2f} s per request), "
-        f"10 ms chunks in real time; bridge --vad {VAD}, defaults otherwise (Lightning dialect)",
+        f"10 ms chunks in real time; bridge --vad per row, defaults otherwise (Lightning dialect)",
         "direct: the same audio in 100 ms frames straight to the emulator, end -> is_last",
         "bridge share = bridge - direct; bridge CPU % is of one core, averaged over the window; "
         "other load % = CPU used meanwhile by processes other than the bridge, the emulator and "
         "this benchmark (the machine is shared), in % of one core",
     ]
+    for engine in engines:
+        await _run_engine(table, engine, pcm, script, levels, scale)
+    return table
+
+
+async def _run_engine(
+    table: Table,
+    engine: str,
+    pcm: bytes,
+    script: Script,
+    levels: tuple[int, ...],
+    scale: float,
+) -> None:
+    emulator_port, bridge_port = free_port(), free_port()
+    emulator = Proc("emulator", emulator_args(emulator_port, finalize_delay_ms=0), emulator_port)
+    bridge = Proc(
+        "bridge", bridge_args(bridge_port, emulator_port, "--vad", engine), bridge_port, BRIDGE_ENV
+    )
     async with running(emulator, bridge):
         for streams in levels:
             seconds = duration_for(streams, scale)
@@ -88,6 +105,7 @@ async def run(levels: tuple[int, ...] = LEVELS, scale: float = 1.0) -> Table:
             base = [r.wait for r in direct if r.correct and r.wait is not None]
             busy = 100 * window.seconds("bridge") / window.wall
             record: dict[str, Any] = {
+                "vad": engine,
                 "streams": streams,
                 "bridge_median_s": median(waits),
                 "bridge_p99_s": percentile(waits, 99),
@@ -105,6 +123,7 @@ async def run(levels: tuple[int, ...] = LEVELS, scale: float = 1.0) -> Table:
             }
             table.add(
                 [
+                    engine,
                     streams,
                     ms(record["bridge_median_s"]),
                     ms(record["bridge_p99_s"]),
@@ -119,4 +138,3 @@ async def run(levels: tuple[int, ...] = LEVELS, scale: float = 1.0) -> Table:
                 ],
                 **record,
             )
-    return table

@@ -341,7 +341,7 @@ class Ticket:
     def observe(self, action: act.Action) -> None:
         """One action of the request machine, as the handler carries it out (audio sent is
         counted by :meth:`take_audio`)."""
-        if type(action) not in _OBSERVED:
+        if type(action) not in OBSERVED_ACTIONS:
             return  # audio, text frames, timers, logs: nothing to count (nearly every action)
         if isinstance(action, act.Connect):
             self._metrics.sessions.inc()
@@ -414,7 +414,7 @@ class Ticket:
         self._guard.recent.add(record, self._error_text)  # the page (issue 25)
 
 
-_OBSERVED = frozenset(
+OBSERVED_ACTIONS = frozenset(
     {act.Connect, act.StartTimer, act.TranscribeLocally, act.Transcript, act.Error, act.Finish}
 )
 """The actions :meth:`Ticket.observe` counts; the rest pass it with one look-up."""

@@ -763,7 +763,7 @@ async def direct_request(
 async def steady_direct(
     emulator_port: int,
     pcm: bytes,
-    expected: str,
+    expected: str | None,
     streams: int,
     duration: float,
     warmup: float = 2.0,

@@ -28,7 +28,7 @@ from . import actions as act
 from . import request as rq
 from .audio import PcmFormat
 from .errors import ErrorCode
-from .guard import Peer, Ticket
+from .guard import Occurrence, Peer, Ticket
 from .info import PROGRAM_NAME
 from .languages import LanguageError
 from .lightning.client import Callbacks, ServiceSession, Timeouts
@@ -171,8 +171,11 @@ class ClientHandler:
         self._timeouts = Timeouts(
             connect_s=self._settings.connect_timeout_s, send_s=self._settings.send_timeout_s
         )
-        self._peer = Peer.of(writer)  # guard (issue 12): limits, usage per request
+        self._guard = services.guard
+        """Operations (limits, usage, metrics), called at its named points only."""
+        self._peer = Peer.of(writer)
         self._ticket: Ticket | None = None
+        """The request's account with the guard, from its admission on."""
         self._crash: BaseException | None = None
         """What broke this connection's handling, if anything did: it is then only cleaned up."""
         self._client_stopped = False
@@ -258,7 +261,7 @@ class ClientHandler:
             return
         self._crash = err
         self._queued.clear()
-        self._services.guard.metrics.failures.inc()
+        self._guard.observe(Occurrence.CRASH)
         _WARNINGS.error(
             "crash",
             "client %d: the server failed on this request (%s: %s); it is ended and its "
@@ -271,7 +274,7 @@ class ClientHandler:
         text = "the server failed on this request"
         self._write(ErrorEvent(text=text, code=ErrorCode.INTERNAL.value).event())
         if self._ticket is not None:
-            self._ticket.failed(ErrorCode.INTERNAL, text)
+            self._ticket.observe(act.Error(ErrorCode.INTERNAL, text))
         self._cut = True
         self._finished.set()
 
@@ -281,7 +284,7 @@ class ClientHandler:
             # No client audio can come now: the VAD engine goes back before the client sees EOF.
             self._services.release_gate(self._machine.gate)
         if self._ticket is not None:
-            self._ticket.close()  # guard (issue 12): count the request once, whatever happened
+            self._ticket.close()  # counted once, whatever happened
         await self._drain()
         with contextlib.suppress(OSError, RuntimeError):
             if self._writer.can_write_eof() and not self._writer.is_closing():
@@ -353,7 +356,7 @@ class ClientHandler:
             self._on_audio_start(event)
         elif AudioStop.is_type(event.type):
             if self._ticket is not None:
-                self._ticket.audio_stopped()  # guard (issue 12): the wait starts here
+                self._ticket.observe(Occurrence.AUDIO_STOPPED)
             self._client_stopped = True
             if self._cut_short is None:
                 self._feed_request(rq.StopAudio())
@@ -381,17 +384,16 @@ class ClientHandler:
             self._error(ErrorCode.BAD_AUDIO, "audio-start needs integer rate, width and channels")
             return
         if self._machine is None:
-            # guard (issue 12): the per-client and daily limits; past the limit, local or 'quota'
-            self._ticket = self._services.guard.open_request(self._peer)
+            # The per-client and daily limits; past the limit, local or 'quota'.
+            self._ticket = self._guard.open_request(self._peer)
             if self._ticket.refusal is not None:
                 self._error(self._ticket.refusal.code, self._ticket.refusal.text)
                 return
             if self._ticket.quota_local:
                 self._log.info("client %d: daily audio limit reached; answering locally", self._id)
             machine = self._request(local_only=self._ticket.quota_local)
-            self._ticket.follow(lambda: machine.received_s)  # guard (issue 12): its usage
+            self._ticket.follow(machine)
             language = machine.config.session.language
-            self._ticket.language = language  # the page's recent requests (issue 25)
             self._debug(
                 f"request: {fmt.rate} Hz, {fmt.width * 8}-bit, {fmt.channels} ch, {language}"
             )
@@ -408,7 +410,7 @@ class ClientHandler:
         cap = self._settings.max_request_s
         if machine is not None and machine.received_s >= cap and self._cut_short is None:
             if self._ticket is not None:
-                self._ticket.cut("length")
+                self._ticket.observe(Occurrence.LENGTH_CUT)
             self._cut_audio(f"the request reached the length cap of {cap:g} s of audio")
 
     def _cut_audio(self, why: str) -> None:
@@ -559,7 +561,7 @@ class ClientHandler:
             action.url, self._settings.api_key.reveal(), self._timeouts, callbacks
         )
         self._sessions[conn] = session
-        self._services.guard.metrics.service_connections.inc()
+        self._guard.observe(Occurrence.HANDSHAKE)
         self._debug(f"opening service session {conn}")
         session.start()
 
@@ -608,7 +610,7 @@ class ClientHandler:
         _WARNINGS.warning(code.value, "client %d: %s (%s)", self._id, text, code.value)
         self._write(ErrorEvent(text=text, code=code.value).event())
         if self._ticket is not None:
-            self._ticket.failed(code, text)  # guard (issue 12)
+            self._ticket.observe(act.Error(code, text))
         self._feed(rq.Abort())
         self._finished.set()
 

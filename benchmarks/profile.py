@@ -34,6 +34,7 @@ from .harness import (
     bridge_args,
     emulator_args,
     free_port,
+    py_spy,
     running,
     steady_load,
 )
@@ -113,18 +114,15 @@ async def profile_engine(engine: str, streams: int, seconds: float, rate: int) -
         "bridge", bridge_args(bridge_port, emulator_port, "--vad", engine), bridge_port, BRIDGE_ENV
     )
     out = Path(tempfile.mkdtemp(prefix="profile-")) / f"{engine}.txt"
-    spy = shutil.which("py-spy")
-    if spy is None:
+    if shutil.which("py-spy") is None:
         raise SystemExit("py-spy is not installed: pip install py-spy")
     sampler: list[subprocess.Popen[bytes]] = []
     window = CpuWindow(bridge, emulator)
 
     def mark(start: bool) -> None:
         window.mark(start)
-        if start:
-            command = [spy, "record", "--pid", str(bridge.pid), "--format", "raw"]
-            command += ["--rate", str(rate), "--duration", str(int(seconds)), "-o", str(out)]
-            sampler.append(subprocess.Popen(command, stdout=subprocess.DEVNULL))
+        if start:  # stopping the process for each sample: exact stacks
+            sampler.append(py_spy(bridge.pid, seconds, out, rate, nonblocking=False))
 
     async with running(emulator, bridge):
         await steady_load(bridge_port, speech_scripts(), streams, seconds, on_window=mark)

@@ -21,6 +21,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -205,6 +206,18 @@ class CpuWindow:
         """Busy CPU of every other process on the machine, in % of one core."""
         ours = sum(self.seconds(p.name) for p in self.procs) + self.seconds("benchmark")
         return 100 * max(0.0, self.seconds("machine") - ours) / self.wall
+
+
+def py_spy(
+    pid: int, seconds: float, out: str | Path, rate: int = 200, *, nonblocking: bool = True
+) -> subprocess.Popen[bytes]:
+    """Sample process ``pid`` with py-spy (``pip install py-spy``) for ``seconds`` into ``out``,
+    as collapsed stacks (py-spy's "raw" format). ``nonblocking``: read the process without
+    stopping it (cheaper for it, a little less exact)."""
+    command = [shutil.which("py-spy") or "py-spy", "record", "--pid", str(pid)]
+    command += ["--duration", str(int(seconds)), "--rate", str(rate), "--format", "raw"]
+    command += ["-o", str(out), *(["--nonblocking"] if nonblocking else [])]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 class Proc:
@@ -752,7 +765,7 @@ async def direct_request(
 async def steady_direct(
     emulator_port: int,
     pcm: bytes,
-    expected: str,
+    expected: str | None,
     streams: int,
     duration: float,
     warmup: float = 2.0,

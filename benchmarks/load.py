@@ -29,6 +29,7 @@ from .harness import (
     median,
     ms,
     percentile,
+    py_spy,
     running,
     steady_load,
     summarize_errors,
@@ -51,13 +52,7 @@ async def main(args: argparse.Namespace) -> None:
         nonlocal spy
         window.mark(start)
         if start and args.py_spy:
-            command = ["py-spy", "record", "--pid", str(bridge.pid), "-d", str(int(args.seconds))]
-            command += ["-r", "200", "-f", "raw", "-o", args.py_spy, "--nonblocking"]
-            spy = subprocess.Popen(
-                command,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+            spy = py_spy(bridge.pid, args.seconds, args.py_spy)
 
     async with running(emulator, bridge):
         results, pacer = await steady_load(

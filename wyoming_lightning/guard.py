@@ -5,8 +5,18 @@ The decisions are made by the I/O-free classes of :mod:`~wyoming_lightning.acces
 :mod:`~wyoming_lightning.quota`; this module feeds them what the connection adapters see
 (a peer address, the request's actions) and carries the results to the usage file
 (:mod:`~wyoming_lightning.usage_store`), the log and the metrics
-(:mod:`~wyoming_lightning.metrics`). The hooks in ``server.py`` and ``handler.py`` are a few
-marked lines that call :class:`Guard` and :class:`Ticket`.
+(:mod:`~wyoming_lightning.metrics`).
+
+The adapters call it at a few named points, and nowhere else. The server: :meth:`Guard.start`
+and :meth:`Guard.close`, and per connection :meth:`Guard.admit_connection` (with
+:meth:`Guard.refused` and :meth:`Guard.refused_busy` to count a refusal) and
+:meth:`Guard.connection`. The Wyoming adapter, per request: :meth:`Guard.open_request` (admit),
+:meth:`Ticket.follow` (the request machine it reads its figures from), :meth:`Ticket.observe`
+(each action, and the few :class:`Occurrence` only the adapter sees), :meth:`Ticket.take_audio`
+(the day's budget, which decides) and :meth:`Ticket.close`; per connection,
+:meth:`Guard.observe` (a crash, a handshake). Observing is cheap: the actions that make up a
+request's audio path pass with one set look-up, and the counts of a request (audio sent,
+retries) go to the metrics once, when it closes.
 """
 
 from __future__ import annotations
@@ -14,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import enum
 import logging
 import socket
 import time
@@ -37,7 +48,7 @@ from .metrics import Metrics
 from .pipeline_format import BYTES_PER_SECOND, SAMPLE_WIDTH
 from .quota import SENT_S, Admission, Clock, DailyLedger, RequestUsage
 from .recent import RecentRequests, RequestRecord
-from .request import RETRY_TIMER
+from .request import RequestMachine
 from .usage_store import UsageStore, usage_path
 
 _LOGGER = logging.getLogger(__name__)
@@ -67,6 +78,19 @@ class Peer:
         peername = writer.get_extra_info("peername")
         host = peername[0] if isinstance(peername, tuple) and peername else None
         return cls(str(host) if host is not None else None, local=False)
+
+
+class Occurrence(enum.Enum):
+    """What the Wyoming adapter sees that no action of the request machine says."""
+
+    AUDIO_STOPPED = "audio_stopped"
+    """The client's ``audio-stop``: the wait measured by the metrics starts here."""
+    LENGTH_CUT = "length"
+    """The request reached the length cap: the server ended its audio."""
+    HANDSHAKE = "handshake"
+    """A new connection to the service (a warm socket lent from the pool is none)."""
+    CRASH = "crash"
+    """The server failed on a request (a bug): it is ended and its resources freed."""
 
 
 @dataclass(frozen=True)
@@ -175,6 +199,13 @@ class Guard:
             "busy", "refusing a client: %d connections open (limit %d)", open_now, limit
         )
 
+    def observe(self, occurrence: Occurrence) -> None:
+        """Something a connection saw, outside any one request's counts."""
+        if occurrence is Occurrence.CRASH:
+            self.metrics.failures.inc()
+        elif occurrence is Occurrence.HANDSHAKE:
+            self.metrics.service_connections.inc()
+
     @contextlib.contextmanager
     def connection(self) -> Iterator[None]:
         self.metrics.connections.inc()
@@ -230,8 +261,8 @@ class Guard:
         """Audio a request is about to send: how many of its bytes the day's budget allows,
         counted against it now (whole samples; the ledger decides, :mod:`quota`)."""
         allowed = self.ledger.take_bytes(nbytes, BYTES_PER_SECOND, SAMPLE_WIDTH)
-        self.metrics.sent_today.set(self.ledger.sent_today_s())
         if allowed < nbytes:
+            self.metrics.sent_today.set(self.ledger.sent_today_s())
             self._limit_reached(self.ledger.today())
         return allowed
 
@@ -270,9 +301,10 @@ class Guard:
 class Ticket:
     """One request from ``audio-start`` to its end: its refusal (if any), its route, its counts.
 
-    The handler shows it every action the request machine emits; the ticket counts the audio
-    sent, the sessions, retries and fallbacks from them, and when the request is over reports
-    it once to the guard.
+    The handler shows it every action the request machine emits; the ticket counts the
+    sessions and fallbacks from them, the audio sent as the budget grants it, and when the
+    request is over reports it once to the guard and the metrics (with the received audio and
+    the retries, read from the request machine it follows).
     """
 
     def __init__(
@@ -298,7 +330,7 @@ class Ticket:
         self._text: str | None = None
         self._error_text = refusal.text if refusal is not None else ""
         self._wait_s: float | None = None
-        self._received: Callable[[], float] = lambda: 0.0
+        self._machine: RequestMachine | None = None
         self._sent_bytes = 0
         self._stopped_at: float | None = None
         self._outcome: tuple[str, str] | None = None
@@ -312,13 +344,11 @@ class Ticket:
             self._fallback = "quota"
             self._metrics.fallbacks.labels(reason="quota").inc()
 
-    def follow(self, received_s: Callable[[], float]) -> None:
-        """Where to read the seconds of audio received: the request machine counts them."""
-        self._received = received_s
-
-    def audio_stopped(self) -> None:
-        if self._stopped_at is None:
-            self._stopped_at = self._guard.monotonic()
+    def follow(self, machine: RequestMachine) -> None:
+        """The request's machine: it counts the audio received and the reconnections, and
+        says the request's language (for the page); they are read from it at close."""
+        self._machine = machine
+        self.language = machine.config.session.language
 
     def take_audio(self, nbytes: int) -> int:
         """The request is about to send ``nbytes`` of audio: how many the day's budget allows
@@ -326,7 +356,6 @@ class Ticket:
         request's audio there."""
         allowed = self._guard.take_audio(nbytes)
         self._sent_bytes += allowed
-        self._metrics.audio_sent.inc(allowed / BYTES_PER_SECOND)
         if allowed < nbytes:
             self.cut("quota")
         return allowed
@@ -338,31 +367,30 @@ class Ticket:
             self._cut = True
             self._metrics.limit_cuts.labels(reason=reason).inc()
 
-    def observe(self, action: act.Action) -> None:
+    def observe(self, seen: act.Action | Occurrence) -> None:
         """One action of the request machine, as the handler carries it out (audio sent is
-        counted by :meth:`take_audio`)."""
-        if isinstance(action, act.Connect):
+        counted by :meth:`take_audio`), or an :class:`Occurrence` of the request."""
+        if type(seen) not in OBSERVED:
+            return  # audio, text frames, timers, logs: nothing to count (nearly every action)
+        if seen is Occurrence.AUDIO_STOPPED:
+            if self._stopped_at is None:
+                self._stopped_at = self._guard.monotonic()
+        elif seen is Occurrence.LENGTH_CUT:
+            self.cut("length")
+        elif isinstance(seen, act.Connect):
             self._metrics.sessions.inc()
-        elif isinstance(action, act.StartTimer) and action.timer == RETRY_TIMER:
-            self._metrics.retries.inc()
-        elif isinstance(action, act.TranscribeLocally):
+        elif isinstance(seen, act.TranscribeLocally):
             if self._fallback is None and not self._guard.settings.local_only:
                 self._fallback = "failure"
                 self._metrics.fallbacks.labels(reason="failure").inc()
-        elif isinstance(action, act.Transcript):
-            self._text = action.text
+        elif isinstance(seen, act.Transcript):
+            self._text = seen.text
             self._end("transcript", "")
-        elif isinstance(action, act.Error):
-            self._error_text = self._error_text or action.text
-            self._end("error", action.code.value)
-        elif isinstance(action, act.Finish):
+        elif isinstance(seen, act.Error):
+            self._error_text = self._error_text or seen.text
+            self._end("error", seen.code.value)
+        elif isinstance(seen, act.Finish):
             self.close()
-
-    def failed(self, code: ErrorCode, text: str = "") -> None:
-        """The handler ended the request with an ``error`` of its own."""
-        self._error_text = self._error_text or text
-        self._end("error", code.value)
-        self.close()
 
     def _end(self, outcome: str, code: str) -> None:
         if self._outcome is not None:
@@ -382,12 +410,16 @@ class Ticket:
         if self._outcome is None:
             self._outcome = ("abandoned", "")
         outcome, code = self._outcome
-        received_s = self._received()
+        machine = self._machine
+        received_s = 0.0 if machine is None else machine.received_s
+        sent_s = self._sent_bytes / BYTES_PER_SECOND
         self._metrics.audio_received.inc(received_s)
+        self._metrics.audio_sent.inc(sent_s)
+        if machine is not None and machine.reconnects:
+            self._metrics.retries.inc(machine.reconnects)
         self._metrics.requests.labels(outcome=outcome, code=code).inc()
         if self._holds_slot:
             self._guard.slots.release(self._client)
-        sent_s = self._sent_bytes / BYTES_PER_SECOND
         self._guard.finished(
             RequestUsage(
                 day=self.day,
@@ -410,3 +442,9 @@ class Ticket:
             text=self._text,
         )
         self._guard.recent.add(record, self._error_text)  # the page (issue 25)
+
+
+OBSERVED: frozenset[type] = frozenset(
+    {act.Connect, act.TranscribeLocally, act.Transcript, act.Error, act.Finish, Occurrence}
+)
+"""What :meth:`Ticket.observe` counts; the rest pass it with one look-up."""

@@ -13,9 +13,11 @@ import dataclasses
 import itertools
 import logging
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar
 
-from wyoming.asr import Transcribe
+from wyoming.asr import Transcribe, TranscriptChunk, TranscriptStart, TranscriptStop
+from wyoming.asr import Transcript as TranscriptEvent
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.error import Error as ErrorEvent
 from wyoming.event import Event
@@ -26,14 +28,14 @@ from . import actions as act
 from . import request as rq
 from .audio import PcmFormat
 from .errors import ErrorCode
-from .guard import Peer, Ticket
+from .guard import Occurrence, Peer, Ticket
 from .info import PROGRAM_NAME
 from .languages import LanguageError
 from .lightning.client import Callbacks, ServiceSession, Timeouts
 from .logtrim import LimitedLog, clip
 from .request import Phase, RequestMachine
 from .services import Services
-from .wire import WireError, encode_event, read_event
+from .wire import Memo, WireError, encode_event, read_event
 
 _LOGGER = logging.getLogger(__name__)
 _WARNINGS = LimitedLog(_LOGGER)
@@ -49,13 +51,11 @@ LINGER_CUT_S = 0.5
 
 
 def _format_of(data: dict[str, object]) -> PcmFormat | None:
-    try:
-        rate, width, channels = data["rate"], data["width"], data["channels"]
-    except KeyError:
+    rate, width, channels = data.get("rate"), data.get("width"), data.get("channels")
+    # JSON gives plain ints; a bool (an int to isinstance) is no rate.
+    if type(rate) is not int or type(width) is not int or type(channels) is not int:
         return None
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (rate, width, channels)):
-        return None
-    return PcmFormat(rate=int(rate), width=int(width), channels=int(channels))  # type: ignore[call-overload]
+    return PcmFormat(rate=rate, width=width, channels=channels)
 
 
 class _IdleTimeout:
@@ -164,11 +164,18 @@ class ClientHandler:
         self._queued: deque[rq.Event] = deque()
         self._feeding = False
         self._cut = False
+        self._memo = Memo()
+        """The last header and data the client sent, parsed: audio chunks repeat them."""
+        self._format: tuple[dict[str, object], PcmFormat | None] = ({}, None)
+        """The last audio format read, and the data it was read from."""
         self._timeouts = Timeouts(
             connect_s=self._settings.connect_timeout_s, send_s=self._settings.send_timeout_s
         )
-        self._peer = Peer.of(writer)  # guard (issue 12): limits, usage per request
+        self._guard = services.guard
+        """Operations (limits, usage, metrics), called at its named points only."""
+        self._peer = Peer.of(writer)
         self._ticket: Ticket | None = None
+        """The request's account with the guard, from its admission on."""
         self._crash: BaseException | None = None
         """What broke this connection's handling, if anything did: it is then only cleaned up."""
         self._client_stopped = False
@@ -201,7 +208,7 @@ class ClientHandler:
             # do): a scanner or a dribbler is closed after header_s, without a linger.
             try:
                 async with asyncio.timeout(header_s):
-                    event = await read_event(self._reader)
+                    event = await read_event(self._reader, None, self._memo)
             except TimeoutError:
                 self._cut = True
                 self._debug(f"closing a connection that sent no whole event in {header_s:g} s")
@@ -233,7 +240,7 @@ class ClientHandler:
         while True:
             try:
                 async with idle_timeout:
-                    return await read_event(self._reader, idle_timeout.begun)
+                    return await read_event(self._reader, idle_timeout.begun, self._memo)
             except TimeoutError:
                 if idle_timeout.incomplete:
                     self._cut = True
@@ -254,7 +261,7 @@ class ClientHandler:
             return
         self._crash = err
         self._queued.clear()
-        self._services.guard.metrics.failures.inc()
+        self._guard.observe(Occurrence.CRASH)
         _WARNINGS.error(
             "crash",
             "client %d: the server failed on this request (%s: %s); it is ended and its "
@@ -267,7 +274,7 @@ class ClientHandler:
         text = "the server failed on this request"
         self._write(ErrorEvent(text=text, code=ErrorCode.INTERNAL.value).event())
         if self._ticket is not None:
-            self._ticket.failed(ErrorCode.INTERNAL, text)
+            self._ticket.observe(act.Error(ErrorCode.INTERNAL, text))
         self._cut = True
         self._finished.set()
 
@@ -277,7 +284,7 @@ class ClientHandler:
             # No client audio can come now: the VAD engine goes back before the client sees EOF.
             self._services.release_gate(self._machine.gate)
         if self._ticket is not None:
-            self._ticket.close()  # guard (issue 12): count the request once, whatever happened
+            self._ticket.close()  # counted once, whatever happened
         await self._drain()
         with contextlib.suppress(OSError, RuntimeError):
             if self._writer.can_write_eof() and not self._writer.is_closing():
@@ -328,7 +335,10 @@ class ClientHandler:
     # ------------------------------------------------------------------ client events
 
     async def _handle(self, event: Event) -> None:
-        if Describe.is_type(event.type):
+        if AudioChunk.is_type(event.type):  # nearly every event: tested first
+            if self._cut_short is None:  # past a cut, the rest of the client's audio is dropped
+                self._on_audio_chunk(event)
+        elif Describe.is_type(event.type):
             self._write(self._services.info.event())
         elif Ping.is_type(event.type):
             self._write(Pong(text=Ping.from_event(event).text).event())
@@ -344,12 +354,9 @@ class ClientHandler:
                 )
         elif AudioStart.is_type(event.type):
             self._on_audio_start(event)
-        elif AudioChunk.is_type(event.type):
-            if self._cut_short is None:  # past a cut, the rest of the client's audio is dropped
-                self._on_audio_chunk(event)
         elif AudioStop.is_type(event.type):
             if self._ticket is not None:
-                self._ticket.audio_stopped()  # guard (issue 12): the wait starts here
+                self._ticket.observe(Occurrence.AUDIO_STOPPED)
             self._client_stopped = True
             if self._cut_short is None:
                 self._feed_request(rq.StopAudio())
@@ -377,29 +384,33 @@ class ClientHandler:
             self._error(ErrorCode.BAD_AUDIO, "audio-start needs integer rate, width and channels")
             return
         if self._machine is None:
-            # guard (issue 12): the per-client and daily limits; past the limit, local or 'quota'
-            self._ticket = self._services.guard.open_request(self._peer)
+            # The per-client and daily limits; past the limit, local or 'quota'.
+            self._ticket = self._guard.open_request(self._peer)
             if self._ticket.refusal is not None:
                 self._error(self._ticket.refusal.code, self._ticket.refusal.text)
                 return
             if self._ticket.quota_local:
                 self._log.info("client %d: daily audio limit reached; answering locally", self._id)
             machine = self._request(local_only=self._ticket.quota_local)
-            self._ticket.follow(lambda: machine.received_s)  # guard (issue 12): its usage
+            self._ticket.follow(machine)
             language = machine.config.session.language
-            self._ticket.language = language  # the page's recent requests (issue 25)
             self._debug(
                 f"request: {fmt.rate} Hz, {fmt.width * 8}-bit, {fmt.channels} ch, {language}"
             )
         self._feed_request(rq.StartAudio(fmt))  # a second one: the machine's error
 
     def _on_audio_chunk(self, event: Event) -> None:
-        self._feed_request(rq.AudioIn(event.payload or b"", _format_of(event.data)))
+        data = event.data
+        last_data, fmt = self._format
+        if data != last_data:  # a stream repeats its format: read it again only when it changes
+            fmt = _format_of(data)
+            self._format = (data, fmt)
+        self._feed_request(rq.AudioIn(event.payload or b"", fmt))
         machine = self._machine
         cap = self._settings.max_request_s
         if machine is not None and machine.received_s >= cap and self._cut_short is None:
             if self._ticket is not None:
-                self._ticket.cut("length")
+                self._ticket.observe(Occurrence.LENGTH_CUT)
             self._cut_audio(f"the request reached the length cap of {cap:g} s of audio")
 
     def _cut_audio(self, why: str) -> None:
@@ -465,55 +476,57 @@ class ClientHandler:
 
     def _do(self, action: act.Action) -> None:
         if self._ticket is not None:
-            self._ticket.observe(action)  # guard (issue 12): audio sent, sessions, outcome
-        if isinstance(action, act.Connect):
-            self._connect(action)
-        elif isinstance(action, act.SendAudio):
-            self._send_audio(action)
-        elif isinstance(action, act.SendText):
-            session = self._sessions.get(action.conn)
-            if session is not None:
-                session.send(action.text)
-        elif isinstance(action, act.Disconnect):
-            session = self._sessions.pop(action.conn, None)
-            # A socket whose audio the budget cut is not where the machine thinks: not reused.
-            reusable = action.reusable and self._cut_short is None
-            if session is not None and reusable and self._services.warm.enabled:
-                self._services.warm.give_back(session)
-            elif session is not None:
-                session.close()
-                self._closing_sessions.add(session)
-        elif isinstance(action, act.Probe):
-            session = self._sessions.get(action.conn)
-            if session is not None:
-                session.probe()
-        elif isinstance(action, act.StartTimer):
-            self._start_timer(action.timer, action.delay)
-        elif isinstance(action, act.CancelTimer):
-            handle = self._timers.pop(action.timer, None)
-            if handle is not None:
-                handle.cancel()
-        elif isinstance(action, act.TranscriptStart):
-            self._write(
-                Event("transcript-start", {"language": action.language} if action.language else {})
-            )
-        elif isinstance(action, act.TranscriptChunk):
-            self._write(Event("transcript-chunk", {"text": action.text}))
-        elif isinstance(action, act.Transcript):
-            data: dict[str, object] = {"text": action.text}
-            if action.language:
-                data["language"] = action.language
-            self._write(Event("transcript", data))
-        elif isinstance(action, act.TranscriptStop):
-            self._write(Event("transcript-stop"))
-        elif isinstance(action, act.Error):
-            self._write(ErrorEvent(text=action.text, code=action.code.value).event())
-        elif isinstance(action, act.TranscribeLocally):
-            self._spawn(self._transcribe_locally(action))
-        elif isinstance(action, act.Log):
-            self._log.log(action.level, "client %d: %s", self._id, action.message)
-        elif isinstance(action, act.Finish):
-            self._finished.set()
+            self._ticket.observe(action)  # operations: what the request did, counted
+        self._carry_out[type(action)](self, action)
+
+    def _send_text(self, action: act.SendText) -> None:
+        session = self._sessions.get(action.conn)
+        if session is not None:
+            session.send(action.text)
+
+    def _disconnect(self, action: act.Disconnect) -> None:
+        session = self._sessions.pop(action.conn, None)
+        # A socket whose audio the budget cut is not where the machine thinks: not reused.
+        reusable = action.reusable and self._cut_short is None
+        if session is not None and reusable and self._services.warm.enabled:
+            self._services.warm.give_back(session)
+        elif session is not None:
+            session.close()
+            self._closing_sessions.add(session)
+
+    def _probe(self, action: act.Probe) -> None:
+        session = self._sessions.get(action.conn)
+        if session is not None:
+            session.probe()
+
+    def _cancel_timer(self, action: act.CancelTimer) -> None:
+        handle = self._timers.pop(action.timer, None)
+        if handle is not None:
+            handle.cancel()
+
+    def _transcript_start(self, action: act.TranscriptStart) -> None:
+        self._write(TranscriptStart(language=action.language or None).event())
+
+    def _transcript_chunk(self, action: act.TranscriptChunk) -> None:
+        self._write(TranscriptChunk(text=action.text).event())
+
+    def _transcript(self, action: act.Transcript) -> None:
+        self._write(TranscriptEvent(text=action.text, language=action.language or None).event())
+
+    def _transcript_stop(self, action: act.TranscriptStop) -> None:
+        self._write(TranscriptStop().event())
+
+    def _request_error(self, action: act.Error) -> None:
+        self._write(ErrorEvent(text=action.text, code=action.code.value).event())
+
+    def _local(self, action: act.TranscribeLocally) -> None:
+        self._spawn(self._transcribe_locally(action))
+
+    def _log_line(self, action: act.Log) -> None:
+        self._log.log(action.level, "client %d: %s", self._id, action.message)
+
+    def _finish(self, action: act.Finish) -> None:
+        self._finished.set()
 
     def _send_audio(self, action: act.SendAudio) -> None:
         """Audio to the service, as much of it as the day's budget still allows (guard)."""
@@ -548,9 +561,12 @@ class ClientHandler:
             action.url, self._settings.api_key.reveal(), self._timeouts, callbacks
         )
         self._sessions[conn] = session
-        self._services.guard.metrics.service_connections.inc()
+        self._guard.observe(Occurrence.HANDSHAKE)
         self._debug(f"opening service session {conn}")
         session.start()
+
+    def _start_timer_action(self, action: act.StartTimer) -> None:
+        self._start_timer(action.timer, action.delay)
 
     def _start_timer(self, timer: act.TimerId, delay: float) -> None:
         old = self._timers.pop(timer, None)
@@ -594,7 +610,7 @@ class ClientHandler:
         _WARNINGS.warning(code.value, "client %d: %s (%s)", self._id, text, code.value)
         self._write(ErrorEvent(text=text, code=code.value).event())
         if self._ticket is not None:
-            self._ticket.failed(code, text)  # guard (issue 12)
+            self._ticket.observe(act.Error(code, text))
         self._feed(rq.Abort())
         self._finished.set()
 
@@ -607,3 +623,22 @@ class ClientHandler:
 
     def _debug(self, message: str) -> None:
         self._log.debug("client %d: %s", self._id, message)
+
+    _carry_out: ClassVar[dict[type, Callable[[ClientHandler, Any], None]]] = {
+        act.Connect: _connect,
+        act.SendAudio: _send_audio,
+        act.SendText: _send_text,
+        act.Disconnect: _disconnect,
+        act.Probe: _probe,
+        act.StartTimer: _start_timer_action,
+        act.CancelTimer: _cancel_timer,
+        act.TranscriptStart: _transcript_start,
+        act.TranscriptChunk: _transcript_chunk,
+        act.Transcript: _transcript,
+        act.TranscriptStop: _transcript_stop,
+        act.Error: _request_error,
+        act.TranscribeLocally: _local,
+        act.Log: _log_line,
+        act.Finish: _finish,
+    }
+    """How each action is carried out, by its type: one look-up, not a chain of tests."""

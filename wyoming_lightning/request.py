@@ -524,6 +524,8 @@ class RequestMachine:
         """A session opened at audio-start (``connect_at_start``) for the first utterance."""
         self._connect_early = False
         self._retries = 0
+        self.reconnects = 0
+        """Reconnections scheduled after a failure (each backoff started): the retries metric."""
         self._stall_retries = 0
         self._reconnected_below = 0
         """Sessions numbered below this were open before the last reconnection: when one of
@@ -1161,6 +1163,7 @@ class RequestMachine:
                 )
             )
             self._start_timer(RETRY_TIMER, delay)
+            self.reconnects += 1
             return
         self._give_up(failure)
 

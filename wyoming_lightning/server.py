@@ -96,7 +96,7 @@ class WyomingServer:
             where = parse_uri(self.services.settings.uri, ("tcp", "unix", "stdio"), server=True)
         except ValueError as err:
             raise ListenError(str(err)) from None
-        await self.services.guard.start()  # guard (issue 12): metrics endpoint
+        await self.services.guard.start()  # operations: the metrics endpoint
         await self.services.start_probes()  # --region auto (issue 21): time both hosts
         if where.scheme == "tcp":
             host = where.host or "0.0.0.0"
@@ -124,7 +124,7 @@ class WyomingServer:
         finally:
             await self.services.warm.close()  # warm Pulse sockets (issue 14): close_stream
             await self.services.stop_probes()  # --region auto (issue 21)
-            self.services.guard.close()  # guard (issue 12): flush usage, stop metrics
+            self.services.guard.close()  # operations: flush usage, stop metrics
 
     async def _serve(self) -> None:
         if self.services.settings.uri.startswith("stdio"):
@@ -180,13 +180,13 @@ class WyomingServer:
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = Peer.of(writer)
-        forbidden = self.services.guard.admit_connection(peer)  # guard (issue 12): --allow
+        forbidden = self.services.guard.admit_connection(peer)  # operations: --allow
         if forbidden is not None:
             await self._serve_refused(reader, writer, peer, forbidden)
             return
         limit = self.services.settings.max_connections
         if self._stopping.is_set() or len(self._active) >= limit:
-            self.services.guard.refused_busy(len(self._active), limit)  # guard (issue 12)
+            self.services.guard.refused_busy(len(self._active), limit)  # operations
             text = "server busy: too many connections, try again shortly"
             with contextlib.suppress(Exception):
                 writer.write(encode_event(ErrorEvent(text=text, code=ErrorCode.BUSY.value).event()))
@@ -199,7 +199,7 @@ class WyomingServer:
         handler = ClientHandler(reader, writer, self.services)
         self._active[task] = handler
         try:
-            with self.services.guard.connection():  # guard (issue 12): open-connection gauge
+            with self.services.guard.connection():  # operations: open-connection gauge
                 await handler.run()
         except Exception:
             _LOGGER.exception("a client handler failed; the server keeps serving")

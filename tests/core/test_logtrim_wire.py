@@ -3,14 +3,24 @@ field types. The servers that use them are tested over sockets in tests/bridge/t
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
 import pytest
+from wyoming.event import Event
 
 from tests.kit.clock import FakeClock
 from wyoming_lightning.logtrim import LimitedLog, RateLimiter, clip
-from wyoming_lightning.wire import MAX_NESTING, WireError, check_fields, nesting_depth
+from wyoming_lightning.wire import (
+    MAX_NESTING,
+    Memo,
+    WireError,
+    check_fields,
+    encode_event,
+    nesting_depth,
+    read_event,
+)
 
 
 def test_clip_keeps_short_text_and_says_how_long_the_cut_one_was() -> None:
@@ -80,3 +90,58 @@ def test_wrong_field_types_are_wire_errors() -> None:
         check_fields("transcribe", {"language": {"x": 1}})
     with pytest.raises(WireError, match="text must be a string"):
         check_fields("ping", {"text": ["x"]})
+
+
+def _stream(*raw: bytes) -> asyncio.StreamReader:
+    reader = asyncio.StreamReader()
+    for part in raw:
+        reader.feed_data(part)
+    reader.feed_eof()
+    return reader
+
+
+def _chunk(data: dict[str, object], payload: bytes) -> bytes:
+    return encode_event(Event("audio-chunk", data, payload))
+
+
+async def test_a_repeated_event_is_read_the_same_with_the_memo_and_a_changed_one_in_full() -> None:
+    fmt = {"rate": 16000, "width": 2, "channels": 1}
+    other = {"rate": 8000, "width": 2, "channels": 1}
+    raw = [_chunk(fmt, b"\x01\x00" * 160), _chunk(fmt, b"\x02\x00" * 160), _chunk(other, b"")]
+    raw.append(_chunk(fmt, b"\x03\x00" * 160))
+    memo = Memo()
+    with_memo = _stream(*raw)
+    without = _stream(*raw)
+    for _ in raw:
+        seen = await read_event(with_memo, None, memo)
+        expected = await read_event(without)
+        assert seen is not None and expected is not None
+        assert (seen.type, seen.data, seen.payload) == (
+            expected.type,
+            expected.data,
+            expected.payload,
+        )
+        seen.data["rate"] = 1  # the reader's to change: the next event must not see it
+    assert memo.data == fmt, "the memo kept the last data text's parse, untouched"
+    assert await read_event(with_memo, None, memo) is None
+
+
+async def test_the_memo_never_lets_a_bad_event_through_after_a_good_one() -> None:
+    fmt = {"rate": 16000, "width": 2, "channels": 1}
+    good = encode_event(Event("transcribe", {"language": "en"}))
+    bad = encode_event(Event("transcribe", {"language": ["en"]}))
+    memo = Memo()
+    reader = _stream(good, bad)
+    assert (await read_event(reader, None, memo)) is not None
+    with pytest.raises(WireError, match="language must be a string"):
+        await read_event(reader, None, memo)
+    nested = encode_event(Event("transcribe", {"transcript_names": ["a"]}))
+    reader = _stream(_chunk(fmt, b"\x00\x00"), nested, nested)
+    await read_event(reader, None, memo)
+    first = await read_event(reader, None, memo)
+    assert first is not None
+    first.data["transcript_names"].append("b")
+    second = await read_event(reader, None, memo)
+    assert second is not None and second.data["transcript_names"] == ["a"], (
+        "data holding a list is parsed again each time: nothing shared between events"
+    )

@@ -199,20 +199,30 @@ class ServiceSession:
         return None
 
     async def _send_loop(self, ws: ClientConnection) -> None:
+        sent_audio = False
         while True:
+            if sent_audio and self._queue.empty():
+                # Progress once the frames queued together are all sent, not after each.
+                sent_audio = False
+                self._report(self._callbacks.progress)
             item = await self._queue.get()
             if item is _CLOSE:
                 return
             try:
-                async with asyncio.timeout(self._timeouts.send_s):
-                    if item is _PING:
+                if item is _PING:
+                    async with asyncio.timeout(self._timeouts.send_s):
                         pong = await ws.ping()
-                        asyncio.ensure_future(pong).add_done_callback(self._ponged)
-                        continue
-                    assert isinstance(item, bytes | str)
+                    asyncio.ensure_future(pong).add_done_callback(self._ponged)
+                    continue
+                assert isinstance(item, bytes | str)
+                if ws.paused or ws.transport.is_closing():
+                    # Only a send into a full buffer (or a closing socket) can wait: the
+                    # timer is set for those, not for the hundred a second that cannot.
+                    async with asyncio.timeout(self._timeouts.send_s):
+                        await ws.send(item)
+                else:
                     await ws.send(item)
-                if isinstance(item, bytes):
-                    self._report(self._callbacks.progress)
+                sent_audio = sent_audio or isinstance(item, bytes)
             except TimeoutError:
                 seconds = self._timeouts.send_s
                 failure = Failure(ErrorCode.TIMEOUT, f"a send took over {seconds:g} s", True)

@@ -1,0 +1,19 @@
+"""The Wyoming adapter carries out every action the request machine can emit, and the
+operations layer counts only the ones it names (the rest pass with one look-up)."""
+
+from __future__ import annotations
+
+import typing
+
+from wyoming_lightning import actions as act
+from wyoming_lightning.guard import OBSERVED, Occurrence
+from wyoming_lightning.handler import ClientHandler
+
+
+def test_every_action_has_a_way_to_be_carried_out() -> None:
+    assert set(ClientHandler._carry_out) == set(typing.get_args(act.Action))
+
+
+def test_the_ticket_counts_only_actions_there_are() -> None:
+    assert set(typing.get_args(act.Action)) | {Occurrence} >= OBSERVED
+    assert act.SendAudio not in OBSERVED, "the audio path is never looked at twice"

@@ -135,7 +135,7 @@ def debian_mirror() -> str:
             r"^\s*deb\s+(?:\[[^\]]*\]\s+)?(\S+)", text, re.MULTILINE
         ):
             if uri.rstrip("/").endswith("/debian"):
-                return uri
+                return str(uri)
     raise ForkyEnvError("no Debian archive found in /etc/apt (sources.list or *.sources)")
 
 

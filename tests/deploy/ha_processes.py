@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from tests.kit.bridge import clean_env
+from tests.kit.bridge import API_KEY, clean_env
 from tests.kit.speech_data import SAMPLE_RATE
 
 
@@ -77,6 +77,18 @@ async def started(args: list[str], ready: str, env: dict[str, str]) -> AsyncIter
         yield process
     finally:
         await process.stop()
+
+
+@contextlib.asynccontextmanager
+async def whisper_emulator() -> AsyncIterator[tuple[str, LoggedProcess]]:
+    """The emulator with Whisper tiny.en behind it, on a port the kernel picks: its URL."""
+    args = [
+        sys.executable,
+        *("-m", "wyoming_lightning.emulator", "--host", "127.0.0.1", "--port", "0"),
+        *("--recognizer", "whisper", "--api-key", API_KEY),
+    ]
+    async with started(args, r"listening: (ws://\S+)", clean_env(None)) as emulator:
+        yield (await emulator.wait_for(r"listening: (ws://\S+)")).group(1), emulator
 
 
 @contextlib.asynccontextmanager

@@ -21,16 +21,15 @@ import json
 import os
 import re
 import socket
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.deploy.ha_env import HA_VERSION, HaEnvError, ensure_ha_env
-from tests.deploy.ha_processes import lightning_server, run_driver, started, write_wav
+from tests.deploy.ha_processes import lightning_server, run_driver, whisper_emulator, write_wav
 from tests.deploy.side_env import terminal
-from tests.kit.bridge import API_KEY, clean_env
+from tests.kit.bridge import API_KEY
 from tests.kit.net import free_port
 from tests.kit.speech_data import load_speech, make_noise, with_silence
 from tests.kit.wer import wer
@@ -101,50 +100,36 @@ async def run_everything(ha_python: Path, work: Path) -> dict[str, Any]:
     with socket.socket() as dead:
         dead.bind(("127.0.0.1", 0))
         dead_url = f"ws://127.0.0.1:{dead.getsockname()[1]}/api/v1/lightning/get_text"
-        emulator_args = [
-            sys.executable,
-            "-m",
-            "wyoming_lightning.emulator",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--recognizer",
-            "whisper",
-            "--api-key",
-            API_KEY,
-        ]
-        async with started(emulator_args, r"listening: (ws://\S+)", clean_env(None)) as emulator:
-            url = (await emulator.wait_for(r"listening: (ws://\S+)")).group(1)
-            async with (
-                lightning_server(url, API_KEY) as (good_port, good),
-                lightning_server(url, "not-the-key-7d1e") as (bad_port, bad),
-                lightning_server(dead_url, API_KEY) as (down_port, down),
-            ):
-                config_dir = work / "ha-config"
-                config_dir.mkdir()
-                spec = {
-                    "config_dir": str(config_dir),
-                    "http_port": free_port(),
-                    "servers": [
-                        {"label": "lightning", "port": good_port},
-                        {"label": "badkey", "port": bad_port},
-                        {"label": "nocloud", "port": down_port},
-                    ],
-                    "cases": cases,
-                }
-                report = await run_driver(
-                    [str(ha_python), str(DRIVER), json.dumps(spec)],
-                    cases,
-                    cwd=str(work),
-                    # HA's own interpreter and packages only: nothing of this venv leaks in.
-                    env={
-                        k: v
-                        for k, v in os.environ.items()
-                        if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
-                    },
-                )
-                logs = {"lightning": good.log, "badkey": bad.log, "nocloud": down.log}
+        async with (
+            whisper_emulator() as (url, emulator),
+            lightning_server(url, API_KEY) as (good_port, good),
+            lightning_server(url, "not-the-key-7d1e") as (bad_port, bad),
+            lightning_server(dead_url, API_KEY) as (down_port, down),
+        ):
+            config_dir = work / "ha-config"
+            config_dir.mkdir()
+            spec = {
+                "config_dir": str(config_dir),
+                "http_port": free_port(),
+                "servers": [
+                    {"label": "lightning", "port": good_port},
+                    {"label": "badkey", "port": bad_port},
+                    {"label": "nocloud", "port": down_port},
+                ],
+                "cases": cases,
+            }
+            report = await run_driver(
+                [str(ha_python), str(DRIVER), json.dumps(spec)],
+                cases,
+                cwd=str(work),
+                # HA's own interpreter and packages only: nothing of this venv leaks in.
+                env={
+                    k: v
+                    for k, v in os.environ.items()
+                    if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
+                },
+            )
+            logs = {"lightning": good.log, "badkey": bad.log, "nocloud": down.log}
     report["expected"] = expected
     report["server_logs"] = logs
     report["emulator_log"] = emulator.log

@@ -24,7 +24,6 @@ import asyncio
 import json
 import re
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,8 +37,8 @@ from tests.deploy.forky_env import (
     ForkyEnv,
     forky_env_for,
 )
-from tests.deploy.ha_processes import lightning_server, run_driver, started, write_wav
-from tests.kit.bridge import API_KEY, clean_env
+from tests.deploy.ha_processes import lightning_server, run_driver, whisper_emulator, write_wav
+from tests.kit.bridge import API_KEY
 from tests.kit.net import free_port
 from tests.kit.speech_data import load_speech, make_noise, with_silence
 from tests.kit.wer import wer
@@ -101,42 +100,28 @@ async def run_everything(env: ForkyEnv, work: Path) -> dict[str, Any]:
         case["wav"] = env.inside(Path(case["wav"]))
     driver = work / DRIVER.name
     shutil.copyfile(DRIVER, driver)
-    emulator_args = [
-        sys.executable,
-        "-m",
-        "wyoming_lightning.emulator",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--recognizer",
-        "whisper",
-        "--api-key",
-        API_KEY,
-    ]
-    async with started(emulator_args, r"listening: (ws://\S+)", clean_env(None)) as emulator:
-        url = (await emulator.wait_for(r"listening: (ws://\S+)")).group(1)
-        async with (
-            lightning_server(url, API_KEY) as (good_port, good),
-            lightning_server(url, API_KEY, "--endpointing") as (ep_port, endpointing),
-            lightning_server(url, "not-the-key-7d1e") as (bad_port, bad),
-        ):
-            config_dir = work / "ha-config"
-            config_dir.mkdir()
-            spec = {
-                "config_dir": env.inside(config_dir),
-                "http_port": free_port(),
-                "servers": [
-                    {"label": "lightning", "port": good_port},
-                    {"label": "endpointing", "port": ep_port},
-                    {"label": "badkey", "port": bad_port},
-                ],
-                "cases": cases,
-            }
-            report = await run_driver(
-                env.command(env.python, env.inside(driver), json.dumps(spec)), cases
-            )
-            logs = {"lightning": good.log, "endpointing": endpointing.log, "badkey": bad.log}
+    async with (
+        whisper_emulator() as (url, _emulator),
+        lightning_server(url, API_KEY) as (good_port, good),
+        lightning_server(url, API_KEY, "--endpointing") as (ep_port, endpointing),
+        lightning_server(url, "not-the-key-7d1e") as (bad_port, bad),
+    ):
+        config_dir = work / "ha-config"
+        config_dir.mkdir()
+        spec = {
+            "config_dir": env.inside(config_dir),
+            "http_port": free_port(),
+            "servers": [
+                {"label": "lightning", "port": good_port},
+                {"label": "endpointing", "port": ep_port},
+                {"label": "badkey", "port": bad_port},
+            ],
+            "cases": cases,
+        }
+        report = await run_driver(
+            env.command(env.python, env.inside(driver), json.dumps(spec)), cases
+        )
+        logs = {"lightning": good.log, "endpointing": endpointing.log, "badkey": bad.log}
     report["expected"] = expected
     report["server_logs"] = logs
     return report

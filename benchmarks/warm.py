@@ -1,6 +1,7 @@
 """Warm Pulse sessions (issue 14 item 1): new service connections per request, and the wait.
 
     python -m benchmarks.warm [--rtt-ms 0 150] [--streams 4] [--requests 8] [--json out.json]
+    python -m benchmarks.warm --rtt-ms 0 --no-pong --gap-s 12   # a service ignoring keepalive
 
 One emulator per round trip R (``--rtt-ms``: every message it sends waits R, its handshake 2 R;
 ``--finalize-delay-ms 600``: the cloud takes 600 ms to settle) serves two bridges side by side:
@@ -12,6 +13,11 @@ chunks in real time, 0.5 s of silence, a tone command, audio-stop 0.7 s after it
 alternate short ("two three", 0.5 s of tones: the issue's 0.3-0.6 s row) and long (six words,
 1.7 s). The emulator's tone reader makes each answer exact, so every request is
 also checked for its own words (isolation under load).
+
+``--no-pong``: the emulator reads ``keepalive`` and never answers it (``--fault no-pong``;
+``keepalive``/``pong`` are in none of the vendor's documents); with ``--gap-s`` above two
+keepalive intervals (5 s each) an idle socket then misses pongs between requests, so the count
+shows whether warm sockets survive without them.
 
 Printed per bridge and R: requests answered correctly, new service connections (the bridge's
 own ``wyoming_lightning_service_connections_total``), connections per request and per minute,
@@ -76,7 +82,12 @@ def scrape_connections(port: int) -> float:
 
 
 async def stream(
-    ports: Sequence[int], pacer: Pacer, work: dict[str, Script], n: int, first: int
+    ports: Sequence[int],
+    pacer: Pacer,
+    work: dict[str, Script],
+    n: int,
+    first: int,
+    gap_s: float = GAP_S,
 ) -> list[tuple[str, list[Result]]]:
     """One satellite: ``n`` requests in a row, each sent to every bridge at the same moment."""
     loop = asyncio.get_running_loop()
@@ -89,7 +100,7 @@ async def stream(
             *(ha_request(port, work[kind], pacer, start=start) for port in ports)
         )
         out.append((kind, list(results)))
-        await asyncio.sleep(GAP_S)  # a benchmark's pacing, not synchronisation
+        await asyncio.sleep(gap_s)  # a benchmark's pacing, not synchronisation
     return out
 
 
@@ -113,12 +124,20 @@ def bridge(emulator_port: int, idle_timeout_s: float) -> tuple[Proc, int]:
 BRIDGES = (("warm (default)", 30.0), ("cold (--session-idle-timeout 0)", 0.0))
 
 
-async def run(rtts: Sequence[float] = (0.0, 150.0), streams: int = 4, requests: int = 8) -> Table:
+async def run(
+    rtts: Sequence[float] = (0.0, 150.0),
+    streams: int = 4,
+    requests: int = 8,
+    *,
+    no_pong: bool = False,
+    gap_s: float = GAP_S,
+) -> Table:
     table = Table(
         "warm",
         "Warm sessions: new service connections per request and the wait after audio-stop "
         f"(C = {FINALIZE_DELAY_MS} ms, F = {FINALIZE_AFTER_MS} ms, {streams} streams x "
-        f"{requests} requests, each sent to both bridges at once)",
+        f"{requests} requests {gap_s:g} s apart, each sent to both bridges at once"
+        + ("; the service never answers keepalive)" if no_pong else ")"),
         [
             "R ms",
             "bridge",
@@ -138,7 +157,7 @@ async def run(rtts: Sequence[float] = (0.0, 150.0), streams: int = 4, requests: 
             emulator_args(
                 emulator_port,
                 finalize_delay_ms=FINALIZE_DELAY_MS,
-                extra=("--rtt-ms", f"{rtt:g}"),
+                extra=("--rtt-ms", f"{rtt:g}", *(("--fault", "no-pong") if no_pong else ())),
             ),
             emulator_port,
         )
@@ -151,7 +170,7 @@ async def run(rtts: Sequence[float] = (0.0, 150.0), streams: int = 4, requests: 
             try:
                 ports = [proc.port for proc, _ in bridges]
                 runs = await asyncio.gather(
-                    *(stream(ports, pacer, work, requests, s) for s in range(streams))
+                    *(stream(ports, pacer, work, requests, s, gap_s) for s in range(streams))
                 )
             finally:
                 await pacer.stop()
@@ -200,8 +219,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--streams", type=int, default=4)
     parser.add_argument("--requests", type=int, default=8, help="per stream")
     parser.add_argument("--json", help="also write the table here")
+    parser.add_argument(
+        "--no-pong", action="store_true", help="the emulator never answers keepalive"
+    )
+    parser.add_argument(
+        "--gap-s", type=float, default=GAP_S, help="pause between a stream's requests"
+    )
     args = parser.parse_args(argv)
-    table = asyncio.run(run(args.rtt_ms, args.streams, args.requests))
+    table = asyncio.run(
+        run(args.rtt_ms, args.streams, args.requests, no_pong=args.no_pong, gap_s=args.gap_s)
+    )
     print(table.render())
     if args.json:
         with open(args.json, "w") as out:

@@ -77,8 +77,15 @@ DEFAULT_VAD = "silero"
 VAD_LAG_MS = {"silero": 48, "webrtc": 16, "off": 0}
 """How late each VAD's last "speech" frame ends after the speaker stopped (median on the
 espeak commands, ``python -m benchmarks pause-budget``): the default of ``--vad-lag-ms``."""
-#: Pulse streaming, US$ per minute of audio sent (docs/lightning-api.md: billed per second).
-DEFAULT_PRICE_PER_MIN = 0.006
+#: Pulse streaming, US$ per minute of audio sent (billed per second). The vendor states two
+#: prices: $0.006 in its changelog of 2026-05-28 and "~$0.008/min" realtime on the Pulse model
+#: card, changed 2026-06-19. The model card wins: it is the later page, it is the product page
+#: a buyer reads (the changelog records a moment), and for a budget an estimate that errs high
+#: is the safe one.
+DEFAULT_PRICE_PER_MIN = 0.008
+PRICE_SOURCE = "Pulse model card, 2026-06-19"
+
+REGION_CHOICES = ("default", "auto")
 
 # ------------------------------------------------------------------------------- checks
 
@@ -119,6 +126,16 @@ def http_url(url: str) -> str | None:
     if url.startswith(("http://", "https://")):
         return None
     return f"must start with http:// or https://, not {redact_url(url)!r}"
+
+
+def region_urls(value: str | None) -> str | None:
+    """Two service URLs, the default host's then the US host's."""
+    if value is None:
+        return None
+    urls = [u.strip() for u in value.split(",")]
+    if len(urls) != 2:
+        return "give two URLs, the default host's and the US host's, separated by a comma"
+    return next((e for e in (websocket_url(u) for u in urls) if e), None)
 
 
 def log_format(text: str) -> str:
@@ -229,6 +246,21 @@ class Settings:
     language: str = setting("en", "language when the client names none", convert=_language)
     api_key: Secret = secret(  # noqa: RUF009 - a field(default_factory=...), not a shared value
         "the Smallest.ai API key", env="SMALLEST_API_KEY", file_flag="--api-key-file"
+    )
+    region: str = setting(
+        "default",
+        "which Smallest.ai host: default (the URL as given; languages one region alone serves "
+        "go to its host) or auto (the nearer of api.smallest.ai, Mumbai, and "
+        "api.us.smallest.ai, Oregon, by measured round trip, within those language rules)",
+        choices=REGION_CHOICES,
+    )
+    region_urls: str | None = setting(
+        None,
+        "for --region auto: the service URLs on the default and on the US host, "
+        "comma-separated (default: the --lightning-url on each vendor host)",
+        convert=_optional_text,
+        check=region_urls,
+        show=lambda v: "" if v is None else ",".join(redact_url(u) for u in v.split(",")),
     )
     vad: str = setting(DEFAULT_VAD, "voice-activity detector that gates audio", choices=VAD_CHOICES)
     pre_roll_ms: int = setting(300, "audio kept before speech starts", check=non_negative)
@@ -370,7 +402,8 @@ class Settings:
     )
     price_per_min: float = setting(
         DEFAULT_PRICE_PER_MIN,
-        "US$ per minute of audio sent, for the usage estimate",
+        "US$ per minute of audio sent, for the usage estimate (default: the realtime price of "
+        f"the {PRICE_SOURCE})",
         flag="--price-per-minute",
         check=non_negative,
     )

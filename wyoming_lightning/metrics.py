@@ -97,6 +97,18 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.region_rtt = Gauge(
+            f"{PREFIX}_region_round_trip_seconds",
+            "--region auto: the median measured round trip to each vendor host",
+            ["region"],
+            registry=r,
+        )
+        self.region_chosen = Gauge(
+            f"{PREFIX}_region_chosen",
+            "--region auto: 1 for the host requests go to (languages one region serves aside)",
+            ["region"],
+            registry=r,
+        )
         self.connections = Gauge(
             f"{PREFIX}_connections_open",
             "Client connections open now",

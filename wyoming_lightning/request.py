@@ -123,7 +123,7 @@ from .lightning.protocol import (
     detect_dialect,
 )
 from .pipeline_format import BYTES_PER_SECOND
-from .transcript import FinalLedger, UtteranceText, Verdict, join_texts
+from .transcript import FinalLedger, ServiceHabits, Turn, UtteranceText, Verdict, join_texts
 from .vad.events import SpeechAudio, SpeechEnd, SpeechStart
 from .vad.gate import VadGate
 
@@ -203,6 +203,9 @@ class RequestConfig:
     keep_session: bool = False
     """Warm sessions (Pulse): end the last utterance with ``finalize`` too, not ``close_stream``,
     and hand a session that owes nothing back for the next request (``Disconnect(reusable)``)."""
+    habits: ServiceHabits = field(default_factory=ServiceHabits)
+    """What the server process has learnt of the service (transcript.ServiceHabits): shared,
+    so that once one request saw the service cut turns itself, every later one is careful."""
 
     @property
     def dialect(self) -> Dialect:
@@ -414,6 +417,13 @@ class _Utterance:
     sent: int = 0
     stream_start: float | None = None
     """Where this utterance's audio begins in its session's stream, in seconds."""
+    stream_end: float | None = None
+    """Where its end (finalize, end of session) was sent in the stream, in seconds."""
+    heard: bool = False
+    """Words for it arrived after its finalize went out: the service is answering it."""
+    speech_bytes: int | None = None
+    """How much of ``audio`` the VAD had heard as speech when it last heard speech: where the
+    speech ends, so that the final holding its last words can be recognised (transcript.Turn)."""
     text: UtteranceText = field(default_factory=UtteranceText)
 
     def move(self, new: UtteranceState) -> None:
@@ -423,11 +433,26 @@ class _Utterance:
     def settled(self) -> bool:
         return self.state is UtteranceState.SETTLED
 
+    def turn(self) -> Turn:
+        """What the session's ledger needs to know of this utterance (transcript.Turn)."""
+        speech_end = None
+        if self.stream_start is not None and self.speech_bytes is not None:
+            speech_end = self.stream_start + self.speech_bytes / BYTES_PER_SECOND
+        return Turn(
+            start=self.stream_start,
+            end=self.stream_end,
+            awaiting=self.state is UtteranceState.OWED and self.ended_by is EndKind.FINALIZE,
+            speech_end=speech_end,
+            settled=self.settled,
+        )
+
     def forget_connection(self) -> None:
         """The session is gone: what it was told and what it answered no longer counts."""
         self.conn = None
         self.sent = 0
         self.stream_start = None
+        self.stream_end = None
+        self.heard = False
         self.ended_by = None
         self.text.reset()
         if self.state is UtteranceState.OWED:
@@ -445,6 +470,9 @@ class _Session:
     last_progress: float = 0.0
     origin_s: float = 0.0
     """Where this request's audio begins in the socket's stream (0 on a new socket)."""
+    last_result: float = 0.0
+    """When its last result (interim or final) arrived: pongs and sends prove it alive, only
+    results that it has nothing more to say for a turn it answered (``_settle_heard``)."""
     garbled: bool = False
     """Its last frame was unreadable: until it says something readable, pongs and completed
     sends prove nothing (a session that talks but cannot be understood is not progressing)."""
@@ -625,6 +653,7 @@ class RequestMachine:
             self._connect_early = False
             self._early = self._connect()
         self._feed_gate(self._converter.convert(data))
+        self._mark_speech()
         self._finalize_on_pause()
         self._check_endpoint()
 
@@ -670,6 +699,13 @@ class RequestMachine:
                     if event.reason == "max_utterance":
                         self._end_command()
                     self._close_current()
+
+    def _mark_speech(self) -> None:
+        """Note where the open utterance's speech ends so far: while the VAD hears speech,
+        at the end of the audio it holds."""
+        utterance = self._current
+        if utterance is not None and self._pause_ms() == 0.0:
+            utterance.speech_bytes = len(utterance.audio)
 
     def _pause_ms(self) -> float | None:
         """How far the audio clock is past the end of the last speech frame, or ``None``.
@@ -841,6 +877,7 @@ class RequestMachine:
         self._move(Phase.SETTLING)
         self._feed_gate(self._drain_converter())
         self._handle_gate_events(self.gate.flush())
+        self._mark_speech()
         self._close_current()
         self._emit_settled()
         self._emit(act.Log.info(self._summary()))
@@ -897,7 +934,9 @@ class RequestMachine:
         self._pump(session)
 
     def _connect(self) -> _Session:
-        ledger = FinalLedger(server_endpoints=self.config.session.server_endpointing)
+        ledger = FinalLedger(
+            server_endpoints=self.config.session.server_endpointing, habits=self.config.habits
+        )
         session = _Session(id=self._next_conn, ledger=ledger)
         self._next_conn += 1
         self._sessions[session.id] = session
@@ -938,6 +977,7 @@ class RequestMachine:
             utterance.ended_by = EndKind.END
             session.move(SessionState.ENDING)
             text = self.dialect.end_message
+        utterance.stream_end = session.sent_bytes / BYTES_PER_SECOND
         utterance.move(UtteranceState.OWED)
         self._emit(act.SendText(session.id, text))
         if not owed_before:
@@ -985,6 +1025,7 @@ class RequestMachine:
             self._result(session, message)
 
     def _result(self, session: _Session, result: Result) -> None:
+        session.last_result = self._clock()
         if not result.is_final and not result.is_last:
             session.ledger.interim(result)
             self._emit(act.Log.debug(f"interim: {result.transcript!r}"))
@@ -995,24 +1036,33 @@ class RequestMachine:
             text = result.transcript
             self._emit(act.Log.debug(f"dropped a result of an earlier request: {text!r}"))
             return
-        pending = session.pending()
-        if not pending:
+        if not session.utterances:
             if result.is_last:
                 self._retire(session)
             return
-        target = pending[0]
-        # Which finals count and which one answers the finalize: see transcript.FinalLedger.
-        awaiting = target.state is UtteranceState.OWED and target.ended_by is EndKind.FINALIZE
-        verdict = session.ledger.judge(result, awaiting=awaiting, turn_start=target.stream_start)
-        if verdict in (Verdict.REPEAT, Verdict.ECHO):
+        # Whose words these are and which turns they complete: see transcript.FinalLedger.
+        careful = self.config.habits.own_finals
+        judged = session.ledger.judge(result, [u.turn() for u in session.utterances])
+        if self.config.habits.own_finals and not careful:
+            self._emit(
+                act.Log.info(
+                    "the service sends finals of its own (it ignores finalize_on_words=false "
+                    "or eou_timeout_ms): from now on a turn ends on its empty answer, on later "
+                    "words, or once the service goes quiet"
+                )
+            )
+        if judged.verdict in (Verdict.REPEAT, Verdict.ECHO):
             self._emit(act.Log.debug(f"dropped a repeated final: {result.transcript!r}"))
-        elif target.text.add(result):
-            self._emit(act.Log.debug(f"final: {result.transcript!r}"))
-        settled: list[_Utterance] = []
+        for index, text, at in judged.pieces:
+            self._take(session.utterances[index], text, result.language, at)
+        if not judged.pieces and result.language:
+            for utterance in session.pending()[:1]:
+                utterance.text.language = result.language
+        pending = session.pending()
+        settled = [session.utterances[i] for i in judged.answers]
         if result.is_last:
             settled = [u for u in pending if u.state is UtteranceState.OWED]
-        elif verdict is Verdict.ANSWER:
-            settled = [target]
+        settled = [u for u in settled if u.state is UtteranceState.OWED]
         if settled:
             self._last_final_at = self._clock()
         for utterance in settled:
@@ -1022,6 +1072,24 @@ class RequestMachine:
         elif not session.owes_final():
             self._stop_watching(session)
         self._complete_if_settled()
+
+    def _take(
+        self, utterance: _Utterance, text: str, language: str | None, at: float | None
+    ) -> None:
+        """Add a final's words to their utterance, in stream order. Words of a turn whose text
+        already went out as a chunk (a final that came after the turn was settled) are streamed
+        at once: the transcript has them in their place, the stream at least has them."""
+        if utterance.state is UtteranceState.OWED:
+            utterance.heard = True
+        if not utterance.text.add_text(text, language, at):
+            return
+        self._emit(act.Log.debug(f"final: {text!r}"))
+        streamed = utterance in self._utterances[: self._emitted]
+        if streamed and self.config.streaming and not utterance.text.replaced:
+            self._emit(act.Log.info(f"a final came after its turn was settled: {text!r}"))
+            self._ensure_stream_started()
+            self._emit(act.TranscriptChunk((" " if self._emitted_text else "") + text))
+            self._emitted_text = True
 
     def _settle(self, utterance: _Utterance) -> None:
         utterance.move(UtteranceState.SETTLED)
@@ -1088,7 +1156,25 @@ class RequestMachine:
             return
         self._give_up(failure)
 
+    def _settle_heard(self, session: _Session) -> bool:
+        """The service answered a turn after its finalize, then sent no result for
+        ``stall_timeout_s``: its words are in even though no final was recognised as the answer
+        (the VAD heard speech, a breath or a cough, well after the last word the service
+        placed). A bounded fall-back, checked at each probe, never the usual way a turn ends."""
+        owed = [u for u in session.pending() if u.state is UtteranceState.OWED]
+        if not owed or not all(u.heard for u in owed):
+            return False
+        self._emit(act.Log.info("the service went quiet after answering: taking its words"))
+        self._last_final_at = self._clock()
+        for utterance in owed:
+            self._settle(utterance)
+        self._stop_watching(session)
+        self._complete_if_settled()
+        return True
+
     def _stalled(self, session: _Session) -> None:
+        if self._settle_heard(session):
+            return
         seconds = self.config.stall_timeout_s
         joins = self.route is Route.RECONNECTING or session.id < self._reconnected_below
         retry = joins or self._stall_retries < MAX_STALL_RETRIES
@@ -1144,6 +1230,9 @@ class RequestMachine:
             if session is None or not (session.owes_final() or connecting):
                 return
             if timer.kind is TimerKind.PROBE:
+                quiet = self._clock() - session.last_result
+                if quiet + _EARLY >= self.config.stall_timeout_s and self._settle_heard(session):
+                    return
                 self._emit(act.Probe(session.id))
                 self._start_timer(timer, self.config.probe_interval_s)
                 return
@@ -1157,6 +1246,9 @@ class RequestMachine:
         if self.route in (Route.LOCAL, Route.LOCAL_RUNNING):
             self._fail(ErrorCode.TIMEOUT, "the local recognizer did not finish in time")
             return
+        for session in list(self._sessions.values()):
+            if session.live and self._settle_heard(session) and self.done:
+                return
         owed_s = self._unsettled_bytes() / BYTES_PER_SECOND
         rest = self._settling_wait(owed_s)
         if rest > _EARLY:
@@ -1224,7 +1316,7 @@ class RequestMachine:
         for utterance in pending:
             utterance.text.reset()
             if utterance is first:
-                utterance.text.finals.append(text.strip())
+                utterance.text.add_text(text, None)
             self._settle(utterance)
         self._emit(act.Log.info("transcript produced by the local recognizer"))
         self._complete_if_settled()

@@ -97,6 +97,7 @@ class WyomingServer:
         except ValueError as err:
             raise ListenError(str(err)) from None
         await self.services.guard.start()  # guard (issue 12): metrics endpoint
+        await self.services.start_probes()  # --region auto (issue 21): time both hosts
         if where.scheme == "tcp":
             host = where.host or "0.0.0.0"
             sock = tcp_listener(host, where.port or 0)  # "::": IPv4 and IPv6
@@ -122,6 +123,7 @@ class WyomingServer:
             await self._serve()
         finally:
             await self.services.warm.close()  # warm Pulse sockets (issue 14): close_stream
+            await self.services.stop_probes()  # --region auto (issue 21)
             self.services.guard.close()  # guard (issue 12): flush usage, stop metrics
 
     async def _serve(self) -> None:

@@ -15,9 +15,11 @@ from .guard import Guard
 from .info import build_info
 from .languages import resolve_language
 from .lightning.protocol import Dialect, Keyword, SessionOptions, region_url
+from .lightning.region import REGIONS, RegionChoice, RegionProber, vendor_candidates
 from .lightning.warm import WarmSessions
 from .local import LocalRecognizer
 from .request import RequestConfig
+from .transcript import ServiceHabits
 from .vad.engines import create_engine
 from .vad.gate import GateConfig, VadGate
 from .vad.pool import EnginePool
@@ -30,6 +32,11 @@ devices) are the words a general model gets wrong most and a command depends on,
 more than terms; both stay above a ``--keywords`` entry given without a weight (the default 1)
 and leave room up to 3 for a user who wants one word boosted harder."""
 USAGE_TAG_PREFIX = "wyoming-lightning-"
+BRIDGE_EOU_TIMEOUT_MS = 10_000
+"""Pulse's end-of-utterance timer as the bridge asks for it: the longest the service accepts.
+The bridge's VAD ends every turn with ``finalize`` a few hundred ms after the speech, so a
+server final after a pause within a turn (800 ms by default) would only split the turn into
+more finals to settle; dictation keeps its pauses inside one turn on purpose."""
 VAD_SENSITIVITY_MS = {"default": 700, "relaxed": 1250, "aggressive": 250}
 
 
@@ -70,6 +77,11 @@ class Services:
     """Lends each request its VAD engine (one built per request grew the C heap: vad/pool.py)."""
     warm: WarmSessions = field(init=False)
     """Pulse sockets kept open between requests (lightning/pool.py, lightning/warm.py)."""
+    region: RegionChoice | None = field(init=False)
+    """``--region auto``: which host is nearer (lightning/region.py); None: the URL as given."""
+    _region_prober: RegionProber | None = field(init=False)
+    habits: ServiceHabits = field(default_factory=ServiceHabits)
+    """What every request has learnt of the service (transcript.ServiceHabits)."""
     _usage_tag: str = field(init=False)
     home_keywords: tuple[Keyword, ...] = field(default=(), init=False)
     """The home's names as last read from Home Assistant (hass/home_names.py replaces the
@@ -84,6 +96,34 @@ class Services:
             self.settings.session_idle_timeout_s, self.guard.metrics
         )
         self._usage_tag = USAGE_TAG_PREFIX + uuid.uuid4().hex[:12]
+        self.region = self._region_prober = None
+        if self.settings.region == "auto":
+            given = self.settings.region_urls
+            candidates = (
+                dict(zip(REGIONS, (u.strip() for u in given.split(",")), strict=True))
+                if given
+                else vendor_candidates(self.settings.service_url)
+            )
+            self.region = RegionChoice(candidates)
+            self._region_prober = RegionProber(self.region, self._region_measured)
+
+    def _region_measured(self, choice: RegionChoice) -> None:
+        metrics = self.guard.metrics
+        for region in REGIONS:
+            if region in choice.rtt_s:
+                metrics.region_rtt.labels(region=region).set(choice.rtt_s[region])
+            metrics.region_chosen.labels(region=region).set(int(region == choice.nearest))
+
+    async def start_probes(self) -> None:
+        """``--region auto``: measure both hosts now (the first request then goes to the nearer),
+        and again every 10 minutes."""
+        if self._region_prober is not None:
+            await self._region_prober.measure()
+            self._region_prober.start()
+
+    async def stop_probes(self) -> None:
+        if self._region_prober is not None:
+            await self._region_prober.stop()
 
     @property
     def keeps_sessions(self) -> bool:
@@ -102,7 +142,11 @@ class Services:
         """
         s = self.settings
         dialect = s.service_dialect
-        url = region_url(s.service_url, language)
+        url = (
+            region_url(s.service_url, language)
+            if self.region is None
+            else self.region.url_for(language)
+        )
         keywords = bias_keywords(
             transcribe.transcript_names if transcribe else None,
             transcribe.transcript_terms if transcribe else None,
@@ -128,6 +172,11 @@ class Services:
                 # position; the bridge's own VAD ends turns (see SessionOptions).
                 word_timestamps=dialect is Dialect.PULSE,
                 server_endpointing=False,
+                # The bridge ends each turn itself with finalize: the service's own finals
+                # (every few words, after each 800 ms pause, by default) only add finals to
+                # settle. Asked off here; settling stays right if a service ignores it (README).
+                finalize_on_words=False if dialect is Dialect.PULSE else None,
+                eou_timeout_ms=BRIDGE_EOU_TIMEOUT_MS if dialect is Dialect.PULSE else None,
                 # The tag is part of the URL, so a socket kept warm for the next request
                 # must carry a tag that request shares: one per server then, else per request.
                 external_session_id=self._usage_tag
@@ -154,6 +203,7 @@ class Services:
             no_speech_timeout_s=no_speech_s,
             max_command_s=max_command_s,
             keep_session=self.keeps_sessions,
+            habits=self.habits,
             # Lightning: one session per utterance, so nothing to keep; the first one's
             # handshake with the first chunk instead of at speech (no audio before speech:
             # nothing billed).

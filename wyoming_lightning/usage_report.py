@@ -13,9 +13,14 @@ import sqlite3
 import sys
 from collections.abc import Sequence
 
+from .config import DEFAULT_PRICE_PER_MIN, PRICE_SOURCE
 from .quota import DayUsage
 from .usage_store import FILE_NAME, read_usage, usage_path
 
+ESTIMATE_NOTE = (
+    "est. cost: an estimate, audio sent x each server's --price-per-minute (default "
+    f"${DEFAULT_PRICE_PER_MIN}/min, the {PRICE_SOURCE}); the vendor's bill is what counts"
+)
 HEADER = ("day", "requests", "received min", "sent min", "est. cost $", "errors", "fallbacks")
 
 
@@ -70,7 +75,9 @@ def format_table(days: Sequence[DayUsage]) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wyoming-lightning usage",
-        description="Print the requests, audio and estimated cost of recent days.",
+        description="Print the requests, audio and estimated cost of recent days. The cost "
+        "is an estimate: audio sent times the server's --price-per-minute (default "
+        f"${DEFAULT_PRICE_PER_MIN}/min, {PRICE_SOURCE}); the vendor's bill is what counts.",
     )
     parser.add_argument(
         "--data-dir",
@@ -97,6 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except sqlite3.Error as err:
         parser.exit(1, f"wyoming-lightning usage: cannot read {path}: {err}\n")
     print(format_table(days))
+    print(ESTIMATE_NOTE)
     return 0
 
 

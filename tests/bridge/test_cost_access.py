@@ -46,7 +46,7 @@ from tests.kit.bridge import (
 )
 from wyoming_lightning import healthcheck
 from wyoming_lightning.access import parse_network
-from wyoming_lightning.config import Settings
+from wyoming_lightning.config import DEFAULT_PRICE_PER_MIN, Settings
 from wyoming_lightning.emulator import EmulatorServer, Fault
 from wyoming_lightning.emulator.tones import encode_phrase, silence
 from wyoming_lightning.guard import Guard
@@ -257,7 +257,7 @@ async def test_the_daily_limit_takes_effect_at_the_right_request_and_resets_next
         ("2026-03-02", 1, {}),
     ]
     assert days[0].sent_s == pytest.approx(3.0), "the limit, exactly: the second was cut there"
-    assert days[0].cost_usd == pytest.approx(days[0].sent_s / 60 * 0.006)
+    assert days[0].cost_usd == pytest.approx(days[0].sent_s / 60 * DEFAULT_PRICE_PER_MIN)
 
 
 @pytest.mark.slow
@@ -317,7 +317,8 @@ async def test_usage_survives_a_restart_and_kill_9_mid_request(
     assert day.requests == 2 and day.sent_s == pytest.approx(2 * PCM_S, abs=0.1)
     rows = usage_rows(tmp_path)
     assert rows[1].split()[:2] == [today.isoformat(), "2"]
-    assert rows[-1].split()[:2] == ["total", "2"]
+    assert rows[-2].split()[:2] == ["total", "2"]
+    assert rows[-1].startswith("est. cost: an estimate")
 
 
 async def test_two_servers_share_one_usage_file_and_one_daily_budget(
@@ -460,7 +461,7 @@ async def test_the_metrics_endpoint_is_scraped_and_parsed(emulator: EmulatorServ
     assert found["wyoming_lightning_retries_total"][()] == 0.0
     assert found["wyoming_lightning_connections_open"][()] == 0.0
     assert found["wyoming_lightning_estimated_cost_usd_total"][()] == pytest.approx(
-        sent / 60 * 0.006
+        sent / 60 * DEFAULT_PRICE_PER_MIN
     )
     labels = {k for samples in found.values() for key in samples for k, _ in key}
     assert labels <= {"outcome", "code", "reason", "le"}, "no unbounded labels"

@@ -165,3 +165,12 @@ async def test_endpointing_is_off_by_default(emulator: EmulatorServer) -> None:
     async with running_bridge(bridge_settings(emulator.pulse_url)) as server:
         info = await describe(bridge_port(server))
     assert info.asr[0].requires_external_vad is True
+
+
+async def test_home_assistant_is_asked_for_untouched_audio(emulator: EmulatorServer) -> None:
+    # benchmarks.ha_audio: Home Assistant's gain and noise processing bought nothing; Pulse
+    # prefers untouched audio (as Home Assistant Cloud's engine declares it).
+    async with running_bridge(bridge_settings(emulator.pulse_url)) as server:
+        info = await describe(bridge_port(server))
+    assert info.asr[0].prefers_auto_gain_enabled is False
+    assert info.asr[0].prefers_noise_reduction_enabled is False

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -50,6 +51,8 @@ PARALLEL_SHORT = 2
 PARALLEL_LONG = 1
 #: Audio chunk of the paced stream, as a satellite sends it.
 CHUNK_S = 0.02
+#: The issue's stand-in for a service that ignores finalize_on_words=false: a final every 3 words.
+STAND_IN_WORDS = 3
 #: The bar: WER through the bridge at most this much above the same recognizer on bare files.
 MARGIN = 0.01
 # The module takes 5.5 minutes here (real-time streaming of 5 minutes of speech, Whisper on
@@ -111,7 +114,7 @@ def test_the_set_is_real_varied_and_documented(clips: list[HumanClip]) -> None:
 
 
 async def _through_bridge(
-    settings: Settings, chosen: Sequence[HumanClip], parallel: int
+    settings: Settings, chosen: Sequence[HumanClip], parallel: int, burst: bool = False
 ) -> dict[str, Answer]:
     gate = asyncio.Semaphore(parallel)
     async with running_bridge(settings) as server:
@@ -119,13 +122,15 @@ async def _through_bridge(
 
         async def one(clip: HumanClip) -> tuple[str, Answer]:
             async with gate:
-                return clip.name, await _spoken(port, as_home_assistant_sends(clip.pcm))
+                pcm = as_home_assistant_sends(clip.pcm)
+                return clip.name, await _spoken(port, pcm, paced=not burst)
 
         return dict(await asyncio.gather(*(one(c) for c in chosen)))
 
 
-async def _spoken(port: int, pcm: bytes) -> Answer:
-    """One request as Home Assistant streams a microphone: audio paced in real time.
+async def _spoken(port: int, pcm: bytes, paced: bool = True) -> Answer:
+    """One request as Home Assistant streams a microphone: audio paced in real time (unpaced:
+    a burst, as a satellite flushing what it buffered while the wake word was checked).
 
     The pacing is the input's, not a synchronisation: each chunk leaves when it would have been
     recorded (an absolute schedule, so no drift), then audio-stop, then the answer is read.
@@ -141,7 +146,8 @@ async def _spoken(port: int, pcm: bytes) -> Answer:
         for index, offset in enumerate(range(0, len(pcm), step)):
             chunk = AudioChunk(rate=16000, width=2, channels=1, audio=pcm[offset : offset + step])
             await client.write_event(chunk.event())
-            await asyncio.sleep(max(0.0, start + (index + 1) * CHUNK_S - loop.time()))
+            if paced:
+                await asyncio.sleep(max(0.0, start + (index + 1) * CHUNK_S - loop.time()))
         await client.write_event(AudioStop().event())
         return await read_answer(client, until=("transcript", "error"))
     finally:
@@ -158,6 +164,8 @@ class Run:
     answers: dict[str, Answer]
     sessions: int
     session_faults: list[tuple[str, ...]]
+    sent: list[str]
+    """The text of every final each session sent (a session per request: sockets are cold)."""
 
     def lost(self, straight: Straight) -> dict[str, object]:
         """Clips the recognizer alone got words from that came back as an error or empty."""
@@ -192,8 +200,17 @@ class Run:
 #: (they are added to the short and long runs, outside their bars), so that its answers can be
 #: compared word for word with the same clips through a prompt service.
 BARS: dict[str, tuple[bool, int]] = {"short": (False, 2), "long": (True, 2)}
+#: Pulse's live defaults, which the bridge asks the service to turn off: the same short clips
+#: in a burst (every final after the finalize), and through a service that ignores the bridge
+#: (a final every 3 words and after each 800 ms pause, in real time and in a burst).
+LIVE: dict[str, tuple[bool, Fault | None]] = {
+    "burst": (True, None),
+    "ignores": (False, Fault("live-defaults")),
+    "ignores-burst": (True, Fault("live-defaults")),
+}
 SLOW_SAMPLE: tuple[tuple[bool, int], ...] = ((False, 15), (True, 5))
 PARALLEL = {"short": PARALLEL_SHORT, "long": PARALLEL_LONG, "slow": PARALLEL_LONG}
+PARALLEL.update(dict.fromkeys(LIVE, PARALLEL_SHORT))
 FAULTS = {"slow": Fault("slow", delay_ms=8000)}
 
 
@@ -212,6 +229,8 @@ def chosen_clips(clips: Sequence[HumanClip], condition: str) -> list[HumanClip]:
     condition's clips of that class that the bar does not hold."""
     if condition == "slow":
         return slow_clips(clips)
+    if condition in LIVE:
+        return bar_clips(clips, "short")
     chosen = bar_clips(clips, condition)
     long = BARS[condition][0]
     return chosen + [c for c in slow_clips(clips) if c.is_long == long and c not in chosen]
@@ -231,16 +250,25 @@ class Runs:
 
     async def _run(self, condition: str) -> Run:
         chosen = chosen_clips(self._clips, condition)
-        config = EmulatorConfig(api_key=API_KEY, recognizer="whisper")
+        burst, live_fault = LIVE.get(condition, (False, None))
+        config = EmulatorConfig(
+            api_key=API_KEY,
+            recognizer="whisper",
+            words_per_final=STAND_IN_WORDS,
+            # The live probe saw no from_finalize: under the live defaults nothing rests on it.
+            from_finalize=condition not in LIVE,
+        )
         async with EmulatorServer(config, host="127.0.0.1", port=0) as emulator:
-            fault = FAULTS.get(condition)
+            fault = FAULTS.get(condition) or live_fault
             if fault is not None:
                 emulator.inject(fault, count=None)
             settings = bridge_settings(emulator.live_url, vad=DEFAULT_VAD)
-            answers = await _through_bridge(settings, chosen, PARALLEL[condition])
+            answers = await _through_bridge(settings, chosen, PARALLEL[condition], burst)
+            await emulator.wait_idle(60)
             records = list(emulator.sessions)
-        bar = chosen if condition == "slow" else bar_clips(self._clips, condition)
-        return Run(chosen, bar, answers, len(records), [r.faults for r in records])
+        bar = chosen if condition in ("slow", *LIVE) else bar_clips(self._clips, condition)
+        sent = [r.transcript for r in records]
+        return Run(chosen, bar, answers, len(records), [r.faults for r in records], sent)
 
 
 @pytest.fixture(scope="module")
@@ -286,3 +314,17 @@ def test_a_slow_service_changes_no_word(runs: Runs) -> None:
         if prompt[c.name].transcript != slow.answers[c.name].transcript
     }
     assert not differ, differ
+
+
+@pytest.mark.parametrize("condition", ["short", *LIVE])
+def test_every_word_the_service_sent_comes_back_once(runs: Runs, condition: str) -> None:
+    """Whatever the finals look like (one per turn; every 3 words and after each pause; all of
+    them after the finalize in a burst), each answer is exactly the words its session's finals
+    carried: none lost, none twice, one session per request."""
+    run = runs[condition]
+    assert run.sessions == len(run.chosen), "one service session per request"
+    answers = Counter(tuple(normalise_words(a.transcript or "")) for a in run.answers.values())
+    sent = Counter(tuple(normalise_words(t)) for t in run.sent)
+    exact = len(run.sent) - sum((sent - answers).values())
+    print(f"{condition}: {exact} of {len(run.sent)} requests exact")
+    assert answers == sent, {"sent, not answered": sent - answers, "answered": answers - sent}

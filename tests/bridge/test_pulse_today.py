@@ -62,6 +62,8 @@ async def test_exact_text_one_session_no_replay(from_finalize: bool, text_field:
         shapes = {("transcript" in m, "transcription" in m) for m in finals}
         assert shapes == {(True, False), (False, True)}, "both single-field shapes were sent"
     assert record.params["endpointing"] == "false"
+    assert record.params["finalize_on_words"] == "false", "the bridge ends turns itself"
+    assert record.params["eou_timeout_ms"] == "10000", "no server final inside a turn"
     assert record.params["word_timestamps"] == "true"
     assert record.params["external_session_id"].startswith("wyoming-lightning-")
 

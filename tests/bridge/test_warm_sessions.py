@@ -126,6 +126,25 @@ async def test_idle_sockets_get_keepalives_and_stay_usable(emulator: EmulatorSer
         assert len(emulator.sessions) == 1, "the pongs kept the socket, and it was reused"
 
 
+async def test_a_service_that_never_answers_keepalive_keeps_its_warm_socket(
+    emulator: EmulatorServer,
+) -> None:
+    """``keepalive``/``pong`` are in none of the vendor's documents: with a service that reads
+    ``keepalive`` and never answers it, the socket lives by its WebSocket pings and is reused
+    after several keepalive intervals without a single pong."""
+    emulator.inject(Fault("no-pong"))
+    async with serving(services(emulator.pulse_url, keepalive_s=0.3)) as server:
+        port = bridge_port(server)
+        await transcribe(port, command("one two"))
+        (record,) = emulator.sessions
+        await emulator.wait_for(lambda: record.text_frames_received.count(KEEPALIVE) >= 3, WAIT_S)
+        second = await transcribe(port, command("three four"))
+        assert second.transcript == "three four"
+        assert not any(m.get("type") == "pong" for m in record.messages_sent)
+        assert len(emulator.sessions) == 1, "no pong, yet the socket was kept and reused"
+        assert counted(server, "service_connections_total") == 1
+
+
 async def test_the_idle_timeout_closes_the_socket(emulator: EmulatorServer) -> None:
     async with serving(services(emulator.pulse_url, session_idle_timeout_s=0.3)) as server:
         port = bridge_port(server)

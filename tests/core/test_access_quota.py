@@ -286,6 +286,8 @@ def test_the_report_reads_a_file_a_server_holds_open(tmp_path: Path) -> None:
     store.close()
     row = shown.stdout.splitlines()[1].split()
     assert row[:5] == [dt.date.today().isoformat(), "2", "0.0", "1.0", "0.0060"]
+    assert shown.stdout.splitlines()[-1].startswith("est. cost: an estimate"), "says so"
+    assert "$0.008/min, the Pulse model card, 2026-06-19" in shown.stdout
     missing = subprocess.run(
         [sys.executable, "-m", "wyoming_lightning", "usage", "--data-dir", str(tmp_path / "x")],
         capture_output=True,

@@ -26,6 +26,7 @@ from wyoming_lightning.config import (
     non_negative,
     port_number,
     positive,
+    region_urls,
     settings_summary,
     websocket_url,
 )
@@ -47,6 +48,7 @@ TEXT_EXAMPLES = {
     "web_allow": "172.30.32.2",
     "hass_url": "http://127.0.0.1:8123",
     "hass_token_file": "/run/secrets/hass_token",
+    "region_urls": "ws://127.0.0.1:9/waves/v1/stt/live,ws://127.0.0.1:10/waves/v1/stt/live",
 }
 #: A bad value for each free-text setting that can have one.
 TEXT_BAD = {
@@ -67,6 +69,7 @@ BREAKS = {
     websocket_url: "https://x",
     http_url: "ws://x",
     listen_host: "not a host!",
+    region_urls: "ws://127.0.0.1:9/only-one",
 }
 
 FLAGGED = [spec for spec in SETTINGS if spec.kind is not Kind.SECRET]

@@ -434,18 +434,21 @@ def test_a_server_final_marked_as_its_own_does_not_end_the_turn() -> None:
 
 
 def test_a_racing_server_final_then_the_rest_of_its_turn() -> None:
-    # The server cut the first turn just before its last word; the finalize's answer carries
-    # that word, after the next turn's finalize went out. Its position says whose it is.
+    # The server cut the first turn just before its last word; the rest of that turn comes
+    # after the next turn's finalize went out. Positions say whose words are whose.
     d = pulse_turns()
     d.audio(turn("one two") + turn("three"))
     assert d.sent_text(1) == ["finalize", "finalize"]
-    answer(d, final("one", end=0.4))  # the server's own, taken as the answer
-    answer(d, final("two", end=0.7))  # before the second turn's audio: not its answer
-    assert chunks(d) == ["one"]
-    answer(d, final("three", end=2.0))
-    out = d.stop()
-    assert act.Transcript("one two three", "en") in out
-    settled_without_help(d)
+    answer(d, final("one", end=0.4))  # the server's own: short of the speech, not the answer
+    answer(d, final("two", end=0.7))  # the rest of the first turn: careful now, text only
+    assert chunks(d) == []
+    answer(d, final("three", end=2.0))  # the second turn's words: the first one is complete
+    assert chunks(d) == ["one two"]
+    d.stop()
+    assert d.transcript() is None, "the second turn waits: this service cuts turns itself"
+    d.advance(d.machine.config.stall_timeout_s + 0.01)
+    assert d.transcript() == act.Transcript("one two three", "en")
+    assert d.connects() == [1], "its words were in: nothing replayed"
 
 
 def test_a_racing_server_final_whose_echo_repeats_it() -> None:
@@ -1166,3 +1169,20 @@ def test_the_local_fallback_recognises_a_re_sent_command_once() -> None:
     assert len(local.audio) >= len(whole) - 3200
     d.handle(LocalResult("one two three"))
     assert d.transcript() == act.Transcript("one two three", "en")
+
+
+def test_an_answer_that_falls_short_of_the_speech_settles_once_the_service_goes_quiet() -> None:
+    # The service's last word ends well before where the VAD last heard speech (a breath after
+    # the command): it is not recognised as the answer, so the turn waits, but only until the
+    # service has sent nothing for the stall timeout; then its words are taken, not replayed.
+    d = pulse_turns()
+    d.audio(turn("one two"))
+    answer(d, final("one two", end=0.05))
+    assert chunks(d) == [], "a final short of the speech end does not end the turn"
+    d.advance(1.9)
+    assert chunks(d) == []
+    d.advance(0.2)
+    assert chunks(d) == ["one two"]
+    out = d.stop()
+    assert act.Transcript("one two", "en") in out
+    assert d.connects() == [1], "taken from the session that answered, nothing replayed"

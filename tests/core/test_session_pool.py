@@ -57,10 +57,10 @@ def test_keepalive_every_interval_while_idle_and_retired_after_the_idle_timeout(
     assert pool.due() == [], "nothing is due before its time"
     clock.now += 5.0
     assert pool.due() == [Keepalive("s1")]
-    assert pool.heard("s1", pong=True) == []
+    assert pool.heard("s1", alive=True) == []
     clock.now += 5.0
     assert pool.due() == [Keepalive("s1")]
-    pool.heard("s1", pong=True)
+    pool.heard("s1", alive=True)
     assert pool.next_due() == clock.now + 2.0, "the idle timeout comes before the next keepalive"
     clock.now += 2.0
     assert pool.due() == [Retire("s1", Retirement.IDLE)]
@@ -87,10 +87,10 @@ def test_a_keepalive_without_pong_retires_the_socket() -> None:
 def test_anything_but_a_pong_while_idle_retires_the_socket() -> None:
     pool, _ = policy()
     pool.give_back("s1", A, clean=True)
-    assert pool.heard("s1", pong=True) == []
-    assert pool.heard("s1", pong=False) == [Retire("s1", Retirement.SPOKE)]
+    assert pool.heard("s1", alive=True) == []
+    assert pool.heard("s1", alive=False) == [Retire("s1", Retirement.SPOKE)]
     assert pool.lend(A) == (None, [])
-    assert pool.heard("s1", pong=False) == [], "a socket not idle is not the pool's to judge"
+    assert pool.heard("s1", alive=False) == [], "a socket not idle is not the pool's to judge"
 
 
 def test_a_socket_lost_while_idle_is_dropped() -> None:

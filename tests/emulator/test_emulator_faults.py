@@ -345,6 +345,6 @@ def test_fault_rate_is_reproducible_with_a_seed() -> None:
 
 
 def test_fault_names_are_validated() -> None:
-    assert "drop" in FAULT_NAMES and len(FAULT_NAMES) == 18
+    assert "drop" in FAULT_NAMES and len(FAULT_NAMES) == 20
     with pytest.raises(ValueError, match="unknown fault"):
         Fault("explode")

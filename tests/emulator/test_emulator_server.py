@@ -13,6 +13,7 @@ from websockets.exceptions import ConnectionClosed, ConnectionClosedError, Inval
 
 from tests.emulator.emulator_client import GUARD, read_json, read_until_final
 from wyoming_lightning.emulator import EmulatorConfig, EmulatorServer, SessionState
+from wyoming_lightning.emulator.faults import Fault
 from wyoming_lightning.emulator.tones import encode_phrase, silence
 
 pytestmark = pytest.mark.timeout(30)
@@ -467,15 +468,20 @@ async def test_results_carry_type_status_and_both_text_fields(emu: EmulatorServe
     assert all(m["status"] == "success" and m["transcript"] == m["transcription"] for m in messages)
 
 
-async def test_the_server_endpoints_unless_told_not_to(emu: EmulatorServer) -> None:
+async def test_the_end_of_utterance_timer_runs_whatever_endpointing_says(
+    emu: EmulatorServer,
+) -> None:
+    # The vendor: eou_timeout_ms defaults to 800 and endpointing=false does not turn it off;
+    # only a longer timer keeps a 1 s pause inside one final.
     pcm = encode_phrase("seven") + silence(1000) + encode_phrase("eight")
-    async with session(emu.live_url) as ws:
-        await send_audio(ws, pcm)
-        first = await read_until_final(ws)  # no finalize sent: the server's own end of turn
-        assert (first[-1]["transcript"], first[-1]["from_finalize"]) == ("seven", False)
-        await ws.send(CLOSE_STREAM)
-        assert finals(await read_to_close(ws)) == ["eight"]
-    async with session(emu.live_url + "&endpointing=false") as ws:
+    for query in ("", "&endpointing=false"):
+        async with session(emu.live_url + query) as ws:
+            await send_audio(ws, pcm)
+            first = await read_until_final(ws)  # no finalize sent: the server's own end of turn
+            assert (first[-1]["transcript"], first[-1]["from_finalize"]) == ("seven", False)
+            await ws.send(CLOSE_STREAM)
+            assert finals(await read_to_close(ws)) == ["eight"]
+    async with session(emu.live_url + "&endpointing=false&eou_timeout_ms=1500") as ws:
         await send_audio(ws, pcm)
         await ws.send(FINALIZE)
         answer = await read_until_final(ws)
@@ -483,7 +489,92 @@ async def test_the_server_endpoints_unless_told_not_to(emu: EmulatorServer) -> N
         await ws.send(CLOSE_STREAM)
         await read_to_close(ws)
     await emu.wait_idle(GUARD)
-    assert [len(s.finals) for s in emu.sessions] == [2, 2]
+    assert [len(s.finals) for s in emu.sessions] == [2, 2, 2]
+
+
+TWELVE = "one two three four five six seven eight nine zero one two"
+
+
+async def test_finalize_on_words_is_on_by_default_at_most_ten_words_a_final(
+    emu: EmulatorServer,
+) -> None:
+    # The live probe with default parameters: no final longer than 10 words, no from_finalize
+    # needed to see it. The word-count final comes while the audio flows, before the finalize.
+    async with session(emu.live_url) as ws:
+        await send_audio(ws, encode_phrase(TWELVE))
+        early = await read_until_final(ws)
+        assert (early[-1]["transcript"], early[-1]["from_finalize"]) == (
+            " ".join(TWELVE.split()[:10]),
+            False,
+        )
+        await ws.send(FINALIZE)
+        answer = await read_until_final(ws)
+        assert (answer[-1]["transcript"], answer[-1]["from_finalize"]) == ("one two", True)
+        await ws.send(CLOSE_STREAM)
+        await read_to_close(ws)
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("&finalize_on_words=false", [TWELVE, ""]),
+        ("&finalize_on_words=False", [TWELVE, ""]),  # compared with "true": anything else is off
+        ("&max_words=4", ["one two three four", "five six seven eight", "nine zero one two", ""]),
+    ],
+)
+async def test_finalize_on_words_and_max_words_by_query(
+    emu: EmulatorServer, query: str, expected: list[str]
+) -> None:
+    async with session(emu.live_url + "&word_timestamps=true" + query) as ws:
+        await send_audio(ws, encode_phrase(TWELVE))
+        await ws.send(FINALIZE)
+        await ws.send(CLOSE_STREAM)
+        assert finals(await read_to_close(ws)) == expected
+
+
+async def test_a_burst_gets_its_word_count_finals_before_the_answer(emu: EmulatorServer) -> None:
+    # Audio and finalize sent at once: every final arrives after the finalize went out, the
+    # word-count ones first, in stream order, the answer last with the remaining words.
+    async with session(emu.live_url + "&word_timestamps=true") as ws:
+        await send_audio(ws, encode_phrase(TWELVE) + silence(300))
+        await ws.send(FINALIZE)
+        got = await read_until_final(ws)
+        while not got[-1].get("from_finalize"):
+            got += await read_until_final(ws)
+        await ws.send(CLOSE_STREAM)
+        await read_to_close(ws)
+    results = [m for m in got if m.get("is_final")]
+    assert [m["transcript"] for m in results] == [" ".join(TWELVE.split()[:10]), "one two"]
+    ends = [w["end"] for m in results for w in m["words"]]
+    assert ends == sorted(ends), "finals are incremental and do not overlap"
+
+
+async def test_live_defaults_fault_ignores_the_clients_wishes() -> None:
+    config = EmulatorConfig(faults=(Fault("live-defaults"),))
+    async with EmulatorServer(config, port=0) as server:
+        url = server.live_url + "&finalize_on_words=false&eou_timeout_ms=10000"
+        async with session(url) as ws:
+            await send_audio(ws, encode_phrase(TWELVE) + silence(1000) + encode_phrase("one"))
+            await ws.send(CLOSE_STREAM)
+            assert finals(await read_to_close(ws)) == [
+                " ".join(TWELVE.split()[:10]),
+                "one two",
+                "one",
+            ]
+
+
+async def test_no_pong_fault_reads_keepalive_and_never_answers() -> None:
+    config = EmulatorConfig(faults=(Fault("no-pong"),))
+    async with EmulatorServer(config, port=0) as server, session(server.live_url) as ws:
+        await ws.send(json.dumps({"type": "keepalive"}))
+        pong = await ws.ping()  # the WebSocket protocol's own ping is still answered
+        async with asyncio.timeout(GUARD):
+            await pong
+        await send_audio(ws, encode_phrase("one"))
+        await ws.send(CLOSE_STREAM)
+        messages = await read_to_close(ws)
+    assert {"type": "pong"} not in messages
+    assert finals(messages) == ["one"]
 
 
 @pytest.mark.parametrize("text_field", ["transcription", "transcript", "alternate"])

@@ -74,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="silence that ends an utterance",
     )
     parser.add_argument(
+        "--words-per-final",
+        type=int,
+        default=_CONFIG.words_per_final,
+        help="finalize_on_words: most words in one final (the live probe saw 10)",
+    )
+    parser.add_argument(
         "--region",
         choices=sorted(REGIONS),
         default=_CONFIG.region,
@@ -158,6 +164,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         model_dir=args.model_dir,
         finalize_delay_ms=args.finalize_delay_ms,
         eou_timeout_ms=args.eou_timeout_ms,
+        words_per_final=args.words_per_final,
         region=args.region,
         from_finalize=args.from_finalize,
         text_field=args.text_field,

@@ -25,6 +25,8 @@ class Dialect(StrEnum):
 LIGHTNING_PATH = "/api/v1/lightning/get_text"
 PULSE_PATH = "/waves/v1/pulse/get_text"
 LIVE_PATH = "/waves/v1/stt/live"
+HEALTH_PATH = "/waves/v1/health"
+"""The control plane's liveness (documented): a plain GET, no key, no session."""
 """The May 2026 Pulse URL; it needs ``model=pulse`` in the query string."""
 
 AUTO_LANGUAGE_REPORTED = {
@@ -61,6 +63,9 @@ class EmulatorConfig:
     model_dir: str | None = None
     finalize_delay_ms: int = 0
     eou_timeout_ms: int = 800
+    words_per_final: int = 10
+    """``finalize_on_words`` (Pulse's default): most words in one final, as the live probe saw;
+    fewer makes a stricter stand-in (the query's ``max_words`` still wins)."""
     region: str = "default"
     from_finalize: bool = True
     """Pulse finals say ``from_finalize``; False leaves the field out, as the live service did
@@ -91,6 +96,8 @@ class EmulatorConfig:
             raise ValueError("finalize_delay_ms must be >= 0")
         if not 100 <= self.eou_timeout_ms <= 10000:
             raise ValueError("eou_timeout_ms must be within 100..10000, as the service documents")
+        if self.words_per_final < 1:
+            raise ValueError("words_per_final must be >= 1")
         if self.max_sessions < 1:
             raise ValueError("max_sessions must be >= 1")
         if self.fault_count is not None and self.fault_count < 0:
@@ -108,7 +115,8 @@ class EmulatorConfig:
         return (
             f"EmulatorConfig(api_key={key}, recognizer={self.recognizer!r}, "
             f"model_dir={self.model_dir!r}, finalize_delay_ms={self.finalize_delay_ms}, "
-            f"eou_timeout_ms={self.eou_timeout_ms}, region={self.region!r}, "
+            f"eou_timeout_ms={self.eou_timeout_ms}, words_per_final={self.words_per_final}, "
+            f"region={self.region!r}, "
             f"from_finalize={self.from_finalize}, text_field={self.text_field!r}, "
             f"max_sessions={self.max_sessions}, faults={[f.name for f in self.faults]}, "
             f"fault_count={self.fault_count}, fault_rate={self.fault_rate}, seed={self.seed}, "

@@ -115,6 +115,7 @@ class SessionConnection:
         faults: SessionFaults,
         recognizer: Recognizer,
         eou_timeout_ms: int,
+        words_per_final: int = 10,
         finalize_delay_ms: int,
         silence_dbfs: float,
         on_change: Callable[[], None],
@@ -143,6 +144,7 @@ class SessionConnection:
             params=params,
             recognizer=recognizer,
             eou_timeout_ms=eou_timeout_ms,
+            words_per_final=words_per_final,
             silence_dbfs=silence_dbfs,
             from_finalize=from_finalize,
             text_field=text_field,
@@ -201,6 +203,8 @@ class SessionConnection:
                 if "close-idle" in self._faults and _is_keepalive(frame):
                     await self._connection.close(1001, "going away")
                     return
+                if "no-pong" in self._faults and _is_keepalive(frame):
+                    continue
                 settling_s = self._core.segment_s
                 started = asyncio.get_running_loop().time()
                 reply = await self._call(self._core.feed_text, frame)

@@ -30,6 +30,8 @@ FAULT_NAMES: tuple[str, ...] = (
     "late-interim",
     "stale-final",
     "close-idle",
+    "no-pong",
+    "live-defaults",
 )
 
 _REFUSAL_TEXT = {

@@ -52,6 +52,12 @@ class SessionParams:
     endpointing: bool = True
     """The server ends a turn on trailing silence (Pulse: unless ``endpointing`` is not true)."""
     eou_timeout_ms: int | None = None
+    """The end-of-utterance timer (Pulse: 100..10000, the service's default 800 when absent):
+    a final after that much silence, whatever ``endpointing`` says."""
+    finalize_on_words: bool = False
+    """A final every few words (Pulse: on unless the query says otherwise)."""
+    max_words: int | None = None
+    """Pulse's cap on the words of one such final (undocumented, still accepted)."""
     keywords: tuple[tuple[str, float], ...] = field(default=())
 
 
@@ -163,7 +169,16 @@ def parse_params(dialect: Dialect, query: Sequence[tuple[str, str]]) -> SessionP
     vad_events = False
     endpointing = True
     eou_timeout_ms: int | None = None
+    finalize_on_words = pulse
+    max_words: int | None = None
     if pulse:
+        if "finalize_on_words" in last:
+            finalize_on_words = _pulse_boolean("finalize_on_words", last["finalize_on_words"])
+        if "max_words" in last:
+            text = last["max_words"]
+            if not text.isdigit() or int(text) < 1:
+                raise ParamError(f"max_words must be a positive integer, got {text!r}")
+            max_words = int(text)
         # ``vad`` is an alias of ``vad_events``, which wins when both are given.
         vad_text = last.get("vad_events", last.get("vad"))
         vad_events = vad_text is not None and _pulse_boolean("vad_events", vad_text)
@@ -187,5 +202,7 @@ def parse_params(dialect: Dialect, query: Sequence[tuple[str, str]]) -> SessionP
         vad_events=vad_events,
         endpointing=endpointing,
         eou_timeout_ms=eou_timeout_ms,
+        finalize_on_words=finalize_on_words,
+        max_words=max_words,
         keywords=keywords,
     )

@@ -15,7 +15,7 @@ import logging
 import random
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Self
 
@@ -24,6 +24,7 @@ from websockets.http11 import Request, Response
 
 from ..languages import DEFAULT_HOST_ONLY_LANGUAGES, US_ONLY_LANGUAGES
 from .config import (
+    HEALTH_PATH,
     LIGHTNING_PATH,
     LIVE_PATH,
     PULSE_PATH,
@@ -86,6 +87,8 @@ class EmulatorServer:
             seed=self.config.seed,
         )
         self.sessions: list[SessionRecord] = []
+        self.health_checks = 0
+        """GETs of the documented ``/waves/v1/health`` answered (``--region auto`` probes)."""
         self._open = 0
         self._admitted = 0
         self._changes = ChangeNotifier()
@@ -216,6 +219,12 @@ class EmulatorServer:
         self, connection: ServerConnection, request: Request
     ) -> Response | None:
         path, query = split_target(request.path)
+        if path == HEALTH_PATH:
+            # The documented liveness check: answered after the network's round trips (the
+            # latency model's), without a key and without a session (what --region auto times).
+            self.health_checks += 1
+            await self._hold(self.config.latency.handshake_s)
+            return connection.respond(200, "ok\n")
         record = SessionRecord(session_id=uuid.uuid4().hex, path=path, query=query)
         self.sessions.append(record)
         self._changes.changed()
@@ -234,19 +243,25 @@ class EmulatorServer:
             return self._refuse(connection, record, 400, f"Bad Request: {exc}\n")
         faults = self._plan.draw()
         record.faults = faults.names
+        if "live-defaults" in faults and dialect is Dialect.PULSE:
+            params = replace(params, finalize_on_words=True, max_words=None, eou_timeout_ms=None)
         refusal = faults.refusal
         if refusal is not None:
             status, text, headers = refusal_status(refusal)
             return self._refuse(connection, record, status, text, headers)
         slow = faults.get("slow-accept")
         hold = self.config.latency.handshake_s + (slow.delay_ms / 1000.0 if slow else 0.0)
-        if hold > 0:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(hold):
-                    await self._closing.wait()
+        await self._hold(hold)
         assert isinstance(connection, _EmulatorConnection)
         connection.admission = _Admission(record, dialect, params, faults)
         return None
+
+    async def _hold(self, seconds: float) -> None:
+        """Wait ``seconds`` before answering a handshake, or less if the server is closing."""
+        if seconds > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(seconds):
+                    await self._closing.wait()
 
     def _authorized(self, header: str | None) -> bool:
         if header is None:
@@ -338,6 +353,7 @@ class EmulatorServer:
             faults=admission.faults,
             recognizer=self._recognizer,
             eou_timeout_ms=self.config.eou_timeout_ms,
+            words_per_final=self.config.words_per_final,
             finalize_delay_ms=self.config.finalize_delay_ms,
             silence_dbfs=self.config.silence_dbfs,
             on_change=self._changes.changed,

@@ -2,10 +2,18 @@
 
 Fed with the audio and text frames a client sends, it returns the messages the service would
 answer: interims while audio flows, a final at each end of utterance (the server's own, after
-``eou_timeout_ms`` of silence measured in audio time unless Pulse's ``endpointing`` is off, or
-the client's ``finalize``), the last final with ``is_last`` at the end signal, and ``pong`` to
-a Pulse ``keepalive``. Keeping it free of sockets and clocks makes it
-exact under audio sent faster than real time, and testable on its own.
+``eou_timeout_ms`` of silence measured in audio time, or the client's ``finalize``), the last
+final with ``is_last`` at the end signal, and ``pong`` to a Pulse ``keepalive``.
+
+Pulse's live defaults, as the vendor documents and its probe saw them: ``finalize_on_words``
+is on unless the query says ``false``, a final every at most :data:`WORDS_PER_FINAL` words
+(``max_words`` changes the cap), cut at the last sentence end within the cap when there is one
+(the probe's finals end at sentence ends: "... about my recent order.", "My phone is five five
+five one two three.") and after the cap otherwise, as soon as the words are complete (another
+word follows); ``eou_timeout_ms`` is 800 and ``endpointing=false`` does not turn it off.
+
+Keeping it free of sockets and clocks makes it exact under audio sent faster than real time,
+and testable on its own.
 """
 
 from __future__ import annotations
@@ -20,6 +28,9 @@ from .params import SessionParams
 from .recognizers import Recognizer, RecognizerBusy, Word
 
 FRAME_MS = 20
+WORDS_PER_FINAL = 10
+"""``finalize_on_words``: the live probe's largest final with default parameters."""
+SENTENCE_ENDS = (".", "?", "!")
 PREROLL_MS = 300
 MAX_LEADING_SILENCE_MS = 1000
 """Silence before any speech beyond this is dropped (keeping a pre-roll): a session may idle."""
@@ -62,6 +73,7 @@ class SessionCore:
         params: SessionParams,
         recognizer: Recognizer,
         eou_timeout_ms: int,
+        words_per_final: int = WORDS_PER_FINAL,
         silence_dbfs: float = -45.0,
         from_finalize: bool = True,
         text_field: str = "both",
@@ -79,7 +91,9 @@ class SessionCore:
         self._say_from_finalize = from_finalize
         self._text_field = text_field
         self._results = 0
-        self._endpointing = params.endpointing
+        # Pulse's end-of-utterance timer runs whatever ``endpointing`` says (the vendor's docs).
+        self._endpointing = params.endpointing or dialect is Dialect.PULSE
+        self._cap = (params.max_words or words_per_final) if params.finalize_on_words else None
 
         self._segment = bytearray()
         self._odd_byte = b""
@@ -91,6 +105,10 @@ class SessionCore:
         self._last_voice_end = 0
         self._interim_at = 0
         self._interim_text = ""
+        self._said_until: float | None = None
+        """Stream seconds up to which the segment's words already went out as word-count
+        finals: the segment stays whole (the recognizer keeps its context, as a streaming
+        recognizer does) and later results carry only the words after this point."""
         self._finals: list[str] = []
         self._ended = False
 
@@ -199,6 +217,10 @@ class SessionCore:
             words = self._recognize(bytes(self._segment), interim=True)
         except RecognizerBusy:
             return []  # the recognizer serves finals first; the next interim catches up
+        words = self._unsaid(words)
+        cut = self._word_cut(words)
+        if cut is not None:
+            return self._cut_on_words(words, cut)
         text = _text(words)
         if not text or text == self._interim_text:
             return []
@@ -227,6 +249,40 @@ class SessionCore:
             return self._interim_samples
         return max(self._interim_samples, self._interim_at // 2)
 
+    def _word_cut(self, words: list[Word], *, complete: bool = False) -> int | None:
+        """How many leading words make a word-count final now, or ``None``.
+
+        Within the cap, up to the last sentence end; else the cap. A word is complete only
+        when another follows it (unless the audio is complete: a finalize or an end of
+        utterance), so an interim never cuts a word still being spoken.
+        """
+        cap = self._cap
+        if cap is None:
+            return None
+        done = len(words) if complete else len(words) - 1
+        limit = min(cap, done)
+        for i in range(limit, 0, -1):
+            if words[i - 1].text.rstrip().endswith(SENTENCE_ENDS) and i < len(words):
+                return i
+        return cap if done >= cap and cap < len(words) else None
+
+    def _unsaid(self, words: list[Word]) -> list[Word]:
+        """The words not yet sent as a word-count final (by their middle, since a recognizer
+        that reads the segment again places a word a few ms differently)."""
+        until = self._said_until
+        if until is None:
+            return words
+        return [w for w in words if (w.start + w.end) / 2 > until]
+
+    def _cut_on_words(self, words: list[Word], count: int) -> list[dict[str, Any]]:
+        """A word-count final mid-speech: its words are said, the segment goes on."""
+        head, rest = words[:count], words[count:]
+        self._said_until = (head[-1].end + rest[0].start) / 2 if rest else head[-1].end
+        text = _text(head)
+        self._finals.append(text)
+        self._interim_text = ""
+        return [self._final(head, text, from_finalize=False, is_last=False)]
+
     def _flush(self, *, from_finalize: bool, is_last: bool) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = []
         if self._samples() > self._classified:
@@ -241,10 +297,18 @@ class SessionCore:
     ) -> list[dict[str, Any]]:
         """End the current segment at ``cut`` samples and start the next one there."""
         words = self._recognize(bytes(self._segment[: 2 * cut])) if self._voiced else []
+        words = self._unsaid(words)
+        self._said_until = None
         text = _text(words)
         messages: list[dict[str, Any]] = []
+        # Past the word cap, the words before the last piece go as the server's own finals.
+        while (count := self._word_cut(words, complete=True)) is not None and count < len(words):
+            head, words = words[:count], words[count:]
+            self._finals.append(_text(head))
+            messages.append(self._final(head, _text(head), from_finalize=False, is_last=False))
+            text = _text(words)
         # A server-side end of utterance over noise that produced no words settles nothing.
-        if not server_eou or text or self._interim_text:
+        if not server_eou or text or self._interim_text or messages:
             if text:
                 self._finals.append(text)
             messages.append(self._final(words, text, from_finalize=from_finalize, is_last=is_last))

@@ -11,7 +11,17 @@ Isolation comes first. A socket comes back only when its request's last ``finali
 answered and nothing is owed (the request machine decides that, the caller says ``clean``);
 while idle, anything the service says other than ``pong`` (a late or repeated final, an error)
 means it still thinks of an earlier turn, and the socket is retired; so is one that closed,
-failed, or did not answer its last keepalive. A retired socket is never lent again.
+failed, or showed no sign of life for a whole keepalive interval. A retired socket is never lent
+again.
+
+Liveness does not rest on ``pong``: ``keepalive``/``pong`` are in none of the vendor's documents
+(only LiveKit's plugin sends them), and a service that ignores ``keepalive`` would otherwise
+lose every warm socket at the first missed pong. So each keepalive goes out with a WebSocket
+ping (the protocol's own, which every conforming server must answer, RFC 6455 5.5.2), and
+either answer keeps the socket (:meth:`PoolPolicy.heard` with ``alive``). The ping costs
+nothing; the ``keepalive`` message is kept for a service that wants one. No audio is sent while
+idle: pipecat's 100 ms of silence every 10 s would be billed (0.6 s per idle minute, about
+$0.00008 at $0.008/min), and nothing documents an idle timeout it would prevent.
 
 :class:`PoolPolicy` is generic over the adapter's socket object (any hashable handle) and reads
 an injected clock, so every rule is tested without sockets or waiting.
@@ -38,7 +48,7 @@ class Retirement(enum.Enum):
 
     IDLE = "idle past --session-idle-timeout"
     SPOKE = "the service sent a result or error while it was idle"
-    SILENT = "no pong to its keepalive"
+    SILENT = "no answer to its keepalive nor to a WebSocket ping"
     LOST = "the service closed it or it failed"
     FULL = "the pool of idle sockets was full"
     UNCLEAN = "its request did not end with every final in"
@@ -48,7 +58,7 @@ class Retirement(enum.Enum):
 
 @dataclass(frozen=True)
 class Keepalive(Generic[T]):
-    """Send ``{"type": "keepalive"}`` on ``socket``."""
+    """Send ``{"type": "keepalive"}`` and a WebSocket ping on ``socket``."""
 
     socket: T
 
@@ -128,12 +138,13 @@ class PoolPolicy(Generic[T]):
             retired.append(Retire(oldest, Retirement.FULL))
         return retired
 
-    def heard(self, socket: T, *, pong: bool) -> list[Retire[T]]:
-        """An idle socket received a message: a pong keeps it, anything else retires it."""
+    def heard(self, socket: T, *, alive: bool) -> list[Retire[T]]:
+        """An idle socket gave a sign of life (``alive``: a ``pong``, or the answer to a
+        WebSocket ping) or a message: a sign of life keeps it, anything else retires it."""
         entry = self._idle.get(socket)
         if entry is None:
             return []
-        if pong:
+        if alive:
             entry.pong_owed = False
             return []
         del self._idle[socket]

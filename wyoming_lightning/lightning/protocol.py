@@ -130,9 +130,15 @@ class SessionOptions:
     word_timestamps: bool = False
     keywords: Sequence[Keyword] = ()
     eou_timeout_ms: int | None = None
+    """Pulse only: the server's end-of-utterance timer (100..10000 ms; the service's default,
+    800, when not sent). Its finals come whatever ``endpointing`` says."""
+    finalize_on_words: bool | None = None
+    """Pulse only: a final every few words (the service's default: on); ``None``: not sent."""
     server_endpointing: bool = False
-    """Pulse only. Off: the bridge's own VAD ends each turn with ``finalize``, so each turn gets
-    exactly one final and the service never cuts a command at a pause of its own choosing."""
+    """Pulse only. Off: the bridge's own VAD ends each turn with ``finalize``, and the service
+    never cuts a command at a pause of its own choosing. It does not stop the service's other
+    finals (``finalize_on_words``, ``eou_timeout_ms``); settling copes with any number of them
+    (transcript.FinalLedger)."""
     external_session_id: str | None = None
     """Pulse only: a tag stored on the vendor's usage record, to find a request there."""
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -181,6 +187,8 @@ def build_url(base_url: str, options: SessionOptions, dialect: Dialect | None = 
         query.append(("endpointing", "true" if options.server_endpointing else "false"))
         if options.eou_timeout_ms is not None:
             query.append(("eou_timeout_ms", str(options.eou_timeout_ms)))
+        if options.finalize_on_words is not None:
+            query.append(("finalize_on_words", "true" if options.finalize_on_words else "false"))
         tag = options.external_session_id
         if tag is not None and valid_external_id(tag):
             query.append(("external_session_id", tag))

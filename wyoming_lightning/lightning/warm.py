@@ -84,12 +84,17 @@ class WarmSessions:
 
     def _idle_callbacks(self, session: ServiceSession) -> Callbacks:
         def message(msg: ServiceMessage) -> None:
-            self._carry_out(self.policy.heard(session, pong=isinstance(msg, Pong)))
+            self._carry_out(self.policy.heard(session, alive=isinstance(msg, Pong)))
+
+        def alive() -> None:  # the answer to a WebSocket ping (no audio is sent while idle)
+            self._carry_out(self.policy.heard(session, alive=True))
 
         def lost(*_: object) -> None:
             self._carry_out(self.policy.lost(session))
 
-        return Callbacks(opened=lambda: None, message=message, closed=lost, failed=lost)
+        return Callbacks(
+            opened=lambda: None, message=message, closed=lost, failed=lost, progress=alive
+        )
 
     def _carry_out(
         self, actions: Sequence[Keepalive[ServiceSession] | Retire[ServiceSession]]
@@ -97,6 +102,7 @@ class WarmSessions:
         for action in actions:
             if isinstance(action, Keepalive):
                 action.socket.send(KEEPALIVE_MESSAGE)
+                action.socket.probe()
             else:
                 self._retire(action.socket, action.reason.value)
         if self._metrics is not None:

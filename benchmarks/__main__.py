@@ -22,6 +22,8 @@ run"):
   finalize: the VAD's lag, the old rule's rounding to gate frames, the audio-clock rule
 - ``pause-wait``: (not in the default run) the wait after audio-stop against its floor over
   sockets, R = 0 and 150 ms, short and long commands
+- ``noise``: (not in the default run) real speech in fan, hum, pink, brown and babble noise at
+  0-20 dB SNR: WER straight vs through the bridge, and each word the gate loses by cause
 - ``peers``: (not in the default run) the wait after HA's audio-stop at 0 / 50 / 150 ms round
   trip, beside wyoming-openai (batch, Realtime) and wyoming-faster-whisper, floors, 50 streams
 
@@ -40,7 +42,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import accuracy, cost, hangover, human, latency, pause, peers, thirdparty, wait
+from . import accuracy, cost, hangover, human, latency, noise, pause, peers, thirdparty, wait
 from .harness import Table, machine_description, progress
 
 TableRun = Callable[[bool], Awaitable[Table]]
@@ -60,6 +62,7 @@ TABLES: dict[str, TableRun] = {
     "pause-wait": lambda quick: pause.run_wait(quick),
     "pause-budget": lambda quick: asyncio.to_thread(pause.run_budget),
     "peers": lambda quick: peers.run(quick=quick),
+    "noise": lambda quick: noise.run_async(quick),
 }
 DEFAULT = ("latency", "cost", "wait", "accuracy", "thirdparty", "speech", "slow")
 ALIASES = {"overhead": "latency", "wyoming-bench": "thirdparty", "all": "all"}

@@ -146,6 +146,18 @@ class Outcome:
     error: str | None = None
 
 
+@dataclass
+class Trace:
+    """What went over the wire of one request, for a benchmark that locates words in it."""
+
+    sent: list[tuple[int, bytes]] = field(default_factory=list)
+    """Every audio frame sent, (conn, data), in order."""
+    settled_at: list[tuple[int, int]] = field(default_factory=list)
+    """(conn, bytes sent on it so far) at each finalize or end: where an utterance ends."""
+    finals: list[tuple[int, list[dict[str, Any]]]] = field(default_factory=list)
+    """(conn, words) of each final, word times in seconds of the audio sent on that conn."""
+
+
 def _core(recognizer: Recognizer, conn: int) -> SessionCore:
     # What the bridge asks of Pulse: word times, no server endpointing (see services.py).
     params = SessionParams(word_timestamps=True, endpointing=False)
@@ -166,8 +178,11 @@ def through_machine(
     vad_lag_ms: int = 0,
     dictation_after_s: float | None = DICTATION_AFTER_S,
     pause_tail_ms: int = PAUSE_TAIL_MS,
+    gate: VadGate | None = None,
+    trace: Trace | None = None,
 ) -> Outcome:
-    """One HA-style request: the bridge's request machine and gate, the emulator's session."""
+    """One HA-style request: the bridge's request machine and gate (silero with the default
+    settings unless ``gate`` is given), the emulator's session; ``trace`` records the wire."""
     config = RequestConfig(
         dictation_after_s=dictation_after_s,
         pause_tail_ms=pause_tail_ms,
@@ -178,7 +193,10 @@ def through_machine(
         re_recognize=re_recognize,
         vad_lag_ms=vad_lag_ms,
     )
-    machine = RequestMachine(config, VadGate(create_engine("silero"), GateConfig()), lambda: 0.0)
+    if gate is None:
+        gate = VadGate(create_engine("silero"), GateConfig())
+    machine = RequestMachine(config, gate, lambda: 0.0)
+    conn_bytes: dict[int, int] = {}
     cores: dict[int, SessionCore] = {}
     outcome = Outcome("", 0.0)
     position = 0
@@ -196,11 +214,16 @@ def through_machine(
             return [SessionOpened(action.conn)]
         if isinstance(action, act.SendAudio):
             outcome.sent_s += len(action.data) / BYTES_PER_SECOND
+            conn_bytes[action.conn] = conn_bytes.get(action.conn, 0) + len(action.data)
+            if trace is not None:
+                trace.sent.append((action.conn, action.data))
             replies = [(action.conn, cores[action.conn].feed_audio(action.data))]
         elif isinstance(action, act.SendText):
             settles = json.loads(action.text)["type"] in ("finalize", "close_stream")
             if settles and machine.phase is not Phase.DONE:  # not the goodbye after the answer
                 outcome.finalizes_at_s.append(position / BYTES_PER_SECOND)
+                if trace is not None:
+                    trace.settled_at.append((action.conn, conn_bytes.get(action.conn, 0)))
             replies = [(action.conn, cores[action.conn].feed_text(action.text))]
         elif isinstance(action, act.Transcript):
             outcome.text = action.text
@@ -208,6 +231,10 @@ def through_machine(
             outcome.error = action.text
         out: list[Event] = []
         for conn, reply in replies:
+            if trace is not None:
+                trace.finals += [
+                    (conn, m.get("words", [])) for m in reply.messages if m.get("is_final")
+                ]
             out += [SessionMessage(conn, parse_message(json.dumps(m))) for m in reply.messages]
             if reply.end_of_session:
                 out.append(SessionClosed(conn, 1000))
@@ -225,11 +252,16 @@ def through_machine(
 
 def straight(pcm: bytes, recognizer: Recognizer) -> str:
     """The bare clip in one session, then its end: what the service makes of it alone."""
+    texts = [str(m.get("transcript", "")) for m in straight_finals(pcm, recognizer)]
+    return " ".join(t for t in texts if t)
+
+
+def straight_finals(pcm: bytes, recognizer: Recognizer) -> list[dict[str, Any]]:
+    """The final messages (with word times in seconds of ``pcm``) of ``pcm`` in one session."""
     core = _core(recognizer, 0)
     for offset in range(0, len(pcm), 3200):
         core.feed_audio(pcm[offset : offset + 3200])
-    texts = [str(m.get("transcript", "")) for m in core.finish().messages if m.get("is_final")]
-    return " ".join(t for t in texts if t)
+    return [m for m in core.finish().messages if m.get("is_final")]
 
 
 # ------------------------------------------------------------------ the sweep

@@ -102,3 +102,40 @@ def test_every_whisper_backed_test_is_marked_slow(request: pytest.FixtureRequest
         and any(WHISPER_SIGNS.search(source) for source in _sources(item))
     ]
     assert unmarked == [], "mark these @pytest.mark.slow (they run Whisper)"
+
+
+# -- the noisy real-speech set (tests/kit/noisy_speech.py) -----------------------------------
+
+
+def test_noisy_mixes_are_reproducible_and_at_their_snr() -> None:
+    from tests.kit import human_speech as hs
+    from tests.kit import noisy_speech as ns
+    from tests.kit import speech_data as sd
+
+    clip = hs.short_clips()[0]
+    clean = ns.noisy_stream(clip, ns.CLEAN, 0.05)
+    assert clean == hs.as_home_assistant_sends(clip.pcm, hs.HA_LEAD_S + 0.05)
+    speech = ns.active_speech_power(clip.pcm)
+    for kind in ns.NOISES:
+        condition = ns.Condition(kind, 20)
+        mix = ns.noisy_stream(clip, condition, 0.05)
+        assert mix == ns.noisy_stream(clip, condition, 0.05), kind
+        assert len(mix) == len(clean)
+        noise = sd.to_array(mix) - sd.to_array(clean)  # no peak scaling at 20 dB
+        snr = 10 * math.log10(speech / float(np.mean(noise**2)))
+        assert snr == pytest.approx(20, abs=0.1), kind
+    assert ns.noisy_stream(clip, ns.Condition("fan", 10)) != ns.noisy_stream(
+        clip, ns.Condition("hum", 10)
+    )
+
+
+def test_word_alignment_pairs_substitutions_and_marks_the_rest() -> None:
+    from tests.kit.wer import align, edit_distance
+
+    ref, hyp = ["lock", "the", "front", "door"], ["walk", "the", "door"]
+    assert align(ref, hyp) == [(0, 0), (1, 1), (2, None), (3, 2)]
+    ref, hyp = ["turn", "up", "the", "volume"], ["turn", "up", "the", "the", "volume", "please"]
+    pairs = align(ref, hyp)
+    assert pairs == [(0, 0), (1, 1), (None, 2), (2, 3), (3, 4), (None, 5)]
+    edits = sum(1 for r, h in pairs if r is None or h is None or ref[r] != hyp[h])
+    assert edits == edit_distance(ref, hyp)

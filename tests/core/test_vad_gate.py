@@ -215,6 +215,68 @@ def test_hysteresis_keeps_speech_above_the_off_threshold() -> None:
     assert len(short.audio) < len(segment.audio)
 
 
+# -- the onset look-back ---------------------------------------------------------------------
+
+
+def noisy(*parts: tuple[str, int], noise: float = 1500.0) -> bytes:
+    """``voiced`` over a steady noise in the speech band (a fan): "s" the 300 Hz tone plus
+    the noise, "-" the noise alone, its level the same throughout."""
+    rng = np.random.default_rng(11)
+    frames = sum(count for _, count in parts)
+    t = np.arange(frames * FRAME) / 16000
+    bed = noise * np.sin(2 * np.pi * 1000 * t) + rng.normal(0, noise / 4, t.size)
+    tone = np.concatenate(
+        [np.full(count * FRAME, 8000.0 if kind == "s" else 0.0) for kind, count in parts]
+    )
+    return (bed + tone * np.sin(2 * np.pi * 300 * t)).astype("<i2").tobytes()
+
+
+def test_pre_roll_reaches_back_to_where_the_level_rose_when_the_engine_fires_late() -> None:
+    # The engine doubts the first 15 frames (450 ms) of the word, as silero does a soft onset
+    # in noise: a fixed 300 ms pre-roll would start 150 ms into the word.
+    pcm = voiced(("-", 40), ("s", 30), ("-", 40))
+    doubted = range(40, 55)
+    (late,) = segments(run(doubting_gate(doubted, lookback_above_floor_db=None), pcm))
+    assert late.start_sample == 45 * FRAME, "without the look-back the onset is cut"
+    (whole,) = segments(run(doubting_gate(doubted, lookback_above_floor_db=6.0), pcm))
+    assert whole.start_sample == 40 * FRAME - 300 * 16, "300 ms before the word's real onset"
+    assert whole.pcm == pcm[2 * whole.start_sample : 2 * whole.start_sample + len(whole.pcm)]
+
+
+def test_no_look_back_over_digital_silence() -> None:
+    # Digital silence, then a room's tone, then the word the engine notices late: the tone
+    # stands far above a floor of zeros, but it is no onset.
+    room = voiced(("-", 30))
+    pcm = bytes(len(room)) + voiced(("s", 30), ("-", 40))
+    (segment,) = segments(run(doubting_gate(range(30, 45), lookback_above_floor_db=6.0), pcm))
+    assert segment.start_sample == 45 * FRAME - 300 * 16
+
+
+def test_the_look_back_is_bounded() -> None:
+    pcm = voiced(("-", 60), ("s", 50), ("-", 40))
+    config = {"lookback_above_floor_db": 6.0, "lookback_max_ms": 600}
+    (segment,) = segments(run(doubting_gate(range(60, 90), **config), pcm))  # 900 ms late
+    assert len(segment.pre_roll) == 2 * 16 * (300 + 600)
+    config["lookback_max_ms"] = 0
+    (fixed,) = segments(run(doubting_gate(range(60, 90), **config), pcm))
+    assert len(fixed.pre_roll) == 2 * 16 * 300
+
+
+def test_steady_noise_before_the_speech_is_no_onset() -> None:
+    # A fan runs before the word: it sits on the noise floor, so the look-back stops at the
+    # word and the pre-roll stays 300 ms of fan, however loud the fan.
+    pcm = noisy(("-", 60), ("s", 30), ("-", 40))
+    (segment,) = segments(run(doubting_gate(range(0), lookback_above_floor_db=6.0), pcm))
+    assert len(segment.pre_roll) == 2 * 16 * 300
+    assert segment.start_sample == 60 * FRAME - 300 * 16
+
+
+def test_clean_speech_keeps_the_fixed_pre_roll_with_the_look_back_on() -> None:
+    pcm = voiced(("-", 40), ("s", 30), ("-", 40))
+    (segment,) = segments(run(doubting_gate(range(0), lookback_above_floor_db=6.0), pcm))
+    assert segment.start_sample == 40 * FRAME - 300 * 16
+
+
 # -- max_utterance --------------------------------------------------------------------
 
 
@@ -366,6 +428,8 @@ def test_vad_off_passes_everything_as_one_segment() -> None:
         ({"max_utterance_s": 0}, "max_utterance_s"),
         ({"sustain_above_floor_db": -1.0}, "sustain_above_floor_db"),
         ({"sustain_below_peak_db": -1.0}, "sustain_below_peak_db"),
+        ({"lookback_above_floor_db": -1.0}, "lookback_above_floor_db"),
+        ({"lookback_max_ms": -1}, "lookback_max_ms"),
     ],
 )
 def test_bad_config_is_rejected(config: dict[str, float], message: str) -> None:

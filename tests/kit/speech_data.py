@@ -14,6 +14,7 @@ Other test modules and benchmarks import this module; keep its API stable:
 - ``mix_noise(pcm, snr_db, kind="white", seed=0) -> bytes``
 - ``noise_for(pcm, snr_db, kind="white", seed=0) -> bytes`` (the noise mix_noise adds, alone)
 - ``make_noise(seconds, rms_dbfs, kind="white", seed=0) -> bytes``
+- ``noise_array(samples, kind, seed) -> float64 array`` (unit RMS, for mixing by hand)
 - ``make_clap(seed=0) -> bytes``, ``make_beep(freq_hz=1000, seconds=0.3, rms_dbfs=-23) -> bytes``
   (non-speech sounds in 2 s of quiet room)
 - ``scale_to_peak(pcm, dbfs) -> bytes``
@@ -160,7 +161,7 @@ def speech_power(pcm: bytes) -> float:
     return float(np.mean(frames[mask] ** 2))
 
 
-def _noise_array(samples: int, kind: NoiseKind, seed: int) -> npt.NDArray[np.float64]:
+def noise_array(samples: int, kind: NoiseKind, seed: int) -> npt.NDArray[np.float64]:
     """Unit-RMS noise of the requested colour."""
     rng = np.random.default_rng(seed)
     if kind == "hum":
@@ -194,7 +195,7 @@ def _noise_array(samples: int, kind: NoiseKind, seed: int) -> npt.NDArray[np.flo
 def make_noise(seconds: float, rms_dbfs: float, kind: NoiseKind = "white", seed: int = 0) -> bytes:
     """Noise alone at an RMS level in dBFS (0 dBFS = RMS of a full-scale square wave)."""
     samples = round(seconds * SAMPLE_RATE)
-    return to_pcm(_noise_array(samples, kind, seed) * 10 ** (rms_dbfs / 20))
+    return to_pcm(noise_array(samples, kind, seed) * 10 ** (rms_dbfs / 20))
 
 
 def mix_noise(pcm: bytes, snr_db: float, kind: NoiseKind = "white", seed: int = 0) -> bytes:
@@ -213,7 +214,7 @@ def noise_for(pcm: bytes, snr_db: float, kind: NoiseKind = "white", seed: int = 
 
 def _scaled_noise(pcm: bytes, snr_db: float, kind: NoiseKind, seed: int) -> npt.NDArray[np.float64]:
     noise_rms = float(np.sqrt(speech_power(pcm))) * 10 ** (-snr_db / 20)
-    return _noise_array(len(pcm) // 2, kind, seed) * noise_rms
+    return noise_array(len(pcm) // 2, kind, seed) * noise_rms
 
 
 def make_clap(seed: int = 0) -> bytes:
@@ -239,4 +240,4 @@ def make_beep(freq_hz: float = 1000.0, seconds: float = 0.3, rms_dbfs: float = -
 
 def _quiet_room(seconds: float, seed: int) -> npt.NDArray[np.float64]:
     """Quiet-room background: white noise at -60 dBFS, as float samples."""
-    return _noise_array(round(seconds * SAMPLE_RATE), "white", seed) * 10 ** (-60 / 20)
+    return noise_array(round(seconds * SAMPLE_RATE), "white", seed) * 10 ** (-60 / 20)

@@ -79,3 +79,39 @@ def wer(pairs: Iterable[tuple[str, str]]) -> float:
         edits += edit_distance(ref, hyp)
         words += len(ref)
     return edits / max(1, words)
+
+
+def align(ref: list[str], hyp: list[str]) -> list[tuple[int | None, int | None]]:
+    """One minimal-edit alignment: pairs (ref index, hyp index); ``None`` on one side is a
+    deletion (no hyp) or an insertion (no ref), two indices of different words a substitution.
+
+    Ties prefer a match or substitution, then a deletion, so a word heard differently lines up
+    with the word it replaced rather than counting as one lost and one added.
+    """
+    rows, cols = len(ref) + 1, len(hyp) + 1
+    cost = [[0] * cols for _ in range(rows)]
+    for i in range(rows):
+        cost[i][0] = i
+    for j in range(cols):
+        cost[0][j] = j
+    for i in range(1, rows):
+        for j in range(1, cols):
+            cost[i][j] = min(
+                cost[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1]),
+                cost[i - 1][j] + 1,
+                cost[i][j - 1] + 1,
+            )
+    pairs: list[tuple[int | None, int | None]] = []
+    i, j = len(ref), len(hyp)
+    while i or j:
+        if i and j and cost[i][j] == cost[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1]):
+            i, j = i - 1, j - 1
+            pairs.append((i, j))
+        elif i and cost[i][j] == cost[i - 1][j] + 1:
+            i -= 1
+            pairs.append((i, None))
+        else:
+            j -= 1
+            pairs.append((None, j))
+    pairs.reverse()
+    return pairs

@@ -59,7 +59,9 @@ class Clock:
         return self.now
 
 
-def trace(pcm: bytes, dialect: str, re_recognize: bool, dictation_after: float) -> dict[str, object]:
+def trace(
+    pcm: bytes, dialect: str, re_recognize: bool, dictation_after: float
+) -> dict[str, object]:
     s = Settings()
     config = RequestConfig(
         base_url=URLS[dialect],
@@ -105,7 +107,9 @@ def trace(pcm: bytes, dialect: str, re_recognize: bool, dictation_after: float) 
                         finalizes.append(round(clock.now, 3))
                         turns += 1
                         result = Result(
-                            f"t{turns}", is_final=True, is_last=kind != "finalize",
+                            f"t{turns}",
+                            is_final=True,
+                            is_last=kind != "finalize",
                             from_finalize=kind == "finalize",
                         )
                         queue.append(SessionMessage(action.conn, result))
@@ -137,7 +141,9 @@ def main() -> None:
     total_sent = total_speech = 0.0
     for clip in hs.load_human_speech()[:: args.every]:
         out = trace(
-            hs.as_home_assistant_sends(clip.pcm), args.dialect, args.re_recognize,
+            hs.as_home_assistant_sends(clip.pcm),
+            args.dialect,
+            args.re_recognize,
             args.dictation_after,
         )
         total_sent += int(out["sent"]) / BYTES_PER_S  # type: ignore[call-overload]
@@ -147,8 +153,10 @@ def main() -> None:
             f"answer {out['answer']!r}  digest {out['digest']}",
             flush=True,
         )
-    print(f"total: sent {total_sent:.2f} s for {total_speech:.2f} s of speech heard "
-          f"({total_sent / max(total_speech, 1e-9):.3f} s per s)")
+    print(
+        f"total: sent {total_sent:.2f} s for {total_speech:.2f} s of speech heard "
+        f"({total_sent / max(total_speech, 1e-9):.3f} s per s)"
+    )
 
 
 if __name__ == "__main__":

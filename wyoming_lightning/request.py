@@ -98,13 +98,13 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from . import actions as act
 from .actions import Action, TimerId, TimerKind
-from .audio import AudioConverter, AudioFormatError, Framer, PcmFormat
+from .audio import PcmFormat
 from .errors import ErrorCode
 from .lightning.protocol import (
     FINALIZE_MESSAGE,
@@ -123,21 +123,26 @@ from .lightning.protocol import (
     detect_dialect,
 )
 from .pipeline_format import BYTES_PER_SECOND
+from .segmenter import (
+    FRAME_BYTES,
+    EndOfTurn,
+    Segment,
+    Segmenter,
+    SegmenterConfig,
+    SpeechMark,
+    UtteranceAudio,
+    UtteranceEnd,
+    UtteranceStart,
+)
 from .transcript import FinalLedger, ServiceHabits, Turn, UtteranceText, Verdict, join_texts
-from .vad.events import SpeechAudio, SpeechEnd, SpeechStart
 from .vad.gate import VadGate
 
-FRAME_MS = 100
-"""Audio per frame sent to the service."""
 BACKOFF_INITIAL_S = 0.5
 """The first retry's delay; each further retry doubles it, up to :data:`BACKOFF_MAX_S`."""
 BACKOFF_MAX_S = 30.0
 MAX_STALL_RETRIES = 1
 """Stalled sessions replaced per request; the next stall gives up."""
 FINAL_TIMEOUT_PER_AUDIO_S = 1.0
-RE_RECOGNIZE_MAX_S = 8.0
-"""Re-recognition re-sends a command up to this long: past it the speaker is dictating, not
-commanding, and re-sending at every pause would bill the square of its length."""
 """Extra wait after audio-stop per second of audio still without its final."""
 RETRY_TIMER = TimerId(TimerKind.RETRY)
 ANSWER_TIMER = TimerId(TimerKind.ANSWER)
@@ -508,11 +513,8 @@ class RequestMachine:
         self.route = Route.LOCAL if config.local_only else Route.CLOUD
         self._clock = clock
         self._url = build_url(config.base_url, config.session, self.dialect)
-        self._converter: AudioConverter | None = None
-        self._format: PcmFormat | None = None
-        self._frame_bytes = max(2, BYTES_PER_SECOND * FRAME_MS // 1000) // 2 * 2
-        self._framer = Framer(self._frame_bytes)
-        self._max_utterance_bytes = int(config.max_utterance_s * BYTES_PER_SECOND)
+        self.segmenter = Segmenter(SegmenterConfig.part_of(config), gate)
+        """Where utterances begin and end (segmenter.py): this machine carries it out."""
         self._utterances: list[_Utterance] = []
         self._current: _Utterance | None = None
         self._sessions: dict[int, _Session] = {}
@@ -526,16 +528,6 @@ class RequestMachine:
         self._reconnected_below = 0
         """Sessions numbered below this were open before the last reconnection: when one of
         them fails later, it is the same outage, already paid for by that retry."""
-        self._held: bytearray | None = None
-        """Audio held back after an early finalize; ``None`` when nothing is being held."""
-        self._dropped_bytes = 0
-        self._streamed_bytes = 0
-        """Audio appended to utterances so far (replays of a command not counted)."""
-        self._command: bytearray | None = bytearray() if config.re_recognize else None
-        """With re-recognition: the audio of the command so far (every utterance since the last
-        split a pause did not make), to be re-sent when speech resumes after a pause."""
-        self._command_parts: list[_Utterance] = []
-        self._replayed_bytes = 0
         self._timers: set[TimerId] = set()
         self._answer_wait = 0.0
         """Seconds from audio-stop to the ANSWER timer's current due time."""
@@ -623,13 +615,10 @@ class RequestMachine:
     # ------------------------------------------------------------------ audio side
 
     def _set_format(self, fmt: PcmFormat) -> None:
-        try:
-            converter = AudioConverter(fmt)
-        except AudioFormatError as err:
-            self._fail(ErrorCode.BAD_AUDIO, str(err))
+        error = self.segmenter.set_format(fmt)
+        if error is not None:
+            self._fail(ErrorCode.BAD_AUDIO, error)
             return
-        self._format = fmt
-        self._converter = converter
         if self.phase is Phase.AWAITING_AUDIO:
             self._move(Phase.STREAMING)
             self._connect_early = self.config.connect_at_start and self.route is Route.CLOUD
@@ -641,24 +630,20 @@ class RequestMachine:
         self._count_received(data, fmt)
         if self.phase is not Phase.STREAMING:
             return  # after an endpoint or audio-stop: late audio has nowhere to go
-        if fmt is not None and fmt != self._format:
-            self._feed_gate(self._drain_converter())
+        if fmt is not None and fmt != self.segmenter.format:
+            self._segments(self.segmenter.drain())
             self._set_format(fmt)
             if self.phase is not Phase.STREAMING:
                 return
-        assert self._converter is not None
         if self._connect_early:
             # At the first chunk (audio-start and its first chunk come together), not at
             # audio-start itself: a client that errs in between costs the service nothing.
             self._connect_early = False
             self._early = self._connect()
-        self._feed_gate(self._converter.convert(data))
-        self._mark_speech()
-        self._finalize_on_pause()
-        self._check_endpoint()
+        self._segments(self.segmenter.feed(data))
 
     def _count_received(self, data: bytes, fmt: PcmFormat | None) -> None:
-        shape = fmt or self._format
+        shape = fmt or self.segmenter.format
         if shape is not None:
             self._received_s += len(data) / max(1, shape.rate * shape.width * shape.channels)
 
@@ -670,170 +655,42 @@ class RequestMachine:
         """
         return self._received_s
 
-    def _drain_converter(self) -> bytes:
-        return self._converter.flush() if self._converter is not None else b""
+    def _segments(self, segments: list[Segment]) -> None:
+        """Carry out what the segmenter decided (segmenter.py), in its order."""
+        for segment in segments:
+            if type(segment) is UtteranceAudio:
+                utterance = self._current
+                assert utterance is not None
+                utterance.audio += segment.data
+                if utterance.conn is not None:
+                    self._pump(utterance.conn)
+            elif type(segment) is SpeechMark:
+                if self._current is not None:
+                    self._current.speech_bytes = segment.length
+            elif type(segment) is UtteranceStart:
+                self._new_utterance(segment)
+            elif type(segment) is UtteranceEnd:
+                if self._current is not None:
+                    self._close_utterance(self._current)
+            elif type(segment) is EndOfTurn:
+                self._emit(act.Log.info(segment.reason))
+                self._stop()
 
-    def _feed_gate(self, pcm: bytes) -> None:
-        if pcm:
-            self._handle_gate_events(self.gate.process(pcm))
-
-    def _handle_gate_events(self, events: Iterable[SpeechStart | SpeechAudio | SpeechEnd]) -> None:
-        for event in events:
-            if isinstance(event, SpeechStart):
-                self._speech(event.pre_roll)
-            elif isinstance(event, SpeechAudio):
-                if self._held is not None:
-                    self._held += event.data
-                else:
-                    self._speech(event.data)
-            else:
-                if self._held is not None:
-                    # The pause outlasted the hangover: what was held back is silence, never sent.
-                    self._dropped_bytes += len(self._held)
-                    self._held = None
-                    if self._current is None:
-                        continue  # already settled at the pause
-                if event.reason == "max_utterance" or (
-                    self.config.early_finalize and not self._dictating
-                ):
-                    if event.reason == "max_utterance":
-                        self._end_command()
-                    self._close_current()
-
-    def _mark_speech(self) -> None:
-        """Note where the open utterance's speech ends so far: while the VAD hears speech,
-        at the end of the audio it holds."""
-        utterance = self._current
-        if utterance is not None and self._pause_ms() == 0.0:
-            utterance.speech_bytes = len(utterance.audio)
-
-    def _pause_ms(self) -> float | None:
-        """How far the audio clock is past the end of the last speech frame, or ``None``.
-
-        Measured on the audio clock (everything the gate was fed, the frame it has not judged
-        yet included), so the rule "finalize F ms after the speech" is met to the chunk, not
-        rounded up to the gate's next frame boundary (up to a frame, 32 ms with silero, late).
-        Zero while the last judged frame was speech: the pause has not begun.
-        """
-        end = self.gate.speech_end_ms
-        silence = self.gate.silence_ms
-        if end is None or silence is None:
-            return None
-        if silence <= 0:
-            return 0.0
-        return self.gate.audio_in_ms - end + self.config.vad_lag_ms
-
-    def _finalize_on_pause(self) -> None:
-        """Hold the pause back ``pause_tail_ms`` after the speech, and settle the utterance
-        when the audio clock reaches the end of its speech plus ``finalize_after_ms``, before
-        the gate closes.
-
-        The gate keeps its longer hangover so that no word tail is clipped and a short pause
-        does not reopen it; but the wait the user feels starts when they stop speaking, so the
-        service is asked to finalize early. The service needs no more of the pause than a tail
-        behind the last word, so from ``pause_tail_ms`` on the audio is held back: if speech
-        resumes it goes on (into the same utterance before the finalize, into the next one
-        after it: nothing lost), if not it is silence and dropped. The last pause of a command,
-        the one that ends it, is then never paid for beyond that tail. Dictation (past
-        ``dictation_after_s``) holds nothing back: Whisper read 15-30 s recordings half a point
-        worse with their pauses cut to the tail, and a long request has room in its budget.
-        """
-        limit = self.config.finalize_after_ms
-        silence = self._pause_ms()
-        if limit is None or not self.config.early_finalize or silence is None:
-            return
-        if self._held is None and self._dictating:
-            return  # dictation keeps its pauses (up to the hangover): they read better whole
-        # Below, not dictating: holding began before the dictation point and, holding, the
-        # request streams nothing that could carry it past.
-        hold_at = min(limit, self.config.pause_tail_ms)
-        if self._held is not None:
-            if silence < hold_at:  # speech resumed: the pause clock starts again
-                held, self._held = bytes(self._held), None
-                self._speech(held)
-            elif silence >= limit and self._current is not None:
-                self._close_current()
-            return
-        if self._current is not None and self.gate.is_open and silence >= hold_at:
-            self._held = bytearray()
-            if silence >= limit:
-                self._close_current()
-
-    @property
-    def _dictating(self) -> bool:
-        """Past ``dictation_after_s`` of streamed audio: a pause no longer ends an utterance.
-
-        From then on the utterance stays open over the speaker's pauses (the gate still keeps
-        their silence out), and is settled at audio-stop or by the length cap. Measured on real
-        speech (``python -m benchmarks.gate_diff --dictation-after``), splitting dictation at
-        its pauses cost more than a WER point on 15-30 s recordings.
-        """
-        after = self.config.dictation_after_s
-        return after is not None and self._streamed_bytes >= after * BYTES_PER_SECOND
-
-    def _speech(self, pcm: bytes) -> None:
-        for frame in self._framer.push(pcm):
-            self._append_frame(frame)
-
-    def _append_frame(self, frame: bytes) -> None:
-        utterance = self._current
-        if utterance is None:
-            utterance = self._new_utterance()
-        utterance.audio += frame
-        self._streamed_bytes += len(frame)
-        if self._command is not None:
-            self._command += frame
-        if len(utterance.audio) >= self._max_utterance_bytes:
-            self._end_command()  # a forced cut, not a pause: what follows starts afresh
-            self._close_utterance(utterance)
-        elif utterance.conn is not None:
-            self._pump(utterance.conn)
-
-    def _new_utterance(self) -> _Utterance:
+    def _new_utterance(self, start: UtteranceStart) -> _Utterance:
         utterance = _Utterance()
-        self._replay_command_into(utterance)
+        if start.replay:
+            # Speech resumed after a pause split the command: this utterance re-sends it from
+            # its start, and the ones it repeats no longer count toward the answer.
+            utterance.audio += start.replay
+            for earlier in self._utterances[len(self._utterances) - start.replaces :]:
+                earlier.text.replaced = True
+            seconds = len(start.replay) / BYTES_PER_SECOND
+            self._emit(act.Log.debug(f"speech resumed: re-sending the command's {seconds:.2f} s"))
         self._utterances.append(utterance)
         self._current = utterance
         if self.route is Route.CLOUD:
             self._assign(utterance)
         return utterance
-
-    def _replay_command_into(self, utterance: _Utterance) -> None:
-        """Speech resumed after a pause split the command: this utterance re-sends the command
-        from its start, and the utterances it repeats no longer count toward the answer.
-
-        Only up to :data:`RE_RECOGNIZE_MAX_S` and within ``max_utterance_s`` (a longer command
-        starts afresh, as a forced cut does).
-        """
-        command = self._command
-        if command is None:
-            return
-        limit = min(self._max_utterance_bytes, int(RE_RECOGNIZE_MAX_S * BYTES_PER_SECOND))
-        if command and len(command) + self._frame_bytes < limit:
-            utterance.audio += command
-            self._replayed_bytes += len(command)
-            for earlier in self._command_parts:
-                earlier.text.replaced = True
-            seconds = len(command) / BYTES_PER_SECOND
-            self._emit(act.Log.debug(f"speech resumed: re-sending the command's {seconds:.2f} s"))
-        else:
-            self._end_command()
-        self._command_parts.append(utterance)
-
-    def _end_command(self) -> None:
-        """A split no pause made (the length cap): the next utterance re-sends nothing before it."""
-        if self._command is not None:
-            self._command = bytearray()
-            self._command_parts = []
-
-    def _close_current(self) -> None:
-        rest = self._framer.flush()
-        if rest:
-            (self._current or self._new_utterance()).audio += rest
-            if self._command is not None:
-                self._command += rest
-        if self._current is not None:
-            self._close_utterance(self._current)
 
     def _close_utterance(self, utterance: _Utterance) -> None:
         if utterance is self._current:
@@ -846,28 +703,6 @@ class RequestMachine:
         if utterance.conn is not None:
             self._pump(utterance.conn)
 
-    def _check_endpoint(self) -> None:
-        """With endpointing the server, not the client, ends the command."""
-        if self.phase is not Phase.STREAMING:
-            return
-        heard_s = self.gate.audio_in_ms / 1000
-        cap = self.config.max_command_s
-        if cap is not None and heard_s >= cap:
-            self._emit(act.Log.info(f"command cut at {cap:g} s of audio (the command cap)"))
-            self._stop()
-            return
-        quiet = self.config.no_speech_timeout_s
-        if quiet is not None and not self._utterances and heard_s >= quiet:
-            self._emit(act.Log.info(f"no speech in {quiet:g} s of audio; answering empty"))
-            self._stop()
-            return
-        limit = self.config.endpoint_silence_ms
-        silence = self.gate.silence_ms
-        if limit is None or silence is None or silence < limit or not self._utterances:
-            return
-        self._emit(act.Log.info(f"end of command detected after {silence:g} ms of silence"))
-        self._stop()
-
     def _stop(self) -> None:
         if self.phase is Phase.AWAITING_AUDIO:
             self._fail(ErrorCode.BAD_AUDIO, "audio-stop without audio-start")
@@ -875,10 +710,7 @@ class RequestMachine:
         if self.phase is not Phase.STREAMING:
             return
         self._move(Phase.SETTLING)
-        self._feed_gate(self._drain_converter())
-        self._handle_gate_events(self.gate.flush())
-        self._mark_speech()
-        self._close_current()
+        self._segments(self.segmenter.finish())
         self._emit_settled()
         self._emit(act.Log.info(self._summary()))
         for session in list(self._sessions.values()):
@@ -899,15 +731,11 @@ class RequestMachine:
 
     def _summary(self) -> str:
         received = self._received_s
-        sent = (
-            self.gate.audio_out_ms / 1000
-            - self._dropped_bytes / BYTES_PER_SECOND
-            + self._replayed_bytes / BYTES_PER_SECOND
-        )
+        sent = self.segmenter.sent_s
         speech = self.gate.speech_ms / 1000
         tag = self.config.session.external_session_id
         usage = f"; usage tag {tag}" if tag and self.dialect is Dialect.PULSE else ""
-        replayed = self._replayed_bytes / BYTES_PER_SECOND
+        replayed = self.segmenter.replayed_bytes / BYTES_PER_SECOND
         again = f" ({replayed:.2f} s of it re-sent after pauses)" if replayed else ""
         return (
             f"audio received {received:.2f} s, sent {sent:.2f} s{again}, speech {speech:.2f} s "
@@ -954,7 +782,7 @@ class RequestMachine:
             return
         for utterance in session.pending():
             while utterance.sent < len(utterance.audio):
-                end = min(len(utterance.audio), utterance.sent + self._frame_bytes)
+                end = min(len(utterance.audio), utterance.sent + FRAME_BYTES)
                 if utterance.sent == 0:
                     utterance.stream_start = session.sent_bytes / BYTES_PER_SECOND
                 session.sent_bytes += end - utterance.sent
@@ -1329,7 +1157,7 @@ class RequestMachine:
         With re-recognition an utterance may yet be replaced while audio still comes, and a
         streamed chunk cannot be taken back: its text waits for audio-stop.
         """
-        if self._command is not None and self.phase is Phase.STREAMING:
+        if self.config.re_recognize and self.phase is Phase.STREAMING:
             return
         while self._emitted < len(self._utterances) and self._utterances[self._emitted].settled:
             text = self._utterances[self._emitted].text.counted

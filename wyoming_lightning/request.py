@@ -104,7 +104,9 @@ from typing import TypeVar
 
 from . import actions as act
 from .actions import Action, TimerId, TimerKind
+from .answer import Answer
 from .audio import PcmFormat
+from .budgets import AnswerDeadline, RetryBudget
 from .errors import ErrorCode
 from .lightning.protocol import (
     FINALIZE_MESSAGE,
@@ -134,16 +136,9 @@ from .segmenter import (
     UtteranceEnd,
     UtteranceStart,
 )
-from .transcript import FinalLedger, ServiceHabits, Turn, UtteranceText, Verdict, join_texts
+from .transcript import FinalLedger, ServiceHabits, Turn, UtteranceText, Verdict
 from .vad.gate import VadGate
 
-BACKOFF_INITIAL_S = 0.5
-"""The first retry's delay; each further retry doubles it, up to :data:`BACKOFF_MAX_S`."""
-BACKOFF_MAX_S = 30.0
-MAX_STALL_RETRIES = 1
-"""Stalled sessions replaced per request; the next stall gives up."""
-FINAL_TIMEOUT_PER_AUDIO_S = 1.0
-"""Extra wait after audio-stop per second of audio still without its final."""
 RETRY_TIMER = TimerId(TimerKind.RETRY)
 ANSWER_TIMER = TimerId(TimerKind.ANSWER)
 _EARLY = 1e-3  # a timer that fires this much before its due time re-arms instead
@@ -507,6 +502,7 @@ class RequestMachine:
         self, config: RequestConfig, gate: VadGate, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self.config = config
+        self._out: list[Action] = []
         self.gate = gate
         self.dialect = config.dialect
         self.phase = Phase.AWAITING_AUDIO
@@ -523,23 +519,16 @@ class RequestMachine:
         self._early: _Session | None = None
         """A session opened at audio-start (``connect_at_start``) for the first utterance."""
         self._connect_early = False
-        self._retries = 0
-        self._stall_retries = 0
-        self._reconnected_below = 0
-        """Sessions numbered below this were open before the last reconnection: when one of
-        them fails later, it is the same outage, already paid for by that retry."""
+        self._budget = RetryBudget(config.max_retries)
         self._timers: set[TimerId] = set()
-        self._answer_wait = 0.0
-        """Seconds from audio-stop to the ANSWER timer's current due time."""
-        self._stopped_at = 0.0
-        self._last_final_at: float | None = None
-        """When a service final last settled an utterance: the wait after audio-stop runs from
-        here, so a service still settling the owed audio is not cut off (see the docstring)."""
-        self._emitted = 0
-        self._started_stream = False
-        self._emitted_text = False
+        self._deadline = AnswerDeadline(config.final_timeout_s, config.response_timeout_s)
+        self._answer = Answer(
+            self._utterances,
+            streaming=config.streaming,
+            language=config.response_language,
+            emit=self._emit,
+        )
         self._received_s = 0.0
-        self._out: list[Action] = []
 
     # ------------------------------------------------------------------ the entry point
 
@@ -719,12 +708,9 @@ class RequestMachine:
             self._start_local()
         if not self.done and not self._complete_if_settled():
             owed_s = self._unsettled_bytes() / BYTES_PER_SECOND
-            wait = self.config.final_timeout_s + FINAL_TIMEOUT_PER_AUDIO_S * owed_s
-            if self.route is Route.LOCAL_RUNNING:
-                wait = self.config.response_timeout_s
-            self._answer_wait = min(self.config.response_timeout_s, wait)
-            self._stopped_at = self._clock()
-            self._start_timer(ANSWER_TIMER, self._answer_wait)
+            local = self.route is Route.LOCAL_RUNNING
+            wait = self._deadline.start(self._clock(), owed_s, local=local)
+            self._start_timer(ANSWER_TIMER, wait)
 
     def _unsettled_bytes(self) -> int:
         return sum(len(u.audio) for u in self._utterances if not u.settled)
@@ -892,7 +878,7 @@ class RequestMachine:
             settled = [u for u in pending if u.state is UtteranceState.OWED]
         settled = [u for u in settled if u.state is UtteranceState.OWED]
         if settled:
-            self._last_final_at = self._clock()
+            self._deadline.final_came(self._clock())
         for utterance in settled:
             self._settle(utterance)
         if result.is_last:
@@ -912,12 +898,7 @@ class RequestMachine:
         if not utterance.text.add_text(text, language, at):
             return
         self._emit(act.Log.debug(f"final: {text!r}"))
-        streamed = utterance in self._utterances[: self._emitted]
-        if streamed and self.config.streaming and not utterance.text.replaced:
-            self._emit(act.Log.info(f"a final came after its turn was settled: {text!r}"))
-            self._ensure_stream_started()
-            self._emit(act.TranscriptChunk((" " if self._emitted_text else "") + text))
-            self._emitted_text = True
+        self._answer.late_final(utterance, text)
 
     def _settle(self, utterance: _Utterance) -> None:
         utterance.move(UtteranceState.SETTLED)
@@ -964,19 +945,13 @@ class RequestMachine:
             # Another session of this request failed too and a reconnection is already
             # scheduled: these utterances go with it. One outage is one retry, not several.
             return
-        same_outage = session.id < self._reconnected_below
-        if failure.retryable and (same_outage or self._retries < self.config.max_retries):
-            attempts = self._retries - 1 if same_outage else self._retries
-            delay = min(BACKOFF_MAX_S, BACKOFF_INITIAL_S * (2**attempts))
-            if failure.retry_after is not None:
-                delay = max(delay, min(failure.retry_after, BACKOFF_MAX_S))
-            if not same_outage:
-                self._retries += 1
+        delay = self._budget.retry_delay(session.id, failure)
+        if delay is not None:
             self._move(Route.RECONNECTING)
             self._emit(
                 act.Log.warning(
                     f"{failure.message}; retrying in {delay:.1f} s "
-                    f"(attempt {self._retries + 1} of {self.config.max_retries + 1}), "
+                    f"(attempt {self._budget.retries + 1} of {self.config.max_retries + 1}), "
                     "replaying the audio not yet transcribed"
                 )
             )
@@ -993,7 +968,7 @@ class RequestMachine:
         if not owed or not all(u.heard for u in owed):
             return False
         self._emit(act.Log.info("the service went quiet after answering: taking its words"))
-        self._last_final_at = self._clock()
+        self._deadline.final_came(self._clock())
         for utterance in owed:
             self._settle(utterance)
         self._stop_watching(session)
@@ -1004,10 +979,8 @@ class RequestMachine:
         if self._settle_heard(session):
             return
         seconds = self.config.stall_timeout_s
-        joins = self.route is Route.RECONNECTING or session.id < self._reconnected_below
-        retry = joins or self._stall_retries < MAX_STALL_RETRIES
-        if retry and not joins:
-            self._stall_retries += 1
+        reconnecting = self.route is Route.RECONNECTING
+        retry = self._budget.stall_retryable(session.id, reconnecting)
         self._session_failed(
             session,
             Failure(
@@ -1038,7 +1011,7 @@ class RequestMachine:
 
     def _reconnect(self) -> None:
         self._move(Route.CLOUD)
-        self._reconnected_below = self._next_conn
+        self._budget.reconnected(self._next_conn)
         for utterance in self._utterances:
             if not utterance.settled and utterance.conn is None:
                 self._assign(utterance)
@@ -1078,9 +1051,9 @@ class RequestMachine:
             if session.live and self._settle_heard(session) and self.done:
                 return
         owed_s = self._unsettled_bytes() / BYTES_PER_SECOND
-        rest = self._settling_wait(owed_s)
+        rest = self._deadline.rest(self._clock(), owed_s)
         if rest > _EARLY:
-            self._answer_wait = self._clock() + rest - self._stopped_at
+            self._deadline.extend(self._clock(), rest)
             self._emit(
                 act.Log.debug(
                     f"the service is still settling ({owed_s:.1f} s of audio owed a final): "
@@ -1092,27 +1065,13 @@ class RequestMachine:
         self._give_up(
             Failure(
                 ErrorCode.TIMEOUT,
-                f"the service did not finish within {self._answer_wait:g} s of audio-stop "
+                f"the service did not finish within {self._deadline.wait:g} s of audio-stop "
                 f"({owed_s:.1f} s of audio still without a final)",
                 False,
             )
         )
         if not self.done:  # the local recognizer took over: it gets a bound of its own
             self._start_timer(ANSWER_TIMER, self.config.response_timeout_s)
-
-    def _settling_wait(self, owed_s: float) -> float:
-        """How much longer to wait for a service whose finals are still coming, or <= 0.
-
-        The bound of the wait after audio-stop, counted again from the last final that settled
-        an utterance: a final proves that the service works through the owed audio, so the
-        audio still owed gets a full wait of its own (a per-final deadline fixed at audio-stop
-        would drop a final that is on its way). Never past ``response_timeout_s`` after
-        audio-stop, and no later than the first bound when no final came after audio-stop.
-        """
-        since = max(self._stopped_at, self._last_final_at or self._stopped_at)
-        due = since + self.config.final_timeout_s + FINAL_TIMEOUT_PER_AUDIO_S * owed_s
-        ceiling = self._stopped_at + self.config.response_timeout_s
-        return min(due, ceiling) - self._clock()
 
     # ------------------------------------------------------------------ local fallback
 
@@ -1152,46 +1111,18 @@ class RequestMachine:
     # ------------------------------------------------------------------ answers
 
     def _emit_settled(self) -> None:
-        """Stream each utterance's text once it and all before it are settled, never twice.
-
-        With re-recognition an utterance may yet be replaced while audio still comes, and a
-        streamed chunk cannot be taken back: its text waits for audio-stop.
-        """
-        if self.config.re_recognize and self.phase is Phase.STREAMING:
-            return
-        while self._emitted < len(self._utterances) and self._utterances[self._emitted].settled:
-            text = self._utterances[self._emitted].text.counted
-            if text and self.config.streaming:
-                self._ensure_stream_started()
-                prefix = " " if self._emitted_text else ""
-                self._emit(act.TranscriptChunk(prefix + text))
-            if text:
-                self._emitted_text = True
-            self._emitted += 1
-
-    def _ensure_stream_started(self) -> None:
-        if not self._started_stream:
-            self._started_stream = True
-            self._emit(act.TranscriptStart(self._language()))
-
-    def _language(self) -> str | None:
-        for utterance in reversed(self._utterances):
-            if utterance.text.language:
-                return utterance.text.language
-        return self.config.response_language
+        """Stream the text of every utterance settled in order (answer.py). With
+        re-recognition an utterance may yet be replaced while audio still comes, and a streamed
+        chunk cannot be taken back: its text waits for audio-stop."""
+        if not (self.config.re_recognize and self.phase is Phase.STREAMING):
+            self._answer.stream_settled()
 
     def _complete_if_settled(self) -> bool:
         if self.phase is not Phase.SETTLING:
             return False
         if any(not u.settled for u in self._utterances):
             return False
-        text = join_texts(u.text.counted for u in self._utterances)
-        language = self._language()
-        if self.config.streaming:
-            self._ensure_stream_started()
-        self._emit(act.Transcript(text, language))
-        if self.config.streaming:
-            self._emit(act.TranscriptStop())
+        text = self._answer.complete()
         self._emit(act.Log.info(f"answered: {len(text.split())} word(s)"))
         self._emit(act.Log.debug(f"transcript: {text!r}"))
         self._end(answered=True)

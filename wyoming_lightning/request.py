@@ -100,16 +100,16 @@ import enum
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 from . import actions as act
-from .actions import Action, TimerId, TimerKind
+from .actions import Action, TimerId, TimerKind, Timers
 from .answer import Answer
 from .audio import PcmFormat
 from .budgets import AnswerDeadline, RetryBudget
 from .errors import ErrorCode
+from .fsm import IllegalTransition as IllegalTransition
+from .fsm import moved
 from .lightning.protocol import (
-    FINALIZE_MESSAGE,
     Dialect,
     Failure,
     Pong,
@@ -126,7 +126,6 @@ from .lightning.protocol import (
 )
 from .pipeline_format import BYTES_PER_SECOND
 from .segmenter import (
-    FRAME_BYTES,
     EndOfTurn,
     Segment,
     Segmenter,
@@ -136,22 +135,22 @@ from .segmenter import (
     UtteranceEnd,
     UtteranceStart,
 )
-from .transcript import FinalLedger, ServiceHabits, Turn, UtteranceText, Verdict
+from .transcript import ServiceHabits, Verdict
+from .uplink import EndKind as EndKind
+from .uplink import (
+    Session,
+    SessionState,
+    Uplink,
+    Utterance,
+    UtteranceState,
+)
+from .uplink import probe_timer as probe_timer
+from .uplink import stall_timer as stall_timer
 from .vad.gate import VadGate
 
 RETRY_TIMER = TimerId(TimerKind.RETRY)
 ANSWER_TIMER = TimerId(TimerKind.ANSWER)
 _EARLY = 1e-3  # a timer that fires this much before its due time re-arms instead
-
-
-def stall_timer(conn: int) -> TimerId:
-    """The timer that watches session ``conn`` for a stall."""
-    return TimerId(TimerKind.STALL, conn)
-
-
-def probe_timer(conn: int) -> TimerId:
-    """The timer that pings session ``conn`` while it owes a final."""
-    return TimerId(TimerKind.PROBE, conn)
 
 
 @dataclass(frozen=True)
@@ -350,149 +349,18 @@ class Route(enum.Enum):
     LOCAL_RUNNING = "the local recognizer, running"
 
 
-class UtteranceState(enum.Enum):
-    OPEN = "taking audio"
-    CLOSED = "complete, its end not sent"
-    OWED = "its end sent, its final owed"
-    SETTLED = "settled"
-
-
-class SessionState(enum.Enum):
-    CONNECTING = "handshake"
-    OPEN = "open"
-    ENDING = "end of session sent"
-    GONE = "released"
-
-
-class EndKind(enum.Enum):
-    """How an utterance was ended on its session."""
-
-    FINALIZE = "finalize"
-    """Pulse: settle this utterance and keep the session for the next."""
-    END = "end"
-    """End the session (Lightning ``end``, Pulse ``close_stream``): ``is_last`` settles it."""
-
-
-State = Phase | Route | UtteranceState | SessionState
-
-_MOVES: dict[State, frozenset[State]] = {
+PHASE_MOVES: dict[Phase, frozenset[Phase]] = {
     Phase.AWAITING_AUDIO: frozenset({Phase.STREAMING, Phase.DONE}),
     Phase.STREAMING: frozenset({Phase.SETTLING, Phase.DONE}),
     Phase.SETTLING: frozenset({Phase.DONE}),
     Phase.DONE: frozenset(),
+}
+ROUTE_MOVES: dict[Route, frozenset[Route]] = {
     Route.CLOUD: frozenset({Route.RECONNECTING, Route.LOCAL}),
     Route.RECONNECTING: frozenset({Route.CLOUD, Route.LOCAL}),
     Route.LOCAL: frozenset({Route.LOCAL_RUNNING}),
     Route.LOCAL_RUNNING: frozenset(),
-    UtteranceState.OPEN: frozenset({UtteranceState.CLOSED, UtteranceState.SETTLED}),
-    UtteranceState.CLOSED: frozenset({UtteranceState.OWED, UtteranceState.SETTLED}),
-    UtteranceState.OWED: frozenset({UtteranceState.SETTLED, UtteranceState.CLOSED}),
-    UtteranceState.SETTLED: frozenset(),
-    SessionState.CONNECTING: frozenset({SessionState.OPEN, SessionState.GONE}),
-    SessionState.OPEN: frozenset({SessionState.ENDING, SessionState.GONE}),
-    SessionState.ENDING: frozenset({SessionState.GONE}),
-    SessionState.GONE: frozenset(),
 }
-
-
-class IllegalTransition(RuntimeError):
-    """A move that ``_MOVES`` does not allow: a bug in this module, never the client's fault."""
-
-
-_S = TypeVar("_S", Phase, Route, UtteranceState, SessionState)
-
-
-def _moved(old: _S, new: _S) -> _S:
-    if new not in _MOVES[old]:
-        raise IllegalTransition(f"{type(old).__name__}: {old.name} -> {new.name}")
-    return new
-
-
-@dataclass(eq=False)
-class _Utterance:
-    audio: bytearray = field(default_factory=bytearray)
-    state: UtteranceState = UtteranceState.OPEN
-    ended_by: EndKind | None = None
-    conn: _Session | None = None
-    sent: int = 0
-    stream_start: float | None = None
-    """Where this utterance's audio begins in its session's stream, in seconds."""
-    stream_end: float | None = None
-    """Where its end (finalize, end of session) was sent in the stream, in seconds."""
-    heard: bool = False
-    """Words for it arrived after its finalize went out: the service is answering it."""
-    speech_bytes: int | None = None
-    """How much of ``audio`` the VAD had heard as speech when it last heard speech: where the
-    speech ends, so that the final holding its last words can be recognised (transcript.Turn)."""
-    text: UtteranceText = field(default_factory=UtteranceText)
-
-    def move(self, new: UtteranceState) -> None:
-        self.state = _moved(self.state, new)
-
-    @property
-    def settled(self) -> bool:
-        return self.state is UtteranceState.SETTLED
-
-    def turn(self) -> Turn:
-        """What the session's ledger needs to know of this utterance (transcript.Turn)."""
-        speech_end = None
-        if self.stream_start is not None and self.speech_bytes is not None:
-            speech_end = self.stream_start + self.speech_bytes / BYTES_PER_SECOND
-        return Turn(
-            start=self.stream_start,
-            end=self.stream_end,
-            awaiting=self.state is UtteranceState.OWED and self.ended_by is EndKind.FINALIZE,
-            speech_end=speech_end,
-            settled=self.settled,
-        )
-
-    def forget_connection(self) -> None:
-        """The session is gone: what it was told and what it answered no longer counts."""
-        self.conn = None
-        self.sent = 0
-        self.stream_start = None
-        self.stream_end = None
-        self.heard = False
-        self.ended_by = None
-        self.text.reset()
-        if self.state is UtteranceState.OWED:
-            self.move(UtteranceState.CLOSED)
-
-
-@dataclass(eq=False)
-class _Session:
-    id: int
-    state: SessionState = SessionState.CONNECTING
-    sent_bytes: int = 0
-    utterances: list[_Utterance] = field(default_factory=list)
-    ledger: FinalLedger = field(default_factory=FinalLedger)
-    """Which finals count and which one answers a finalize (see transcript.FinalLedger)."""
-    last_progress: float = 0.0
-    origin_s: float = 0.0
-    """Where this request's audio begins in the socket's stream (0 on a new socket)."""
-    last_result: float = 0.0
-    """When its last result (interim or final) arrived: pongs and sends prove it alive, only
-    results that it has nothing more to say for a turn it answered (``_settle_heard``)."""
-    garbled: bool = False
-    """Its last frame was unreadable: until it says something readable, pongs and completed
-    sends prove nothing (a session that talks but cannot be understood is not progressing)."""
-
-    def move(self, new: SessionState) -> None:
-        self.state = _moved(self.state, new)
-
-    @property
-    def live(self) -> bool:
-        return self.state is not SessionState.GONE
-
-    @property
-    def can_send(self) -> bool:
-        return self.state in (SessionState.OPEN, SessionState.ENDING)
-
-    def pending(self) -> list[_Utterance]:
-        return [u for u in self.utterances if not u.settled]
-
-    def owes_final(self) -> bool:
-        return any(u.state is UtteranceState.OWED for u in self.utterances)
 
 
 class RequestMachine:
@@ -511,16 +379,12 @@ class RequestMachine:
         self._url = build_url(config.base_url, config.session, self.dialect)
         self.segmenter = Segmenter(SegmenterConfig.part_of(config), gate)
         """Where utterances begin and end (segmenter.py): this machine carries it out."""
-        self._utterances: list[_Utterance] = []
-        self._current: _Utterance | None = None
-        self._sessions: dict[int, _Session] = {}
-        self._next_conn = 1
-        self._pulse_session: _Session | None = None
-        self._early: _Session | None = None
-        """A session opened at audio-start (``connect_at_start``) for the first utterance."""
+        self._utterances: list[Utterance] = []
+        self._current: Utterance | None = None
         self._connect_early = False
         self._budget = RetryBudget(config.max_retries)
-        self._timers: set[TimerId] = set()
+        self._timers = Timers(self._emit)
+        self._uplink = Uplink(config, self._url, self._utterances, self._timers, clock, self._emit)
         self._deadline = AnswerDeadline(config.final_timeout_s, config.response_timeout_s)
         self._answer = Answer(
             self._utterances,
@@ -547,7 +411,7 @@ class RequestMachine:
         if isinstance(event, AudioIn):
             self._audio(event.data, event.format)
         elif isinstance(event, SessionProgress):
-            self._progress(event.conn)
+            self._uplink.progress(event.conn)
         elif isinstance(event, SessionMessage):
             self._message(event.conn, event.message)
         elif isinstance(event, StartAudio):
@@ -560,11 +424,11 @@ class RequestMachine:
         elif isinstance(event, TranscribeAgain):
             self._emit(act.Log.debug("ignored transcribe during a request"))
         elif isinstance(event, SessionOpened):
-            self._opened(event.conn, event.stream_offset_bytes)
+            self._uplink.opened(event.conn, event.stream_offset_bytes)
         elif isinstance(event, SessionClosed):
             self._closed(event.conn, event.code, event.reason)
         elif isinstance(event, SessionFailed):
-            session = self._live(event.conn)
+            session = self._uplink.live(event.conn)
             if session is not None:
                 self._session_failed(session, event.failure)
         elif isinstance(event, TimerFired):
@@ -584,22 +448,9 @@ class RequestMachine:
 
     def _move(self, new: Phase | Route) -> None:
         if isinstance(new, Phase):
-            self.phase = _moved(self.phase, new)
+            self.phase = moved(PHASE_MOVES, self.phase, new)
         else:
-            self.route = _moved(self.route, new)
-
-    def _start_timer(self, timer: TimerId, delay: float) -> None:
-        self._timers.add(timer)
-        self._emit(act.StartTimer(timer, delay))
-
-    def _cancel_timer(self, timer: TimerId) -> None:
-        if timer in self._timers:
-            self._timers.discard(timer)
-            self._emit(act.CancelTimer(timer))
-
-    def _live(self, conn: int) -> _Session | None:
-        session = self._sessions.get(conn)
-        return session if session is not None and session.live else None
+            self.route = moved(ROUTE_MOVES, self.route, new)
 
     # ------------------------------------------------------------------ audio side
 
@@ -628,7 +479,7 @@ class RequestMachine:
             # At the first chunk (audio-start and its first chunk come together), not at
             # audio-start itself: a client that errs in between costs the service nothing.
             self._connect_early = False
-            self._early = self._connect()
+            self._uplink.early = self._uplink.connect()
         self._segments(self.segmenter.feed(data))
 
     def _count_received(self, data: bytes, fmt: PcmFormat | None) -> None:
@@ -652,7 +503,7 @@ class RequestMachine:
                 assert utterance is not None
                 utterance.audio += segment.data
                 if utterance.conn is not None:
-                    self._pump(utterance.conn)
+                    self._uplink.pump(utterance.conn)
             elif type(segment) is SpeechMark:
                 if self._current is not None:
                     self._current.speech_bytes = segment.length
@@ -665,8 +516,8 @@ class RequestMachine:
                 self._emit(act.Log.info(segment.reason))
                 self._stop()
 
-    def _new_utterance(self, start: UtteranceStart) -> _Utterance:
-        utterance = _Utterance()
+    def _new_utterance(self, start: UtteranceStart) -> Utterance:
+        utterance = Utterance()
         if start.replay:
             # Speech resumed after a pause split the command: this utterance re-sends it from
             # its start, and the ones it repeats no longer count toward the answer.
@@ -678,10 +529,10 @@ class RequestMachine:
         self._utterances.append(utterance)
         self._current = utterance
         if self.route is Route.CLOUD:
-            self._assign(utterance)
+            self._uplink.assign(utterance)
         return utterance
 
-    def _close_utterance(self, utterance: _Utterance) -> None:
+    def _close_utterance(self, utterance: Utterance) -> None:
         if utterance is self._current:
             self._current = None
         if not utterance.audio:
@@ -690,7 +541,7 @@ class RequestMachine:
             return
         utterance.move(UtteranceState.CLOSED)
         if utterance.conn is not None:
-            self._pump(utterance.conn)
+            self._uplink.pump(utterance.conn)
 
     def _stop(self) -> None:
         if self.phase is Phase.AWAITING_AUDIO:
@@ -699,18 +550,19 @@ class RequestMachine:
         if self.phase is not Phase.STREAMING:
             return
         self._move(Phase.SETTLING)
+        self._uplink.stopped = True
         self._segments(self.segmenter.finish())
         self._emit_settled()
         self._emit(act.Log.info(self._summary()))
-        for session in list(self._sessions.values()):
-            self._pump(session)
+        for session in list(self._uplink.sessions.values()):
+            self._uplink.pump(session)
         if self.route is Route.LOCAL:
             self._start_local()
         if not self.done and not self._complete_if_settled():
             owed_s = self._unsettled_bytes() / BYTES_PER_SECOND
             local = self.route is Route.LOCAL_RUNNING
             wait = self._deadline.start(self._clock(), owed_s, local=local)
-            self._start_timer(ANSWER_TIMER, wait)
+            self._timers.start(ANSWER_TIMER, wait)
 
     def _unsettled_bytes(self) -> int:
         return sum(len(u.audio) for u in self._utterances if not u.settled)
@@ -730,95 +582,8 @@ class RequestMachine:
 
     # ------------------------------------------------------------------ service side
 
-    def _assign(self, utterance: _Utterance) -> None:
-        session: _Session | None = None
-        early, self._early = self._early, None
-        if early is not None and early.live and not early.utterances:
-            session = early
-        elif self.dialect is Dialect.PULSE:
-            live = self._pulse_session
-            if live is not None and live.state in (SessionState.CONNECTING, SessionState.OPEN):
-                session = live
-        if session is None:
-            session = self._connect()
-        if self.dialect is Dialect.PULSE:
-            self._pulse_session = session
-        session.utterances.append(utterance)
-        utterance.conn = session
-        self._pump(session)
-
-    def _connect(self) -> _Session:
-        ledger = FinalLedger(
-            server_endpoints=self.config.session.server_endpointing, habits=self.config.habits
-        )
-        session = _Session(id=self._next_conn, ledger=ledger)
-        self._next_conn += 1
-        self._sessions[session.id] = session
-        self._emit(act.Connect(session.id, self._url))
-        if self.phase is Phase.SETTLING:
-            # The user is already waiting (a replacement after audio-stop): a handshake that
-            # hangs is a stall too, not something to wait --connect-timeout for.
-            session.last_progress = self._clock()
-            self._start_timer(stall_timer(session.id), self.config.stall_timeout_s)
-        return session
-
-    def _pump(self, session: _Session) -> None:
-        """Send everything the service has not yet been told on this session, in order."""
-        if not session.can_send:
-            return
-        for utterance in session.pending():
-            while utterance.sent < len(utterance.audio):
-                end = min(len(utterance.audio), utterance.sent + FRAME_BYTES)
-                if utterance.sent == 0:
-                    utterance.stream_start = session.sent_bytes / BYTES_PER_SECOND
-                session.sent_bytes += end - utterance.sent
-                chunk = bytes(utterance.audio[utterance.sent : end])
-                self._emit(act.SendAudio(session.id, chunk))
-                utterance.sent = end
-            if utterance.state is UtteranceState.OPEN:
-                return  # later utterances cannot exist while this one is still open
-            if utterance.state is UtteranceState.CLOSED:
-                self._send_end(session, utterance)
-
-    def _send_end(self, session: _Session, utterance: _Utterance) -> None:
-        owed_before = session.owes_final()
-        last = self.phase is not Phase.STREAMING and utterance is self._utterances[-1]
-        if self.dialect.can_finalize and (not last or self.config.keep_session):
-            utterance.ended_by = EndKind.FINALIZE
-            session.ledger.finalize_sent()
-            text = FINALIZE_MESSAGE
-        else:
-            utterance.ended_by = EndKind.END
-            session.move(SessionState.ENDING)
-            text = self.dialect.end_message
-        utterance.stream_end = session.sent_bytes / BYTES_PER_SECOND
-        utterance.move(UtteranceState.OWED)
-        self._emit(act.SendText(session.id, text))
-        if not owed_before:
-            # The wait for a sign of life starts now; sending is not itself progress.
-            session.last_progress = max(session.last_progress, self._clock())
-            self._start_timer(stall_timer(session.id), self.config.stall_timeout_s)
-            self._start_timer(probe_timer(session.id), self.config.probe_interval_s)
-
-    def _opened(self, conn: int, offset: int = 0) -> None:
-        session = self._live(conn)
-        if session is None or session.state is not SessionState.CONNECTING:
-            return
-        session.move(SessionState.OPEN)
-        session.last_progress = self._clock()
-        session.sent_bytes = offset
-        session.origin_s = offset / BYTES_PER_SECOND
-        warm = f" (warm, at {session.origin_s:.2f} s of its stream)" if offset else ""
-        self._emit(act.Log.debug(f"service session {conn} open{warm}"))
-        self._pump(session)
-
-    def _progress(self, conn: int) -> None:
-        session = self._live(conn)
-        if session is not None and not session.garbled:
-            session.last_progress = self._clock()
-
     def _message(self, conn: int, message: ServiceMessage) -> None:
-        session = self._live(conn)
+        session = self._uplink.live(conn)
         if session is None:
             return
         if isinstance(message, Unreadable):
@@ -838,7 +603,7 @@ class RequestMachine:
         else:
             self._result(session, message)
 
-    def _result(self, session: _Session, result: Result) -> None:
+    def _result(self, session: Session, result: Result) -> None:
         session.last_result = self._clock()
         if not result.is_final and not result.is_last:
             session.ledger.interim(result)
@@ -884,11 +649,11 @@ class RequestMachine:
         if result.is_last:
             self._retire(session)
         elif not session.owes_final():
-            self._stop_watching(session)
+            self._uplink.stop_watching(session)
         self._complete_if_settled()
 
     def _take(
-        self, utterance: _Utterance, text: str, language: str | None, at: float | None
+        self, utterance: Utterance, text: str, language: str | None, at: float | None
     ) -> None:
         """Add a final's words to their utterance, in stream order. Words of a turn whose text
         already went out as a chunk (a final that came after the turn was settled) are streamed
@@ -900,42 +665,29 @@ class RequestMachine:
         self._emit(act.Log.debug(f"final: {text!r}"))
         self._answer.late_final(utterance, text)
 
-    def _settle(self, utterance: _Utterance) -> None:
+    def _settle(self, utterance: Utterance) -> None:
         utterance.move(UtteranceState.SETTLED)
         utterance.audio = bytearray()  # the replay buffer is no longer needed
         self._emit_settled()
 
-    def _retire(self, session: _Session) -> None:
+    def _retire(self, session: Session) -> None:
         """The session said ``is_last``: it is over, and anything it did not settle must move."""
         if session.pending():
             self._session_failed(session, classify_close(1000, "session ended before every final"))
         else:
-            self._release(session)
-
-    def _stop_watching(self, session: _Session) -> None:
-        self._cancel_timer(stall_timer(session.id))
-        self._cancel_timer(probe_timer(session.id))
-
-    def _release(self, session: _Session, *, reusable: bool = False) -> None:
-        """Let a session go: its timers stop, the adapter closes it (or, ``reusable``, keeps it
-        warm for another request), its reports are ignored."""
-        session.move(SessionState.GONE)
-        self._stop_watching(session)
-        self._emit(act.Disconnect(session.id, reusable))
-        if session is self._pulse_session:
-            self._pulse_session = None
+            self._uplink.release(session)
 
     def _closed(self, conn: int, code: int | None, reason: str) -> None:
-        session = self._live(conn)
+        session = self._uplink.live(conn)
         if session is None:
             return
         if session.pending():
             self._session_failed(session, classify_close(code, reason))
         else:
-            self._release(session)
+            self._uplink.release(session)
 
-    def _session_failed(self, session: _Session, failure: Failure) -> None:
-        self._release(session)
+    def _session_failed(self, session: Session, failure: Failure) -> None:
+        self._uplink.release(session)
         orphans = session.pending()
         for utterance in orphans:
             utterance.forget_connection()
@@ -955,11 +707,11 @@ class RequestMachine:
                     "replaying the audio not yet transcribed"
                 )
             )
-            self._start_timer(RETRY_TIMER, delay)
+            self._timers.start(RETRY_TIMER, delay)
             return
         self._give_up(failure)
 
-    def _settle_heard(self, session: _Session) -> bool:
+    def _settle_heard(self, session: Session) -> bool:
         """The service answered a turn after its finalize, then sent no result for
         ``stall_timeout_s``: its words are in even though no final was recognised as the answer
         (the VAD heard speech, a breath or a cough, well after the last word the service
@@ -971,11 +723,11 @@ class RequestMachine:
         self._deadline.final_came(self._clock())
         for utterance in owed:
             self._settle(utterance)
-        self._stop_watching(session)
+        self._uplink.stop_watching(session)
         self._complete_if_settled()
         return True
 
-    def _stalled(self, session: _Session) -> None:
+    def _stalled(self, session: Session) -> None:
         if self._settle_heard(session):
             return
         seconds = self.config.stall_timeout_s
@@ -997,10 +749,10 @@ class RequestMachine:
                 act.Log.warning(f"{failure.message}; transcribing with the local recognizer")
             )
             self._move(Route.LOCAL)
-            self._cancel_timer(RETRY_TIMER)
-            for session in self._sessions.values():
+            self._timers.cancel(RETRY_TIMER)
+            for session in self._uplink.sessions.values():
                 if session.live:
-                    self._release(session)
+                    self._uplink.release(session)
             for utterance in self._utterances:
                 if not utterance.settled:
                     utterance.forget_connection()
@@ -1011,22 +763,21 @@ class RequestMachine:
 
     def _reconnect(self) -> None:
         self._move(Route.CLOUD)
-        self._budget.reconnected(self._next_conn)
+        self._budget.reconnected(self._uplink.next_conn)
         for utterance in self._utterances:
             if not utterance.settled and utterance.conn is None:
-                self._assign(utterance)
+                self._uplink.assign(utterance)
 
     def _timer(self, timer: TimerId) -> None:
-        if timer not in self._timers:
+        if not self._timers.fired(timer):
             return
-        self._timers.discard(timer)
         if timer.kind is TimerKind.RETRY:
             self._reconnect()
         elif timer.kind is TimerKind.ANSWER:
             self._answer_timeout()
         else:
             assert timer.conn is not None
-            session = self._live(timer.conn)
+            session = self._uplink.live(timer.conn)
             connecting = session is not None and session.state is SessionState.CONNECTING
             if session is None or not (session.owes_final() or connecting):
                 return
@@ -1035,11 +786,11 @@ class RequestMachine:
                 if quiet + _EARLY >= self.config.stall_timeout_s and self._settle_heard(session):
                     return
                 self._emit(act.Probe(session.id))
-                self._start_timer(timer, self.config.probe_interval_s)
+                self._timers.start(timer, self.config.probe_interval_s)
                 return
             due = session.last_progress + self.config.stall_timeout_s - self._clock()
             if due > _EARLY:
-                self._start_timer(timer, due)  # progress came since: watch the rest
+                self._timers.start(timer, due)  # progress came since: watch the rest
             else:
                 self._stalled(session)
 
@@ -1047,7 +798,7 @@ class RequestMachine:
         if self.route in (Route.LOCAL, Route.LOCAL_RUNNING):
             self._fail(ErrorCode.TIMEOUT, "the local recognizer did not finish in time")
             return
-        for session in list(self._sessions.values()):
+        for session in list(self._uplink.sessions.values()):
             if session.live and self._settle_heard(session) and self.done:
                 return
         owed_s = self._unsettled_bytes() / BYTES_PER_SECOND
@@ -1060,7 +811,7 @@ class RequestMachine:
                     f"waiting up to {rest:.1f} s more"
                 )
             )
-            self._start_timer(ANSWER_TIMER, rest)
+            self._timers.start(ANSWER_TIMER, rest)
             return
         self._give_up(
             Failure(
@@ -1071,7 +822,7 @@ class RequestMachine:
             )
         )
         if not self.done:  # the local recognizer took over: it gets a bound of its own
-            self._start_timer(ANSWER_TIMER, self.config.response_timeout_s)
+            self._timers.start(ANSWER_TIMER, self.config.response_timeout_s)
 
     # ------------------------------------------------------------------ local fallback
 
@@ -1128,18 +879,6 @@ class RequestMachine:
         self._end(answered=True)
         return True
 
-    def _clean(self, session: _Session) -> bool:
-        """May this session serve another request (asked only once the transcript is out)?
-        Only if every turn it was given has its final (nothing owed, nothing that a late answer
-        could still belong to)."""
-        return (
-            self.config.keep_session
-            and self.dialect is Dialect.PULSE
-            and session.state is SessionState.OPEN
-            and not session.garbled
-            and all(u.settled for u in session.utterances)
-        )
-
     def _fail(self, code: ErrorCode, message: str) -> None:
         self._emit(act.Log.warning(f"request failed ({code.value}): {message}"))
         self._emit(act.Error(code, message))
@@ -1148,17 +887,15 @@ class RequestMachine:
     def _end(self, *, answered: bool = False) -> None:
         """Close the request; ``answered``: it ends with its transcript, so a clean session may
         be kept for the next one (after an error or a vanished client none is)."""
-        for session in self._sessions.values():
+        for session in self._uplink.sessions.values():
             if session.live:
-                if answered and self._clean(session):
-                    self._release(session, reusable=True)
+                if answered and self._uplink.clean(session):
+                    self._uplink.release(session, reusable=True)
                     continue
                 if session.state is SessionState.OPEN and self.dialect is Dialect.PULSE:
                     self._emit(act.SendText(session.id, self.dialect.end_message))
-                self._release(session)
-        for timer in sorted(self._timers, key=str):
-            self._emit(act.CancelTimer(timer))
-        self._timers.clear()
+                self._uplink.release(session)
+        self._timers.cancel_all()
         for utterance in self._utterances:
             utterance.audio = bytearray()
         self._move(Phase.DONE)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .errors import ErrorCode
 from .lightning.protocol import Failure
 
 BACKOFF_INITIAL_S = 0.5
@@ -98,3 +99,12 @@ class AnswerDeadline:
 
     def extend(self, now: float, rest: float) -> None:
         self.wait = now + rest - self.stopped_at
+
+    def overdue(self, owed_s: float) -> Failure:
+        """The wait ran out with ``owed_s`` of audio still without a final: not retried."""
+        return Failure(
+            ErrorCode.TIMEOUT,
+            f"the service did not finish within {self.wait:g} s of audio-stop "
+            f"({owed_s:.1f} s of audio still without a final)",
+            False,
+        )

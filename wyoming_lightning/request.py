@@ -100,6 +100,7 @@ import enum
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from . import actions as act
 from .actions import Action, TimerId, TimerKind, Timers
@@ -392,7 +393,6 @@ class RequestMachine:
             language=config.response_language,
             emit=self._emit,
         )
-        self._received_s = 0.0
 
     # ------------------------------------------------------------------ the entry point
 
@@ -408,38 +408,22 @@ class RequestMachine:
         return self.phase is Phase.DONE
 
     def _dispatch(self, event: Event) -> None:
-        if isinstance(event, AudioIn):
-            self._audio(event.data, event.format)
-        elif isinstance(event, SessionProgress):
-            self._uplink.progress(event.conn)
-        elif isinstance(event, SessionMessage):
-            self._message(event.conn, event.message)
-        elif isinstance(event, StartAudio):
-            if self.phase is not Phase.AWAITING_AUDIO:
-                self._fail(ErrorCode.BAD_AUDIO, "audio-start sent twice")
-            else:
-                self._set_format(event.format)
-        elif isinstance(event, StopAudio):
-            self._stop()
-        elif isinstance(event, TranscribeAgain):
-            self._emit(act.Log.debug("ignored transcribe during a request"))
-        elif isinstance(event, SessionOpened):
-            self._uplink.opened(event.conn, event.stream_offset_bytes)
-        elif isinstance(event, SessionClosed):
-            self._closed(event.conn, event.code, event.reason)
-        elif isinstance(event, SessionFailed):
-            session = self._uplink.live(event.conn)
-            if session is not None:
-                self._session_failed(session, event.failure)
-        elif isinstance(event, TimerFired):
-            self._timer(event.timer)
-        elif isinstance(event, LocalResult):
-            self._local_done(event.text, event.error)
-        elif isinstance(event, ClientGone):
-            self._emit(act.Log.info("client disconnected; releasing the service session"))
-            self._end()
+        _HANDLERS[type(event)](self, event)
+
+    def _start(self, fmt: PcmFormat) -> None:
+        if self.phase is not Phase.AWAITING_AUDIO:
+            self._fail(ErrorCode.BAD_AUDIO, "audio-start sent twice")
         else:
-            self._end()
+            self._set_format(fmt)
+
+    def _failed(self, conn: int, failure: Failure) -> None:
+        session = self._uplink.live(conn)
+        if session is not None:
+            self._session_failed(session, failure)
+
+    def _gone(self) -> None:
+        self._emit(act.Log.info("client disconnected; releasing the service session"))
+        self._end()
 
     # ------------------------------------------------------------------ plumbing
 
@@ -467,7 +451,7 @@ class RequestMachine:
         if self.phase is Phase.AWAITING_AUDIO:
             self._fail(ErrorCode.BAD_AUDIO, "audio-chunk before audio-start")
             return
-        self._count_received(data, fmt)
+        self.segmenter.count(data, fmt)
         if self.phase is not Phase.STREAMING:
             return  # after an endpoint or audio-stop: late audio has nowhere to go
         if fmt is not None and fmt != self.segmenter.format:
@@ -482,18 +466,13 @@ class RequestMachine:
             self._uplink.early = self._uplink.connect()
         self._segments(self.segmenter.feed(data))
 
-    def _count_received(self, data: bytes, fmt: PcmFormat | None) -> None:
-        shape = fmt or self.segmenter.format
-        if shape is not None:
-            self._received_s += len(data) / max(1, shape.rate * shape.width * shape.channels)
-
     @property
     def received_s(self) -> float:
         """Seconds of audio the client sent after ``audio-start``, each chunk in its format.
 
         The one count of received audio: the summary in the log and the guard's usage read it.
         """
-        return self._received_s
+        return self.segmenter.received_s
 
     def _segments(self, segments: list[Segment]) -> None:
         """Carry out what the segmenter decided (segmenter.py), in its order."""
@@ -568,17 +547,9 @@ class RequestMachine:
         return sum(len(u.audio) for u in self._utterances if not u.settled)
 
     def _summary(self) -> str:
-        received = self._received_s
-        sent = self.segmenter.sent_s
-        speech = self.gate.speech_ms / 1000
         tag = self.config.session.external_session_id
         usage = f"; usage tag {tag}" if tag and self.dialect is Dialect.PULSE else ""
-        replayed = self.segmenter.replayed_bytes / BYTES_PER_SECOND
-        again = f" ({replayed:.2f} s of it re-sent after pauses)" if replayed else ""
-        return (
-            f"audio received {received:.2f} s, sent {sent:.2f} s{again}, speech {speech:.2f} s "
-            f"in {len(self._utterances)} utterance(s){usage}"
-        )
+        return self.segmenter.summary() + usage
 
     # ------------------------------------------------------------------ service side
 
@@ -813,14 +784,7 @@ class RequestMachine:
             )
             self._timers.start(ANSWER_TIMER, rest)
             return
-        self._give_up(
-            Failure(
-                ErrorCode.TIMEOUT,
-                f"the service did not finish within {self._deadline.wait:g} s of audio-stop "
-                f"({owed_s:.1f} s of audio still without a final)",
-                False,
-            )
-        )
+        self._give_up(self._deadline.overdue(owed_s))
         if not self.done:  # the local recognizer took over: it gets a bound of its own
             self._timers.start(ANSWER_TIMER, self.config.response_timeout_s)
 
@@ -829,16 +793,12 @@ class RequestMachine:
     def _start_local(self) -> None:
         if self.route is not Route.LOCAL:
             return
-        pending = [u for u in self._utterances if not u.settled]
-        # A replaced utterance's audio is in the one that replaced it: never recognised twice.
-        counted = [u for u in pending if not u.text.replaced]
-        if not counted:
-            for utterance in pending:
+        audio = local_audio(self._utterances)
+        if audio is None:
+            for utterance in [u for u in self._utterances if not u.settled]:
                 self._settle(utterance)
             self._complete_if_settled()
             return
-        gap = bytes(BYTES_PER_SECOND // 5)  # keep words of separate utterances apart
-        audio = gap.join(bytes(u.audio) for u in counted)
         self._move(Route.LOCAL_RUNNING)
         language = self.config.session.language
         self._emit(act.TranscribeLocally(audio, language))
@@ -850,11 +810,8 @@ class RequestMachine:
             self._fail(ErrorCode.UNAVAILABLE, f"the local recognizer failed: {error}")
             return
         pending = [u for u in self._utterances if not u.settled]
-        first = next((u for u in pending if not u.text.replaced), None)
+        local_text(pending, text)
         for utterance in pending:
-            utterance.text.reset()
-            if utterance is first:
-                utterance.text.add_text(text, None)
             self._settle(utterance)
         self._emit(act.Log.info("transcript produced by the local recognizer"))
         self._complete_if_settled()
@@ -900,3 +857,42 @@ class RequestMachine:
             utterance.audio = bytearray()
         self._move(Phase.DONE)
         self._emit(act.Finish())
+
+
+def local_audio(utterances: list[Utterance]) -> bytes | None:
+    """What the local recognizer reads: the unsettled utterances that count, 0.2 s apart (so
+    that words of separate utterances stay apart), or ``None`` if none counts. A replaced
+    utterance's audio is in the one that replaced it: never recognised twice."""
+    counted = [u for u in utterances if not u.settled and not u.text.replaced]
+    if not counted:
+        return None
+    return bytes(BYTES_PER_SECOND // 5).join(bytes(u.audio) for u in counted)
+
+
+def local_text(pending: list[Utterance], text: str) -> None:
+    """The local recognizer's one text goes to the first utterance that counts; the rest
+    (read with it) are left empty."""
+    first = next((u for u in pending if not u.text.replaced), None)
+    for utterance in pending:
+        utterance.text.reset()
+        if utterance is first:
+            utterance.text.add_text(text, None)
+
+
+_R = RequestMachine
+_HANDLERS: dict[type, Callable[[_R, Any], None]] = {
+    AudioIn: lambda m, e: m._audio(e.data, e.format),
+    SessionProgress: lambda m, e: m._uplink.progress(e.conn),
+    SessionMessage: lambda m, e: m._message(e.conn, e.message),
+    StartAudio: lambda m, e: m._start(e.format),
+    StopAudio: lambda m, e: m._stop(),
+    TranscribeAgain: lambda m, e: m._emit(act.Log.debug("ignored transcribe during a request")),
+    SessionOpened: lambda m, e: m._uplink.opened(e.conn, e.stream_offset_bytes),
+    SessionClosed: lambda m, e: m._closed(e.conn, e.code, e.reason),
+    SessionFailed: lambda m, e: m._failed(e.conn, e.failure),
+    TimerFired: lambda m, e: m._timer(e.timer),
+    LocalResult: lambda m, e: m._local_done(e.text, e.error),
+    ClientGone: lambda m, e: m._gone(),
+    Abort: lambda m, e: m._end(),
+}
+"""Each event and the move it makes, as h11 tables its events: one entry per event type."""

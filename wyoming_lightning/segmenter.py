@@ -207,6 +207,8 @@ class Segmenter:
         self.streamed_bytes = 0
         """Audio given to utterances so far (replays of a command not counted)."""
         self.replayed_bytes = 0
+        self.received_s = 0.0
+        """Seconds of audio the client sent after ``audio-start``, each chunk in its format."""
         self._out: list[Segment] = []
 
     # ------------------------------------------------------------------ the entry points
@@ -257,6 +259,22 @@ class Segmenter:
         return (
             self.gate.audio_out_ms / 1000
             + (self.replayed_bytes - self.dropped_bytes) / BYTES_PER_SECOND
+        )
+
+    def count(self, data: bytes, fmt: PcmFormat | None) -> None:
+        """A chunk the client sent (in ``fmt``, or the current format), used or not."""
+        shape = fmt or self.format
+        if shape is not None:
+            self.received_s += len(data) / max(1, shape.rate * shape.width * shape.channels)
+
+    def summary(self) -> str:
+        """The request's audio in one line, for the log."""
+        received_s = self.received_s
+        replayed = self.replayed_bytes / BYTES_PER_SECOND
+        again = f" ({replayed:.2f} s of it re-sent after pauses)" if replayed else ""
+        return (
+            f"audio received {received_s:.2f} s, sent {self.sent_s:.2f} s{again}, speech "
+            f"{self.gate.speech_ms / 1000:.2f} s in {self.utterances} utterance(s)"
         )
 
     # ------------------------------------------------------------------ plumbing

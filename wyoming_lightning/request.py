@@ -6,6 +6,12 @@ together and are settled by one ``finalize``/``end``. Every frame of an utteranc
 its final result is in, so that a connection that fails can be replaced and the audio replayed
 without asking the speaker to repeat.
 
+Where utterances begin and end, and when the turn is over, is the segmenter's to say
+(segmenter.py: conversion, the gate, the pause rule, re-recognition, endpointing): this machine
+carries out its segments and keeps the rest, each part in a module of its own: the sessions
+and what goes on them (uplink.py), the retry budget and the answer deadline (budgets.py), the
+transcript the client hears (answer.py).
+
 Events in, actions out
 ======================
 Everything that happens to a request comes in through one method, :meth:`RequestMachine.handle`,
@@ -25,8 +31,11 @@ adapter builds the machine at the first audio event of any kind and feeds it eve
 
 States and transitions
 ======================
-Four small state sets, each an enum whose legal moves are tabled in ``_MOVES`` (anything else
-raises :class:`IllegalTransition`, as h11 does for its connection states).
+Four small state sets, each an enum whose legal moves are tabled (``PHASE_MOVES`` and
+``ROUTE_MOVES`` here, ``UTTERANCE_MOVES`` and ``SESSION_MOVES`` in uplink.py); anything else
+raises :class:`~wyoming_lightning.fsm.IllegalTransition`, as h11 does for its connection
+states. The diagrams below are checked against those tables by tests/core/test_state_tables.py;
+each event's handler is the table ``_HANDLERS`` at the end of this module.
 
 The request, ``Phase``::
 

@@ -23,8 +23,9 @@ tested alone on synthetic audio (tests/core/test_segmenter.py), deterministicall
 
 States and transitions
 ======================
-``SegmenterState``; the moves are the table ``MOVES`` (checked against this diagram by a
-test; a move not in it raises :class:`IllegalMove`)::
+``SegmenterState``; the moves, each with its cue, are the table ``MOVES`` (checked against this
+diagram by tests/core/test_state_tables.py; a move not in it raises
+:class:`~wyoming_lightning.fsm.IllegalTransition`)::
 
     IDLE --format--> QUIET
     QUIET --speech--> OPEN
@@ -55,6 +56,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from .audio import AudioConverter, AudioFormatError, Framer, PcmFormat
+from .fsm import IllegalTransition
 from .pipeline_format import BYTES_PER_SECOND
 from .vad.events import SpeechAudio, SpeechEnd, SpeechStart
 from .vad.gate import VadGate
@@ -174,11 +176,7 @@ MOVES: dict[tuple[SegmenterState, Cue], SegmenterState] = {
     (_HC, Cue.GATE_CLOSED): _Q,
     **{(state, Cue.STOP): SegmenterState.STOPPED for state in (_Q, _O, _H, _HC)},
 }
-"""(state, cue) -> the next state; anything else is a bug here (``IllegalMove``)."""
-
-
-class IllegalMove(RuntimeError):
-    """A move ``MOVES`` does not allow: a bug in this module, never the client's fault."""
+"""(state, cue) -> the next state; anything else is a bug here (``IllegalTransition``)."""
 
 
 class Segmenter:
@@ -286,7 +284,7 @@ class Segmenter:
     def _move(self, cue: Cue) -> None:
         new = MOVES.get((self.state, cue))
         if new is None:
-            raise IllegalMove(f"{self.state.name} --{cue.value}-->")
+            raise IllegalTransition(f"SegmenterState: {self.state.name} --{cue.value}-->")
         self.state = new
 
     @property

@@ -29,7 +29,6 @@ diagram by tests/core/test_state_tables.py; a move not in it raises
 
     IDLE --format--> QUIET
     QUIET --speech--> OPEN
-    QUIET --pause_held--> QUIET
     OPEN --speech--> OPEN
     OPEN --cut--> QUIET
     OPEN --closed--> QUIET
@@ -164,7 +163,6 @@ _Q, _O, _H, _HC = (
 MOVES: dict[tuple[SegmenterState, Cue], SegmenterState] = {
     (SegmenterState.IDLE, Cue.FORMAT): _Q,
     (_Q, Cue.SPEECH): _O,
-    (_Q, Cue.PAUSE_HELD): _Q,
     (_O, Cue.SPEECH): _O,
     (_O, Cue.CUT): _Q,
     (_O, Cue.CLOSED): _Q,

@@ -163,33 +163,21 @@ ANSWER_TIMER = TimerId(TimerKind.ANSWER)
 _EARLY = 1e-3  # a timer that fires this much before its due time re-arms instead
 
 
-@dataclass(frozen=True)
-class RequestConfig:
-    """How one request behaves; built from the server's flags and the client's ``transcribe``."""
+@dataclass(frozen=True, kw_only=True)
+class RequestConfig(SegmenterConfig):
+    """How one request behaves; built from the server's flags and the client's ``transcribe``.
+
+    Where utterances begin and end is configured by the fields it inherits from
+    :class:`~wyoming_lightning.segmenter.SegmenterConfig`. A field named as a server setting
+    (config.Settings) gets that setting's value without further code
+    (``services.Services.request_config``): a request-level setting is declared in config.py
+    and used where its field is, nowhere else.
+    """
 
     base_url: str
     session: SessionOptions = field(default_factory=SessionOptions)
     response_language: str | None = None
-    early_finalize: bool = True
-    finalize_after_ms: int | None = 200
-    vad_lag_ms: int = 0
-    """How late the VAD calls the end of speech (its last "speech" frame ends this much after
-    the speaker stopped, on average): the pause rule counts it as pause already, so that
-    ``finalize_after_ms`` is measured from when the speaker stopped, not from when the gate
-    noticed."""
-    pause_tail_ms: int = 10_000
-    """How much of a pause (counted as ``finalize_after_ms`` is) goes to the service before the
-    rest is held back until speech resumes; at most ``finalize_after_ms``."""
-    dictation_after_s: float | None = None
-    """After this much audio has gone to the service in one request, pauses no longer split it:
-    the speaker is dictating, not commanding, and every further split would be read without
-    its context while only the last one could save wait. ``None``: pauses split throughout."""
-    re_recognize: bool = False
-    """When speech resumes after a pause split the command, send the whole command again from
-    its start, so the service recognises it with its context; its final replaces the earlier
-    ones (a false split costs billed seconds instead of accuracy)."""
     streaming: bool = True
-    max_utterance_s: float = 30.0
     max_retries: int = 3
     stall_timeout_s: float = 2.0
     """No progress at all for this long while a final is owed: the session has stalled."""
@@ -199,11 +187,6 @@ class RequestConfig:
     """The ceiling on the wait after audio-stop, however much audio is owed."""
     fallback_local: bool = False
     local_only: bool = False
-    endpoint_silence_ms: int | None = None
-    no_speech_timeout_s: float | None = None
-    """With endpointing: end a request in which nobody spoke after this much audio."""
-    max_command_s: float | None = None
-    """With endpointing: end the command after this much audio, speech or not."""
     dialect_choice: Dialect | None = None
     connect_at_start: bool = False
     """Open the first session with the first audio, not at speech, so that its handshake is done
@@ -387,7 +370,7 @@ class RequestMachine:
         self.route = Route.LOCAL if config.local_only else Route.CLOUD
         self._clock = clock
         self._url = build_url(config.base_url, config.session, self.dialect)
-        self.segmenter = Segmenter(SegmenterConfig.part_of(config), gate)
+        self.segmenter = Segmenter(config, gate)
         """Where utterances begin and end (segmenter.py): this machine carries it out."""
         self._utterances: list[Utterance] = []
         self._current: Utterance | None = None

@@ -51,8 +51,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
 from .audio import AudioConverter, AudioFormatError, Framer, PcmFormat
 from .fsm import IllegalTransition
@@ -68,25 +67,35 @@ RE_RECOGNIZE_MAX_S = 8.0
 commanding, and re-sending at every pause would bill the square of its length."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SegmenterConfig:
-    """The request settings that decide utterance boundaries (a part of ``RequestConfig``)."""
+    """The request settings that decide utterance boundaries (``RequestConfig`` extends it)."""
 
     early_finalize: bool = True
     finalize_after_ms: int | None = 200
     vad_lag_ms: int = 0
+    """How late the VAD calls the end of speech (its last "speech" frame ends this much after
+    the speaker stopped, on average): the pause rule counts it as pause already, so that
+    ``finalize_after_ms`` is measured from when the speaker stopped, not from when the gate
+    noticed."""
     pause_tail_ms: int = 10_000
+    """How much of a pause (counted as ``finalize_after_ms`` is) goes to the service before the
+    rest is held back until speech resumes; at most ``finalize_after_ms``."""
     dictation_after_s: float | None = None
+    """After this much audio has gone to the service in one request, pauses no longer split it:
+    the speaker is dictating, not commanding, and every further split would be read without
+    its context while only the last one could save wait. ``None``: pauses split throughout."""
     re_recognize: bool = False
+    """When speech resumes after a pause split the command, send the whole command again from
+    its start, so the service recognises it with its context; its final replaces the earlier
+    ones (a false split costs billed seconds instead of accuracy)."""
     max_utterance_s: float = 30.0
     endpoint_silence_ms: int | None = None
+    """With endpointing: end the command after this much silence once someone spoke."""
     no_speech_timeout_s: float | None = None
+    """With endpointing: end a request in which nobody spoke after this much audio."""
     max_command_s: float | None = None
-
-    @classmethod
-    def part_of(cls, config: Any) -> SegmenterConfig:
-        """The fields of this class, read by name from a larger configuration."""
-        return cls(**{f.name: getattr(config, f.name) for f in fields(cls)})
+    """With endpointing: end the command after this much audio, speech or not."""
 
 
 # ---------------------------------------------------------------------------------- output

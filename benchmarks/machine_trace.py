@@ -18,6 +18,7 @@ Usage::
 
     python -m benchmarks.machine_trace [--dialect pulse|lightning] [--re-recognize]
         [--dictation-after S] [--every N]
+    python -m benchmarks.machine_trace --time 5 [--vad silero|webrtc|off]   # the per-chunk cost
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
+import time
 
 from tests.kit import human_speech as hs
 from wyoming_lightning import actions as act
@@ -60,7 +63,7 @@ class Clock:
 
 
 def trace(
-    pcm: bytes, dialect: str, re_recognize: bool, dictation_after: float
+    pcm: bytes, dialect: str, re_recognize: bool, dictation_after: float, vad: str = "silero"
 ) -> dict[str, object]:
     s = Settings()
     config = RequestConfig(
@@ -76,7 +79,7 @@ def trace(
         connect_at_start=dialect == "lightning",
     )
     gate = VadGate(
-        create_engine("silero"),
+        None if vad == "off" else create_engine(vad),
         GateConfig(pre_roll_ms=s.pre_roll_ms, hangover_ms=s.hangover_ms),
     )
     clock = Clock()
@@ -117,9 +120,11 @@ def trace(
                     answer = action.text
 
     run(StartAudio(PcmFormat(16000, 2, 1)))
+    started = time.perf_counter()
     for i in range(0, len(pcm), CHUNK_BYTES):
         clock.now = (i + CHUNK_BYTES) / BYTES_PER_S
         run(AudioIn(pcm[i : i + CHUNK_BYTES]))
+    chunk_s = time.perf_counter() - started
     run(StopAudio())
     gate.close() if hasattr(gate, "close") else None
     return {
@@ -128,6 +133,8 @@ def trace(
         "finalizes": finalizes,
         "answer": answer,
         "digest": digest.hexdigest()[:16],
+        "chunks": -(-len(pcm) // CHUNK_BYTES),
+        "chunk_s": chunk_s,
     }
 
 
@@ -137,9 +144,38 @@ def main() -> None:
     parser.add_argument("--re-recognize", action="store_true")
     parser.add_argument("--dictation-after", type=float, default=Settings().dictation_after_s)
     parser.add_argument("--every", type=int, default=1)
+    parser.add_argument("--vad", choices=("silero", "webrtc", "off"), default="silero")
+    parser.add_argument(
+        "--time",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead of the trace: the per-chunk cost (best of N runs over the set)",
+    )
     args = parser.parse_args()
+    clips = hs.load_human_speech()[:: args.every]
+    if args.time:
+        best = math.inf
+        for _ in range(args.time):
+            runs = [
+                trace(
+                    hs.as_home_assistant_sends(c.pcm),
+                    args.dialect,
+                    args.re_recognize,
+                    args.dictation_after,
+                    args.vad,
+                )
+                for c in clips
+            ]
+            chunks = sum(int(r["chunks"]) for r in runs)  # type: ignore[call-overload]
+            best = min(best, sum(float(r["chunk_s"]) for r in runs))  # type: ignore[arg-type]
+        print(
+            f"per chunk (20 ms, vad {args.vad}): {best / chunks * 1e6:.1f} us "
+            f"over {chunks} chunks, best of {args.time}"
+        )
+        return
     total_sent = total_speech = 0.0
-    for clip in hs.load_human_speech()[:: args.every]:
+    for clip in clips:
         out = trace(
             hs.as_home_assistant_sends(clip.pcm),
             args.dialect,

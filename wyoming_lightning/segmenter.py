@@ -197,6 +197,12 @@ class Segmenter:
         self.format: PcmFormat | None = None
         self._framer = Framer(FRAME_BYTES)
         self._max_utterance_bytes = int(config.max_utterance_s * BYTES_PER_SECOND)
+        self._endpointing = not (
+            config.max_command_s is None
+            and config.no_speech_timeout_s is None
+            and config.endpoint_silence_ms is None
+        )
+        """Some rule of :meth:`_check_endpoint` is on (else it is skipped, chunk after chunk)."""
         self._length = 0
         """Bytes in the open utterance (its replay included)."""
         self._marked: int | None = None
@@ -240,11 +246,16 @@ class Segmenter:
     def feed(self, data: bytes) -> list[Segment]:
         """One chunk of the client's audio in the current format."""
         assert self._converter is not None
-        self._feed_gate(self._converter.convert(data))
-        self._mark_speech()
-        self._finalize_on_pause()
-        self._check_endpoint()
-        return self._take()
+        pcm = self._converter.convert(data)
+        if pcm:
+            self._handle_gate_events(self.gate.process(pcm))
+        pause = self._pause_ms()  # the gate's judgement moves only with its input
+        self._mark_speech(pause)
+        self._finalize_on_pause(pause)
+        if self._endpointing:
+            self._check_endpoint()
+        out, self._out = self._out, []
+        return out
 
     def finish(self) -> list[Segment]:
         """The audio is over: everything still held in the converter, the gate and the framer
@@ -252,7 +263,7 @@ class Segmenter:
         if self._converter is not None:
             self._feed_gate(self._converter.flush())
         self._handle_gate_events(self.gate.flush())
-        self._mark_speech()
+        self._mark_speech(self._pause_ms())
         self._close_current()
         self._move(Cue.STOP)
         return self._take()
@@ -349,14 +360,14 @@ class Segmenter:
             return 0.0
         return self.gate.audio_in_ms - end + self.config.vad_lag_ms
 
-    def _mark_speech(self) -> None:
-        """Note where the open utterance's speech ends so far: while the VAD hears speech,
-        at the end of the audio it holds."""
-        if self._open and self._pause_ms() == 0.0 and self._length != self._marked:
+    def _mark_speech(self, pause: float | None) -> None:
+        """Note where the open utterance's speech ends so far: while the VAD hears speech
+        (``pause`` is 0), at the end of the audio it holds."""
+        if pause == 0.0 and self._length != self._marked and self._open:
             self._marked = self._length
             self._out.append(SpeechMark(self._length))
 
-    def _finalize_on_pause(self) -> None:
+    def _finalize_on_pause(self, silence: float | None) -> None:
         """Hold the pause back ``pause_tail_ms`` after the speech, and settle the utterance
         when the audio clock reaches the end of its speech plus ``finalize_after_ms``, before
         the gate closes.
@@ -372,7 +383,6 @@ class Segmenter:
         worse with their pauses cut to the tail, and a long request has room in its budget.
         """
         limit = self.config.finalize_after_ms
-        silence = self._pause_ms()
         if limit is None or not self.config.early_finalize or silence is None:
             return
         holding = self._holding

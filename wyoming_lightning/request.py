@@ -377,7 +377,8 @@ class RequestMachine:
         self._connect_early = False
         self._budget = RetryBudget(config.max_retries)
         self._timers = Timers(self._emit)
-        self._uplink = Uplink(config, self._url, self._utterances, self._timers, clock, self._emit)
+        self.uplink = Uplink(config, self._url, self._utterances, self._timers, clock, self._emit)
+        """The sessions with the service and what goes on them (uplink.py)."""
         self._deadline = AnswerDeadline(config.final_timeout_s, config.response_timeout_s)
         self._answer = Answer(
             self._utterances,
@@ -409,7 +410,7 @@ class RequestMachine:
             self._set_format(fmt)
 
     def _failed(self, conn: int, failure: Failure) -> None:
-        session = self._uplink.live(conn)
+        session = self.uplink.live(conn)
         if session is not None:
             self._session_failed(session, failure)
 
@@ -455,7 +456,7 @@ class RequestMachine:
             # At the first chunk (audio-start and its first chunk come together), not at
             # audio-start itself: a client that errs in between costs the service nothing.
             self._connect_early = False
-            self._uplink.early = self._uplink.connect()
+            self.uplink.early = self.uplink.connect()
         self._segments(self.segmenter.feed(data))
 
     @property
@@ -474,7 +475,7 @@ class RequestMachine:
                 assert utterance is not None
                 utterance.audio += segment.data
                 if utterance.conn is not None:
-                    self._uplink.pump(utterance.conn)
+                    self.uplink.pump(utterance.conn)
             elif type(segment) is SpeechMark:
                 if self._current is not None:
                     self._current.speech_bytes = segment.length
@@ -500,7 +501,7 @@ class RequestMachine:
         self._utterances.append(utterance)
         self._current = utterance
         if self.route is Route.CLOUD:
-            self._uplink.assign(utterance)
+            self.uplink.assign(utterance)
         return utterance
 
     def _close_utterance(self, utterance: Utterance) -> None:
@@ -512,7 +513,7 @@ class RequestMachine:
             return
         utterance.move(UtteranceState.CLOSED)
         if utterance.conn is not None:
-            self._uplink.pump(utterance.conn)
+            self.uplink.pump(utterance.conn)
 
     def _stop(self) -> None:
         if self.phase is Phase.AWAITING_AUDIO:
@@ -521,12 +522,12 @@ class RequestMachine:
         if self.phase is not Phase.STREAMING:
             return
         self._move(Phase.SETTLING)
-        self._uplink.stopped = True
+        self.uplink.stopped = True
         self._segments(self.segmenter.finish())
         self._emit_settled()
         self._emit(act.Log.info(self._summary()))
-        for session in list(self._uplink.sessions.values()):
-            self._uplink.pump(session)
+        for session in list(self.uplink.sessions.values()):
+            self.uplink.pump(session)
         if self.route is Route.LOCAL:
             self._start_local()
         if not self.done and not self._complete_if_settled():
@@ -546,7 +547,7 @@ class RequestMachine:
     # ------------------------------------------------------------------ service side
 
     def _message(self, conn: int, message: ServiceMessage) -> None:
-        session = self._uplink.live(conn)
+        session = self.uplink.live(conn)
         if session is None:
             return
         if isinstance(message, Unreadable):
@@ -612,7 +613,7 @@ class RequestMachine:
         if result.is_last:
             self._retire(session)
         elif not session.owes_final():
-            self._uplink.stop_watching(session)
+            self.uplink.stop_watching(session)
         self._complete_if_settled()
 
     def _take(
@@ -638,19 +639,19 @@ class RequestMachine:
         if session.pending():
             self._session_failed(session, classify_close(1000, "session ended before every final"))
         else:
-            self._uplink.release(session)
+            self.uplink.release(session)
 
     def _closed(self, conn: int, code: int | None, reason: str) -> None:
-        session = self._uplink.live(conn)
+        session = self.uplink.live(conn)
         if session is None:
             return
         if session.pending():
             self._session_failed(session, classify_close(code, reason))
         else:
-            self._uplink.release(session)
+            self.uplink.release(session)
 
     def _session_failed(self, session: Session, failure: Failure) -> None:
-        self._uplink.release(session)
+        self.uplink.release(session)
         orphans = session.pending()
         for utterance in orphans:
             utterance.forget_connection()
@@ -686,7 +687,7 @@ class RequestMachine:
         self._deadline.final_came(self._clock())
         for utterance in owed:
             self._settle(utterance)
-        self._uplink.stop_watching(session)
+        self.uplink.stop_watching(session)
         self._complete_if_settled()
         return True
 
@@ -713,9 +714,9 @@ class RequestMachine:
             )
             self._move(Route.LOCAL)
             self._timers.cancel(RETRY_TIMER)
-            for session in self._uplink.sessions.values():
+            for session in self.uplink.sessions.values():
                 if session.live:
-                    self._uplink.release(session)
+                    self.uplink.release(session)
             for utterance in self._utterances:
                 if not utterance.settled:
                     utterance.forget_connection()
@@ -726,10 +727,10 @@ class RequestMachine:
 
     def _reconnect(self) -> None:
         self._move(Route.CLOUD)
-        self._budget.reconnected(self._uplink.next_conn)
+        self._budget.reconnected(self.uplink.next_conn)
         for utterance in self._utterances:
             if not utterance.settled and utterance.conn is None:
-                self._uplink.assign(utterance)
+                self.uplink.assign(utterance)
 
     def _timer(self, timer: TimerId) -> None:
         if not self._timers.fired(timer):
@@ -740,7 +741,7 @@ class RequestMachine:
             self._answer_timeout()
         else:
             assert timer.conn is not None
-            session = self._uplink.live(timer.conn)
+            session = self.uplink.live(timer.conn)
             connecting = session is not None and session.state is SessionState.CONNECTING
             if session is None or not (session.owes_final() or connecting):
                 return
@@ -761,7 +762,7 @@ class RequestMachine:
         if self.route in (Route.LOCAL, Route.LOCAL_RUNNING):
             self._fail(ErrorCode.TIMEOUT, "the local recognizer did not finish in time")
             return
-        for session in list(self._uplink.sessions.values()):
+        for session in list(self.uplink.sessions.values()):
             if session.live and self._settle_heard(session) and self.done:
                 return
         owed_s = self._unsettled_bytes() / BYTES_PER_SECOND
@@ -836,14 +837,14 @@ class RequestMachine:
     def _end(self, *, answered: bool = False) -> None:
         """Close the request; ``answered``: it ends with its transcript, so a clean session may
         be kept for the next one (after an error or a vanished client none is)."""
-        for session in self._uplink.sessions.values():
+        for session in self.uplink.sessions.values():
             if session.live:
-                if answered and self._uplink.clean(session):
-                    self._uplink.release(session, reusable=True)
+                if answered and self.uplink.clean(session):
+                    self.uplink.release(session, reusable=True)
                     continue
                 if session.state is SessionState.OPEN and self.dialect is Dialect.PULSE:
                     self._emit(act.SendText(session.id, self.dialect.end_message))
-                self._uplink.release(session)
+                self.uplink.release(session)
         self._timers.cancel_all()
         for utterance in self._utterances:
             utterance.audio = bytearray()
@@ -874,12 +875,12 @@ def local_text(pending: list[Utterance], text: str) -> None:
 _R = RequestMachine
 _HANDLERS: dict[type, Callable[[_R, Any], None]] = {
     AudioIn: lambda m, e: m._audio(e.data, e.format),
-    SessionProgress: lambda m, e: m._uplink.progress(e.conn),
+    SessionProgress: lambda m, e: m.uplink.progress(e.conn),
     SessionMessage: lambda m, e: m._message(e.conn, e.message),
     StartAudio: lambda m, e: m._start(e.format),
     StopAudio: lambda m, e: m._stop(),
     TranscribeAgain: lambda m, e: m._emit(act.Log.debug("ignored transcribe during a request")),
-    SessionOpened: lambda m, e: m._uplink.opened(e.conn, e.stream_offset_bytes),
+    SessionOpened: lambda m, e: m.uplink.opened(e.conn, e.stream_offset_bytes),
     SessionClosed: lambda m, e: m._closed(e.conn, e.code, e.reason),
     SessionFailed: lambda m, e: m._failed(e.conn, e.failure),
     TimerFired: lambda m, e: m._timer(e.timer),

@@ -28,6 +28,7 @@ import hashlib
 import json
 import math
 import time
+from dataclasses import dataclass
 
 from tests.kit import human_speech as hs
 from wyoming_lightning import actions as act
@@ -54,6 +55,19 @@ CHUNK_BYTES = 640  # 20 ms
 BYTES_PER_S = 32000
 
 
+@dataclass
+class Trace:
+    """One clip through the machine: what it sent and decided, and how long the chunks took."""
+
+    sent: int
+    speech_s: float
+    finalizes: list[float]
+    answer: str
+    digest: str
+    chunks: int
+    chunk_s: float
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 0.0
@@ -64,7 +78,7 @@ class Clock:
 
 def trace(
     pcm: bytes, dialect: str, re_recognize: bool, dictation_after: float, vad: str = "silero"
-) -> dict[str, object]:
+) -> Trace:
     s = Settings()
     config = RequestConfig(
         base_url=URLS[dialect],
@@ -126,16 +140,15 @@ def trace(
         run(AudioIn(pcm[i : i + CHUNK_BYTES]))
     chunk_s = time.perf_counter() - started
     run(StopAudio())
-    gate.close() if hasattr(gate, "close") else None
-    return {
-        "sent": sent,
-        "speech_s": gate.speech_ms / 1000,
-        "finalizes": finalizes,
-        "answer": answer,
-        "digest": digest.hexdigest()[:16],
-        "chunks": -(-len(pcm) // CHUNK_BYTES),
-        "chunk_s": chunk_s,
-    }
+    return Trace(
+        sent=sent,
+        speech_s=gate.speech_ms / 1000,
+        finalizes=finalizes,
+        answer=answer,
+        digest=digest.hexdigest()[:16],
+        chunks=-(-len(pcm) // CHUNK_BYTES),
+        chunk_s=chunk_s,
+    )
 
 
 def main() -> None:
@@ -167,8 +180,8 @@ def main() -> None:
                 )
                 for c in clips
             ]
-            chunks = sum(int(r["chunks"]) for r in runs)  # type: ignore[call-overload]
-            best = min(best, sum(float(r["chunk_s"]) for r in runs))  # type: ignore[arg-type]
+            chunks = sum(r.chunks for r in runs)
+            best = min(best, sum(r.chunk_s for r in runs))
         print(
             f"per chunk (20 ms, vad {args.vad}): {best / chunks * 1e6:.1f} us "
             f"over {chunks} chunks, best of {args.time}"
@@ -182,11 +195,11 @@ def main() -> None:
             args.re_recognize,
             args.dictation_after,
         )
-        total_sent += int(out["sent"]) / BYTES_PER_S  # type: ignore[call-overload]
-        total_speech += float(out["speech_s"])  # type: ignore[arg-type]
+        total_sent += out.sent / BYTES_PER_S
+        total_speech += out.speech_s
         print(
-            f"{clip.name:40} sent {out['sent']:>8} B  finalize at {out['finalizes']}  "
-            f"answer {out['answer']!r}  digest {out['digest']}",
+            f"{clip.name:40} sent {out.sent:>8} B  finalize at {out.finalizes}  "
+            f"answer {out.answer!r}  digest {out.digest}",
             flush=True,
         )
     print(

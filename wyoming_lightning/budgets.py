@@ -6,9 +6,13 @@ passes the time in, so each rule is plain arithmetic, tested through the machine
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .errors import ErrorCode
 from .lightning.protocol import Failure
+
+if TYPE_CHECKING:
+    from .request import RequestConfig
 
 BACKOFF_INITIAL_S = 0.5
 """The first retry's delay; each further retry doubles it, up to :data:`BACKOFF_MAX_S`."""
@@ -17,6 +21,15 @@ MAX_STALL_RETRIES = 1
 """Stalled sessions replaced per request; the next stall gives up."""
 FINAL_TIMEOUT_PER_AUDIO_S = 1.0
 """Extra wait after audio-stop per second of audio still without its final."""
+
+
+def quiet_s(config: RequestConfig) -> float:
+    """How long a service that answered a turn must say nothing more before the turn is
+    taken as complete: the stall timeout, or twice the longest the service has ever taken
+    to answer a finalize (a loaded service is given the time it has shown it needs), at
+    most ``final_timeout_s``."""
+    slowest = 2 * config.habits.answer_delay_s
+    return min(config.final_timeout_s, max(config.stall_timeout_s, slowest))
 
 
 @dataclass

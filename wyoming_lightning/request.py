@@ -115,7 +115,7 @@ from . import actions as act
 from .actions import Action, TimerId, TimerKind, Timers
 from .answer import Answer
 from .audio import PcmFormat
-from .budgets import AnswerDeadline, RetryBudget
+from .budgets import AnswerDeadline, RetryBudget, quiet_s
 from .errors import ErrorCode
 from .fsm import IllegalTransition as IllegalTransition
 from .fsm import moved
@@ -569,6 +569,8 @@ class RequestMachine:
 
     def _result(self, session: Session, result: Result) -> None:
         session.last_result = self._clock()
+        if result.is_final or result.is_last:
+            session.answered(self.config.habits)
         if not result.is_final and not result.is_last:
             session.ledger.interim(result)
             self._emit(act.Log.debug(f"interim: {result.transcript!r}"))
@@ -747,7 +749,7 @@ class RequestMachine:
                 return
             if timer.kind is TimerKind.PROBE:
                 quiet = self._clock() - session.last_result
-                if quiet + _EARLY >= self.config.stall_timeout_s and self._settle_heard(session):
+                if quiet + _EARLY >= quiet_s(self.config) and self._settle_heard(session):
                     return
                 self._emit(act.Probe(session.id))
                 self._timers.start(timer, self.config.probe_interval_s)

@@ -97,6 +97,10 @@ class ServiceHabits:
     for the stall timeout (the request machine's ``_settle_heard``)."""
 
     own_finals: bool = False
+    answer_delay_s: float = 0.0
+    """The longest the service has taken from a ``finalize`` to the next final on its session:
+    a service that went quiet for twice that long (and at least the stall timeout) after
+    answering a turn has nothing more for it."""
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from .fsm import moved
 from .lightning.protocol import FINALIZE_MESSAGE, Dialect
 from .pipeline_format import BYTES_PER_SECOND
 from .segmenter import FRAME_BYTES
-from .transcript import FinalLedger, Turn, UtteranceText
+from .transcript import FinalLedger, ServiceHabits, Turn, UtteranceText
 
 if TYPE_CHECKING:
     from .request import RequestConfig
@@ -139,6 +139,8 @@ class Session:
     last_progress: float = 0.0
     origin_s: float = 0.0
     """Where this request's audio begins in the socket's stream (0 on a new socket)."""
+    finalized_at: float | None = None
+    """When its last ``finalize`` went out, until the next final came (the answer delay)."""
     last_result: float = 0.0
     """When its last result (interim or final) arrived: pongs and sends prove it alive, only
     results that it has nothing more to say for a turn it answered (``_settle_heard``)."""
@@ -159,6 +161,14 @@ class Session:
 
     def pending(self) -> list[Utterance]:
         return [u for u in self.utterances if not u.settled]
+
+    def answered(self, habits: ServiceHabits) -> None:
+        """A final came (at ``last_result``): the service's longest answer delay so far grows
+        to this one's, counted from the finalize it answers."""
+        if self.finalized_at is not None:
+            delay = self.last_result - self.finalized_at
+            habits.answer_delay_s = max(habits.answer_delay_s, delay)
+            self.finalized_at = None
 
     def owes_final(self) -> bool:
         return any(u.state is UtteranceState.OWED for u in self.utterances)
@@ -253,6 +263,7 @@ class Uplink:
         if self.dialect.can_finalize and (not last or self.config.keep_session):
             utterance.ended_by = EndKind.FINALIZE
             session.ledger.finalize_sent()
+            session.finalized_at = self._clock()
             text = FINALIZE_MESSAGE
         else:
             utterance.ended_by = EndKind.END

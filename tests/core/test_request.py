@@ -1175,3 +1175,21 @@ def test_an_answer_that_falls_short_of_the_speech_settles_once_the_service_goes_
     out = d.stop()
     assert act.Transcript("one two", "en") in out
     assert d.connects() == [1], "taken from the session that answered, nothing replayed"
+
+
+def test_a_service_known_to_be_slow_is_given_twice_its_slowest_answer_before_the_fallback() -> None:
+    from wyoming_lightning.transcript import ServiceHabits
+
+    habits = ServiceHabits(own_finals=True, answer_delay_s=3.0)
+    d = pulse_turns(habits=habits)
+    d.audio(turn("one two"))
+    answer(d, final("one two", end=0.05))
+    for _ in range(11):  # alive (its pings answered) but silent: 5.5 s
+        d.advance(0.5)
+        d.handle(SessionProgress(1))
+    assert chunks(d) == [], "twice its slowest answer (6 s) has not passed"
+    d.advance(0.5)
+    d.handle(SessionProgress(1))
+    d.advance(0.01)
+    assert chunks(d) == ["one two"]
+    assert d.connects() == [1]

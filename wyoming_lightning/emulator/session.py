@@ -31,6 +31,8 @@ FRAME_MS = 20
 WORDS_PER_FINAL = 10
 """``finalize_on_words``: the live probe's largest final with default parameters."""
 SENTENCE_ENDS = (".", "?", "!")
+REALIGN_S = 0.1
+"""Reading a segment again moves a word's times by up to this much (Whisper)."""
 PREROLL_MS = 300
 MAX_LEADING_SILENCE_MS = 1000
 """Silence before any speech beyond this is dropped (keeping a pre-roll): a session may idle."""
@@ -106,6 +108,7 @@ class SessionCore:
         self._interim_at = 0
         self._interim_text = ""
         self._said_until: float | None = None
+        self._said_last: Word | None = None
         """Stream seconds up to which the segment's words already went out as word-count
         finals: the segment stays whole (the recognizer keeps its context, as a streaming
         recognizer does) and later results carry only the words after this point."""
@@ -272,12 +275,22 @@ class SessionCore:
         until = self._said_until
         if until is None:
             return words
-        return [w for w in words if (w.start + w.end) / 2 > until]
+        rest = [w for w in words if (w.start + w.end) / 2 > until]
+        last = self._said_last
+        if (
+            rest
+            and last is not None
+            and _bare(rest[0].text) == _bare(last.text)
+            and rest[0].start < last.end + REALIGN_S
+        ):
+            rest = rest[1:]  # the last word said, placed a little later: not a new word
+        return rest
 
     def _cut_on_words(self, words: list[Word], count: int) -> list[dict[str, Any]]:
         """A word-count final mid-speech: its words are said, the segment goes on."""
         head, rest = words[:count], words[count:]
         self._said_until = (head[-1].end + rest[0].start) / 2 if rest else head[-1].end
+        self._said_last = head[-1]
         text = _text(head)
         self._finals.append(text)
         self._interim_text = ""
@@ -299,6 +312,7 @@ class SessionCore:
         words = self._recognize(bytes(self._segment[: 2 * cut])) if self._voiced else []
         words = self._unsaid(words)
         self._said_until = None
+        self._said_last = None
         text = _text(words)
         messages: list[dict[str, Any]] = []
         # Past the word cap, the words before the last piece go as the server's own finals.
@@ -397,6 +411,10 @@ class SessionCore:
             "session_id": self.session_id,
             "timestamp": _time(sample / self._rate),
         }
+
+
+def _bare(text: str) -> str:
+    return "".join(ch for ch in text.lower() if ch.isalnum())
 
 
 def _text(words: list[Word]) -> str:

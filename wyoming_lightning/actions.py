@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .errors import ErrorCode
@@ -91,6 +92,36 @@ class CancelTimer:
     """Forget ``timer`` if it is still pending."""
 
     timer: TimerId
+
+
+class Timers:
+    """The timers one request has pending: asked for and cancelled through ``emit``, so that
+    a timer that fired after it was cancelled or replaced is told apart (:meth:`fired`)."""
+
+    def __init__(self, emit: Callable[[Action], None]) -> None:
+        self._emit = emit
+        self._pending: set[TimerId] = set()
+
+    def start(self, timer: TimerId, delay: float) -> None:
+        self._pending.add(timer)
+        self._emit(StartTimer(timer, delay))
+
+    def cancel(self, timer: TimerId) -> None:
+        if timer in self._pending:
+            self._pending.discard(timer)
+            self._emit(CancelTimer(timer))
+
+    def fired(self, timer: TimerId) -> bool:
+        """``timer`` ran out: was it still pending (else it is stale and means nothing)?"""
+        if timer not in self._pending:
+            return False
+        self._pending.discard(timer)
+        return True
+
+    def cancel_all(self) -> None:
+        for timer in sorted(self._pending, key=str):
+            self._emit(CancelTimer(timer))
+        self._pending.clear()
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,12 @@ together and are settled by one ``finalize``/``end``. Every frame of an utteranc
 its final result is in, so that a connection that fails can be replaced and the audio replayed
 without asking the speaker to repeat.
 
+Where utterances begin and end, and when the turn is over, is the segmenter's to say
+(segmenter.py: conversion, the gate, the pause rule, re-recognition, endpointing): this machine
+carries out its segments and keeps the rest, each part in a module of its own: the sessions
+and what goes on them (uplink.py), the retry budget and the answer deadline (budgets.py), the
+transcript the client hears (answer.py).
+
 Events in, actions out
 ======================
 Everything that happens to a request comes in through one method, :meth:`RequestMachine.handle`,
@@ -25,8 +31,11 @@ adapter builds the machine at the first audio event of any kind and feeds it eve
 
 States and transitions
 ======================
-Four small state sets, each an enum whose legal moves are tabled in ``_MOVES`` (anything else
-raises :class:`IllegalTransition`, as h11 does for its connection states).
+Four small state sets, each an enum whose legal moves are tabled (``PHASE_MOVES`` and
+``ROUTE_MOVES`` here, ``UTTERANCE_MOVES`` and ``SESSION_MOVES`` in uplink.py); anything else
+raises :class:`~wyoming_lightning.fsm.IllegalTransition`, as h11 does for its connection
+states. The diagrams below are checked against those tables by tests/core/test_state_tables.py;
+each event's handler is the table ``_HANDLERS`` at the end of this module.
 
 The request, ``Phase``::
 
@@ -98,16 +107,19 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any
 
 from . import actions as act
-from .actions import Action, TimerId, TimerKind
-from .audio import AudioConverter, AudioFormatError, Framer, PcmFormat
+from .actions import Action, TimerId, TimerKind, Timers
+from .answer import Answer
+from .audio import PcmFormat
+from .budgets import AnswerDeadline, RetryBudget, quiet_s
 from .errors import ErrorCode
+from .fsm import IllegalTransition as IllegalTransition
+from .fsm import moved
 from .lightning.protocol import (
-    FINALIZE_MESSAGE,
     Dialect,
     Failure,
     Pong,
@@ -123,64 +135,49 @@ from .lightning.protocol import (
     detect_dialect,
 )
 from .pipeline_format import BYTES_PER_SECOND
-from .transcript import FinalLedger, ServiceHabits, Turn, UtteranceText, Verdict, join_texts
-from .vad.events import SpeechAudio, SpeechEnd, SpeechStart
+from .segmenter import (
+    EndOfTurn,
+    Segment,
+    Segmenter,
+    SegmenterConfig,
+    SpeechMark,
+    UtteranceAudio,
+    UtteranceEnd,
+    UtteranceStart,
+)
+from .transcript import ServiceHabits, Verdict
+from .uplink import EndKind as EndKind
+from .uplink import (
+    Session,
+    SessionState,
+    Uplink,
+    Utterance,
+    UtteranceState,
+)
+from .uplink import probe_timer as probe_timer
+from .uplink import stall_timer as stall_timer
 from .vad.gate import VadGate
 
-FRAME_MS = 100
-"""Audio per frame sent to the service."""
-BACKOFF_INITIAL_S = 0.5
-"""The first retry's delay; each further retry doubles it, up to :data:`BACKOFF_MAX_S`."""
-BACKOFF_MAX_S = 30.0
-MAX_STALL_RETRIES = 1
-"""Stalled sessions replaced per request; the next stall gives up."""
-FINAL_TIMEOUT_PER_AUDIO_S = 1.0
-RE_RECOGNIZE_MAX_S = 8.0
-"""Re-recognition re-sends a command up to this long: past it the speaker is dictating, not
-commanding, and re-sending at every pause would bill the square of its length."""
-"""Extra wait after audio-stop per second of audio still without its final."""
 RETRY_TIMER = TimerId(TimerKind.RETRY)
 ANSWER_TIMER = TimerId(TimerKind.ANSWER)
 _EARLY = 1e-3  # a timer that fires this much before its due time re-arms instead
 
 
-def stall_timer(conn: int) -> TimerId:
-    """The timer that watches session ``conn`` for a stall."""
-    return TimerId(TimerKind.STALL, conn)
+@dataclass(frozen=True, kw_only=True)
+class RequestConfig(SegmenterConfig):
+    """How one request behaves; built from the server's flags and the client's ``transcribe``.
 
-
-def probe_timer(conn: int) -> TimerId:
-    """The timer that pings session ``conn`` while it owes a final."""
-    return TimerId(TimerKind.PROBE, conn)
-
-
-@dataclass(frozen=True)
-class RequestConfig:
-    """How one request behaves; built from the server's flags and the client's ``transcribe``."""
+    Where utterances begin and end is configured by the fields it inherits from
+    :class:`~wyoming_lightning.segmenter.SegmenterConfig`. A field named as a server setting
+    (config.Settings) gets that setting's value without further code
+    (``services.Services.request_config``): a request-level setting is declared in config.py
+    and used where its field is, nowhere else.
+    """
 
     base_url: str
     session: SessionOptions = field(default_factory=SessionOptions)
     response_language: str | None = None
-    early_finalize: bool = True
-    finalize_after_ms: int | None = 200
-    vad_lag_ms: int = 0
-    """How late the VAD calls the end of speech (its last "speech" frame ends this much after
-    the speaker stopped, on average): the pause rule counts it as pause already, so that
-    ``finalize_after_ms`` is measured from when the speaker stopped, not from when the gate
-    noticed."""
-    pause_tail_ms: int = 10_000
-    """How much of a pause (counted as ``finalize_after_ms`` is) goes to the service before the
-    rest is held back until speech resumes; at most ``finalize_after_ms``."""
-    dictation_after_s: float | None = None
-    """After this much audio has gone to the service in one request, pauses no longer split it:
-    the speaker is dictating, not commanding, and every further split would be read without
-    its context while only the last one could save wait. ``None``: pauses split throughout."""
-    re_recognize: bool = False
-    """When speech resumes after a pause split the command, send the whole command again from
-    its start, so the service recognises it with its context; its final replaces the earlier
-    ones (a false split costs billed seconds instead of accuracy)."""
     streaming: bool = True
-    max_utterance_s: float = 30.0
     max_retries: int = 3
     stall_timeout_s: float = 2.0
     """No progress at all for this long while a final is owed: the session has stalled."""
@@ -190,11 +187,6 @@ class RequestConfig:
     """The ceiling on the wait after audio-stop, however much audio is owed."""
     fallback_local: bool = False
     local_only: bool = False
-    endpoint_silence_ms: int | None = None
-    no_speech_timeout_s: float | None = None
-    """With endpointing: end a request in which nobody spoke after this much audio."""
-    max_command_s: float | None = None
-    """With endpointing: end the command after this much audio, speech or not."""
     dialect_choice: Dialect | None = None
     connect_at_start: bool = False
     """Open the first session with the first audio, not at speech, so that its handshake is done
@@ -350,151 +342,18 @@ class Route(enum.Enum):
     LOCAL_RUNNING = "the local recognizer, running"
 
 
-class UtteranceState(enum.Enum):
-    OPEN = "taking audio"
-    CLOSED = "complete, its end not sent"
-    OWED = "its end sent, its final owed"
-    SETTLED = "settled"
-
-
-class SessionState(enum.Enum):
-    CONNECTING = "handshake"
-    OPEN = "open"
-    ENDING = "end of session sent"
-    GONE = "released"
-
-
-class EndKind(enum.Enum):
-    """How an utterance was ended on its session."""
-
-    FINALIZE = "finalize"
-    """Pulse: settle this utterance and keep the session for the next."""
-    END = "end"
-    """End the session (Lightning ``end``, Pulse ``close_stream``): ``is_last`` settles it."""
-
-
-State = Phase | Route | UtteranceState | SessionState
-
-_MOVES: dict[State, frozenset[State]] = {
+PHASE_MOVES: dict[Phase, frozenset[Phase]] = {
     Phase.AWAITING_AUDIO: frozenset({Phase.STREAMING, Phase.DONE}),
     Phase.STREAMING: frozenset({Phase.SETTLING, Phase.DONE}),
     Phase.SETTLING: frozenset({Phase.DONE}),
     Phase.DONE: frozenset(),
+}
+ROUTE_MOVES: dict[Route, frozenset[Route]] = {
     Route.CLOUD: frozenset({Route.RECONNECTING, Route.LOCAL}),
     Route.RECONNECTING: frozenset({Route.CLOUD, Route.LOCAL}),
     Route.LOCAL: frozenset({Route.LOCAL_RUNNING}),
     Route.LOCAL_RUNNING: frozenset(),
-    UtteranceState.OPEN: frozenset({UtteranceState.CLOSED, UtteranceState.SETTLED}),
-    UtteranceState.CLOSED: frozenset({UtteranceState.OWED, UtteranceState.SETTLED}),
-    UtteranceState.OWED: frozenset({UtteranceState.SETTLED, UtteranceState.CLOSED}),
-    UtteranceState.SETTLED: frozenset(),
-    SessionState.CONNECTING: frozenset({SessionState.OPEN, SessionState.GONE}),
-    SessionState.OPEN: frozenset({SessionState.ENDING, SessionState.GONE}),
-    SessionState.ENDING: frozenset({SessionState.GONE}),
-    SessionState.GONE: frozenset(),
 }
-
-
-class IllegalTransition(RuntimeError):
-    """A move that ``_MOVES`` does not allow: a bug in this module, never the client's fault."""
-
-
-_S = TypeVar("_S", Phase, Route, UtteranceState, SessionState)
-
-
-def _moved(old: _S, new: _S) -> _S:
-    if new not in _MOVES[old]:
-        raise IllegalTransition(f"{type(old).__name__}: {old.name} -> {new.name}")
-    return new
-
-
-@dataclass(eq=False)
-class _Utterance:
-    audio: bytearray = field(default_factory=bytearray)
-    state: UtteranceState = UtteranceState.OPEN
-    ended_by: EndKind | None = None
-    conn: _Session | None = None
-    sent: int = 0
-    stream_start: float | None = None
-    """Where this utterance's audio begins in its session's stream, in seconds."""
-    stream_end: float | None = None
-    """Where its end (finalize, end of session) was sent in the stream, in seconds."""
-    heard: bool = False
-    """Words for it arrived after its finalize went out: the service is answering it."""
-    speech_bytes: int | None = None
-    """How much of ``audio`` the VAD had heard as speech when it last heard speech: where the
-    speech ends, so that the final holding its last words can be recognised (transcript.Turn)."""
-    text: UtteranceText = field(default_factory=UtteranceText)
-
-    def move(self, new: UtteranceState) -> None:
-        self.state = _moved(self.state, new)
-
-    @property
-    def settled(self) -> bool:
-        return self.state is UtteranceState.SETTLED
-
-    def turn(self) -> Turn:
-        """What the session's ledger needs to know of this utterance (transcript.Turn)."""
-        speech_end = None
-        if self.stream_start is not None and self.speech_bytes is not None:
-            speech_end = self.stream_start + self.speech_bytes / BYTES_PER_SECOND
-        return Turn(
-            start=self.stream_start,
-            end=self.stream_end,
-            awaiting=self.state is UtteranceState.OWED and self.ended_by is EndKind.FINALIZE,
-            speech_end=speech_end,
-            settled=self.settled,
-        )
-
-    def forget_connection(self) -> None:
-        """The session is gone: what it was told and what it answered no longer counts."""
-        self.conn = None
-        self.sent = 0
-        self.stream_start = None
-        self.stream_end = None
-        self.heard = False
-        self.ended_by = None
-        self.text.reset()
-        if self.state is UtteranceState.OWED:
-            self.move(UtteranceState.CLOSED)
-
-
-@dataclass(eq=False)
-class _Session:
-    id: int
-    state: SessionState = SessionState.CONNECTING
-    sent_bytes: int = 0
-    utterances: list[_Utterance] = field(default_factory=list)
-    ledger: FinalLedger = field(default_factory=FinalLedger)
-    """Which finals count and which one answers a finalize (see transcript.FinalLedger)."""
-    last_progress: float = 0.0
-    origin_s: float = 0.0
-    """Where this request's audio begins in the socket's stream (0 on a new socket)."""
-    finalized_at: float | None = None
-    """When its last ``finalize`` went out, until the next final came (the answer delay)."""
-    last_result: float = 0.0
-    """When its last result (interim or final) arrived: pongs and sends prove it alive, only
-    results that it has nothing more to say for a turn it answered (``_settle_heard``)."""
-    garbled: bool = False
-    """Its last frame was unreadable: until it says something readable, pongs and completed
-    sends prove nothing (a session that talks but cannot be understood is not progressing)."""
-
-    def move(self, new: SessionState) -> None:
-        self.state = _moved(self.state, new)
-
-    @property
-    def live(self) -> bool:
-        return self.state is not SessionState.GONE
-
-    @property
-    def can_send(self) -> bool:
-        return self.state in (SessionState.OPEN, SessionState.ENDING)
-
-    def pending(self) -> list[_Utterance]:
-        return [u for u in self.utterances if not u.settled]
-
-    def owes_final(self) -> bool:
-        return any(u.state is UtteranceState.OWED for u in self.utterances)
 
 
 class RequestMachine:
@@ -504,54 +363,31 @@ class RequestMachine:
         self, config: RequestConfig, gate: VadGate, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self.config = config
+        self._out: list[Action] = []
         self.gate = gate
         self.dialect = config.dialect
         self.phase = Phase.AWAITING_AUDIO
         self.route = Route.LOCAL if config.local_only else Route.CLOUD
         self._clock = clock
         self._url = build_url(config.base_url, config.session, self.dialect)
-        self._converter: AudioConverter | None = None
-        self._format: PcmFormat | None = None
-        self._frame_bytes = max(2, BYTES_PER_SECOND * FRAME_MS // 1000) // 2 * 2
-        self._framer = Framer(self._frame_bytes)
-        self._max_utterance_bytes = int(config.max_utterance_s * BYTES_PER_SECOND)
-        self._utterances: list[_Utterance] = []
-        self._current: _Utterance | None = None
-        self._sessions: dict[int, _Session] = {}
-        self._next_conn = 1
-        self._pulse_session: _Session | None = None
-        self._early: _Session | None = None
-        """A session opened at audio-start (``connect_at_start``) for the first utterance."""
+        self.segmenter = Segmenter(config, gate)
+        """Where utterances begin and end (segmenter.py): this machine carries it out."""
+        self._utterances: list[Utterance] = []
+        self._current: Utterance | None = None
         self._connect_early = False
-        self._retries = 0
         self.reconnects = 0
         """Reconnections scheduled after a failure (each backoff started): the retries metric."""
-        self._stall_retries = 0
-        self._reconnected_below = 0
-        """Sessions numbered below this were open before the last reconnection: when one of
-        them fails later, it is the same outage, already paid for by that retry."""
-        self._held: bytearray | None = None
-        """Audio held back after an early finalize; ``None`` when nothing is being held."""
-        self._dropped_bytes = 0
-        self._streamed_bytes = 0
-        """Audio appended to utterances so far (replays of a command not counted)."""
-        self._command: bytearray | None = bytearray() if config.re_recognize else None
-        """With re-recognition: the audio of the command so far (every utterance since the last
-        split a pause did not make), to be re-sent when speech resumes after a pause."""
-        self._command_parts: list[_Utterance] = []
-        self._replayed_bytes = 0
-        self._timers: set[TimerId] = set()
-        self._answer_wait = 0.0
-        """Seconds from audio-stop to the ANSWER timer's current due time."""
-        self._stopped_at = 0.0
-        self._last_final_at: float | None = None
-        """When a service final last settled an utterance: the wait after audio-stop runs from
-        here, so a service still settling the owed audio is not cut off (see the docstring)."""
-        self._emitted = 0
-        self._started_stream = False
-        self._emitted_text = False
-        self._received_s = 0.0
-        self._out: list[Action] = []
+        self._budget = RetryBudget(config.max_retries)
+        self._timers = Timers(self._emit)
+        self.uplink = Uplink(config, self._url, self._utterances, self._timers, clock, self._emit)
+        """The sessions with the service and what goes on them (uplink.py)."""
+        self._deadline = AnswerDeadline(config.final_timeout_s, config.response_timeout_s)
+        self._answer = Answer(
+            self._utterances,
+            streaming=config.streaming,
+            language=config.response_language,
+            emit=self._emit,
+        )
 
     # ------------------------------------------------------------------ the entry point
 
@@ -567,38 +403,22 @@ class RequestMachine:
         return self.phase is Phase.DONE
 
     def _dispatch(self, event: Event) -> None:
-        if isinstance(event, AudioIn):
-            self._audio(event.data, event.format)
-        elif isinstance(event, SessionProgress):
-            self._progress(event.conn)
-        elif isinstance(event, SessionMessage):
-            self._message(event.conn, event.message)
-        elif isinstance(event, StartAudio):
-            if self.phase is not Phase.AWAITING_AUDIO:
-                self._fail(ErrorCode.BAD_AUDIO, "audio-start sent twice")
-            else:
-                self._set_format(event.format)
-        elif isinstance(event, StopAudio):
-            self._stop()
-        elif isinstance(event, TranscribeAgain):
-            self._emit(act.Log.debug("ignored transcribe during a request"))
-        elif isinstance(event, SessionOpened):
-            self._opened(event.conn, event.stream_offset_bytes)
-        elif isinstance(event, SessionClosed):
-            self._closed(event.conn, event.code, event.reason)
-        elif isinstance(event, SessionFailed):
-            session = self._live(event.conn)
-            if session is not None:
-                self._session_failed(session, event.failure)
-        elif isinstance(event, TimerFired):
-            self._timer(event.timer)
-        elif isinstance(event, LocalResult):
-            self._local_done(event.text, event.error)
-        elif isinstance(event, ClientGone):
-            self._emit(act.Log.info("client disconnected; releasing the service session"))
-            self._end()
+        _HANDLERS[type(event)](self, event)
+
+    def _start(self, fmt: PcmFormat) -> None:
+        if self.phase is not Phase.AWAITING_AUDIO:
+            self._fail(ErrorCode.BAD_AUDIO, "audio-start sent twice")
         else:
-            self._end()
+            self._set_format(fmt)
+
+    def _failed(self, conn: int, failure: Failure) -> None:
+        session = self.uplink.live(conn)
+        if session is not None:
+            self._session_failed(session, failure)
+
+    def _gone(self) -> None:
+        self._emit(act.Log.info("client disconnected; releasing the service session"))
+        self._end()
 
     # ------------------------------------------------------------------ plumbing
 
@@ -607,33 +427,17 @@ class RequestMachine:
 
     def _move(self, new: Phase | Route) -> None:
         if isinstance(new, Phase):
-            self.phase = _moved(self.phase, new)
+            self.phase = moved(PHASE_MOVES, self.phase, new)
         else:
-            self.route = _moved(self.route, new)
-
-    def _start_timer(self, timer: TimerId, delay: float) -> None:
-        self._timers.add(timer)
-        self._emit(act.StartTimer(timer, delay))
-
-    def _cancel_timer(self, timer: TimerId) -> None:
-        if timer in self._timers:
-            self._timers.discard(timer)
-            self._emit(act.CancelTimer(timer))
-
-    def _live(self, conn: int) -> _Session | None:
-        session = self._sessions.get(conn)
-        return session if session is not None and session.live else None
+            self.route = moved(ROUTE_MOVES, self.route, new)
 
     # ------------------------------------------------------------------ audio side
 
     def _set_format(self, fmt: PcmFormat) -> None:
-        try:
-            converter = AudioConverter(fmt)
-        except AudioFormatError as err:
-            self._fail(ErrorCode.BAD_AUDIO, str(err))
+        error = self.segmenter.set_format(fmt)
+        if error is not None:
+            self._fail(ErrorCode.BAD_AUDIO, error)
             return
-        self._format = fmt
-        self._converter = converter
         if self.phase is Phase.AWAITING_AUDIO:
             self._move(Phase.STREAMING)
             self._connect_early = self.config.connect_at_start and self.route is Route.CLOUD
@@ -642,29 +446,20 @@ class RequestMachine:
         if self.phase is Phase.AWAITING_AUDIO:
             self._fail(ErrorCode.BAD_AUDIO, "audio-chunk before audio-start")
             return
-        self._count_received(data, fmt)
+        self.segmenter.count(data, fmt)
         if self.phase is not Phase.STREAMING:
             return  # after an endpoint or audio-stop: late audio has nowhere to go
-        if fmt is not None and fmt != self._format:
-            self._feed_gate(self._drain_converter())
+        if fmt is not None and fmt != self.segmenter.format:
+            self._segments(self.segmenter.drain())
             self._set_format(fmt)
             if self.phase is not Phase.STREAMING:
                 return
-        assert self._converter is not None
         if self._connect_early:
             # At the first chunk (audio-start and its first chunk come together), not at
             # audio-start itself: a client that errs in between costs the service nothing.
             self._connect_early = False
-            self._early = self._connect()
-        self._feed_gate(self._converter.convert(data))
-        self._mark_speech()
-        self._finalize_on_pause()
-        self._check_endpoint()
-
-    def _count_received(self, data: bytes, fmt: PcmFormat | None) -> None:
-        shape = fmt or self._format
-        if shape is not None:
-            self._received_s += len(data) / max(1, shape.rate * shape.width * shape.channels)
+            self.uplink.early = self.uplink.connect()
+        self._segments(self.segmenter.feed(data))
 
     @property
     def received_s(self) -> float:
@@ -672,174 +467,46 @@ class RequestMachine:
 
         The one count of received audio: the summary in the log and the guard's usage read it.
         """
-        return self._received_s
+        return self.segmenter.received_s
 
-    def _drain_converter(self) -> bytes:
-        return self._converter.flush() if self._converter is not None else b""
+    def _segments(self, segments: list[Segment]) -> None:
+        """Carry out what the segmenter decided (segmenter.py), in its order."""
+        for segment in segments:
+            if type(segment) is UtteranceAudio:
+                utterance = self._current
+                assert utterance is not None
+                utterance.audio += segment.data
+                if utterance.conn is not None:
+                    self.uplink.pump(utterance.conn)
+            elif type(segment) is SpeechMark:
+                if self._current is not None:
+                    self._current.speech_bytes = segment.length
+            elif type(segment) is UtteranceStart:
+                self._new_utterance(segment)
+            elif type(segment) is UtteranceEnd:
+                if self._current is not None:
+                    self._close_utterance(self._current)
+            elif type(segment) is EndOfTurn:
+                self._emit(act.Log.info(segment.reason))
+                self._stop()
 
-    def _feed_gate(self, pcm: bytes) -> None:
-        if pcm:
-            self._handle_gate_events(self.gate.process(pcm))
-
-    def _handle_gate_events(self, events: Iterable[SpeechStart | SpeechAudio | SpeechEnd]) -> None:
-        for event in events:
-            if isinstance(event, SpeechStart):
-                self._speech(event.pre_roll)
-            elif isinstance(event, SpeechAudio):
-                if self._held is not None:
-                    self._held += event.data
-                else:
-                    self._speech(event.data)
-            else:
-                if self._held is not None:
-                    # The pause outlasted the hangover: what was held back is silence, never sent.
-                    self._dropped_bytes += len(self._held)
-                    self._held = None
-                    if self._current is None:
-                        continue  # already settled at the pause
-                if event.reason == "max_utterance" or (
-                    self.config.early_finalize and not self._dictating
-                ):
-                    if event.reason == "max_utterance":
-                        self._end_command()
-                    self._close_current()
-
-    def _mark_speech(self) -> None:
-        """Note where the open utterance's speech ends so far: while the VAD hears speech,
-        at the end of the audio it holds."""
-        utterance = self._current
-        if utterance is not None and self._pause_ms() == 0.0:
-            utterance.speech_bytes = len(utterance.audio)
-
-    def _pause_ms(self) -> float | None:
-        """How far the audio clock is past the end of the last speech frame, or ``None``.
-
-        Measured on the audio clock (everything the gate was fed, the frame it has not judged
-        yet included), so the rule "finalize F ms after the speech" is met to the chunk, not
-        rounded up to the gate's next frame boundary (up to a frame, 32 ms with silero, late).
-        Zero while the last judged frame was speech: the pause has not begun.
-        """
-        end = self.gate.speech_end_ms
-        silence = self.gate.silence_ms
-        if end is None or silence is None:
-            return None
-        if silence <= 0:
-            return 0.0
-        return self.gate.audio_in_ms - end + self.config.vad_lag_ms
-
-    def _finalize_on_pause(self) -> None:
-        """Hold the pause back ``pause_tail_ms`` after the speech, and settle the utterance
-        when the audio clock reaches the end of its speech plus ``finalize_after_ms``, before
-        the gate closes.
-
-        The gate keeps its longer hangover so that no word tail is clipped and a short pause
-        does not reopen it; but the wait the user feels starts when they stop speaking, so the
-        service is asked to finalize early. The service needs no more of the pause than a tail
-        behind the last word, so from ``pause_tail_ms`` on the audio is held back: if speech
-        resumes it goes on (into the same utterance before the finalize, into the next one
-        after it: nothing lost), if not it is silence and dropped. The last pause of a command,
-        the one that ends it, is then never paid for beyond that tail. Dictation (past
-        ``dictation_after_s``) holds nothing back: Whisper read 15-30 s recordings half a point
-        worse with their pauses cut to the tail, and a long request has room in its budget.
-        """
-        limit = self.config.finalize_after_ms
-        silence = self._pause_ms()
-        if limit is None or not self.config.early_finalize or silence is None:
-            return
-        if self._held is None and self._dictating:
-            return  # dictation keeps its pauses (up to the hangover): they read better whole
-        # Below, not dictating: holding began before the dictation point and, holding, the
-        # request streams nothing that could carry it past.
-        hold_at = min(limit, self.config.pause_tail_ms)
-        if self._held is not None:
-            if silence < hold_at:  # speech resumed: the pause clock starts again
-                held, self._held = bytes(self._held), None
-                self._speech(held)
-            elif silence >= limit and self._current is not None:
-                self._close_current()
-            return
-        if self._current is not None and self.gate.is_open and silence >= hold_at:
-            self._held = bytearray()
-            if silence >= limit:
-                self._close_current()
-
-    @property
-    def _dictating(self) -> bool:
-        """Past ``dictation_after_s`` of streamed audio: a pause no longer ends an utterance.
-
-        From then on the utterance stays open over the speaker's pauses (the gate still keeps
-        their silence out), and is settled at audio-stop or by the length cap. Measured on real
-        speech (``python -m benchmarks.gate_diff --dictation-after``), splitting dictation at
-        its pauses cost more than a WER point on 15-30 s recordings.
-        """
-        after = self.config.dictation_after_s
-        return after is not None and self._streamed_bytes >= after * BYTES_PER_SECOND
-
-    def _speech(self, pcm: bytes) -> None:
-        for frame in self._framer.push(pcm):
-            self._append_frame(frame)
-
-    def _append_frame(self, frame: bytes) -> None:
-        utterance = self._current
-        if utterance is None:
-            utterance = self._new_utterance()
-        utterance.audio += frame
-        self._streamed_bytes += len(frame)
-        if self._command is not None:
-            self._command += frame
-        if len(utterance.audio) >= self._max_utterance_bytes:
-            self._end_command()  # a forced cut, not a pause: what follows starts afresh
-            self._close_utterance(utterance)
-        elif utterance.conn is not None:
-            self._pump(utterance.conn)
-
-    def _new_utterance(self) -> _Utterance:
-        utterance = _Utterance()
-        self._replay_command_into(utterance)
+    def _new_utterance(self, start: UtteranceStart) -> Utterance:
+        utterance = Utterance()
+        if start.replay:
+            # Speech resumed after a pause split the command: this utterance re-sends it from
+            # its start, and the ones it repeats no longer count toward the answer.
+            utterance.audio += start.replay
+            for earlier in self._utterances[len(self._utterances) - start.replaces :]:
+                earlier.text.replaced = True
+            seconds = len(start.replay) / BYTES_PER_SECOND
+            self._emit(act.Log.debug(f"speech resumed: re-sending the command's {seconds:.2f} s"))
         self._utterances.append(utterance)
         self._current = utterance
         if self.route is Route.CLOUD:
-            self._assign(utterance)
+            self.uplink.assign(utterance)
         return utterance
 
-    def _replay_command_into(self, utterance: _Utterance) -> None:
-        """Speech resumed after a pause split the command: this utterance re-sends the command
-        from its start, and the utterances it repeats no longer count toward the answer.
-
-        Only up to :data:`RE_RECOGNIZE_MAX_S` and within ``max_utterance_s`` (a longer command
-        starts afresh, as a forced cut does).
-        """
-        command = self._command
-        if command is None:
-            return
-        limit = min(self._max_utterance_bytes, int(RE_RECOGNIZE_MAX_S * BYTES_PER_SECOND))
-        if command and len(command) + self._frame_bytes < limit:
-            utterance.audio += command
-            self._replayed_bytes += len(command)
-            for earlier in self._command_parts:
-                earlier.text.replaced = True
-            seconds = len(command) / BYTES_PER_SECOND
-            self._emit(act.Log.debug(f"speech resumed: re-sending the command's {seconds:.2f} s"))
-        else:
-            self._end_command()
-        self._command_parts.append(utterance)
-
-    def _end_command(self) -> None:
-        """A split no pause made (the length cap): the next utterance re-sends nothing before it."""
-        if self._command is not None:
-            self._command = bytearray()
-            self._command_parts = []
-
-    def _close_current(self) -> None:
-        rest = self._framer.flush()
-        if rest:
-            (self._current or self._new_utterance()).audio += rest
-            if self._command is not None:
-                self._command += rest
-        if self._current is not None:
-            self._close_utterance(self._current)
-
-    def _close_utterance(self, utterance: _Utterance) -> None:
+    def _close_utterance(self, utterance: Utterance) -> None:
         if utterance is self._current:
             self._current = None
         if not utterance.audio:
@@ -848,29 +515,7 @@ class RequestMachine:
             return
         utterance.move(UtteranceState.CLOSED)
         if utterance.conn is not None:
-            self._pump(utterance.conn)
-
-    def _check_endpoint(self) -> None:
-        """With endpointing the server, not the client, ends the command."""
-        if self.phase is not Phase.STREAMING:
-            return
-        heard_s = self.gate.audio_in_ms / 1000
-        cap = self.config.max_command_s
-        if cap is not None and heard_s >= cap:
-            self._emit(act.Log.info(f"command cut at {cap:g} s of audio (the command cap)"))
-            self._stop()
-            return
-        quiet = self.config.no_speech_timeout_s
-        if quiet is not None and not self._utterances and heard_s >= quiet:
-            self._emit(act.Log.info(f"no speech in {quiet:g} s of audio; answering empty"))
-            self._stop()
-            return
-        limit = self.config.endpoint_silence_ms
-        silence = self.gate.silence_ms
-        if limit is None or silence is None or silence < limit or not self._utterances:
-            return
-        self._emit(act.Log.info(f"end of command detected after {silence:g} ms of silence"))
-        self._stop()
+            self.uplink.pump(utterance.conn)
 
     def _stop(self) -> None:
         if self.phase is Phase.AWAITING_AUDIO:
@@ -879,137 +524,32 @@ class RequestMachine:
         if self.phase is not Phase.STREAMING:
             return
         self._move(Phase.SETTLING)
-        self._feed_gate(self._drain_converter())
-        self._handle_gate_events(self.gate.flush())
-        self._mark_speech()
-        self._close_current()
+        self.uplink.stopped = True
+        self._segments(self.segmenter.finish())
         self._emit_settled()
         self._emit(act.Log.info(self._summary()))
-        for session in list(self._sessions.values()):
-            self._pump(session)
+        for session in list(self.uplink.sessions.values()):
+            self.uplink.pump(session)
         if self.route is Route.LOCAL:
             self._start_local()
         if not self.done and not self._complete_if_settled():
             owed_s = self._unsettled_bytes() / BYTES_PER_SECOND
-            wait = self.config.final_timeout_s + FINAL_TIMEOUT_PER_AUDIO_S * owed_s
-            if self.route is Route.LOCAL_RUNNING:
-                wait = self.config.response_timeout_s
-            self._answer_wait = min(self.config.response_timeout_s, wait)
-            self._stopped_at = self._clock()
-            self._start_timer(ANSWER_TIMER, self._answer_wait)
+            local = self.route is Route.LOCAL_RUNNING
+            wait = self._deadline.start(self._clock(), owed_s, local=local)
+            self._timers.start(ANSWER_TIMER, wait)
 
     def _unsettled_bytes(self) -> int:
         return sum(len(u.audio) for u in self._utterances if not u.settled)
 
     def _summary(self) -> str:
-        received = self._received_s
-        sent = (
-            self.gate.audio_out_ms / 1000
-            - self._dropped_bytes / BYTES_PER_SECOND
-            + self._replayed_bytes / BYTES_PER_SECOND
-        )
-        speech = self.gate.speech_ms / 1000
         tag = self.config.session.external_session_id
         usage = f"; usage tag {tag}" if tag and self.dialect is Dialect.PULSE else ""
-        replayed = self._replayed_bytes / BYTES_PER_SECOND
-        again = f" ({replayed:.2f} s of it re-sent after pauses)" if replayed else ""
-        return (
-            f"audio received {received:.2f} s, sent {sent:.2f} s{again}, speech {speech:.2f} s "
-            f"in {len(self._utterances)} utterance(s){usage}"
-        )
+        return self.segmenter.summary() + usage
 
     # ------------------------------------------------------------------ service side
 
-    def _assign(self, utterance: _Utterance) -> None:
-        session: _Session | None = None
-        early, self._early = self._early, None
-        if early is not None and early.live and not early.utterances:
-            session = early
-        elif self.dialect is Dialect.PULSE:
-            live = self._pulse_session
-            if live is not None and live.state in (SessionState.CONNECTING, SessionState.OPEN):
-                session = live
-        if session is None:
-            session = self._connect()
-        if self.dialect is Dialect.PULSE:
-            self._pulse_session = session
-        session.utterances.append(utterance)
-        utterance.conn = session
-        self._pump(session)
-
-    def _connect(self) -> _Session:
-        ledger = FinalLedger(
-            server_endpoints=self.config.session.server_endpointing, habits=self.config.habits
-        )
-        session = _Session(id=self._next_conn, ledger=ledger)
-        self._next_conn += 1
-        self._sessions[session.id] = session
-        self._emit(act.Connect(session.id, self._url))
-        if self.phase is Phase.SETTLING:
-            # The user is already waiting (a replacement after audio-stop): a handshake that
-            # hangs is a stall too, not something to wait --connect-timeout for.
-            session.last_progress = self._clock()
-            self._start_timer(stall_timer(session.id), self.config.stall_timeout_s)
-        return session
-
-    def _pump(self, session: _Session) -> None:
-        """Send everything the service has not yet been told on this session, in order."""
-        if not session.can_send:
-            return
-        for utterance in session.pending():
-            while utterance.sent < len(utterance.audio):
-                end = min(len(utterance.audio), utterance.sent + self._frame_bytes)
-                if utterance.sent == 0:
-                    utterance.stream_start = session.sent_bytes / BYTES_PER_SECOND
-                session.sent_bytes += end - utterance.sent
-                chunk = bytes(utterance.audio[utterance.sent : end])
-                self._emit(act.SendAudio(session.id, chunk))
-                utterance.sent = end
-            if utterance.state is UtteranceState.OPEN:
-                return  # later utterances cannot exist while this one is still open
-            if utterance.state is UtteranceState.CLOSED:
-                self._send_end(session, utterance)
-
-    def _send_end(self, session: _Session, utterance: _Utterance) -> None:
-        owed_before = session.owes_final()
-        last = self.phase is not Phase.STREAMING and utterance is self._utterances[-1]
-        if self.dialect.can_finalize and (not last or self.config.keep_session):
-            utterance.ended_by = EndKind.FINALIZE
-            session.ledger.finalize_sent()
-            session.finalized_at = self._clock()
-            text = FINALIZE_MESSAGE
-        else:
-            utterance.ended_by = EndKind.END
-            session.move(SessionState.ENDING)
-            text = self.dialect.end_message
-        utterance.stream_end = session.sent_bytes / BYTES_PER_SECOND
-        utterance.move(UtteranceState.OWED)
-        self._emit(act.SendText(session.id, text))
-        if not owed_before:
-            # The wait for a sign of life starts now; sending is not itself progress.
-            session.last_progress = max(session.last_progress, self._clock())
-            self._start_timer(stall_timer(session.id), self.config.stall_timeout_s)
-            self._start_timer(probe_timer(session.id), self.config.probe_interval_s)
-
-    def _opened(self, conn: int, offset: int = 0) -> None:
-        session = self._live(conn)
-        if session is None or session.state is not SessionState.CONNECTING:
-            return
-        session.move(SessionState.OPEN)
-        session.last_progress = self._clock()
-        session.sent_bytes = offset
-        session.origin_s = offset / BYTES_PER_SECOND
-        warm = f" (warm, at {session.origin_s:.2f} s of its stream)" if offset else ""
-        self._emit(act.Log.debug(f"service session {conn} open{warm}"))
-        self._pump(session)
-
-    def _progress(self, conn: int) -> None:
-        session = self._live(conn)
-        if session is not None and not session.garbled:
-            session.last_progress = self._clock()
-
     def _message(self, conn: int, message: ServiceMessage) -> None:
-        session = self._live(conn)
+        session = self.uplink.live(conn)
         if session is None:
             return
         if isinstance(message, Unreadable):
@@ -1029,13 +569,10 @@ class RequestMachine:
         else:
             self._result(session, message)
 
-    def _result(self, session: _Session, result: Result) -> None:
+    def _result(self, session: Session, result: Result) -> None:
         session.last_result = self._clock()
-        if (result.is_final or result.is_last) and session.finalized_at is not None:
-            habits = self.config.habits
-            delay = session.last_result - session.finalized_at
-            habits.answer_delay_s = max(habits.answer_delay_s, delay)
-            session.finalized_at = None
+        if result.is_final or result.is_last:
+            session.answered(self.config.habits)
         if not result.is_final and not result.is_last:
             session.ledger.interim(result)
             self._emit(act.Log.debug(f"interim: {result.transcript!r}"))
@@ -1074,17 +611,17 @@ class RequestMachine:
             settled = [u for u in pending if u.state is UtteranceState.OWED]
         settled = [u for u in settled if u.state is UtteranceState.OWED]
         if settled:
-            self._last_final_at = self._clock()
+            self._deadline.final_came(self._clock())
         for utterance in settled:
             self._settle(utterance)
         if result.is_last:
             self._retire(session)
         elif not session.owes_final():
-            self._stop_watching(session)
+            self.uplink.stop_watching(session)
         self._complete_if_settled()
 
     def _take(
-        self, utterance: _Utterance, text: str, language: str | None, at: float | None
+        self, utterance: Utterance, text: str, language: str | None, at: float | None
     ) -> None:
         """Add a final's words to their utterance, in stream order. Words of a turn whose text
         already went out as a chunk (a final that came after the turn was settled) are streamed
@@ -1094,49 +631,31 @@ class RequestMachine:
         if not utterance.text.add_text(text, language, at):
             return
         self._emit(act.Log.debug(f"final: {text!r}"))
-        streamed = utterance in self._utterances[: self._emitted]
-        if streamed and self.config.streaming and not utterance.text.replaced:
-            self._emit(act.Log.info(f"a final came after its turn was settled: {text!r}"))
-            self._ensure_stream_started()
-            self._emit(act.TranscriptChunk((" " if self._emitted_text else "") + text))
-            self._emitted_text = True
+        self._answer.late_final(utterance, text)
 
-    def _settle(self, utterance: _Utterance) -> None:
+    def _settle(self, utterance: Utterance) -> None:
         utterance.move(UtteranceState.SETTLED)
         utterance.audio = bytearray()  # the replay buffer is no longer needed
         self._emit_settled()
 
-    def _retire(self, session: _Session) -> None:
+    def _retire(self, session: Session) -> None:
         """The session said ``is_last``: it is over, and anything it did not settle must move."""
         if session.pending():
             self._session_failed(session, classify_close(1000, "session ended before every final"))
         else:
-            self._release(session)
-
-    def _stop_watching(self, session: _Session) -> None:
-        self._cancel_timer(stall_timer(session.id))
-        self._cancel_timer(probe_timer(session.id))
-
-    def _release(self, session: _Session, *, reusable: bool = False) -> None:
-        """Let a session go: its timers stop, the adapter closes it (or, ``reusable``, keeps it
-        warm for another request), its reports are ignored."""
-        session.move(SessionState.GONE)
-        self._stop_watching(session)
-        self._emit(act.Disconnect(session.id, reusable))
-        if session is self._pulse_session:
-            self._pulse_session = None
+            self.uplink.release(session)
 
     def _closed(self, conn: int, code: int | None, reason: str) -> None:
-        session = self._live(conn)
+        session = self.uplink.live(conn)
         if session is None:
             return
         if session.pending():
             self._session_failed(session, classify_close(code, reason))
         else:
-            self._release(session)
+            self.uplink.release(session)
 
-    def _session_failed(self, session: _Session, failure: Failure) -> None:
-        self._release(session)
+    def _session_failed(self, session: Session, failure: Failure) -> None:
+        self.uplink.release(session)
         orphans = session.pending()
         for utterance in orphans:
             utterance.forget_connection()
@@ -1146,36 +665,22 @@ class RequestMachine:
             # Another session of this request failed too and a reconnection is already
             # scheduled: these utterances go with it. One outage is one retry, not several.
             return
-        same_outage = session.id < self._reconnected_below
-        if failure.retryable and (same_outage or self._retries < self.config.max_retries):
-            attempts = self._retries - 1 if same_outage else self._retries
-            delay = min(BACKOFF_MAX_S, BACKOFF_INITIAL_S * (2**attempts))
-            if failure.retry_after is not None:
-                delay = max(delay, min(failure.retry_after, BACKOFF_MAX_S))
-            if not same_outage:
-                self._retries += 1
+        delay = self._budget.retry_delay(session.id, failure)
+        if delay is not None:
             self._move(Route.RECONNECTING)
             self._emit(
                 act.Log.warning(
                     f"{failure.message}; retrying in {delay:.1f} s "
-                    f"(attempt {self._retries + 1} of {self.config.max_retries + 1}), "
+                    f"(attempt {self._budget.retries + 1} of {self.config.max_retries + 1}), "
                     "replaying the audio not yet transcribed"
                 )
             )
-            self._start_timer(RETRY_TIMER, delay)
+            self._timers.start(RETRY_TIMER, delay)
             self.reconnects += 1
             return
         self._give_up(failure)
 
-    def _quiet_s(self) -> float:
-        """How long a service that answered a turn must say nothing more before the turn is
-        taken as complete: the stall timeout, or twice the longest the service has ever taken
-        to answer a finalize (a loaded service is given the time it has shown it needs), at
-        most ``final_timeout_s``."""
-        slowest = 2 * self.config.habits.answer_delay_s
-        return min(self.config.final_timeout_s, max(self.config.stall_timeout_s, slowest))
-
-    def _settle_heard(self, session: _Session) -> bool:
+    def _settle_heard(self, session: Session) -> bool:
         """The service answered a turn after its finalize, then sent no result for
         ``stall_timeout_s``: its words are in even though no final was recognised as the answer
         (the VAD heard speech, a breath or a cough, well after the last word the service
@@ -1184,21 +689,19 @@ class RequestMachine:
         if not owed or not all(u.heard for u in owed):
             return False
         self._emit(act.Log.info("the service went quiet after answering: taking its words"))
-        self._last_final_at = self._clock()
+        self._deadline.final_came(self._clock())
         for utterance in owed:
             self._settle(utterance)
-        self._stop_watching(session)
+        self.uplink.stop_watching(session)
         self._complete_if_settled()
         return True
 
-    def _stalled(self, session: _Session) -> None:
+    def _stalled(self, session: Session) -> None:
         if self._settle_heard(session):
             return
         seconds = self.config.stall_timeout_s
-        joins = self.route is Route.RECONNECTING or session.id < self._reconnected_below
-        retry = joins or self._stall_retries < MAX_STALL_RETRIES
-        if retry and not joins:
-            self._stall_retries += 1
+        reconnecting = self.route is Route.RECONNECTING
+        retry = self._budget.stall_retryable(session.id, reconnecting)
         self._session_failed(
             session,
             Failure(
@@ -1215,10 +718,10 @@ class RequestMachine:
                 act.Log.warning(f"{failure.message}; transcribing with the local recognizer")
             )
             self._move(Route.LOCAL)
-            self._cancel_timer(RETRY_TIMER)
-            for session in self._sessions.values():
+            self._timers.cancel(RETRY_TIMER)
+            for session in self.uplink.sessions.values():
                 if session.live:
-                    self._release(session)
+                    self.uplink.release(session)
             for utterance in self._utterances:
                 if not utterance.settled:
                     utterance.forget_connection()
@@ -1229,35 +732,34 @@ class RequestMachine:
 
     def _reconnect(self) -> None:
         self._move(Route.CLOUD)
-        self._reconnected_below = self._next_conn
+        self._budget.reconnected(self.uplink.next_conn)
         for utterance in self._utterances:
             if not utterance.settled and utterance.conn is None:
-                self._assign(utterance)
+                self.uplink.assign(utterance)
 
     def _timer(self, timer: TimerId) -> None:
-        if timer not in self._timers:
+        if not self._timers.fired(timer):
             return
-        self._timers.discard(timer)
         if timer.kind is TimerKind.RETRY:
             self._reconnect()
         elif timer.kind is TimerKind.ANSWER:
             self._answer_timeout()
         else:
             assert timer.conn is not None
-            session = self._live(timer.conn)
+            session = self.uplink.live(timer.conn)
             connecting = session is not None and session.state is SessionState.CONNECTING
             if session is None or not (session.owes_final() or connecting):
                 return
             if timer.kind is TimerKind.PROBE:
                 quiet = self._clock() - session.last_result
-                if quiet + _EARLY >= self._quiet_s() and self._settle_heard(session):
+                if quiet + _EARLY >= quiet_s(self.config) and self._settle_heard(session):
                     return
                 self._emit(act.Probe(session.id))
-                self._start_timer(timer, self.config.probe_interval_s)
+                self._timers.start(timer, self.config.probe_interval_s)
                 return
             due = session.last_progress + self.config.stall_timeout_s - self._clock()
             if due > _EARLY:
-                self._start_timer(timer, due)  # progress came since: watch the rest
+                self._timers.start(timer, due)  # progress came since: watch the rest
             else:
                 self._stalled(session)
 
@@ -1265,61 +767,36 @@ class RequestMachine:
         if self.route in (Route.LOCAL, Route.LOCAL_RUNNING):
             self._fail(ErrorCode.TIMEOUT, "the local recognizer did not finish in time")
             return
-        for session in list(self._sessions.values()):
+        for session in list(self.uplink.sessions.values()):
             if session.live and self._settle_heard(session) and self.done:
                 return
         owed_s = self._unsettled_bytes() / BYTES_PER_SECOND
-        rest = self._settling_wait(owed_s)
+        rest = self._deadline.rest(self._clock(), owed_s)
         if rest > _EARLY:
-            self._answer_wait = self._clock() + rest - self._stopped_at
+            self._deadline.extend(self._clock(), rest)
             self._emit(
                 act.Log.debug(
                     f"the service is still settling ({owed_s:.1f} s of audio owed a final): "
                     f"waiting up to {rest:.1f} s more"
                 )
             )
-            self._start_timer(ANSWER_TIMER, rest)
+            self._timers.start(ANSWER_TIMER, rest)
             return
-        self._give_up(
-            Failure(
-                ErrorCode.TIMEOUT,
-                f"the service did not finish within {self._answer_wait:g} s of audio-stop "
-                f"({owed_s:.1f} s of audio still without a final)",
-                False,
-            )
-        )
+        self._give_up(self._deadline.overdue(owed_s))
         if not self.done:  # the local recognizer took over: it gets a bound of its own
-            self._start_timer(ANSWER_TIMER, self.config.response_timeout_s)
-
-    def _settling_wait(self, owed_s: float) -> float:
-        """How much longer to wait for a service whose finals are still coming, or <= 0.
-
-        The bound of the wait after audio-stop, counted again from the last final that settled
-        an utterance: a final proves that the service works through the owed audio, so the
-        audio still owed gets a full wait of its own (a per-final deadline fixed at audio-stop
-        would drop a final that is on its way). Never past ``response_timeout_s`` after
-        audio-stop, and no later than the first bound when no final came after audio-stop.
-        """
-        since = max(self._stopped_at, self._last_final_at or self._stopped_at)
-        due = since + self.config.final_timeout_s + FINAL_TIMEOUT_PER_AUDIO_S * owed_s
-        ceiling = self._stopped_at + self.config.response_timeout_s
-        return min(due, ceiling) - self._clock()
+            self._timers.start(ANSWER_TIMER, self.config.response_timeout_s)
 
     # ------------------------------------------------------------------ local fallback
 
     def _start_local(self) -> None:
         if self.route is not Route.LOCAL:
             return
-        pending = [u for u in self._utterances if not u.settled]
-        # A replaced utterance's audio is in the one that replaced it: never recognised twice.
-        counted = [u for u in pending if not u.text.replaced]
-        if not counted:
-            for utterance in pending:
+        audio = local_audio(self._utterances)
+        if audio is None:
+            for utterance in [u for u in self._utterances if not u.settled]:
                 self._settle(utterance)
             self._complete_if_settled()
             return
-        gap = bytes(BYTES_PER_SECOND // 5)  # keep words of separate utterances apart
-        audio = gap.join(bytes(u.audio) for u in counted)
         self._move(Route.LOCAL_RUNNING)
         language = self.config.session.language
         self._emit(act.TranscribeLocally(audio, language))
@@ -1331,11 +808,8 @@ class RequestMachine:
             self._fail(ErrorCode.UNAVAILABLE, f"the local recognizer failed: {error}")
             return
         pending = [u for u in self._utterances if not u.settled]
-        first = next((u for u in pending if not u.text.replaced), None)
+        local_text(pending, text)
         for utterance in pending:
-            utterance.text.reset()
-            if utterance is first:
-                utterance.text.add_text(text, None)
             self._settle(utterance)
         self._emit(act.Log.info("transcript produced by the local recognizer"))
         self._complete_if_settled()
@@ -1343,62 +817,22 @@ class RequestMachine:
     # ------------------------------------------------------------------ answers
 
     def _emit_settled(self) -> None:
-        """Stream each utterance's text once it and all before it are settled, never twice.
-
-        With re-recognition an utterance may yet be replaced while audio still comes, and a
-        streamed chunk cannot be taken back: its text waits for audio-stop.
-        """
-        if self._command is not None and self.phase is Phase.STREAMING:
-            return
-        while self._emitted < len(self._utterances) and self._utterances[self._emitted].settled:
-            text = self._utterances[self._emitted].text.counted
-            if text and self.config.streaming:
-                self._ensure_stream_started()
-                prefix = " " if self._emitted_text else ""
-                self._emit(act.TranscriptChunk(prefix + text))
-            if text:
-                self._emitted_text = True
-            self._emitted += 1
-
-    def _ensure_stream_started(self) -> None:
-        if not self._started_stream:
-            self._started_stream = True
-            self._emit(act.TranscriptStart(self._language()))
-
-    def _language(self) -> str | None:
-        for utterance in reversed(self._utterances):
-            if utterance.text.language:
-                return utterance.text.language
-        return self.config.response_language
+        """Stream the text of every utterance settled in order (answer.py). With
+        re-recognition an utterance may yet be replaced while audio still comes, and a streamed
+        chunk cannot be taken back: its text waits for audio-stop."""
+        if not (self.config.re_recognize and self.phase is Phase.STREAMING):
+            self._answer.stream_settled()
 
     def _complete_if_settled(self) -> bool:
         if self.phase is not Phase.SETTLING:
             return False
         if any(not u.settled for u in self._utterances):
             return False
-        text = join_texts(u.text.counted for u in self._utterances)
-        language = self._language()
-        if self.config.streaming:
-            self._ensure_stream_started()
-        self._emit(act.Transcript(text, language))
-        if self.config.streaming:
-            self._emit(act.TranscriptStop())
+        text = self._answer.complete()
         self._emit(act.Log.info(f"answered: {len(text.split())} word(s)"))
         self._emit(act.Log.debug(f"transcript: {text!r}"))
         self._end(answered=True)
         return True
-
-    def _clean(self, session: _Session) -> bool:
-        """May this session serve another request (asked only once the transcript is out)?
-        Only if every turn it was given has its final (nothing owed, nothing that a late answer
-        could still belong to)."""
-        return (
-            self.config.keep_session
-            and self.dialect is Dialect.PULSE
-            and session.state is SessionState.OPEN
-            and not session.garbled
-            and all(u.settled for u in session.utterances)
-        )
 
     def _fail(self, code: ErrorCode, message: str) -> None:
         self._emit(act.Log.warning(f"request failed ({code.value}): {message}"))
@@ -1408,18 +842,55 @@ class RequestMachine:
     def _end(self, *, answered: bool = False) -> None:
         """Close the request; ``answered``: it ends with its transcript, so a clean session may
         be kept for the next one (after an error or a vanished client none is)."""
-        for session in self._sessions.values():
+        for session in self.uplink.sessions.values():
             if session.live:
-                if answered and self._clean(session):
-                    self._release(session, reusable=True)
+                if answered and self.uplink.clean(session):
+                    self.uplink.release(session, reusable=True)
                     continue
                 if session.state is SessionState.OPEN and self.dialect is Dialect.PULSE:
                     self._emit(act.SendText(session.id, self.dialect.end_message))
-                self._release(session)
-        for timer in sorted(self._timers, key=str):
-            self._emit(act.CancelTimer(timer))
-        self._timers.clear()
+                self.uplink.release(session)
+        self._timers.cancel_all()
         for utterance in self._utterances:
             utterance.audio = bytearray()
         self._move(Phase.DONE)
         self._emit(act.Finish())
+
+
+def local_audio(utterances: list[Utterance]) -> bytes | None:
+    """What the local recognizer reads: the unsettled utterances that count, 0.2 s apart (so
+    that words of separate utterances stay apart), or ``None`` if none counts. A replaced
+    utterance's audio is in the one that replaced it: never recognised twice."""
+    counted = [u for u in utterances if not u.settled and not u.text.replaced]
+    if not counted:
+        return None
+    return bytes(BYTES_PER_SECOND // 5).join(bytes(u.audio) for u in counted)
+
+
+def local_text(pending: list[Utterance], text: str) -> None:
+    """The local recognizer's one text goes to the first utterance that counts; the rest
+    (read with it) are left empty."""
+    first = next((u for u in pending if not u.text.replaced), None)
+    for utterance in pending:
+        utterance.text.reset()
+        if utterance is first:
+            utterance.text.add_text(text, None)
+
+
+_R = RequestMachine
+_HANDLERS: dict[type, Callable[[_R, Any], None]] = {
+    AudioIn: lambda m, e: m._audio(e.data, e.format),
+    SessionProgress: lambda m, e: m.uplink.progress(e.conn),
+    SessionMessage: lambda m, e: m._message(e.conn, e.message),
+    StartAudio: lambda m, e: m._start(e.format),
+    StopAudio: lambda m, e: m._stop(),
+    TranscribeAgain: lambda m, e: m._emit(act.Log.debug("ignored transcribe during a request")),
+    SessionOpened: lambda m, e: m.uplink.opened(e.conn, e.stream_offset_bytes),
+    SessionClosed: lambda m, e: m._closed(e.conn, e.code, e.reason),
+    SessionFailed: lambda m, e: m._failed(e.conn, e.failure),
+    TimerFired: lambda m, e: m._timer(e.timer),
+    LocalResult: lambda m, e: m._local_done(e.text, e.error),
+    ClientGone: lambda m, e: m._gone(),
+    Abort: lambda m, e: m._end(),
+}
+"""Each event and the move it makes, as h11 tables its events: one entry per event type."""

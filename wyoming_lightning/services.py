@@ -4,8 +4,9 @@ recipe that turns a client's ``transcribe`` into one request's configuration."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import partial
+from typing import Any
 
 from wyoming.asr import Transcribe
 from wyoming.info import Info
@@ -38,6 +39,15 @@ The bridge's VAD ends every turn with ``finalize`` a few hundred ms after the sp
 server final after a pause within a turn (800 ms by default) would only split the turn into
 more finals to settle; dictation keeps its pauses inside one turn on purpose."""
 VAD_SENSITIVITY_MS = {"default": 700, "relaxed": 1250, "aggressive": 250}
+
+
+def passed_settings(config: type[Any], settings: Settings) -> dict[str, Any]:
+    """Every server setting that ``config`` (a dataclass) has a field of the same name for,
+    with its value: how a request-level setting reaches the request without a hand-kept
+    mirror here. Only what a request computes from settings (or from the client) is spelt
+    out, in :meth:`Services.request_config`."""
+    names = {f.name for f in fields(settings)}
+    return {f.name: getattr(settings, f.name) for f in fields(config) if f.name in names}
 
 
 def bias_keywords(
@@ -163,7 +173,7 @@ class Services:
             sensitivity = transcribe.vad_sensitivity if transcribe else None
             key = getattr(sensitivity, "value", sensitivity) or "default"
             endpoint_ms = VAD_SENSITIVITY_MS.get(str(key), VAD_SENSITIVITY_MS["default"])
-        return RequestConfig(
+        derived: dict[str, object] = dict(
             base_url=url,
             session=SessionOptions(
                 language=language,
@@ -185,18 +195,10 @@ class Services:
             ),
             dialect_choice=Dialect.choice(s.dialect),
             response_language=None if language == "multi" else language,
-            early_finalize=s.early_finalize,
             finalize_after_ms=s.finalize_after_ms or None,
             vad_lag_ms=VAD_LAG_MS.get(s.vad, 0) if s.vad_lag_ms is None else s.vad_lag_ms,
             dictation_after_s=s.dictation_after_s or None,
-            pause_tail_ms=s.pause_tail_ms,
-            re_recognize=s.re_recognize,
-            streaming=s.streaming,
-            max_utterance_s=s.max_utterance_s,
             max_retries=s.retries,
-            stall_timeout_s=s.stall_timeout_s,
-            final_timeout_s=s.final_timeout_s,
-            response_timeout_s=s.response_timeout_s,
             fallback_local=s.fallback == "local" or s.local_only,
             local_only=s.local_only,
             endpoint_silence_ms=endpoint_ms,
@@ -209,6 +211,7 @@ class Services:
             # nothing billed).
             connect_at_start=dialect is Dialect.LIGHTNING,
         )
+        return RequestConfig(**{**passed_settings(RequestConfig, s), **derived})
 
     def new_gate(self) -> VadGate:
         """A gate for one request, with an engine lent by the pool: ``release_gate`` it."""

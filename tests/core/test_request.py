@@ -728,17 +728,6 @@ def test_the_deadline_ends_every_request() -> None:
     assert act.Disconnect(1) in out and isinstance(out[-1], act.Finish)
 
 
-def test_every_state_is_documented_and_every_move_is_tabled() -> None:
-    from wyoming_lightning import request
-
-    doc = request.__doc__ or ""
-    for kind in (request.Phase, request.Route, request.UtteranceState, request.SessionState):
-        assert kind.__name__ in doc
-        for state in kind:
-            assert state.name in doc, f"{kind.__name__}.{state.name} is not in the docstring"
-            assert state in request._MOVES
-
-
 def test_no_speech_with_endpointing_ends_the_request_empty() -> None:
     d = machine(PULSE, vad="webrtc", endpoint_silence_ms=700, no_speech_timeout_s=8.0)
     d.start()

@@ -112,7 +112,7 @@ def test_a_pong_that_arrives_after_the_socket_was_lent_is_only_progress() -> Non
     d.clock.now += 1.5
     out = d.message(1, Pong())
     assert not any(isinstance(a, act.Log) and "ignored a frame" in a.message for a in out)
-    assert d.machine._sessions[1].last_progress == d.clock.now
+    assert d.machine.uplink.sessions[1].last_progress == d.clock.now
     d.message(1, final("three four", end=4.0))
     assert d.transcript() == act.Transcript("three four", "en")
 

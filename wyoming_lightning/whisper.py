@@ -122,12 +122,13 @@ class Whisper:
         word_timestamps: bool = False,
         wait: bool = True,
         min_samples: int = 1,
-        hotwords: str | None = None,
+        prompt: str | None = None,
     ) -> list[Any]:
         """Whisper's segments for 16 kHz mono s16 ``pcm`` (blocking: call from a thread).
 
         Audio shorter than ``min_samples`` gives no segments without running the model;
-        ``hotwords`` is a hint text of words to favour (the emulator's ``keywords``).
+        ``prompt`` is text read as what came before, whose words are favoured (the emulator's
+        ``keywords``).
         """
         model, workers = self.loaded()
         usable = len(pcm) - len(pcm) % 2  # faster-whisper takes float32 in [-1, 1)
@@ -146,7 +147,7 @@ class Whisper:
                 vad_filter=False,
                 word_timestamps=word_timestamps,
                 condition_on_previous_text=False,
-                hotwords=hotwords,
+                initial_prompt=prompt,
             )
             return list(found)  # the generator decodes as it is read: inside the slot
         finally:

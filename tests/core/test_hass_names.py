@@ -12,7 +12,7 @@ from wyoming.asr import Transcribe
 
 from wyoming_lightning.config import Settings
 from wyoming_lightning.declare import Secret
-from wyoming_lightning.emulator.whisper import hotwords
+from wyoming_lightning.emulator.whisper import keyword_prompt
 from wyoming_lightning.hass.connection import HassConnection
 from wyoming_lightning.hass.names import (
     MAX_NAME_CHARS,
@@ -313,8 +313,9 @@ def test_the_websocket_api_beside_the_rest_api(url: str, websocket: str) -> None
 # --- the emulator's Whisper ---------------------------------------------------------------
 
 
-def test_hotwords_put_the_strongest_keywords_first_and_drop_unboosted_ones() -> None:
-    assert hotwords([("Kitchen", 1.5), ("Ecobee", 2.0), ("off", 0.0), ("Jacuzzi", 2.0)]) == (
-        "Ecobee, Jacuzzi, Kitchen"
+def test_the_keyword_prompt_ends_on_the_strongest_keywords_and_drops_unboosted_ones() -> None:
+    # faster-whisper keeps the end of a long prompt: the strongest keywords are written last.
+    assert keyword_prompt([("Kitchen", 1.5), ("Ecobee", 2.0), ("off", 0.0), ("Jacuzzi", 2.0)]) == (
+        "Kitchen, Jacuzzi, Ecobee."
     )
-    assert hotwords([]) is None
+    assert keyword_prompt([]) is None

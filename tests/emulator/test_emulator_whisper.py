@@ -78,3 +78,22 @@ def test_overlapping_sessions_are_served_by_a_pool_and_finals_come_first() -> No
             workers.release()
     (final,) = [m for m in core.feed_text('{"type": "finalize"}').messages if m["is_final"]]
     assert "kitchen" in final["transcript"].lower(), "the final is computed once a worker frees"
+
+
+@pytest.mark.parametrize("name", ["turn_on_kitchen_lights", "what_time", "lock_front_door"])
+def test_keywords_leave_the_words_around_them_alone(name: str) -> None:
+    """Keywords favour their words and change nothing else: the vendor SDK's own test sends
+    ``Kitchen,garage door``, and faster-whisper's ``hotwords`` turned "turn on the kitchen
+    lights" into "and on the kitchen lights" on tiny.en, which the service does not do; as the
+    initial prompt the commands read exactly as without keywords."""
+    from wyoming_lightning.emulator.whisper import WhisperRecognizer
+
+    with wave.open(str(DATA_DIR / "speech" / f"{name}.wav"), "rb") as wav:
+        pcm = wav.readframes(wav.getnframes()) + bytes(9600)  # the SDK test's 0.3 s after
+    recognizer = WhisperRecognizer()
+    plain = [w.text for w in recognizer.transcribe(pcm, "en")]
+    keyed = recognizer.transcribe(pcm, "en", keywords=[("Kitchen", 1.0), ("garage door", 1.0)])
+    assert plain, name
+    assert [w.text.lower().strip(".?") for w in keyed] == [w.lower().strip(".?") for w in plain], (
+        name
+    )

@@ -63,26 +63,33 @@ class WhisperRecognizer:
                 language,
                 word_timestamps=word_times,
                 wait=not interim,
-                hotwords=hotwords(keywords),
+                prompt=keyword_prompt(keywords),
             )
         except whisper.WhisperBusy as exc:
             raise RecognizerBusy(str(exc)) from exc
         return [word for segment in segments for word in _segment_words(segment, word_times)]
 
 
-def hotwords(keywords: Sequence[tuple[str, float]]) -> str | None:
-    """Pulse's ``keywords`` as Whisper's hotwords: a hint text the decoder is conditioned on.
+def keyword_prompt(keywords: Sequence[tuple[str, float]]) -> str | None:
+    """Pulse's ``keywords`` as Whisper's initial prompt: text the decoder reads as what came
+    before, so the words in it are spelled as given and favoured.
 
-    Whisper has no per-word weight, so the intensifier orders the words instead (the highest
-    first, the given order among equals): faster-whisper keeps only the start of a long hint
-    (about half its 448-token context), so the strongest keywords are the ones kept. An
+    Whisper has no per-word weight, so the intensifier orders the words instead: faster-whisper
+    keeps only the last tokens of a long prompt (about half its 448-token context), so the list
+    is written weakest first and the strongest keywords end it, where they are kept. An
     intensifier of 0 or less asks for no boost and is left out.
+
+    Not faster-whisper's ``hotwords``: on Whisper tiny.en a hotword list turned the first word of
+    plain commands into another ("turn on the kitchen lights" -> "and on the kitchen lights",
+    "what time is it" -> "and what time is it" with the keywords "Kitchen, garage door"), which
+    no keyword list does on the real service; the same list as a prompt leaves them exact.
     """
     ranked = sorted(
         (entry for entry in enumerate(keywords) if entry[1][1] > 0),
         key=lambda entry: (-entry[1][1], entry[0]),
     )
-    return ", ".join(word for _i, (word, _weight) in ranked) or None
+    words = [word for _i, (word, _weight) in reversed(ranked)]
+    return ", ".join(words) + "." if words else None
 
 
 def _segment_words(segment: Any, word_times: bool) -> list[Word]:

@@ -131,3 +131,24 @@ def test_without_the_packages_there_is_no_judge(monkeypatch: pytest.MonkeyPatch)
 def test_a_language_without_templates_has_no_judge() -> None:
     pytest.importorskip("hassil")
     assert load_judge("xx") is None
+
+
+# ------------------------------------------------------------------ the server's settings
+
+
+def test_endpointing_brings_the_judge_with_the_homes_names() -> None:
+    pytest.importorskip("hassil")
+    from wyoming_lightning.config import load_settings
+    from wyoming_lightning.lightning.protocol import Keyword
+    from wyoming_lightning.services import Services
+
+    env = {"SMALLEST_API_KEY": "k"}
+    services = Services(load_settings(["--endpointing", "--turn-unfinished-ms", "2000"], env))
+    services.home_keywords = (Keyword("kitchen"),)
+    config = services.request_config(None, "en")
+    assert config.turn_judge is not None and config.turn_unfinished_ms == 2000
+    assert config.turn_judge("turn on the lights in the garage") is TurnVerdict.UNKNOWN
+    assert config.turn_judge("turn on the lights in the kitchen") is TurnVerdict.COMPLETE
+    off = Services(load_settings(["--endpointing", "--no-turn-intents"], env))
+    assert off.request_config(None, "en").turn_judge is None
+    assert Services(load_settings([], env)).request_config(None, "en").turn_judge is None

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from tests.deploy.forky_env import ensure_forky_env
+from tests.deploy.forky_env import ForkyEnv, ensure_forky_env
 from tests.deploy.ha_processes import free_port, lightning_server, started, write_wav
 from tests.kit import pause_set as ps
 from tests.kit.bridge import API_KEY, clean_env
@@ -76,8 +76,18 @@ def clips() -> list[Clip]:
 Clip = tuple[str, str, bytes, float]
 
 
-async def run_ha(work: Path, repeat: int) -> tuple[dict[str, Any], list[Clip]]:
+async def run_ha(repeat: int) -> tuple[dict[str, Any], list[Clip]]:
     env = ensure_forky_env(lambda line: print(line, file=sys.stderr))
+    scratch = env.root / "tmp"
+    scratch.mkdir(exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="ha-turn-", dir=scratch))  # seen from inside the root
+    try:
+        return await _run(env, work, repeat)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+async def _run(env: ForkyEnv, work: Path, repeat: int) -> tuple[dict[str, Any], list[Clip]]:
     chosen = clips()
     cases = []
     for name, _text, pcm, _end in chosen:
@@ -190,8 +200,7 @@ def main() -> None:
     parser.add_argument("--json", help="also write the driver's report here")
     args = parser.parse_args()
     started_at = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="ha-turn-") as tmp:
-        report, chosen = asyncio.run(run_ha(Path(tmp), args.repeat))
+    report, chosen = asyncio.run(run_ha(args.repeat))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
     print(table(report, chosen).render())

@@ -82,6 +82,10 @@ class TurnJudge:
             filled = words(str(entity.text or entity.value))
             if not filled or all(w in LEAD_INS for w in filled):
                 return TurnVerdict.UNKNOWN  # a wildcard took only a lead-in ("turn on the")
+            if entity.is_wildcard and said[-len(filled) :] == filled:
+                # A wildcard ends the sentence ("play some jazz in the living ..."): it would
+                # take any further words as well, so the match says nothing about the end.
+                return TurnVerdict.UNKNOWN
         return TurnVerdict.COMPLETE
 
 

@@ -113,6 +113,8 @@ def test_home_assistant_templates_tell_a_whole_command_from_its_start() -> None:
     for start in ("turn on the", "set a timer for", "add milk to", "turn on the, um"):
         assert judge(start) is TurnVerdict.UNFINISHED, start
     assert judge("tell me a story about a dragon") is TurnVerdict.UNKNOWN
+    # A wildcard slot at the end would take more words too: no sign the command is over.
+    assert judge("play some jazz in there") is TurnVerdict.UNKNOWN
 
 
 def test_the_home_names_are_the_slot_lists() -> None:

@@ -28,6 +28,10 @@ LEAD_INS = frozenset(f"{_LEAD_INS} {_HESITATIONS}".split(" "))
 """Words after which a sentence is not over whatever it matched: articles, prepositions, the
 verbs that start a command, hesitations. Ending on one of them, the speaker is still going."""
 
+MAX_WORDS = 16
+"""Longer than any command a template matches: past it the speaker is dictating or talking to an
+agent, and the words are not matched at all (the cost of a match grows with the sentence)."""
+
 _WORD = re.compile(r"[\w'%]+")
 
 
@@ -70,6 +74,8 @@ class TurnJudge:
         return verdict
 
     def _judge(self, said: list[str], key: str) -> TurnVerdict:
+        if len(said) > MAX_WORDS:
+            return TurnVerdict.UNKNOWN
         if said[-1] in LEAD_INS:
             return TurnVerdict.UNFINISHED
         from hassil import recognize

@@ -115,6 +115,10 @@ def test_home_assistant_templates_tell_a_whole_command_from_its_start() -> None:
     assert judge("tell me a story about a dragon") is TurnVerdict.UNKNOWN
     # A wildcard slot at the end would take more words too: no sign the command is over.
     assert judge("play some jazz in there") is TurnVerdict.UNKNOWN
+    # Dictation is not matched at all: its cost is bounded by the length of a command.
+    calls = judge.calls
+    assert judge("turn on the kitchen lights " * 4) is TurnVerdict.UNKNOWN
+    assert judge.calls == calls
 
 
 def test_the_home_names_are_the_slot_lists() -> None:

@@ -541,7 +541,12 @@ class Segmenter:
                 self._ended = True
                 self._out.append(EndOfTurn(f"a whole command heard, then {pause:g} ms of pause"))
             return
-        if self.turn is TurnVerdict.UNFINISHED:
+        if self.turn is TurnVerdict.UNFINISHED or (
+            self.config.turn_judge is not None and not self._words_cover_speech()
+        ):
+            # The start of a command, or words not yet heard for the last speech (a service's
+            # interims can trail it; the final of the early finalize brings them at the latest,
+            # and the answer waits for that final anyway): wait for them, up to the backstop.
             limit = max(limit, self.config.turn_unfinished_ms)
         silence = self.gate.silence_ms
         if silence is None or silence < limit:

@@ -11,11 +11,15 @@ is a whole command, "one two" the start of one.
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 
 import pytest
 
 from tests.core.test_live_finals import CHUNK, Service, bridge
 from tests.core.test_request import Driver
+from wyoming_lightning.emulator.config import Dialect as EmulatorDialect
+from wyoming_lightning.emulator.recognizers import ToneRecognizer
+from wyoming_lightning.emulator.session import SessionCore
 from wyoming_lightning.emulator.tones import encode_phrase, silence
 from wyoming_lightning.request import Phase
 from wyoming_lightning.turn import TurnVerdict, load_judge, words
@@ -34,13 +38,19 @@ def endpointing(judge: object = None) -> Driver:
     return bridge(endpoint_silence_ms=700, no_speech_timeout_s=8.0, turn_judge=judge)
 
 
-def until_turn_ends(d: Driver, pcm: bytes) -> int:
-    """Stream ``pcm`` as HA 2026.11 does; the byte at which the server ended the turn."""
-    service = Service()
+def until_turn_ends(d: Driver, pcm: bytes, lag: int = 0, service: Service | None = None) -> int:
+    """Stream ``pcm`` as HA 2026.11 does, the service's answers ``lag`` chunks late; the byte
+    at which the server ended the turn."""
+    service = service or Service()
     d.start()
+    pending: list[int] = []  # inbox size after each chunk
     for i in range(0, len(pcm), CHUNK):
         service.take(d, d.audio(pcm[i : i + CHUNK], CHUNK))
-        service.deliver(d)
+        pending.append(len(service.inbox))
+        if len(pending) > lag:
+            ready = pending.pop(0)
+            service.deliver(d, len(service.inbox) - ready)
+            pending = [max(0, p - ready) for p in pending]
         if d.machine.phase is not Phase.STREAMING:
             service.deliver(d)
             return i + CHUNK
@@ -74,6 +84,38 @@ def test_a_timer_cuts_a_command_paused_after_its_start() -> None:
 def test_the_start_of_a_command_waits_for_the_rest(pause_ms: int) -> None:
     d = endpointing(digits)
     until_turn_ends(d, paused_command(pause_ms))
+    assert text(d) == "one two three"
+
+
+class QuietTones(ToneRecognizer):
+    """The tone recognizer with no interims within a command: the words come with the final."""
+
+    interim_interval_ms = 10_000
+
+
+@dataclass
+class QuietService(Service):
+    def core(self, conn: int) -> SessionCore:
+        if conn not in self.cores:
+            self.cores[conn] = SessionCore(
+                session_id=f"s{conn}",
+                dialect=EmulatorDialect.PULSE,
+                params=self.params,
+                recognizer=QuietTones(),
+                eou_timeout_ms=800,
+                from_finalize=False,
+                text_field="transcription",
+            )
+        return self.cores[conn]
+
+
+def test_words_not_heard_yet_are_waited_for() -> None:
+    """A service that sends no interims (Whisper's come a second apart) and answers 400 ms
+    late: at 700 ms of silence the judge has heard nothing of "one two". The turn waits for
+    the words, which the early finalize's final brings (the answer needs that final anyway),
+    instead of falling back to the timer, which would cut the command."""
+    d = endpointing(digits)
+    until_turn_ends(d, paused_command(900), lag=20, service=QuietService())
     assert text(d) == "one two three"
 
 

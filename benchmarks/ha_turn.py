@@ -15,8 +15,9 @@ Clips: the 12 espeak-ng commands of tests/data/speech (1 s before, 4 s of silenc
 the spliced pause set at 900 ms (tests/kit/pause_set.py). The speech end is known from the clip
 (where its last sample above -40 dBFS is); the driver stamps when the transcript reached the
 pipeline (``stt-end``). Columns: median / p90 of speech end -> transcript over the commands a
-template matches and over those none does, commands cut (the transcript lacks the clip's last
-word), WER of the 12 commands against their text.
+template matches and over those none does (cut ones left out), commands cut (the transcript reached HA before the
+speech ended, or, for a paused command, has no word of the part after the pause), WER of the 12
+commands against their text.
 """
 
 from __future__ import annotations
@@ -154,6 +155,8 @@ def table(report: dict[str, Any], chosen: list[Clip]) -> Table:
     judge = load_judge("en")
     assert judge is not None, "pip install '.[intents]'"
     by_name = {name: (text, end) for name, text, _pcm, end in chosen}
+    manifest = json.loads((ps.PAUSES_DIR / "manifest.json").read_text())
+    rest = {key: set(normalise_words(e["parts"][1])) for key, e in manifest.items()}
     t = Table(
         "ha_turn",
         f"HA {report.get('ha_version')}: speech end -> transcript, C = {C_MS} ms, R = 0",
@@ -173,12 +176,12 @@ def table(report: dict[str, Any], chosen: list[Clip]) -> Table:
             if case.get("state") != "success" or "stt_end_s" not in case:
                 failed += 1
                 continue
+            heard = set(normalise_words(said))
+            if case["stt_end_s"] < end or ("@" in name and not heard & rest[name.split("@")[0]]):
+                cut += 1  # answered before the speech ended, or without the pause's last part
+                continue  # its wait measures nothing
             matched = judge(text) is TurnVerdict.COMPLETE
             waits[matched].append(1000 * (case["stt_end_s"] - end))
-            last = normalise_words(text)[-1]
-            heard = normalise_words(said)
-            if last not in heard[-3:]:
-                cut += 1
             if "@" not in name:
                 pairs.append((text, said))
         t.add(
@@ -198,7 +201,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=1, help="each clip this many times")
     parser.add_argument("--json", help="also write the driver's report here")
+    parser.add_argument("--report", help="only tabulate a report written by --json")
     args = parser.parse_args()
+    if args.report:
+        print(table(json.loads(Path(args.report).read_text()), clips()).render())
+        return
     started_at = time.monotonic()
     report, chosen = asyncio.run(run_ha(args.repeat))
     if args.json:

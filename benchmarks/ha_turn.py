@@ -15,9 +15,9 @@ Clips: the 12 espeak-ng commands of tests/data/speech (1 s before, 4 s of silenc
 the spliced pause set at 900 ms (tests/kit/pause_set.py). The speech end is known from the clip
 (where its last sample above -40 dBFS is); the driver stamps when the transcript reached the
 pipeline (``stt-end``). Columns: median / p90 of speech end -> transcript over the commands a
-template matches and over those none does (cut ones left out), commands cut (the transcript reached HA before the
-speech ended, or, for a paused command, has no word of the part after the pause), WER of the 12
-commands against their text.
+template matches and over those none does (cut ones left out), commands cut (the transcript
+reached HA before the speech ended, or, for a paused command, has no word of the part after the
+pause), WER of the 12 commands against their text.
 """
 
 from __future__ import annotations

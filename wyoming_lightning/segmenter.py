@@ -63,9 +63,10 @@ from .vad.gate import VadGate
 FRAME_MS = 100
 """Audio per frame sent to the service."""
 FRAME_BYTES = max(2, BYTES_PER_SECOND * FRAME_MS // 1000) // 2 * 2
-COVER_MS = 300
-"""A verdict on words heard this long before the speech ended still counts for the turn: less
-than a word (an interim arrives every 100-300 ms while the speaker talks)."""
+COVER_MS = 0
+"""A verdict counts for the turn only if no speech was heard after its words arrived: an
+interim 300 ms before the end missed the "to" of "add milk to" on HA 2026.11 (judged
+"add milk", no template, so the timer cut the command). A word said since is never assumed."""
 RE_RECOGNIZE_MAX_S = 8.0
 """Re-recognition re-sends a command up to this long: past it the speaker is dictating, not
 commanding, and re-sending at every pause would bill the square of its length."""

@@ -24,10 +24,8 @@ FROM ${BASE_IMAGE} AS build
 
 # The Supervisor passes BUILD_ARCH when it builds the add-on, which needs the offline recognizer
 # (no key, or fallback local); a plain `docker build` leaves it out unless EXTRAS says so.
-# Every image has Home Assistant's sentence templates, which end a command by what was said
-# with --endpointing (wyoming_lightning/turn.py; a few MB of pure Python).
 ARG BUILD_ARCH=""
-ARG EXTRAS="intents${BUILD_ARCH:+,local}"
+ARG EXTRAS="${BUILD_ARCH:+local}"
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 

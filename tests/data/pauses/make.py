@@ -1,5 +1,5 @@
-"""Regenerate the spoken parts of the pause set (tests/kit/pause_set.py): ``python
-tests/data/pauses/make.py`` (needs espeak-ng; the WAVs are committed, so tests and benchmarks
+"""Regenerate the spoken parts of the pause set (tests/kit/pause_set.py): ``PYTHONPATH=.
+python tests/data/pauses/make.py`` (needs espeak-ng; the WAVs are committed, so tests and benchmarks
 do not). Each command is spoken in two parts, split where people pause ("turn on the" |
 "kitchen lights"); the kit splices them with 200-900 ms of room tone between."""
 
@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parents[2]))
+from tests.kit.human_speech import to_16k
 
-from tests.kit.human_speech import to_16k  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 PARTS: dict[str, tuple[str, str]] = {
     "kitchen_lights": ("turn on the", "kitchen lights"),

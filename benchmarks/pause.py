@@ -110,9 +110,11 @@ class _FinalsOnly:
     """The emulator's recognizer for finals, remembered by audio; interims are skipped (the
     bridge only logs them, and Whisper on every interim would cost most of the run)."""
 
-    def __init__(self, inner: Recognizer) -> None:
+    def __init__(self, inner: Recognizer, interims: bool = False) -> None:
         self._inner = inner
-        self._cache: dict[tuple[bytes, bool], list[Word]] = {}
+        self._interims = interims
+        """Recognize interims too (remembered as finals are): for a rule that reads them."""
+        self._cache: dict[tuple[bytes, bool, bool], list[Word]] = {}
         self.blocking = inner.blocking
         self.interim_interval_ms = inner.interim_interval_ms
 
@@ -128,12 +130,12 @@ class _FinalsOnly:
         interim: bool = False,
         keywords: Sequence[tuple[str, float]] = (),  # the Recognizer protocol's; unused here
     ) -> list[Word]:
-        if interim:
+        if interim and not self._interims:
             return []
-        key = (hashlib.sha1(pcm16k_mono_s16).digest(), word_times)
+        key = (hashlib.sha1(pcm16k_mono_s16).digest(), word_times, interim)
         if key not in self._cache:
             self._cache[key] = self._inner.transcribe(
-                pcm16k_mono_s16, language, word_times=word_times
+                pcm16k_mono_s16, language, word_times=word_times, interim=interim
             )
         return self._cache[key]
 
@@ -145,6 +147,8 @@ class Outcome:
     finalizes_at_s: list[float] = field(default_factory=list)
     """Audio-clock time of every finalize / end sent (seconds since the request's first byte)."""
     error: str | None = None
+    turn_ended_s: float | None = None
+    """Audio-clock time at which the server ended the turn (``audio_stop=False``), else None."""
 
 
 @dataclass
@@ -181,10 +185,18 @@ def through_machine(
     pause_tail_ms: int = PAUSE_TAIL_MS,
     gate: VadGate | None = None,
     trace: Trace | None = None,
+    settings: dict[str, Any] | None = None,
+    audio_stop: bool = True,
 ) -> Outcome:
     """One HA-style request: the bridge's request machine and gate (silero with the default
-    settings unless ``gate`` is given), the emulator's session; ``trace`` records the wire."""
+    settings unless ``gate`` is given), the emulator's session; ``trace`` records the wire.
+
+    ``settings``: further request settings (endpointing, the turn judge). ``audio_stop=False``:
+    the client is Home Assistant 2026.11 with server endpointing, which sends no audio-stop and
+    streams until the answer; the clip's audio then runs until the server ends the turn
+    (``Outcome.turn_ended_s``), audio-stop only if it never does."""
     config = RequestConfig(
+        **(settings or {}),
         dictation_after_s=dictation_after_s,
         pause_tail_ms=pause_tail_ms,
         base_url=PULSE_URL,
@@ -245,6 +257,9 @@ def through_machine(
     for offset in range(0, len(pcm), CHUNK_BYTES):
         position = offset + min(CHUNK_BYTES, len(pcm) - offset)
         run(AudioIn(pcm[offset : offset + CHUNK_BYTES]))
+        if not audio_stop and machine.phase is not Phase.STREAMING:
+            outcome.turn_ended_s = position / BYTES_PER_SECOND
+            break
     run(StopAudio())
     if not machine.done:
         outcome.error = outcome.error or "no answer"

@@ -321,6 +321,24 @@ class Settings:
         "with --endpointing: longest command in seconds (Home Assistant's own cap is 15)",
         check=positive,
     )
+    turn_intents: bool = setting(
+        True,
+        "with --endpointing: end a command by what was said, matched against Home Assistant's "
+        "sentence templates (needs the 'intents' extra: hassil, home-assistant-intents)",
+    )
+    turn_complete_ms: int = setting(
+        250,
+        "with --turn-intents: pause after a whole command (one a template matches) that ends it",
+        check=non_negative,
+    )
+    turn_unfinished_ms: int = setting(
+        1500,
+        "with --turn-intents: silence that ends a command heard only in part ('turn on the'); "
+        "the backstop",
+        check=non_negative,
+    )
+    """Longer than any pause of the pause set (200-900 ms after "the", "for", a hesitation:
+    ``python -m benchmarks.pause_set``), shorter than Home Assistant's own no-speech waits."""
     streaming: bool = setting(True, "send transcript-start/chunk/stop events")
     connect_timeout_s: float = setting(5.0, "seconds for the handshake", check=positive)
     send_timeout_s: float = setting(5.0, "seconds for one send", check=positive)

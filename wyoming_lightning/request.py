@@ -576,6 +576,7 @@ class RequestMachine:
         if not result.is_final and not result.is_last:
             session.ledger.interim(result)
             self._emit(act.Log.debug(f"interim: {result.transcript!r}"))
+            self._heard(result.transcript)
             return
         end = result.end_time
         if session.origin_s and end is not None and end <= session.origin_s:
@@ -618,7 +619,16 @@ class RequestMachine:
             self._retire(session)
         elif not session.owes_final():
             self.uplink.stop_watching(session)
-        self._complete_if_settled()
+        if not self._complete_if_settled():
+            self._heard("")
+
+    def _heard(self, interim: str) -> None:
+        """The request's words so far (its finals, then the open utterance's interim) to the
+        segmenter, whose turn judge may end the command on them (segmenter.heard)."""
+        if self.phase is not Phase.STREAMING or self.config.turn_judge is None:
+            return
+        said = [u.text.counted for u in self._utterances] + [interim]
+        self._segments(self.segmenter.heard(" ".join(t for t in said if t)))
 
     def _take(
         self, utterance: Utterance, text: str, language: str | None, at: float | None

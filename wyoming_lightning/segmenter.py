@@ -50,18 +50,23 @@ which its first frame opens; the gate closing drops it as silence). A close with
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from .audio import AudioConverter, AudioFormatError, Framer, PcmFormat
 from .fsm import IllegalTransition
 from .pipeline_format import BYTES_PER_SECOND
+from .turn import TurnVerdict
 from .vad.events import SpeechAudio, SpeechEnd, SpeechStart
 from .vad.gate import VadGate
 
 FRAME_MS = 100
 """Audio per frame sent to the service."""
 FRAME_BYTES = max(2, BYTES_PER_SECOND * FRAME_MS // 1000) // 2 * 2
+COVER_MS = 0
+"""A verdict counts for the turn only if no speech was heard after its words arrived: an
+interim 300 ms before the end missed the "to" of "add milk to" on HA 2026.11 (judged
+"add milk", no template, so the timer cut the command). A word said since is never assumed."""
 RE_RECOGNIZE_MAX_S = 8.0
 """Re-recognition re-sends a command up to this long: past it the speaker is dictating, not
 commanding, and re-sending at every pause would bill the square of its length."""
@@ -96,6 +101,15 @@ class SegmenterConfig:
     """With endpointing: end a request in which nobody spoke after this much audio."""
     max_command_s: float | None = None
     """With endpointing: end the command after this much audio, speech or not."""
+    turn_judge: Callable[[str], TurnVerdict] | None = None
+    """With endpointing: what the words heard so far say about the turn (turn.py); ``None``:
+    the silence timer alone decides."""
+    turn_complete_ms: int = 250
+    """With a judge: the pause (counted as ``finalize_after_ms`` is, from the speech) that ends
+    a turn whose words are a whole command."""
+    turn_unfinished_ms: int = 1500
+    """With a judge: the silence that ends a turn whose words are only the start of a command
+    (the backstop: "turn on the" and nothing more)."""
 
 
 # ---------------------------------------------------------------------------------- output
@@ -221,8 +235,27 @@ class Segmenter:
         self.received_s = 0.0
         """Seconds of audio the client sent after ``audio-start``, each chunk in its format."""
         self._out: list[Segment] = []
+        self.turn = TurnVerdict.UNKNOWN
+        """The judge's verdict on the words heard so far (UNKNOWN until it has any)."""
+        self._judged_at_ms: float | None = None
+        """Where the speech ended when the words were judged: speech after it is not in them."""
+        self._ended = False
 
     # ------------------------------------------------------------------ the entry points
+
+    def heard(self, text: str) -> list[Segment]:
+        """The words of the request so far (its finals and the open utterance's interim): with
+        a judge and endpointing, they may end the turn now, a pause being under way.
+
+        The templates are matched here, when text arrives, never per chunk of audio.
+        """
+        judge = self.config.turn_judge
+        if judge is None or not self._endpointing or self.state is SegmenterState.STOPPED:
+            return []
+        self.turn = judge(text)
+        self._judged_at_ms = self.gate.speech_end_ms
+        self._check_endpoint()
+        return self._take()
 
     def set_format(self, fmt: PcmFormat) -> str | None:
         """The client's audio format (``audio-start``, or a chunk that changes it); a format
@@ -483,6 +516,12 @@ class Segmenter:
 
     # ------------------------------------------------------------------ end of turn
 
+    def _words_cover_speech(self) -> bool:
+        """The judged words can be the whole command: no more than :data:`COVER_MS` of speech
+        came after them (an interim trails the speech; a word said since may not be in it)."""
+        judged, end = self._judged_at_ms, self.gate.speech_end_ms
+        return judged is not None and end is not None and end - judged <= COVER_MS
+
     def _check_endpoint(self) -> None:
         """With endpointing the server, not the client, ends the command."""
         heard_s = self.gate.audio_in_ms / 1000
@@ -495,7 +534,23 @@ class Segmenter:
             self._out.append(EndOfTurn(f"no speech in {quiet:g} s of audio; answering empty"))
             return
         limit = self.config.endpoint_silence_ms
-        silence = self.gate.silence_ms
-        if limit is None or silence is None or silence < limit or not self.utterances:
+        if limit is None or not self.utterances or self._ended:
             return
+        if self.turn is TurnVerdict.COMPLETE and self._words_cover_speech():
+            pause = self._pause_ms()
+            if pause is not None and pause >= self.config.turn_complete_ms:
+                self._ended = True
+                self._out.append(EndOfTurn(f"a whole command heard, then {pause:g} ms of pause"))
+            return
+        if self.turn is TurnVerdict.UNFINISHED or (
+            self.config.turn_judge is not None and not self._words_cover_speech()
+        ):
+            # The start of a command, or words not yet heard for the last speech (a service's
+            # interims can trail it; the final of the early finalize brings them at the latest,
+            # and the answer waits for that final anyway): wait for them, up to the backstop.
+            limit = max(limit, self.config.turn_unfinished_ms)
+        silence = self.gate.silence_ms
+        if silence is None or silence < limit:
+            return
+        self._ended = True
         self._out.append(EndOfTurn(f"end of command detected after {silence:g} ms of silence"))

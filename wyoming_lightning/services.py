@@ -21,6 +21,7 @@ from .lightning.warm import WarmSessions
 from .local import LocalRecognizer
 from .request import RequestConfig
 from .transcript import ServiceHabits
+from .turn import TurnJudge, load_judge
 from .vad.engines import create_engine
 from .vad.gate import GateConfig, VadGate
 from .vad.pool import EnginePool
@@ -96,6 +97,10 @@ class Services:
     home_keywords: tuple[Keyword, ...] = field(default=(), init=False)
     """The home's names as last read from Home Assistant (hass/home_names.py replaces the
     tuple whole); a request takes it as it is when it starts and never waits for a read."""
+    _turn_judges: dict[tuple[str, tuple[str, ...]], TurnJudge | None] = field(
+        default_factory=dict, init=False
+    )
+    """End-of-turn judges by language and the names they were built with (turn.py)."""
 
     def __post_init__(self) -> None:
         self.info = build_info(self.settings)
@@ -164,6 +169,7 @@ class Services:
             self.home_keywords,
         )
         endpoint_ms: int | None = None
+        judge: TurnJudge | None = None
         no_speech_s: float | None = None
         max_command_s: float | None = None
         if s.endpointing:
@@ -173,6 +179,7 @@ class Services:
             sensitivity = transcribe.vad_sensitivity if transcribe else None
             key = getattr(sensitivity, "value", sensitivity) or "default"
             endpoint_ms = VAD_SENSITIVITY_MS.get(str(key), VAD_SENSITIVITY_MS["default"])
+            judge = self.turn_judge(language) if s.turn_intents else None
         derived: dict[str, object] = dict(
             base_url=url,
             session=SessionOptions(
@@ -202,6 +209,7 @@ class Services:
             fallback_local=s.fallback == "local" or s.local_only,
             local_only=s.local_only,
             endpoint_silence_ms=endpoint_ms,
+            turn_judge=judge,
             no_speech_timeout_s=no_speech_s,
             max_command_s=max_command_s,
             keep_session=self.keeps_sessions,
@@ -212,6 +220,17 @@ class Services:
             connect_at_start=dialect is Dialect.LIGHTNING,
         )
         return RequestConfig(**{**passed_settings(RequestConfig, s), **derived})
+
+    def turn_judge(self, language: str) -> TurnJudge | None:
+        """The end-of-turn judge for ``language`` (turn.py), built on first use with the home's
+        names as they are then (None without the optional packages or templates)."""
+        names = tuple(k.text for k in self.home_keywords)
+        key = (language, names)
+        if key not in self._turn_judges:
+            # Judges built with other names are stale.
+            self._turn_judges = {k: v for k, v in self._turn_judges.items() if k[1] == names}
+            self._turn_judges[key] = load_judge(language, names or None)
+        return self._turn_judges[key]
 
     def new_gate(self) -> VadGate:
         """A gate for one request, with an engine lent by the pool: ``release_gate`` it."""

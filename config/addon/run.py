@@ -52,6 +52,7 @@ FLAGS: dict[str, str] = {
     "language": "--language",
     "vad": "--vad",
     "endpointing": "--endpointing",
+    "end_of_command_backstop_ms": "--turn-unfinished-ms",
     "service_url": "--lightning-url",
     "dialect": "--dialect",
     "keywords": "--keywords",

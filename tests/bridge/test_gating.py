@@ -135,8 +135,13 @@ async def test_two_spoken_commands_are_joined(whisper_emulator: EmulatorServer) 
 async def test_endpointing_answers_without_audio_stop(
     emulator: EmulatorServer, sensitivity: str, pause_ms: int, expected: str
 ) -> None:
-    """A client that never says audio-stop still gets its transcript when the command ends."""
-    settings = bridge_settings(emulator.pulse_url, vad="webrtc", endpointing=True)
+    """A client that never says audio-stop still gets its transcript when the command ends.
+
+    The silence timer alone (``turn_intents`` off): with the turn judge on, a pause whose
+    words have not been judged waits for them (tests/core/test_turn_end.py)."""
+    settings = bridge_settings(
+        emulator.pulse_url, vad="webrtc", endpointing=True, turn_intents=False
+    )
     pcm = silence(300) + encode_phrase("five six") + silence(pause_ms) + encode_phrase("seven")
     async with running_bridge(settings) as server:
         port = bridge_port(server)

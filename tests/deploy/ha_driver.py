@@ -7,7 +7,7 @@ This script runs inside Home Assistant's own virtual environment (Python 3.13, b
     {"config_dir": "...", "http_port": 0,
      "servers": [{"label": "good", "port": 10300}, ...],
      "cases": [{"label": "...", "server": "good", "via": "entity" | "pipeline",
-                "wav": "/path.wav", "timeout_s": 120}, ...]}
+                "wav": "/path.wav", "timeout_s": 120, "realtime": false}, ...]}
 
 and reads one JSON object from its stdout::
 
@@ -61,8 +61,16 @@ def read_pcm(path: str) -> bytes:
         return wav.readframes(wav.getnframes())
 
 
-async def chunks(pcm: bytes) -> AsyncIterator[bytes]:
-    for i in range(0, len(pcm), CHUNK_BYTES):
+async def chunks(pcm: bytes, clock: dict[str, float] | None = None) -> AsyncIterator[bytes]:
+    """The audio as fast as the pipeline takes it, or, given ``clock``, in real time (each
+    10 ms chunk when a microphone would have it), with ``clock["start"]`` the time the first
+    one went out, so that a case can say when its speech ended."""
+    started = time.monotonic()
+    if clock is not None:
+        clock["start"] = started
+    for n, i in enumerate(range(0, len(pcm), CHUNK_BYTES)):
+        if clock is not None:
+            await asyncio.sleep(max(0.0, started + n * 0.01 - time.monotonic()))
         yield pcm[i : i + CHUNK_BYTES]
         # Let the rest of the loop run between chunks, as a real audio source does.
         await asyncio.sleep(0)
@@ -151,8 +159,14 @@ async def through_entity(hass: core.HomeAssistant, entity_id: str, pcm: bytes) -
     return {"state": result.result.value, "text": result.text}
 
 
-async def through_pipeline(hass: core.HomeAssistant, entity_id: str, pcm: bytes) -> dict[str, Any]:
-    """The assist pipeline's speech-to-text stage, with Home Assistant's own end-of-speech VAD."""
+async def through_pipeline(
+    hass: core.HomeAssistant, entity_id: str, pcm: bytes, realtime: bool = False
+) -> dict[str, Any]:
+    """The assist pipeline's speech-to-text stage, with Home Assistant's own end-of-speech VAD.
+
+    ``realtime``: the audio at a microphone's pace, and ``stt_end_s``, when the transcript
+    reached the pipeline, in seconds after the first chunk went out."""
+    clock: dict[str, float] | None = {} if realtime else None
     pipeline = await async_create_default_pipeline(
         hass,
         stt_engine_id=entity_id,
@@ -161,12 +175,19 @@ async def through_pipeline(hass: core.HomeAssistant, entity_id: str, pcm: bytes)
     )
     assert pipeline is not None, "no pipeline could be made with this STT entity"
     events: list[PipelineEvent] = []
+    at: dict[str, float] = {}
+
+    def on_event(event: PipelineEvent) -> None:
+        events.append(event)
+        if event.type == PipelineEventType.STT_END:
+            at["stt_end"] = time.monotonic()
+
     await async_pipeline_from_audio_stream(
         hass,
         context=core.Context(),
-        event_callback=events.append,
+        event_callback=on_event,
         stt_metadata=metadata_for(pipeline.stt_language or "en"),
-        stt_stream=chunks(pcm),
+        stt_stream=chunks(pcm, clock),
         pipeline_id=pipeline.id,
         start_stage=PipelineStage.STT,
         end_stage=PipelineStage.STT,
@@ -188,6 +209,8 @@ async def through_pipeline(hass: core.HomeAssistant, entity_id: str, pcm: bytes)
         out["text"] = None
     if errors:
         out["error"] = errors[-1].data
+    if clock is not None and "stt_end" in at:
+        out["stt_end_s"] = round(at["stt_end"] - clock["start"], 4)
     return out
 
 
@@ -199,7 +222,7 @@ async def run_case(
     try:
         async with asyncio.timeout(case["timeout_s"]):
             if case["via"] == "pipeline":
-                out = await through_pipeline(hass, entity_id, pcm)
+                out = await through_pipeline(hass, entity_id, pcm, case.get("realtime", False))
             else:
                 out = await through_entity(hass, entity_id, pcm)
     except TimeoutError:

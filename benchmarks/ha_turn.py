@@ -36,9 +36,10 @@ from typing import Any
 import numpy as np
 
 from tests.deploy.forky_env import ForkyEnv, ensure_forky_env
-from tests.deploy.ha_processes import free_port, lightning_server, started, write_wav
+from tests.deploy.ha_processes import lightning_server, started, write_wav
 from tests.kit import pause_set as ps
 from tests.kit.bridge import API_KEY, clean_env
+from tests.kit.net import free_port
 from tests.kit.speech_data import load_speech, with_silence
 from tests.kit.wer import normalise_words, wer
 from wyoming_lightning.turn import TurnVerdict, load_judge

@@ -7,9 +7,9 @@ devices, areas and floors as the real Home Assistant of ``tests/deploy/ha_names_
 in synthetic voices (espeak-ng, ``--voices``), go through the real server to the emulator's
 Whisper (tiny.en, offline), once without names and once with the home's names: the list
 ``hass/names.py`` makes of that home, set as the server's cached names exactly as the
-background reader sets it. The emulator applies ``keywords`` as Whisper's initial prompt. Printed per
-voice: WER, and the share of commands whose device name came back right (its words, in order,
-in the transcript, case and punctuation aside).
+background reader sets it. The emulator applies ``keywords`` as Whisper's initial prompt.
+Printed per voice: WER, and the share of commands whose device name came back right (its words,
+in order, in the transcript, case and punctuation aside).
 
 Part 2, never in the way. ``--requests`` short requests (tone words, tone recognizer, a new
 service session each) per condition: no Home Assistant; names cached (the long URL); Home

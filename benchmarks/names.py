@@ -43,6 +43,9 @@ from typing import Any
 
 import numpy as np
 
+from tests.deploy.ha_names_home import AREAS as HOME_AREAS
+from tests.deploy.ha_names_home import DEVICES
+from tests.deploy.ha_names_home import FLOORS as HOME_FLOORS
 from tests.kit.bridge import bridge_settings, serving, transcribe
 from tests.kit.wer import normalise_words, wer
 from wyoming_lightning.declare import Secret
@@ -57,40 +60,14 @@ from wyoming_lightning.services import Services
 
 from .harness import free_port, progress
 
+#: The home of tests/deploy/ha_names_home.py, as the server's reader makes it.
 FLOORS = {
-    "mezzanine": Place("mezzanine", "Mezzanine", ("Half Floor",)),
-    "ground": Place("ground", "Ground Floor"),
+    key: Place(key, name, tuple(sorted(aliases))) for key, (name, aliases) in HOME_FLOORS.items()
 }
 AREAS = {
-    "orangery": Place("orangery", "Orangery", ("Glasshouse",), "mezzanine"),
-    "snug": Place("snug", "Snug", (), "ground"),
-    "scullery": Place("scullery", "Scullery", ("Back Kitchen",), "ground"),
-    "boot_room": Place("boot_room", "Boot Room"),
+    key: Place(key, name, tuple(sorted(aliases)), floor)
+    for key, (name, aliases, floor) in HOME_AREAS.items()
 }
-DEVICES = (
-    ("Ecobee", "snug", ("thermostat",)),
-    ("Jacuzzi", "orangery", ("hot tub",)),
-    ("Kitchen West", "scullery", ()),
-    ("Shelly Plug", "boot_room", ()),
-    ("Tado Valve", "snug", ()),
-    ("Nanoleaf Canvas", "orangery", ("light panels",)),
-    ("Roborock", None, ("Robbie",)),
-    ("Sonos Arc", "snug", ()),
-    ("Hue Gradient", None, ()),
-    ("Aqara Cube", None, ()),
-    ("Meross Garage", "boot_room", ()),
-    ("Eve Weather", None, ()),
-    ("Switchbot Curtain", "orangery", ()),
-    ("Wiz Bulb", None, ()),
-    ("Govee Strip", "scullery", ()),
-    ("Tuya Kettle", "scullery", ()),
-    ("Dyson Purifier", None, ()),
-    ("Xiaomi Humidifier", None, ()),
-    ("Netatmo Station", None, ()),
-    ("Somfy Blind", "orangery", ()),
-    ("Lutron Caseta", None, ()),
-    ("Zooz Dimmer", None, ("Zoozie",)),
-)
 HOME = Home(
     tuple(
         Entity(f"input_boolean.d{i}", name, aliases, area)

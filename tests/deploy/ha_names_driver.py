@@ -32,52 +32,13 @@ from typing import Any
 
 import aiohttp
 from ha_driver import boot  # the same directory: run as a script
+from ha_names_home import AREAS, DEVICES, FLOORS, HIDDEN  # copied beside this script
 from homeassistant.auth.models import TOKEN_TYPE_LONG_LIVED_ACCESS_TOKEN
 from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
 from homeassistant.helpers import area_registry as ar
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import floor_registry as fr
 from homeassistant.setup import async_setup_component
-
-FLOORS = {"mezzanine": ("Mezzanine", {"Half Floor"}), "ground": ("Ground Floor", set())}
-AREAS = {
-    "orangery": ("Orangery", {"Glasshouse"}, "mezzanine"),
-    "snug": ("Snug", set(), "ground"),
-    "scullery": ("Scullery", {"Back Kitchen"}, "ground"),
-    "boot_room": ("Boot Room", set(), None),
-    "panic_room": ("Panic Room", set(), None),  # holds only hidden devices: never sent
-}
-#: Exposed to Assist: (name, area, aliases).
-DEVICES = (
-    ("Ecobee", "snug", ("thermostat",)),
-    ("Jacuzzi", "orangery", ("hot tub",)),
-    ("Kitchen West", "scullery", ()),
-    ("Shelly Plug", "boot_room", ()),
-    ("Tado Valve", "snug", ()),
-    ("Nanoleaf Canvas", "orangery", ("light panels",)),
-    ("Roborock", None, ("Robbie",)),
-    ("Sonos Arc", "snug", ()),
-    ("Hue Gradient", None, ()),
-    ("Aqara Cube", None, ()),
-    ("Meross Garage", "boot_room", ()),
-    ("Eve Weather", None, ()),
-    ("Switchbot Curtain", "orangery", ()),
-    ("Wiz Bulb", None, ()),
-    ("Govee Strip", "scullery", ()),
-    ("Tuya Kettle", "scullery", ()),
-    ("Dyson Purifier", None, ()),
-    ("Xiaomi Humidifier", None, ()),
-    ("Netatmo Station", None, ()),
-    ("Somfy Blind", "orangery", ()),
-    ("Lutron Caseta", None, ()),
-    ("Zooz Dimmer", None, ("Zoozie",)),
-)
-#: Not exposed to Assist: their names, aliases and area must not leave the house.
-HIDDEN = (
-    ("Secret Safe", "panic_room", ("strongbox",)),
-    ("Diary Lamp", "panic_room", ()),
-    ("Alarm Keypad", None, ()),
-)
 
 
 async def create_helpers(port: int, token: str, names: list[str]) -> list[str]:

@@ -38,6 +38,7 @@ from wyoming_lightning.services import Services
 
 DRIVER = Path(__file__).with_name("ha_names_driver.py")
 HELPER = Path(__file__).with_name("ha_driver.py")
+HOME = Path(__file__).with_name("ha_names_home.py")
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 STEP_TIMEOUT_S = 120.0
 
@@ -80,7 +81,7 @@ async def _until(names: Any, done: Any) -> None:
 
 
 async def run_everything(env: ForkyEnv, work: Path, caplog: _Capture) -> dict[str, Any]:
-    for script in (DRIVER, HELPER):
+    for script in (DRIVER, HELPER, HOME):
         shutil.copyfile(script, work / script.name)
     config_dir = work / "ha-config"
     config_dir.mkdir()

@@ -36,9 +36,9 @@ from typing import Any
 import numpy as np
 
 from tests.deploy.forky_env import ForkyEnv, ensure_forky_env
-from tests.deploy.ha_processes import lightning_server, started, write_wav
+from tests.deploy.ha_processes import lightning_server, run_driver, whisper_emulator, write_wav
 from tests.kit import pause_set as ps
-from tests.kit.bridge import API_KEY, clean_env
+from tests.kit.bridge import API_KEY
 from tests.kit.net import free_port
 from tests.kit.speech_data import load_speech, with_silence
 from tests.kit.wer import normalise_words, wer
@@ -108,39 +108,27 @@ async def _run(env: ForkyEnv, work: Path, repeat: int) -> tuple[dict[str, Any], 
                 )
     driver = work / DRIVER.name
     shutil.copyfile(DRIVER, driver)
-    emulator = [
-        sys.executable, "-m", "wyoming_lightning.emulator", "--host", "127.0.0.1", "--port",
-        "0", "--recognizer", "whisper", "--api-key", API_KEY, "--finalize-delay-ms", str(C_MS),
-    ]  # fmt: skip
-    async with started(emulator, r"listening: (ws://\S+)", clean_env(None)) as emu:
-        url = (await emu.wait_for(r"listening: (ws://\S+)")).group(1)
-        async with (
-            lightning_server(url, API_KEY, *RULES["ha-vad"]) as (p1, _a),
-            lightning_server(url, API_KEY, *RULES["timer"]) as (p2, _b),
-            lightning_server(url, API_KEY, *RULES["intents"]) as (p3, _c),
-        ):
-            config_dir = work / "ha-config"
-            config_dir.mkdir()
-            spec = {
-                "config_dir": env.inside(config_dir),
-                "http_port": free_port(),
-                "servers": [
-                    {"label": "ha-vad", "port": p1},
-                    {"label": "timer", "port": p2},
-                    {"label": "intents", "port": p3},
-                ],
-                "cases": cases,
-            }
-            proc = await asyncio.create_subprocess_exec(
-                *env.command(env.python, env.inside(driver), json.dumps(spec)),
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-            )
-            out, err = await proc.communicate()
-    lines = out.decode().strip().splitlines()
-    if proc.returncode != 0 or not lines:
-        raise SystemExit(f"the HA driver failed (exit {proc.returncode}):\n{err.decode()[-4000:]}")
-    report: dict[str, Any] = json.loads(lines[-1])
+    async with (
+        whisper_emulator("--finalize-delay-ms", str(C_MS)) as (url, _emulator),
+        lightning_server(url, API_KEY, *RULES["ha-vad"]) as (p1, _a),
+        lightning_server(url, API_KEY, *RULES["timer"]) as (p2, _b),
+        lightning_server(url, API_KEY, *RULES["intents"]) as (p3, _c),
+    ):
+        config_dir = work / "ha-config"
+        config_dir.mkdir()
+        spec = {
+            "config_dir": env.inside(config_dir),
+            "http_port": free_port(),
+            "servers": [
+                {"label": "ha-vad", "port": p1},
+                {"label": "timer", "port": p2},
+                {"label": "intents", "port": p3},
+            ],
+            "cases": cases,
+        }
+        report = await run_driver(
+            env.command(env.python, env.inside(driver), json.dumps(spec)), cases
+        )
     return report, chosen
 
 

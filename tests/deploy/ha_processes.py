@@ -80,12 +80,13 @@ async def started(args: list[str], ready: str, env: dict[str, str]) -> AsyncIter
 
 
 @contextlib.asynccontextmanager
-async def whisper_emulator() -> AsyncIterator[tuple[str, LoggedProcess]]:
-    """The emulator with Whisper tiny.en behind it, on a port the kernel picks: its URL."""
+async def whisper_emulator(*extra: str) -> AsyncIterator[tuple[str, LoggedProcess]]:
+    """The emulator with Whisper tiny.en behind it, on a port the kernel picks, with any
+    ``extra`` flags (a latency model): its URL."""
     args = [
         sys.executable,
         *("-m", "wyoming_lightning.emulator", "--host", "127.0.0.1", "--port", "0"),
-        *("--recognizer", "whisper", "--api-key", API_KEY),
+        *("--recognizer", "whisper", "--api-key", API_KEY, *extra),
     ]
     async with started(args, r"listening: (ws://\S+)", clean_env(None)) as emulator:
         yield (await emulator.wait_for(r"listening: (ws://\S+)")).group(1), emulator

@@ -20,13 +20,17 @@ from dataclasses import dataclass
 from enum import Enum, auto
 from typing import Final
 
-import numpy as np
-
 from wyoming_lightning.audio import Framer
 from wyoming_lightning.pipeline_format import SAMPLE_RATE, SAMPLE_WIDTH
 from wyoming_lightning.vad.base import VadEngine
 from wyoming_lightning.vad.events import EndReason, GateEvent, SpeechAudio, SpeechEnd, SpeechStart
-from wyoming_lightning.vad.levels import FLOOR_MIN_DB, BandEnergy, NoiseFloor, SpeechPeak
+from wyoming_lightning.vad.levels import (
+    FLOOR_MIN_DB,
+    BandEnergy,
+    NoiseFloor,
+    SpeechPeak,
+    band_energy,
+)
 
 _BYTES_PER_MS: Final = SAMPLE_RATE * SAMPLE_WIDTH // 1000
 #: A noise floor within this many dB of ``FLOOR_MIN_DB`` is digital silence, not a background.
@@ -168,7 +172,7 @@ class VadGate:
             frame_ms = engine.frame_samples * 1000 / SAMPLE_RATE
             self._frame_s = frame_ms / 1000
             if cfg.sustain_above_floor_db is not None or cfg.lookback_above_floor_db is not None:
-                self._band = BandEnergy(engine.frame_samples)
+                self._band = band_energy(engine.frame_samples)
             if cfg.lookback_above_floor_db is not None:
                 self._lookback_frames = math.floor(cfg.lookback_max_ms / frame_ms)
             lookback_bytes = self._lookback_frames * self._frame_bytes
@@ -374,7 +378,7 @@ class VadGate:
         band = self._band
         if band is None:
             return False
-        level = band(np.frombuffer(frame, dtype="<i2").astype(np.float32))
+        level = band.of_frame(frame)
         floor = self._floor.update(level)
         self._levels.append(level)
         if speech:

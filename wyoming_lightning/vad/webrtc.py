@@ -35,7 +35,7 @@ import numpy as np
 import webrtcvad
 
 from wyoming_lightning.pipeline_format import SAMPLE_RATE
-from wyoming_lightning.vad.levels import BandEnergy, NoiseFloor, SpeechPeak
+from wyoming_lightning.vad.levels import NoiseFloor, SpeechPeak, band_energy
 
 #: webrtcvad accepts 10, 20 or 30 ms; 30 ms gives it the most context per decision.
 WEBRTC_FRAME_SAMPLES: Final = 480
@@ -73,7 +73,7 @@ class WebRtcEngine:
             raise ValueError(f"webrtc aggressiveness must be 0..3, got {aggressiveness}")
         self._aggressiveness = aggressiveness
         self._normalise = normalise
-        self._band_energy = BandEnergy(WEBRTC_FRAME_SAMPLES)
+        self._band_energy = band_energy(WEBRTC_FRAME_SAMPLES)
         self.reset()
 
     def reset(self) -> None:
@@ -86,8 +86,7 @@ class WebRtcEngine:
     def speech_probability(self, frame: bytes) -> float:
         if not self._normalise:
             return 1.0 if self._vad.is_speech(frame, SAMPLE_RATE) else 0.0
-        samples = np.frombuffer(frame, dtype="<i2").astype(np.float32)
-        level_db = self._band_energy(samples)
+        level_db = self._band_energy.of_frame(frame)
         snr_db = level_db - self._floor.update(level_db)
         low_db = _MARGIN_DB + _SPREAD_FACTOR * self._spread_db
         score = min(1.0, max(0.0, (snr_db - low_db) / _SCORE_RANGE_DB))
@@ -100,6 +99,7 @@ class WebRtcEngine:
                 self._spread_db += _SPREAD_ALPHA * (max(0.0, snr_db) - self._spread_db)
         gain_db = self._peak.gain_db(_TARGET_PEAK_DB, _MAX_GAIN_DB)
         if gain_db > 0.5:
+            samples = np.frombuffer(frame, dtype="<i2").astype(np.float32)
             scaled = np.rint(samples * np.float32(10 ** (gain_db / 20)))
             frame = np.clip(scaled, -32768, 32767).astype("<i2").tobytes()
         return score if self._vad.is_speech(frame, SAMPLE_RATE) else 0.0

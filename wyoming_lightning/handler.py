@@ -35,7 +35,7 @@ from .lightning.client import Callbacks, ServiceSession, Timeouts
 from .logtrim import LimitedLog, clip
 from .request import Phase, RequestMachine
 from .services import Services
-from .wire import Memo, WireError, encode_event, read_event
+from .wire import Decoder, WireError, encode_event
 
 _LOGGER = logging.getLogger(__name__)
 _WARNINGS = LimitedLog(_LOGGER)
@@ -44,6 +44,9 @@ a count, not one line per request."""
 _IDS = itertools.count(1)
 ERROR_TEXT_CHARS = 300
 """The longest ``error`` text sent or logged; a client's own strings in it are clipped shorter."""
+READ_BYTES = 1 << 16
+"""At most this much of what the client sent is read and decoded at once: every event that
+arrived together (a busy bridge finds several audio chunks of a stream waiting) in one go."""
 LINGER_QUIET_S = 2.0
 LINGER_MAX_S = 20.0
 #: A connection cut by a stopping server lingers this long at most: the stop is bounded.
@@ -59,17 +62,17 @@ def _format_of(data: dict[str, object]) -> PcmFormat | None:
 
 
 class _IdleTimeout:
-    """``asyncio.timeout(seconds)`` for each read of a loop, on one lazily re-armed timer, and
-    a shorter bound on each event once it has begun (:meth:`begun`).
+    """``asyncio.timeout(seconds)`` from one event to the next over the reads of a loop, on one
+    lazily re-armed timer, and a shorter bound on each event once it has begun (:meth:`heard`).
 
     A fresh ``asyncio.timeout`` per event creates, schedules and cancels a timer a hundred
     times a second per audio stream, and the cancelled timers crowd the event loop's heap.
-    This one keeps a single timer: entering only moves the deadline, and the timer, when it
-    fires before the deadline, re-arms itself for it. Expiry raises ``TimeoutError`` out of
-    the ``async with`` exactly as ``asyncio.timeout`` does; :attr:`incomplete` then says
-    whether it was an event begun and not finished within ``event_s`` (a dribbling client).
-    While a client is quiet the timer wakes every ``event_s``, so a begun event is caught
-    within twice that.
+    This one keeps a single timer: entering only moves the deadline (when an event came since
+    the last read), and the timer, when it fires before the deadline, re-arms itself for it.
+    Expiry raises ``TimeoutError`` out of the ``async with`` exactly as ``asyncio.timeout``
+    does; :attr:`incomplete` then says whether it was an event begun and not finished within
+    ``event_s`` (a dribbling client). While a client is quiet the timer wakes every
+    ``event_s``, so a begun event is caught within twice that.
     """
 
     def __init__(self, seconds: float, event_s: float) -> None:
@@ -79,7 +82,8 @@ class _IdleTimeout:
         self.incomplete = False
         self._loop = asyncio.get_running_loop()
         self._task: asyncio.Task[object] | None = None
-        self._deadline = 0.0
+        self._deadline: float | None = None
+        """None until the next read begins: the wait for an event starts there."""
         self._active = False
         self._expired = False
         self._cancelling = 0
@@ -92,15 +96,23 @@ class _IdleTimeout:
             assert task is not None
         self._cancelling = task.cancelling()
         now = self._loop.time()
-        self._deadline = now + self._seconds
-        self._begun_at = None
+        if self._deadline is None:
+            self._deadline = now + self._seconds
         self._active = True
         if self._handle is None:
             self._handle = self._loop.call_at(min(self._deadline, now + self._event_s), self._fire)
 
-    def begun(self) -> None:
-        """The event being read has its first byte: the rest is due within ``event_s``."""
-        self._begun_at = self._loop.time()
+    def heard(self, *, events: bool, pending: bool) -> None:
+        """A read brought whole ``events`` or not, and leaves part of one ``pending`` or not.
+
+        After a whole event the wait for the next one starts afresh; part of an event starts
+        its ``event_s`` bound (once: a byte more does not extend it).
+        """
+        if events:
+            self._deadline = None
+            self._begun_at = None
+        if pending and self._begun_at is None:
+            self._begun_at = self._loop.time()
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
@@ -114,14 +126,15 @@ class _IdleTimeout:
 
     def _fire(self) -> None:
         self._handle = None
-        if not self._active or self._task is None:
+        deadline = self._deadline
+        if not self._active or self._task is None or deadline is None:
             return  # between reads: the next one re-arms
         now = self._loop.time()
         begun = self._begun_at
         late = begun is not None and now >= begun + self._event_s
-        if not late and now < self._deadline:
+        if not late and now < deadline:
             check = now + self._event_s if begun is None else begun + self._event_s
-            self._handle = self._loop.call_at(min(self._deadline, check), self._fire)
+            self._handle = self._loop.call_at(min(deadline, check), self._fire)
             return
         self.incomplete = late
         self._expired = True
@@ -164,8 +177,9 @@ class ClientHandler:
         self._queued: deque[rq.Event] = deque()
         self._feeding = False
         self._cut = False
-        self._memo = Memo()
-        """The last header and data the client sent, parsed: audio chunks repeat them."""
+        self._decoder = Decoder()
+        """The client's events from its bytes (the last header and data parsed: audio chunks
+        repeat them)."""
         self._format: tuple[dict[str, object], PcmFormat | None] = ({}, None)
         """The last audio format read, and the data it was read from."""
         self._timeouts = Timeouts(
@@ -203,27 +217,34 @@ class ClientHandler:
     async def _read_loop(self) -> None:
         header_s = self._settings.header_timeout_s
         idle_timeout = _IdleTimeout(self._settings.idle_timeout_s, header_s)
+        decoder = self._decoder
         try:
             # A client that connects says something at once (Home Assistant and satellites
             # do): a scanner or a dribbler is closed after header_s, without a linger.
             try:
                 async with asyncio.timeout(header_s):
-                    event = await read_event(self._reader, None, self._memo)
+                    events = await self._first_events()
+                idle_timeout.heard(events=True, pending=decoder.pending)
             except TimeoutError:
                 self._cut = True
                 self._debug(f"closing a connection that sent no whole event in {header_s:g} s")
                 return
             while not self._finished.is_set():
-                if event is None:
+                if events is None:
                     self._feed(rq.ClientGone())
                     return
-                try:
-                    await self._handle(event)
-                except Exception as err:  # one request's failure, not the server's
-                    self._crashed(err)
-                    return
+                for event in events:  # those that arrived together, in one go
+                    try:
+                        self._handle(event)
+                    except Exception as err:  # one request's failure, not the server's
+                        self._crashed(err)
+                        return
+                    if self._finished.is_set():
+                        return
+                if decoder.error is not None:
+                    raise decoder.error
                 await self._drain()
-                event = await self._next_event(idle_timeout)
+                events = await self._next_events(idle_timeout)
         except _Hangup:
             return
         except WireError as err:
@@ -234,13 +255,25 @@ class ClientHandler:
         finally:
             idle_timeout.close()
 
-    async def _next_event(self, idle_timeout: _IdleTimeout) -> Event | None:
-        """The client's next event; raises :class:`_Hangup` when the connection is to end."""
+    async def _first_events(self) -> list[Event] | None:
+        """The events of the client's first reads, once one is whole; None at end of stream."""
+        while True:
+            data = await self._reader.read(READ_BYTES)
+            if not data:
+                return None
+            events = self._decoder.feed(data)
+            if events or self._decoder.error is not None:
+                return events
+
+    async def _next_events(self, idle_timeout: _IdleTimeout) -> list[Event] | None:
+        """The client's next events (None at end of stream); raises :class:`_Hangup` when the
+        connection is to end."""
         idle = self._settings.idle_timeout_s
+        decoder = self._decoder
         while True:
             try:
                 async with idle_timeout:
-                    return await read_event(self._reader, idle_timeout.begun, self._memo)
+                    data = await self._reader.read(READ_BYTES)
             except TimeoutError:
                 if idle_timeout.incomplete:
                     self._cut = True
@@ -253,6 +286,12 @@ class ClientHandler:
                 else:
                     self._debug(f"closing a connection idle for {idle:g} s")
                 raise _Hangup from None
+            if not data:
+                return None
+            events = decoder.feed(data)
+            idle_timeout.heard(events=bool(events), pending=decoder.pending)
+            if events or decoder.error is not None:
+                return events
 
     def _crashed(self, err: BaseException) -> None:
         """Something failed inside the server while it served this connection: answer
@@ -334,7 +373,7 @@ class ClientHandler:
 
     # ------------------------------------------------------------------ client events
 
-    async def _handle(self, event: Event) -> None:
+    def _handle(self, event: Event) -> None:
         if AudioChunk.is_type(event.type):  # nearly every event: tested first
             if self._cut_short is None:  # past a cut, the rest of the client's audio is dropped
                 self._on_audio_chunk(event)

@@ -171,37 +171,114 @@ def _parse_header(line: bytes) -> tuple[str, dict[str, Any], int, int]:
     return event_type, data, data_length, payload_length
 
 
+def _header_of(line: bytes, memo: Memo | None) -> tuple[str, dict[str, Any], int, int]:
+    """A header line checked, through the memo when it repeats the last one."""
+    if memo is not None and memo.header is not None and line == memo.line:
+        return memo.header
+    header = _parse_header(line)
+    if memo is not None and _flat(header[1]):
+        memo.line, memo.header = line, header
+    return header
+
+
+def _event_of(
+    event_type: str, inline: dict[str, Any], text: bytes, payload: bytes | None, memo: Memo | None
+) -> Event:
+    """The event of a checked header, its data text and its payload."""
+    data = dict(inline) if inline else {}
+    if text:
+        if memo is not None and memo.data is not None and text == memo.data_text:
+            data.update(memo.data)
+        else:
+            parsed = _parse_object(text, "data")
+            data.update(parsed)
+            if memo is not None and _flat(parsed):
+                memo.data_text, memo.data = text, parsed
+    check_fields(event_type, data)
+    return Event(type=event_type, data=data, payload=payload)
+
+
 async def _read_rest(
     reader: asyncio.StreamReader, first: bytes, memo: Memo | None = None
 ) -> Event | None:
     try:
         line = first if first == b"\n" else first + await reader.readline()
     except (asyncio.LimitOverrunError, ValueError) as err:
-        raise WireError(f"event header longer than {MAX_HEADER_BYTES} bytes") from err
+        raise WireError(_HEADER_TOO_LONG) from err
     if not line.endswith(b"\n"):
         return None  # the client went away mid-line
-    if memo is not None and memo.header is not None and line == memo.line:
-        event_type, inline, data_length, payload_length = memo.header
-    else:
-        event_type, inline, data_length, payload_length = _parse_header(line)
-        if memo is not None and _flat(inline):
-            memo.line, memo.header = line, (event_type, inline, data_length, payload_length)
-    data = dict(inline) if inline else {}
+    event_type, inline, data_length, payload_length = _header_of(line, memo)
     try:
         text = await reader.readexactly(data_length) if data_length else b""
-        if text:
-            if memo is not None and memo.data is not None and text == memo.data_text:
-                data.update(memo.data)
-            else:
-                parsed = _parse_object(text, "data")
-                data.update(parsed)
-                if memo is not None and _flat(parsed):
-                    memo.data_text, memo.data = text, parsed
         payload = await reader.readexactly(payload_length) if payload_length else None
     except asyncio.IncompleteReadError:
         return None  # the client went away mid-event
-    check_fields(event_type, data)
-    return Event(type=event_type, data=data, payload=payload)
+    return _event_of(event_type, inline, text, payload, memo)
+
+
+_HEADER_TOO_LONG = f"event header longer than {MAX_HEADER_BYTES} bytes"
+
+
+class Decoder:
+    """Wyoming events from the bytes of one connection as they arrive (sans-I/O).
+
+    The adapter reads whatever the socket holds and feeds it here, and gets every event it
+    completes, checked exactly as :func:`read_event` checks one (the same limits, the same
+    :class:`WireError` messages, the connection's :class:`Memo`). Reading an event through
+    ``StreamReader`` took a read per part and four coroutine frames, per audio chunk; here a
+    chunk is a few slices of bytes, and the chunks that arrived together are decoded together.
+
+    An error does not discard the events before it: they are returned, and the error waits in
+    :attr:`error` (nothing more is decoded after it), so the caller answers them first.
+    """
+
+    __slots__ = ("_rest", "error", "memo")
+
+    def __init__(self) -> None:
+        self._rest = b""
+        self.memo = Memo()
+        self.error: WireError | None = None
+
+    @property
+    def pending(self) -> bool:
+        """Part of an event has arrived and not the rest."""
+        return bool(self._rest)
+
+    def feed(self, data: bytes) -> list[Event]:
+        """The events ``data`` completes, in order; see :attr:`error`."""
+        if self.error is not None:
+            return []
+        buf = self._rest + data if self._rest else data
+        events: list[Event] = []
+        memo = self.memo
+        pos, size = 0, len(buf)
+        try:
+            while pos < size:
+                newline = buf.find(b"\n", pos)
+                # As StreamReader.readline with limit=MAX_HEADER_BYTES after the first byte.
+                if newline - pos - 1 > MAX_HEADER_BYTES or (
+                    newline == -1 and size - pos - 1 > MAX_HEADER_BYTES
+                ):
+                    raise WireError(_HEADER_TOO_LONG)
+                if newline == -1:
+                    break
+                event_type, inline, data_length, payload_length = _header_of(
+                    buf[pos : newline + 1], memo
+                )
+                start = newline + 1
+                end = start + data_length + payload_length
+                if end > size:
+                    break
+                middle = start + data_length
+                text = buf[start:middle]
+                payload = buf[middle:end] if payload_length else None
+                events.append(_event_of(event_type, inline, text, payload, memo))
+                pos = end
+        except WireError as err:
+            self.error = err
+            pos = size
+        self._rest = buf[pos:] if pos < size else b""
+        return events
 
 
 def encode_event(event: Event) -> bytes:

@@ -20,7 +20,7 @@ from wyoming_lightning.vad import GateEvent, SpeechAudio, SpeechEnd, SpeechStart
 from wyoming_lightning.vad import gate as gate_module
 from wyoming_lightning.vad import webrtc as webrtc_module
 from wyoming_lightning.vad.engines import create_engine
-from wyoming_lightning.vad.levels import BandEnergy, band_energy
+from wyoming_lightning.vad.levels import FLOOR_MIN_DB, BandEnergy, NoiseFloor, band_energy
 
 
 class FftBandEnergy(BandEnergy):
@@ -109,3 +109,30 @@ def test_the_gate_decides_as_it_did_with_the_fft(vad: str, monkeypatch: pytest.M
 def test_one_measure_per_frame_size_is_shared() -> None:
     assert band_energy(480) is band_energy(480)
     assert band_energy(512) is not band_energy(480)
+
+
+def test_the_noise_floor_keeps_the_window_minimum_as_a_full_scan_would() -> None:
+    """The window's minimum is kept up to date instead of scanned per frame: the same floor as
+    the scan (the code before) on levels that repeat, rise, fall and sit below the minimum."""
+    rng = np.random.default_rng(7)
+    levels = np.concatenate(
+        [
+            np.round(rng.normal(-50, 8, 600)),  # rounded: equal levels leave the window too
+            np.linspace(-90, -20, 200),  # a rise: the minimum leaves the window every frame
+            np.full(100, -120.0),
+            rng.normal(-40, 3, 300),
+        ]
+    )
+    floor = NoiseFloor(frame_s=0.03)
+    window = [FLOOR_MIN_DB] * 40
+    reference: float | None = None
+    for i, level in enumerate(levels.tolist()):
+        window[i % 40] = level
+        if reference is None:
+            reference = level
+        elif level < reference:
+            reference += 0.3 * (level - reference)
+        else:
+            reference += min(level - reference, 1.5 * 0.03)
+        reference = max(reference, min(window), FLOOR_MIN_DB)
+        assert floor.update(level) == reference

@@ -112,7 +112,9 @@ BAD = {
     "negative length": b'{"type": "x", "data_length": -1}\n',
     "length not an int": b'{"type": "x", "payload_length": "9"}\n',
     "data over the cap": b'{"type": "x", "data_length": %d}\n' % (MAX_DATA_BYTES + 1),
-    "deep header": b'{"type": "x", "data": ' + b"[" * (MAX_NESTING + 1) + b"]" * (MAX_NESTING + 1)
+    "deep header": b'{"type": "x", "data": '
+    + b"[" * (MAX_NESTING + 1)
+    + b"]" * (MAX_NESTING + 1)
     + b"}\n",
     "data text not JSON": b'{"type": "x", "data_length": 3}\nabc',
     "data text not an object": b'{"type": "x", "data_length": 3}\n[1]',

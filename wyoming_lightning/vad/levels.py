@@ -100,8 +100,10 @@ class NoiseFloor:
     ) -> None:
         self._fall = fall
         self._rise_db = rise_db_per_s * frame_s
-        # A plain list: ``min`` over 40 floats costs less than numpy's call around it.
+        # A plain list, and its minimum kept up to date: found again only when the frame that
+        # leaves the window was it (numpy's ``min`` per frame cost more than the rest together).
         self._recent = [FLOOR_MIN_DB] * max(1, round(window_s / frame_s))
+        self._recent_min = FLOOR_MIN_DB
         self._index = 0
         self._floor_db: float | None = None
 
@@ -119,9 +121,14 @@ class NoiseFloor:
         else:
             floor += min(level_db - floor, self._rise_db)
         recent = self._recent
+        leaving = recent[self._index]
         recent[self._index] = level_db
         self._index = (self._index + 1) % len(recent)
-        floor = max(floor, min(recent), FLOOR_MIN_DB)
+        if level_db <= self._recent_min:
+            self._recent_min = level_db
+        elif leaving == self._recent_min:
+            self._recent_min = min(recent)
+        floor = max(floor, self._recent_min, FLOOR_MIN_DB)
         self._floor_db = floor
         return floor
 

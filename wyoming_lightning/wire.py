@@ -233,26 +233,45 @@ class Decoder:
     :attr:`error` (nothing more is decoded after it), so the caller answers them first.
     """
 
-    __slots__ = ("_rest", "error", "memo")
+    __slots__ = ("_need", "_parts", "_size", "error", "memo")
 
     def __init__(self) -> None:
-        self._rest = b""
+        self._parts: list[bytes] = []
+        """The bytes of an event begun and not complete, as they came (joined once, when it
+        is: an event of 2 MB arriving in small reads is not copied at every read)."""
+        self._size = 0
+        self._need = 0
+        """The length of the pending event, once its header is whole (else 0)."""
         self.memo = Memo()
         self.error: WireError | None = None
 
     @property
     def pending(self) -> bool:
         """Part of an event has arrived and not the rest."""
-        return bool(self._rest)
+        return self._size > 0
 
     def feed(self, data: bytes) -> list[Event]:
         """The events ``data`` completes, in order; see :attr:`error`."""
-        if self.error is not None:
+        if self.error is not None or not data:
             return []
-        buf = self._rest + data if self._rest else data
+        if self._parts:
+            self._parts.append(data)
+            self._size += len(data)
+            if self._size < self._need:
+                return []
+            if not self._need and b"\n" not in data:  # still in the header line
+                if self._size - 1 > MAX_HEADER_BYTES:
+                    self.error = WireError(_HEADER_TOO_LONG)
+                    self._parts, self._size = [], 0
+                return []
+            buf = b"".join(self._parts)
+            self._parts, self._size, self._need = [], 0, 0
+        else:
+            buf = data
         events: list[Event] = []
         memo = self.memo
         pos, size = 0, len(buf)
+        need = 0
         try:
             while pos < size:
                 newline = buf.find(b"\n", pos)
@@ -269,6 +288,7 @@ class Decoder:
                 start = newline + 1
                 end = start + data_length + payload_length
                 if end > size:
+                    need = end - pos
                     break
                 middle = start + data_length
                 text = buf[start:middle]
@@ -278,7 +298,8 @@ class Decoder:
         except WireError as err:
             self.error = err
             pos = size
-        self._rest = buf[pos:] if pos < size else b""
+        if pos < size:
+            self._parts, self._size, self._need = [buf[pos:]], size - pos, need
         return events
 
 

@@ -152,3 +152,28 @@ def test_nothing_is_decoded_after_an_error() -> None:
     assert decoder.feed(b"{nope\n") == []
     assert decoder.error is not None
     assert decoder.feed(encode_event(Event("describe"))) == []
+
+
+async def test_a_large_event_in_small_reads_is_the_reference_one() -> None:
+    """A 2 MB payload (the cap) in 1 KiB reads, and a header at the limit a byte at a time."""
+    big = encode_event(Event("audio-chunk", FMT, bytes(range(256)) * 8192))
+    expected, error = await _reference(big)
+    assert error is None
+    decoder = Decoder()
+    got = []
+    for start in range(0, len(big), 1024):
+        assert not got
+        got += decoder.feed(big[start : start + 1024])
+    _same(got, expected)
+    assert not decoder.pending
+
+
+def test_a_header_dribbled_a_byte_at_a_time_is_refused_past_the_limit() -> None:
+    decoder = Decoder()
+    header = b'{"type": "' + b"x" * (MAX_HEADER_BYTES + 10)
+    for i in range(len(header)):
+        decoder.feed(header[i : i + 1])
+        if decoder.error is not None:
+            break
+    assert str(decoder.error) == f"event header longer than {MAX_HEADER_BYTES} bytes"
+    assert i == MAX_HEADER_BYTES + 1  # the first byte past what readline allows

@@ -160,7 +160,7 @@ async def test_a_large_event_in_small_reads_is_the_reference_one() -> None:
     expected, error = await _reference(big)
     assert error is None
     decoder = Decoder()
-    got = []
+    got: list[Event] = []
     for start in range(0, len(big), 1024):
         assert not got
         got += decoder.feed(big[start : start + 1024])

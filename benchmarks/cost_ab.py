@@ -1,0 +1,105 @@
+"""Two versions of the bridge side by side under the same load: ``python -m benchmarks.cost_ab``.
+
+The ``cost`` table's CPU per audio second falls as the machine gets busier (a bridge that waits
+for the CPU finds several chunks of a stream in its socket and reads them in one wake-up), so
+on a shared machine two runs one after the other compare the load more than the code. Here
+this checkout's bridge and another checkout's (``--base``, e.g. ``git worktree add /tmp/base
+main``) run at the same time, each fed N of the ``cost`` table's streams (the real speech set,
+10 ms chunks in real time) by one load generator, against one emulator finalizing instantly:
+whatever else the machine does, both see it. Printed per VAD engine and round: each bridge's
+CPU per audio second (utime + stime from /proc over the same window), their ratio, and the
+errors.
+
+Usage::
+
+    python -m benchmarks.cost_ab --base /tmp/base [--vad off webrtc silero] [--streams 50]
+        [--seconds 15] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+from .cost import speech_scripts
+from .harness import (
+    BRIDGE_ENV,
+    CpuWindow,
+    Proc,
+    bridge_args,
+    emulator_args,
+    free_port,
+    machine_description,
+    running,
+    steady_load,
+    summarize_errors,
+)
+
+
+def _base_args(base: Path, port: int, emulator_port: int, engine: str) -> list[str]:
+    """``python -m wyoming_lightning ...`` run from the other checkout's code."""
+    start = (
+        f"import runpy, sys; sys.path.insert(0, {str(base)!r}); "
+        "runpy.run_module('wyoming_lightning', run_name='__main__', alter_sys=True)"
+    )
+    return ["-c", start, *bridge_args(port, emulator_port, "--vad", engine)[2:]]
+
+
+async def _round(base: Path, engine: str, streams: int, seconds: float) -> str:
+    emulator_port, this_port, base_port = free_port(), free_port(), free_port()
+    emulator = Proc("emulator", emulator_args(emulator_port), emulator_port)
+    this = Proc(
+        "this", bridge_args(this_port, emulator_port, "--vad", engine), this_port, BRIDGE_ENV
+    )
+    other = Proc("base", _base_args(base, base_port, emulator_port, engine), base_port, BRIDGE_ENV)
+    scripts = speech_scripts()
+    async with running(emulator, this, other):
+        window = CpuWindow(this, other, emulator)
+        marks = 0
+
+        def mark(start: bool) -> None:  # one window for both: the first start, the last end
+            nonlocal marks
+            marks += 1
+            if marks in (1, 4):
+                window.mark(start)
+
+        (this_results, _), (base_results, _) = await asyncio.gather(
+            steady_load(this_port, scripts, streams, seconds, on_window=mark),
+            steady_load(base_port, scripts, streams, seconds, on_window=mark),
+        )
+    audio_s = streams * window.wall
+    this_ms = 1000 * window.seconds("this") / audio_s
+    base_ms = 1000 * window.seconds("base") / audio_s
+    return (
+        f"| {engine} | {this_ms:.2f} | {base_ms:.2f} | {this_ms / base_ms:.2f} | "
+        f"{window.others_percent():.0f} | {summarize_errors(this_results)} / "
+        f"{summarize_errors(base_results)} |"
+    )
+
+
+async def _main(args: argparse.Namespace) -> None:
+    base = Path(args.base).resolve()
+    if not (base / "wyoming_lightning" / "__main__.py").is_file():
+        raise SystemExit(f"--base {base}: no wyoming_lightning package there")
+    print(machine_description())
+    print(f"{args.streams} streams per bridge, {args.seconds:g} s windows, base: {base}\n")
+    print("| VAD | this: CPU ms per audio s | base | this / base | other load % | errors |")
+    print("|---|---:|---:|---:|---:|---|")
+    for _ in range(args.rounds):
+        for engine in args.vad:
+            print(await _round(base, engine, args.streams, args.seconds), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", required=True, help="another checkout of this project")
+    parser.add_argument("--vad", nargs="+", default=["off", "webrtc", "silero"])
+    parser.add_argument("--streams", type=int, default=50, help="streams per bridge")
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--rounds", type=int, default=1)
+    asyncio.run(_main(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

@@ -46,7 +46,7 @@ def _base_args(base: Path, port: int, emulator_port: int, engine: str) -> list[s
     return ["-c", start, *bridge_args(port, emulator_port, "--vad", engine)[2:]]
 
 
-async def _round(base: Path, engine: str, streams: int, seconds: float) -> str:
+async def _round(base: Path, engine: str, streams: int, seconds: float, swap: bool) -> str:
     emulator_port, this_port, base_port = free_port(), free_port(), free_port()
     emulator = Proc("emulator", emulator_args(emulator_port), emulator_port)
     this = Proc(
@@ -64,10 +64,14 @@ async def _round(base: Path, engine: str, streams: int, seconds: float) -> str:
             if marks in (1, 4):
                 window.mark(start)
 
-        (this_results, _), (base_results, _) = await asyncio.gather(
-            steady_load(this_port, scripts, streams, seconds, on_window=mark),
-            steady_load(base_port, scripts, streams, seconds, on_window=mark),
-        )
+        # Each tick the load generator sends to the first bridge first: which one that is
+        # alternates from round to round, so that neither is always the one served first.
+        loads = [
+            steady_load(port, scripts, streams, seconds, on_window=mark)
+            for port in ((base_port, this_port) if swap else (this_port, base_port))
+        ]
+        first, second = await asyncio.gather(*loads)
+        (this_results, _), (base_results, _) = (second, first) if swap else (first, second)
     audio_s = streams * window.wall
     this_ms = 1000 * window.seconds("this") / audio_s
     base_ms = 1000 * window.seconds("base") / audio_s
@@ -86,9 +90,10 @@ async def _main(args: argparse.Namespace) -> None:
     print(f"{args.streams} streams per bridge, {args.seconds:g} s windows, base: {base}\n")
     print("| VAD | this: CPU ms per audio s | base | this / base | other load % | errors |")
     print("|---|---:|---:|---:|---:|---|")
-    for _ in range(args.rounds):
+    for round_ in range(args.rounds):
         for engine in args.vad:
-            print(await _round(base, engine, args.streams, args.seconds), flush=True)
+            row = await _round(base, engine, args.streams, args.seconds, swap=round_ % 2 == 1)
+            print(row, flush=True)
 
 
 def main() -> None:

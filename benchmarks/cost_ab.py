@@ -38,10 +38,13 @@ from .harness import (
 
 
 def _base_args(base: Path, port: int, emulator_port: int, engine: str) -> list[str]:
-    """``python -m wyoming_lightning ...`` run from the other checkout's code."""
+    """``python -m wyoming_lightning ...`` run from the other checkout's code: the process
+    replaces itself (same PID, for /proc) with one whose working directory and PYTHONPATH are
+    that checkout."""
     start = (
-        f"import runpy, sys; sys.path.insert(0, {str(base)!r}); "
-        "runpy.run_module('wyoming_lightning', run_name='__main__', alter_sys=True)"
+        f"import os, sys; os.chdir({str(base)!r}); os.execve(sys.executable, "
+        "[sys.executable, '-m', 'wyoming_lightning', *sys.argv[1:]], "
+        f"{{**os.environ, 'PYTHONPATH': {str(base)!r}}})"
     )
     return ["-c", start, *bridge_args(port, emulator_port, "--vad", engine)[2:]]
 

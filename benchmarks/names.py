@@ -48,7 +48,6 @@ from tests.deploy.ha_names_home import DEVICES
 from tests.deploy.ha_names_home import FLOORS as HOME_FLOORS
 from tests.kit.bridge import bridge_settings, serving, transcribe
 from tests.kit.wer import normalise_words, wer
-from wyoming_lightning.declare import Secret
 from wyoming_lightning.emulator import EmulatorServer
 from wyoming_lightning.emulator.audio import float_to_pcm, pcm_to_float, resample
 from wyoming_lightning.emulator.config import EmulatorConfig
@@ -57,6 +56,7 @@ from wyoming_lightning.hass.connection import HassConnection
 from wyoming_lightning.hass.home_names import HomeNames
 from wyoming_lightning.hass.names import Entity, Home, Place, home_keywords
 from wyoming_lightning.services import Services
+from wyoming_lightning.settings.declare import Secret
 
 from .harness import free_port, progress
 

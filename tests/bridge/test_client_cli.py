@@ -28,10 +28,10 @@ from wyoming.event import Event, async_read_event, async_write_event
 from tests.kit.bridge import bridge_port, bridge_settings, running_bridge
 from tests.kit.paths import ROOT
 from tests.kit.speech_data import load_speech, with_silence
-from wyoming_lightning.audio import PcmFormat
-from wyoming_lightning.config import Secret
+from wyoming_lightning.core.audio import PcmFormat
 from wyoming_lightning.emulator import EmulatorServer
 from wyoming_lightning.emulator.tones import encode_phrase, silence
+from wyoming_lightning.settings.config import Secret
 from wyoming_lightning.transcribe_cli.__main__ import amain
 from wyoming_lightning.transcribe_cli.mic import (
     EndOfSpeech,

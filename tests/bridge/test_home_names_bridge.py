@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 import pytest
 
 from tests.kit.bridge import bridge_settings, serving, transcribe
-from wyoming_lightning.declare import Secret
+from wyoming_lightning.core.protocol import Keyword
 from wyoming_lightning.emulator import EmulatorConfig, EmulatorServer
 from wyoming_lightning.emulator.recognizers import ToneRecognizer, Word
 from wyoming_lightning.emulator.tones import encode
@@ -22,8 +22,8 @@ from wyoming_lightning.hass.connection import HassConnection
 from wyoming_lightning.hass.home_names import HomeNames
 from wyoming_lightning.hass.names import NAME_WEIGHT, PLACE_WEIGHT
 from wyoming_lightning.hass.sensors import Link
-from wyoming_lightning.lightning.protocol import Keyword
 from wyoming_lightning.services import Services
+from wyoming_lightning.settings.declare import Secret
 
 
 class HintedTones(ToneRecognizer):

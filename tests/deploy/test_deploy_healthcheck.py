@@ -18,8 +18,8 @@ from wyoming.info import AsrProgram, Attribution, Info
 
 from tests.kit.bridge import bridge_settings, running_bridge
 from wyoming_lightning import __version__
+from wyoming_lightning.core.languages import PULSE_LANGUAGES
 from wyoming_lightning.healthcheck import default_uri
-from wyoming_lightning.languages import PULSE_LANGUAGES
 
 
 @dataclasses.dataclass

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.deploy.ha_env import HaEnvError, ensure_ha_env
+from tests.deploy.ha_processes import end_driver
 from tests.kit.bridge import bridge_port, bridge_settings, serving, transcribe
 from tests.kit.net import free_port
 from wyoming_lightning.emulator import EmulatorServer
@@ -83,13 +84,7 @@ async def home_assistant(tmp_path: Path) -> AsyncIterator[HomeAssistant]:
         ready = json.loads(line)
         yield HomeAssistant(proc, ready["ready"], token_file)
     finally:
-        if proc.stdin is not None:
-            proc.stdin.close()
-        try:
-            await asyncio.wait_for(proc.wait(), 60)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
+        await end_driver(proc)
 
 
 async def test_todays_usage_appears_as_sensors_after_a_real_request(

@@ -45,7 +45,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("request machine", ("/request.py", "/audio.py", "/transcript.py", "/actions.py")),
     ("wire: reading events", ("/wire.py",)),
     ("guard, metrics", ("/guard.py", "/metrics.py", "/quota.py", "prometheus_client/")),
-    ("cloud send path", ("/lightning/client.py", "/lightning/warm.py", "websockets/")),
+    ("cloud send path", ("/cloud/client.py", "/cloud/warm.py", "websockets/")),
     ("handler", ("/handler.py",)),
 )
 """Each sample goes to the layer of its innermost frame in one of these files (a library the
@@ -55,7 +55,7 @@ FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^:()]*)(?::\d+)?\)$")
 
 
 def _short(frame: str) -> str:
-    """``handle (wyoming_lightning/request.py:123)`` -> ``request.py:handle``."""
+    """``handle (wyoming_lightning/core/request.py:123)`` -> ``request.py:handle``."""
     match = FRAME.match(frame.strip())
     if match is None:
         return frame.strip()

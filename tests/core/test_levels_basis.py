@@ -16,11 +16,11 @@ import numpy.typing as npt
 import pytest
 
 from tests.kit import speech_data as sd
-from wyoming_lightning.vad import GateEvent, SpeechAudio, SpeechEnd, SpeechStart, VadGate
-from wyoming_lightning.vad import gate as gate_module
-from wyoming_lightning.vad import webrtc as webrtc_module
-from wyoming_lightning.vad.engines import create_engine
-from wyoming_lightning.vad.levels import FLOOR_MIN_DB, BandEnergy, NoiseFloor, band_energy
+from wyoming_lightning.core.vad import GateEvent, SpeechAudio, SpeechEnd, SpeechStart, VadGate
+from wyoming_lightning.core.vad import gate as gate_module
+from wyoming_lightning.core.vad import webrtc as webrtc_module
+from wyoming_lightning.core.vad.engines import create_engine
+from wyoming_lightning.core.vad.levels import FLOOR_MIN_DB, BandEnergy, NoiseFloor, band_energy
 
 
 class FftBandEnergy(BandEnergy):

@@ -15,7 +15,7 @@ import random
 import pytest
 from wyoming.event import Event
 
-from wyoming_lightning.wire import (
+from wyoming_lightning.wyoming.wire import (
     MAX_DATA_BYTES,
     MAX_HEADER_BYTES,
     MAX_NESTING,

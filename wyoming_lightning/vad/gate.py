@@ -69,11 +69,6 @@ class GateConfig:
     there is none. Measured (``python -m benchmarks noise``): of 557 noisy and clean streams
     of real speech, 27 had the first audio sent less than 100 ms before the speech, 23 with the
     look-back (the rest are words silero misses for seconds, which no look-back reaches).
-
-    The first segment of a stream opening within ``lead_in_ms`` of the stream's start takes
-    everything before it as pre-roll (0: off): a command starts soon after the wake word, and
-    the recognizer then hears the command's start as it would straight, whatever the engine's
-    delay. The cost is bounded: at most ``lead_in_ms`` before the first speech frame.
     """
 
     pre_roll_ms: int = 300
@@ -88,7 +83,6 @@ class GateConfig:
     sustain_max_ms: int = 1500
     lookback_above_floor_db: float | None = 6.0
     lookback_max_ms: int = 600
-    lead_in_ms: int = 0
 
     @property
     def effective_off_threshold(self) -> float:
@@ -130,8 +124,6 @@ class GateConfig:
             )
         if self.lookback_max_ms < 0:
             raise ValueError(f"lookback_max_ms must be >= 0, got {self.lookback_max_ms}")
-        if self.lead_in_ms < 0:
-            raise ValueError(f"lead_in_ms must be >= 0, got {self.lead_in_ms}")
         if not self.max_utterance_s > 0:
             raise ValueError(f"max_utterance_s must be > 0, got {self.max_utterance_s}")
 
@@ -170,7 +162,6 @@ class VadGate:
         self._frame_s = 0.0
         self._lookback_frames = 0
         self._history_keep = self._pre_roll_bytes
-        self._lead_in_bytes = round(cfg.lead_in_ms * SAMPLE_RATE / 1000) * SAMPLE_WIDTH
         if engine is not None:
             self._frame_bytes = engine.frame_samples * SAMPLE_WIDTH
             self._framer = Framer(self._frame_bytes)
@@ -181,7 +172,7 @@ class VadGate:
             if cfg.lookback_above_floor_db is not None:
                 self._lookback_frames = math.floor(cfg.lookback_max_ms / frame_ms)
             lookback_bytes = self._lookback_frames * self._frame_bytes
-            self._history_keep = max(self._pre_roll_bytes + lookback_bytes, self._lead_in_bytes)
+            self._history_keep = self._pre_roll_bytes + lookback_bytes
             self._min_speech_frames = max(1, math.ceil(cfg.min_speech_ms / frame_ms))
             self._onset_window_frames = max(
                 self._min_speech_frames, math.ceil(cfg.onset_window_ms / frame_ms)
@@ -401,9 +392,6 @@ class VadGate:
     def _pre_roll_length(self) -> int:
         """Bytes of idle history to send before the candidate run (see ``GateConfig``)."""
         history = len(self._history)
-        before = self._judged_bytes - sum(len(frame) for frame in self._candidate)
-        if self._segments == 0 and before <= min(history, self._lead_in_bytes):
-            return before  # the first segment, close to the stream's start: all of it
         onset = 0
         above = self.config.lookback_above_floor_db
         floor = self._floor.floor_db

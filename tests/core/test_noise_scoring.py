@@ -1,15 +1,29 @@
-"""How ``python -m benchmarks noise`` scores a row: Whisper's loops told apart from the
-reference's own repetitions, and an interval that says whether a row's figure is resolved."""
+"""How ``python -m benchmarks noise`` scores a row: the straight reference hears every final,
+Whisper's loops are told apart from the reference's own repetitions, and an interval says
+whether a row's figure is resolved."""
 
 from __future__ import annotations
 
 from collections import Counter
 
 from benchmarks.noise import Case, Result, interval, longest_repeat, loops
+from benchmarks.pause import straight
 from tests.kit import human_speech as hs
 from tests.kit import noisy_speech as ns
+from wyoming_lightning.emulator.recognizers import ToneRecognizer
+from wyoming_lightning.emulator.tones import encode_phrase, silence
 
 WORDS = "montreal forced a liner word another word here's some more word word word word word"
+
+
+def test_straight_hears_the_finals_the_session_sends_while_the_audio_flows() -> None:
+    # Like Pulse, the emulator settles an utterance by itself after 800 ms of silence; a
+    # stream that ends in silence then finishes with an empty final. Straight once kept only
+    # that one, and read whole commands as nothing.
+    pcm = silence(300) + encode_phrase("one two three") + silence(1200)
+    assert straight(pcm, ToneRecognizer()) == "one two three"
+    pcm += encode_phrase("four five") + silence(1200)
+    assert straight(pcm, ToneRecognizer()) == "one two three four five"
 
 
 def repeat(text: str) -> int:

@@ -30,11 +30,22 @@ Also per condition: WER straight and through the bridge, utterances per request,
 per second of recording, and the audio sent per request against the bound 1.3 x speech +
 0.5 s (speech: the recording's length, as ``python -m benchmarks pause`` counts it).
 
+Whisper tiny in noise sometimes loops ("harder harder harder ...", one phrase a dozen times):
+one such request is 100-180 words of a 482-word row, and whether it happens moves with a few
+hundred milliseconds of noise either way, straight as through the bridge. The WER columns
+count every word (the bar's figure); beside them, ``loops`` counts the requests whose text
+loops straight / through the bridge (``loops``), ``pts w/o loops`` is the difference over the
+requests where neither does, and ``pts 95 %`` is a bootstrap interval of the difference that
+resamples recordings (their placements together, as they share one noise), so a row says
+whether its figure is resolved to the half point at all.
+
 Usage::
 
     python -m benchmarks noise [--quick]
     python -m benchmarks.noise [--every N] [--shifts N] [--noises fan,hum] [--snrs 10,0]
         [--no-clean] [--only short|long] [--set KEY=VALUE ...] [--cache FILE] [--words]
+        [--json FILE]
+    python -m benchmarks.noise --report FILE   # tabulate a run saved with --json again
 
 ``--cache FILE`` keeps Whisper's words per audio (by SHA-1) across runs: the straight side
 never changes with the gate, so a second run costs only the audio the gate sends differently.
@@ -78,6 +89,11 @@ either side of a cut are read without the other side's context, not only the nea
 SETTINGS = Settings()
 FINALIZE_MS = SETTINGS.finalize_after_ms
 VAD_LAG = VAD_LAG_MS["silero"]
+LOOP_WORDS = 12
+"""A run of one phrase (1-8 words) repeated back to back that covers this many words more than
+the longest such run in the reference is a recognizer loop (the reference's own "word word word
+word word" is not)."""
+BOOTSTRAP = 2000
 DEFAULT_EVERY = 2
 """Every other clip of each length (22 commands, 5 long recordings): the whole set at every
 condition and placement is some five hours of Whisper on two shared cores."""
@@ -372,6 +388,23 @@ def run_case(case: Case, recognizer: Recognizer, config: GateConfig) -> Result:
     )
 
 
+def longest_repeat(words: Sequence[str]) -> int:
+    """Words covered by the longest back-to-back repetition of one phrase of 1-8 words."""
+    best = 0
+    for n in range(1, 9):
+        run = 0  # words since ``n`` back that each equal the word ``n`` before them
+        for at in range(n, len(words)):
+            run = run + 1 if words[at] == words[at - n] else 0
+            if run >= n:  # the phrase at least twice
+                best = max(best, run + n)
+    return best
+
+
+def loops(text: str, reference: str) -> bool:
+    """True when ``text`` repeats a phrase far beyond anything the reference repeats."""
+    return longest_repeat(text.split()) >= longest_repeat(reference.split()) + LOOP_WORDS
+
+
 def _right(ref: list[str], hyp: list[str]) -> list[bool]:
     right = [False] * len(ref)
     for r, h in align(ref, hyp):
@@ -404,10 +437,33 @@ def cases(
     return out
 
 
+def _points(results: Sequence[Result]) -> float:
+    words = sum(r.words for r in results)
+    return 100 * sum(r.errors_bridge - r.errors_straight for r in results) / max(1, words)
+
+
+def interval(results: Sequence[Result], seed: int = 26) -> tuple[float, float]:
+    """95 % bootstrap interval of the WER difference (points), resampling recordings whole."""
+    by_clip: dict[str, list[Result]] = {}
+    for r in results:
+        by_clip.setdefault(r.case.clip.name, []).append(r)
+    groups = list(by_clip.values())
+    words = np.array([sum(r.words for r in g) for g in groups], dtype=float)
+    diff = np.array([sum(r.errors_bridge - r.errors_straight for r in g) for g in groups], float)
+    picks = np.random.default_rng(seed).integers(0, len(groups), (BOOTSTRAP, len(groups)))
+    points = 100 * diff[picks].sum(axis=1) / np.maximum(1.0, words[picks].sum(axis=1))
+    low, high = np.percentile(points, [2.5, 97.5])
+    return float(low), float(high)
+
+
 def _row(label: str, results: Sequence[Result]) -> tuple[list[object], dict[str, Any]]:
     words = sum(r.words for r in results)
     straight = 100 * sum(r.errors_straight for r in results) / max(1, words)
     bridge = 100 * sum(r.errors_bridge for r in results) / max(1, words)
+    loop_straight = [loops(r.straight, r.case.clip.text.lower()) for r in results]
+    loop_bridge = [loops(r.bridge, r.case.clip.text.lower()) for r in results]
+    steady = [r for r, a, b in zip(results, loop_straight, loop_bridge, strict=True) if not a | b]
+    low, high = interval(results)
     lost = sum((r.lost for r in results), Counter())
     gained = sum(r.gained for r in results)
     over = [r.sent_s - (1.3 * r.case.clip.seconds + 0.5) for r in results]
@@ -418,6 +474,9 @@ def _row(label: str, results: Sequence[Result]) -> tuple[list[object], dict[str,
         f"{straight:.2f}",
         f"{bridge:.2f}",
         f"{bridge - straight:+.2f}",
+        f"{low:+.1f}..{high:+.1f}",
+        f"{sum(loop_straight)}/{sum(loop_bridge)}",
+        f"{_points(steady):+.2f}" if steady else "-",
         *(lost[c] for c in CAUSES),
         gained,
         f"{sum(r.utterances for r in results) / len(results):.2f}",
@@ -430,6 +489,10 @@ def _row(label: str, results: Sequence[Result]) -> tuple[list[object], dict[str,
         "words": words,
         "wer_straight_pct": straight,
         "wer_bridge_pct": bridge,
+        "points_95": [low, high],
+        "loops_straight": sum(loop_straight),
+        "loops_bridge": sum(loop_bridge),
+        "points_without_loops": _points(steady) if steady else None,
         "lost": dict(lost),
         "gained": gained,
         "over_bound": sum(1 for o in over if o > 0),
@@ -455,6 +518,36 @@ def _case_record(r: Result) -> dict[str, Any]:
     }
 
 
+def _from_record(record: dict[str, Any], clips: dict[str, hs.HumanClip]) -> Result:
+    """A case saved by ``--json`` back as a ``Result`` (for ``--report``)."""
+    label = str(record["condition"])
+    if label == "clean":
+        condition = ns.CLEAN
+    else:
+        kind, snr, _ = label.split()
+        condition = ns.Condition(kind, float(snr))  # type: ignore[arg-type]
+    return Result(
+        Case(clips[record["clip"]], condition, float(record["shift_s"])),
+        int(record["words"]),
+        int(record["errors_straight"]),
+        int(record["errors_bridge"]),
+        Counter(record["lost"]),
+        int(record["gained"]),
+        int(record["utterances"]),
+        float(record["sent_s"]),
+        str(record["straight"]),
+        str(record["bridge"]),
+    )
+
+
+def report(saved: dict[str, Any]) -> Table:
+    """Tabulate a run saved with ``--json`` again (with this version's columns)."""
+    clips = {c.name: c for c in hs.load_human_speech()}
+    cases = next(r["cases"] for r in saved["records"] if "cases" in r)
+    note = saved["notes"][0] if saved.get("notes") else ""
+    return table([_from_record(c, clips) for c in cases], note)
+
+
 def table(results: Sequence[Result], title_note: str) -> Table:
     out = Table(
         "noise",
@@ -466,6 +559,9 @@ def table(results: Sequence[Result], title_note: str) -> Table:
             "WER % straight",
             "WER % bridge",
             "pts",
+            "pts 95 %",
+            "loops",
+            "pts w/o loops",
             *(f"lost {c}" for c in CAUSES),
             "gained",
             "utt / req",
@@ -503,6 +599,10 @@ def table(results: Sequence[Result], title_note: str) -> Table:
         "utterances; context = sent whole, read differently",
         "sent / clip: audio sent over the recordings' length; over bound: requests sending more "
         "than 1.3 x clip + 0.5 s (the worst's excess in brackets, negative: under)",
+        f"pts 95 %: bootstrap interval of pts ({BOOTSTRAP} resamples of the recordings, "
+        "placements together); loops: requests whose text repeats a phrase over "
+        f"{LOOP_WORDS} words beyond the reference, straight/bridge; pts w/o loops: pts over "
+        "the requests where neither side loops (WER counts every request)",
     ]
     return out
 
@@ -568,7 +668,11 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, help="JSON file of Whisper's words per audio")
     parser.add_argument("--words", action="store_true", help="print each request that differs")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--report", type=Path, help="only tabulate a run saved with --json")
     args = parser.parse_args()
+    if args.report:
+        print(report(json.loads(args.report.read_text(encoding="utf-8"))).render())
+        return
     noises = tuple(n for n in args.noises.split(",") if n)
     unknown = [n for n in noises if n not in ns.NOISES]
     if unknown:

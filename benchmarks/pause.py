@@ -273,11 +273,17 @@ def straight(pcm: bytes, recognizer: Recognizer) -> str:
 
 
 def straight_finals(pcm: bytes, recognizer: Recognizer) -> list[dict[str, Any]]:
-    """The final messages (with word times in seconds of ``pcm``) of ``pcm`` in one session."""
+    """The final messages (with word times in seconds of ``pcm``) of ``pcm`` in one session.
+
+    Every final counts, those the session sends while the audio flows too: like Pulse, the
+    emulator settles an utterance on its own after 800 ms of silence or at a sentence end, and
+    the finish then only holds what came after (nothing, when the stream ends in silence)."""
     core = _core(recognizer, 0)
+    messages = []
     for offset in range(0, len(pcm), 3200):
-        core.feed_audio(pcm[offset : offset + 3200])
-    return [m for m in core.finish().messages if m.get("is_final")]
+        messages += core.feed_audio(pcm[offset : offset + 3200]).messages
+    messages += core.finish().messages
+    return [m for m in messages if m.get("is_final")]
 
 
 # ------------------------------------------------------------------ the sweep

@@ -36,7 +36,7 @@ from wyoming_lightning.emulator.recognizers import create_recognizer
 from wyoming_lightning.turn import TurnJudge, TurnVerdict, load_judge
 
 from .harness import Table
-from .pause import _FinalsOnly, through_machine
+from .pause import _FinalsOnly, straight, through_machine
 
 C_MS = 600
 INTERIM_MS = 200
@@ -64,8 +64,11 @@ class _Timed:
             self.calls += 1
 
 
-def rule_settings(judge: Callable[[str], TurnVerdict] | None) -> dict[str, Any]:
-    """The request settings of ``--endpointing`` at the server's defaults, plus ``judge``."""
+def rule_settings(
+    judge: Callable[[str], TurnVerdict] | None, turn_finalize_ms: int = 0
+) -> dict[str, Any]:
+    """The request settings of ``--endpointing`` at the server's defaults, plus ``judge``
+    settling utterances at ``turn_finalize_ms`` of pause (0: at ``--finalize-after-ms``)."""
     return dict(
         endpoint_silence_ms=700,
         no_speech_timeout_s=DEFAULTS.no_speech_timeout_s,
@@ -73,6 +76,7 @@ def rule_settings(judge: Callable[[str], TurnVerdict] | None) -> dict[str, Any]:
         turn_judge=judge,
         turn_complete_ms=DEFAULTS.turn_complete_ms,
         turn_unfinished_ms=DEFAULTS.turn_unfinished_ms,
+        turn_finalize_ms=turn_finalize_ms,
     )
 
 
@@ -89,7 +93,12 @@ def _cell(values: list[float]) -> str:
     return f"{statistics.median(values):.0f} / {_p90(values):.0f}"
 
 
-def run(quick: bool = False) -> Table:
+def billed_bound_s(speech_s: float) -> float:
+    """The most audio a command may bill: its speech and a third, plus half a second."""
+    return 1.3 * speech_s + 0.5
+
+
+def run(quick: bool = False, interim_ms: int = INTERIM_MS, only: str | None = None) -> Table:
     clips = ps.pause_set()
     if quick:
         clips = [c for c in clips if c.kind == "spliced"][::3] + [
@@ -98,32 +107,42 @@ def run(quick: bool = False) -> Table:
     inner = create_recognizer("whisper")
     recognizer = _FinalsOnly(inner, interims=True)
     recognizer.blocking = False  # offline: interims at a fixed cadence, as a live service sends
-    recognizer.interim_interval_ms = INTERIM_MS
+    recognizer.interim_interval_ms = interim_ms
     recognizer.warm_up()
     plain = load_judge("en")
     named = load_judge("en", NAMES)
     assert plain is not None and named is not None, "pip install '.[intents]'"
     matched = {c.text for c in clips if plain(c.text) is TurnVerdict.COMPLETE}
-    rules: list[tuple[str, TurnJudge | None]] = [
-        ("timer", None),
-        ("intents", plain),
-        ("intents+names", named),
+    early = DEFAULTS.turn_finalize_ms
+    rules: list[tuple[str, TurnJudge | None, int]] = [
+        ("timer", None, 0),
+        ("intents", plain, 0),
+        ("intents+names", named, 0),
+        (f"intents, finalize at {early}", plain, early),
+        (f"intents+names, finalize at {early}", named, early),
     ]
+    if only is not None:
+        rules = [r for r in rules if r[0] in only.split(",")]
+    humans = [c for c in clips if c.kind == "human"]
+    straight_pairs = [(c.text, straight(c.pcm, recognizer)) for c in humans]
+    straight_wer = f"{100 * wer(straight_pairs):.1f}" if straight_pairs else "-"
     table = Table(
         "pause_set",
-        f"End of turn on the pause set ({len(clips)} clips), C = {C_MS} ms, R = 0",
+        f"End of turn on the pause set ({len(clips)} clips), C = {C_MS} ms, R = 0, interims "
+        f"every {interim_ms} ms of audio; WER straight to the service {straight_wer} %",
         [
             "rule",
             "cut spliced",
             "cut human",
             "wait matched ms (med / p90)",
-            "wait other ms",
+            "wait unmatched ms",
             "WER human %",
+            "billed s / speech s (over bound)",
             "judge calls/req",
             "judge CPU ms/req (mean / max)",
         ],
     )
-    for name, judge in rules:
+    for name, judge, finalize_ms in rules:
         timed = _Timed(judge) if judge is not None else None
         cut = {"spliced": 0, "human": 0}
         total = {"spliced": 0, "human": 0}
@@ -132,6 +151,8 @@ def run(quick: bool = False) -> Table:
         cpu: list[float] = []
         calls: list[int] = []
         cut_names: list[str] = []
+        billed = speech = 0.0
+        over: list[str] = []
         for clip in clips:
             if timed is not None:
                 timed.seconds, timed.calls = 0.0, 0
@@ -141,8 +162,9 @@ def run(quick: bool = False) -> Table:
                 DEFAULTS.finalize_after_ms,
                 re_recognize=False,
                 vad_lag_ms=VAD_LAG_MS["silero"],
-                settings=rule_settings(timed),
+                settings=rule_settings(timed, finalize_ms),
                 audio_stop=False,
+                settle_ms=C_MS,
             )
             ended = outcome.turn_ended_s
             total[clip.kind] += 1
@@ -151,9 +173,13 @@ def run(quick: bool = False) -> Table:
                 cut_names.append(clip.name)
             if clip.kind == "human":
                 pairs.append((clip.text, outcome.text))
-            elif ended is not None:
-                answered = max(ended, max(outcome.finalizes_at_s, default=ended) + C_MS / 1000)
-                waits[clip.text in matched].append(1000 * (answered - clip.speech_end_s))
+            if outcome.answered_s is not None:
+                waits[clip.text in matched].append(1000 * (outcome.answered_s - clip.speech_end_s))
+            said_s = clip.speech_end_s - ps.LEAD_S
+            billed += outcome.sent_s
+            speech += said_s
+            if outcome.sent_s > billed_bound_s(said_s):
+                over.append(f"{clip.name} {outcome.sent_s:.2f}/{said_s:.2f} s")
             if timed is not None:
                 cpu.append(1000 * timed.seconds)
                 calls.append(timed.calls)
@@ -165,6 +191,7 @@ def run(quick: bool = False) -> Table:
                 _cell(waits[True]),
                 _cell(waits[False]),
                 f"{100 * wer(pairs):.1f}" if pairs else "-",
+                f"{billed:.1f} / {speech:.1f} ({len(over)})",
                 f"{statistics.mean(calls):.1f}" if calls else "-",
                 f"{statistics.mean(cpu):.1f} / {max(cpu):.1f}" if cpu else "-",
             ],
@@ -174,17 +201,29 @@ def run(quick: bool = False) -> Table:
             cut_clips=cut_names,
             waits_ms={"matched": waits[True], "other": waits[False]},
             judge_cpu_ms=cpu,
+            billed_s=billed,
+            speech_s=speech,
+            over_bound=over,
         )
         if cut_names:
             table.notes.append(f"{name}: cut {', '.join(cut_names)}")
+        if over:
+            table.notes.append(f"{name}: billed over 1.3 x speech + 0.5 s: {', '.join(over)}")
     return table
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a third of the clips")
+    parser.add_argument(
+        "--interim-ms",
+        type=int,
+        default=INTERIM_MS,
+        help="audio between interims (the emulator's Whisper sends one about every 1000 ms)",
+    )
+    parser.add_argument("--rules", help="only these rules (comma-separated names)")
     args = parser.parse_args()
-    table = run(args.quick)
+    table = run(args.quick, args.interim_ms, args.rules)
     print(table.render())
     for note in table.notes:
         print(note)

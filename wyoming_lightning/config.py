@@ -339,6 +339,15 @@ class Settings:
     )
     """Longer than any pause of the pause set (200-900 ms after "the", "for", a hesitation:
     ``python -m benchmarks.pause_set``), shorter than Home Assistant's own no-speech waits."""
+    turn_finalize_ms: int = setting(
+        200,
+        "with --turn-intents: pause after which an utterance is settled early, unless its words "
+        "so far are only the start of a command (re-sent whole if speech resumes; 0: at "
+        "--finalize-after-ms)",
+        check=non_negative,
+    )
+    """The final of that finalize brings the command's words (interims trail the speech), so
+    the turn can end C ms after this pause instead of after ``--finalize-after-ms``."""
     streaming: bool = setting(True, "send transcript-start/chunk/stop events")
     connect_timeout_s: float = setting(5.0, "seconds for the handshake", check=positive)
     send_timeout_s: float = setting(5.0, "seconds for one send", check=positive)

@@ -110,6 +110,17 @@ class SegmenterConfig:
     turn_unfinished_ms: int = 1500
     """With a judge: the silence that ends a turn whose words are only the start of a command
     (the backstop: "turn on the" and nothing more)."""
+    turn_finalize_ms: int = 200
+    """With a judge and endpointing: the pause (counted as ``finalize_after_ms`` is) after which
+    the utterance is settled, unless the words heard for it are known to be only the start of a
+    command; then ``finalize_after_ms`` still applies. 0: ``finalize_after_ms`` throughout.
+
+    Why: a service's interims trail the speech (Whisper's come about a second apart), so the
+    words of a short command usually arrive only with the final of its finalize; the turn can
+    end no sooner than that final. Settling at a short pause brings the final, and with it the
+    judge's verdict, 350 ms sooner. A pause that was not the end (the final is the start of a
+    command, or speech resumes) costs no words: this rule re-sends the command whole when speech
+    resumes (re-recognition, :attr:`Segmenter.re_recognizes`), so the split is replaced."""
 
 
 # ---------------------------------------------------------------------------------- output
@@ -222,7 +233,21 @@ class Segmenter:
         self._marked: int | None = None
         self._held = bytearray()
         """Audio held back in HOLDING and HELD_CLOSED."""
-        self._command: bytearray | None = bytearray() if config.re_recognize else None
+        self._held_at = 0.0
+        """The pause at which the hold began (a shorter one means speech resumed)."""
+        self._quick_finalize = bool(
+            config.turn_finalize_ms
+            and config.turn_judge is not None
+            and config.endpoint_silence_ms is not None
+            and config.early_finalize
+            and config.finalize_after_ms is not None
+            and config.turn_finalize_ms < config.finalize_after_ms
+        )
+        """The turn rule settles utterances at a short pause (``turn_finalize_ms``)."""
+        self.re_recognizes = config.re_recognize or self._quick_finalize
+        """A command split by a pause is re-sent whole when speech resumes: asked for, or
+        implied by the short pause of the turn rule (whose false splits must cost no words)."""
+        self._command: bytearray | None = bytearray() if self.re_recognizes else None
         """With re-recognition: the audio of the command so far (every utterance since the last
         split a pause did not make), to be re-sent when speech resumes after a pause."""
         self._command_parts = 0
@@ -415,7 +440,7 @@ class Segmenter:
         ``dictation_after_s``) holds nothing back: Whisper read 15-30 s recordings half a point
         worse with their pauses cut to the tail, and a long request has room in its budget.
         """
-        limit = self.config.finalize_after_ms
+        limit = self._finalize_limit()
         if limit is None or not self.config.early_finalize or silence is None:
             return
         holding = self._holding
@@ -425,7 +450,9 @@ class Segmenter:
         # request streams nothing that could carry it past.
         hold_at = min(limit, self.config.pause_tail_ms)
         if holding:
-            if silence < hold_at:  # speech resumed: the pause clock starts again
+            # Speech resumed: the pause clock starts again. Compared with the point the hold
+            # began at, not today's: the limit moves with the turn judge's verdict.
+            if silence < self._held_at:
                 held = bytes(self._held)
                 self._held.clear()
                 self._move(Cue.RESUMED)
@@ -434,9 +461,22 @@ class Segmenter:
                 self._close_current()
             return
         if self.state is SegmenterState.OPEN and self.gate.is_open and silence >= hold_at:
+            self._held_at = hold_at
             self._move(Cue.PAUSE_HELD)
             if silence >= limit:
                 self._close_current()
+
+    def _finalize_limit(self) -> int | None:
+        """The pause that settles the open utterance: ``turn_finalize_ms`` under the turn rule
+        unless the words heard for all of its speech are the start of a command ("turn on
+        the", "set a timer for", "um": the speaker is looking for the rest), else
+        ``finalize_after_ms``. Read per chunk; the verdict itself moves only with text."""
+        limit = self.config.finalize_after_ms
+        if not self._quick_finalize or limit is None:
+            return limit
+        if self.turn is TurnVerdict.UNFINISHED and self._words_cover_speech():
+            return limit
+        return min(limit, self.config.turn_finalize_ms)
 
     @property
     def _dictating(self) -> bool:

@@ -33,6 +33,7 @@ from tests.kit import pause_set as ps
 from tests.kit.wer import wer
 from wyoming_lightning.config import VAD_LAG_MS, Settings
 from wyoming_lightning.emulator.recognizers import create_recognizer
+from wyoming_lightning.smart_turn import load_acoustic
 from wyoming_lightning.turn import TurnJudge, TurnVerdict, load_judge
 
 from .harness import Table
@@ -64,12 +65,33 @@ class _Timed:
             self.calls += 1
 
 
+class _TimedModel:
+    """The acoustic model, counting its CPU time and runs (per request: reset between clips)."""
+
+    def __init__(self, model: Callable[[bytes], float]) -> None:
+        self.model = model
+        self.seconds = 0.0
+        self.calls = 0
+
+    def __call__(self, pcm: bytes) -> float:
+        start = time.process_time()
+        try:
+            return self.model(pcm)
+        finally:
+            self.seconds += time.process_time() - start
+            self.calls += 1
+
+
 def rule_settings(
-    judge: Callable[[str], TurnVerdict] | None, turn_finalize_ms: int = 0
+    judge: Callable[[str], TurnVerdict] | None,
+    turn_finalize_ms: int = 0,
+    acoustic: Callable[[bytes], float] | None = None,
 ) -> dict[str, Any]:
     """The request settings of ``--endpointing`` at the server's defaults, plus ``judge``
-    settling utterances at ``turn_finalize_ms`` of pause (0: at ``--finalize-after-ms``)."""
+    settling utterances at ``turn_finalize_ms`` of pause (0: at ``--finalize-after-ms``) and
+    the ``acoustic`` model."""
     return dict(
+        turn_acoustic=acoustic,
         endpoint_silence_ms=700,
         no_speech_timeout_s=DEFAULTS.no_speech_timeout_s,
         max_command_s=DEFAULTS.max_command_s,
@@ -114,13 +136,17 @@ def run(quick: bool = False, interim_ms: int = INTERIM_MS, only: str | None = No
     assert plain is not None and named is not None, "pip install '.[intents]'"
     matched = {c.text for c in clips if plain(c.text) is TurnVerdict.COMPLETE}
     early = DEFAULTS.turn_finalize_ms
-    rules: list[tuple[str, TurnJudge | None, int]] = [
-        ("timer", None, 0),
-        ("intents", plain, 0),
-        ("intents+names", named, 0),
-        (f"intents, finalize at {early}", plain, early),
-        (f"intents+names, finalize at {early}", named, early),
+    model = load_acoustic()
+    rules: list[tuple[str, TurnJudge | None, int, bool]] = [
+        ("timer", None, 0, False),
+        ("intents", plain, 0, False),
+        ("intents+names", named, 0, False),
+        (f"intents, finalize at {early}", plain, early, False),
+        (f"intents+names, finalize at {early}", named, early, False),
     ]
+    if model is not None:
+        rules.append((f"intents, finalize at {early}, smart-turn", plain, early, True))
+        rules.append((f"intents+names, finalize at {early}, smart-turn", named, early, True))
     if only is not None:
         rules = [r for r in rules if r[0] in only.split(",")]
     humans = [c for c in clips if c.kind == "human"]
@@ -140,10 +166,14 @@ def run(quick: bool = False, interim_ms: int = INTERIM_MS, only: str | None = No
             "billed s / speech s (over bound)",
             "judge calls/req",
             "judge CPU ms/req (mean / max)",
+            "smart-turn runs/req, CPU ms/req (mean / max)",
         ],
     )
-    for name, judge, finalize_ms in rules:
+    for name, judge, finalize_ms, smart in rules:
         timed = _Timed(judge) if judge is not None else None
+        heard = _TimedModel(model) if smart and model is not None else None
+        model_cpu: list[float] = []
+        model_runs: list[int] = []
         cut = {"spliced": 0, "human": 0}
         total = {"spliced": 0, "human": 0}
         waits: dict[bool, list[float]] = {True: [], False: []}
@@ -156,13 +186,15 @@ def run(quick: bool = False, interim_ms: int = INTERIM_MS, only: str | None = No
         for clip in clips:
             if timed is not None:
                 timed.seconds, timed.calls = 0.0, 0
+            if heard is not None:
+                heard.seconds, heard.calls = 0.0, 0
             outcome = through_machine(
                 clip.pcm,
                 recognizer,
                 DEFAULTS.finalize_after_ms,
                 re_recognize=False,
                 vad_lag_ms=VAD_LAG_MS["silero"],
-                settings=rule_settings(timed, finalize_ms),
+                settings=rule_settings(timed, finalize_ms, heard),
                 audio_stop=False,
                 settle_ms=C_MS,
             )
@@ -183,6 +215,9 @@ def run(quick: bool = False, interim_ms: int = INTERIM_MS, only: str | None = No
             if timed is not None:
                 cpu.append(1000 * timed.seconds)
                 calls.append(timed.calls)
+            if heard is not None:
+                model_cpu.append(1000 * heard.seconds)
+                model_runs.append(heard.calls)
         table.add(
             [
                 name,
@@ -194,6 +229,10 @@ def run(quick: bool = False, interim_ms: int = INTERIM_MS, only: str | None = No
                 f"{billed:.1f} / {speech:.1f} ({len(over)})",
                 f"{statistics.mean(calls):.1f}" if calls else "-",
                 f"{statistics.mean(cpu):.1f} / {max(cpu):.1f}" if cpu else "-",
+                f"{statistics.mean(model_runs):.2f}, {statistics.mean(model_cpu):.0f} / "
+                f"{max(model_cpu):.0f}"
+                if model_cpu
+                else "-",
             ],
             rule=name,
             cut=cut,
@@ -201,6 +240,8 @@ def run(quick: bool = False, interim_ms: int = INTERIM_MS, only: str | None = No
             cut_clips=cut_names,
             waits_ms={"matched": waits[True], "other": waits[False]},
             judge_cpu_ms=cpu,
+            acoustic_cpu_ms=model_cpu,
+            acoustic_runs=model_runs,
             billed_s=billed,
             speech_s=speech,
             over_bound=over,

@@ -348,6 +348,11 @@ class Settings:
     )
     """The final of that finalize brings the command's words (interims trail the speech), so
     the turn can end C ms after this pause instead of after ``--finalize-after-ms``."""
+    smart_turn: bool = setting(
+        False,
+        "with --turn-intents: ask the smart-turn acoustic model, at a pause whose words no "
+        "template decides, whether the speaker is done (needs the 'smart-turn' extra)",
+    )
     streaming: bool = setting(True, "send transcript-start/chunk/stop events")
     connect_timeout_s: float = setting(5.0, "seconds for the handshake", check=positive)
     send_timeout_s: float = setting(5.0, "seconds for one send", check=positive)

@@ -157,6 +157,10 @@ def test_home_assistant_templates_tell_a_whole_command_from_its_start() -> None:
     for start in ("turn on the", "set a timer for", "add milk to", "turn on the, um"):
         assert judge(start) is TurnVerdict.UNFINISHED, start
     assert judge("tell me a story about a dragon") is TurnVerdict.UNKNOWN
+    # A demonstrative leads into a name as "the" does, and Whisper writes a "the" cut off by
+    # a pause as "that": "Open that." was the timer's cut of "open the ... garage door".
+    for start in ("Open that.", "turn off that", "lock this"):
+        assert judge(start) is TurnVerdict.UNFINISHED, start
     # A wildcard slot at the end would take more words too: no sign the command is over.
     assert judge("play some jazz in there") is TurnVerdict.UNKNOWN
     # Dictation is not matched at all: its cost is bounded by the length of a command.

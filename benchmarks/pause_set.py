@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -37,7 +38,7 @@ from wyoming_lightning.smart_turn import load_acoustic
 from wyoming_lightning.turn import TurnJudge, TurnVerdict, load_judge
 
 from .harness import Table
-from .pause import _FinalsOnly, straight, through_machine
+from .pause import _core, _FinalsOnly, through_machine
 
 C_MS = 600
 INTERIM_MS = 200
@@ -115,6 +116,16 @@ def _cell(values: list[float]) -> str:
     return f"{statistics.median(values):.0f} / {_p90(values):.0f}"
 
 
+def straight(pcm: bytes, recognizer: _FinalsOnly) -> str:
+    """The whole clip in one session, then its end: what the service makes of it alone (its
+    finals come during the audio too, after a long enough silence, as well as at the end)."""
+    core = _core(recognizer, 0)
+    replies = [core.feed_audio(pcm[i : i + 3200]) for i in range(0, len(pcm), 3200)]
+    replies.append(core.finish())
+    finals = [m for r in replies for m in r.messages if m.get("is_final")]
+    return " ".join(t for t in (str(m.get("transcript", "")) for m in finals) if t)
+
+
 def billed_bound_s(speech_s: float) -> float:
     """The most audio a command may bill: its speech and a third, plus half a second."""
     return 1.3 * speech_s + 0.5
@@ -137,16 +148,16 @@ def run(quick: bool = False, interim_ms: int = INTERIM_MS, only: str | None = No
     matched = {c.text for c in clips if plain(c.text) is TurnVerdict.COMPLETE}
     early = DEFAULTS.turn_finalize_ms
     model = load_acoustic()
-    rules: list[tuple[str, TurnJudge | None, int, bool]] = [
-        ("timer", None, 0, False),
-        ("intents", plain, 0, False),
-        ("intents+names", named, 0, False),
-        (f"intents, finalize at {early}", plain, early, False),
-        (f"intents+names, finalize at {early}", named, early, False),
+    rules: list[tuple[str, TurnJudge | None, int, bool, bool]] = [
+        ("timer", None, 0, False, False),
+        ("intents", plain, 0, False, False),
+        ("intents+names", named, 0, False, False),
+        (f"intents@{early}", plain, early, False, False),
+        (f"intents@{early}+re-recognize", plain, early, False, True),
+        (f"intents+names@{early}", named, early, False, False),
     ]
     if model is not None:
-        rules.append((f"intents, finalize at {early}, smart-turn", plain, early, True))
-        rules.append((f"intents+names, finalize at {early}, smart-turn", named, early, True))
+        rules.append((f"intents@{early}+smart-turn", plain, early, True, False))
     if only is not None:
         rules = [r for r in rules if r[0] in only.split(",")]
     humans = [c for c in clips if c.kind == "human"]
@@ -169,7 +180,7 @@ def run(quick: bool = False, interim_ms: int = INTERIM_MS, only: str | None = No
             "smart-turn runs/req, CPU ms/req (mean / max)",
         ],
     )
-    for name, judge, finalize_ms, smart in rules:
+    for name, judge, finalize_ms, smart, re_recognize in rules:
         timed = _Timed(judge) if judge is not None else None
         heard = _TimedModel(model) if smart and model is not None else None
         model_cpu: list[float] = []
@@ -192,7 +203,7 @@ def run(quick: bool = False, interim_ms: int = INTERIM_MS, only: str | None = No
                 clip.pcm,
                 recognizer,
                 DEFAULTS.finalize_after_ms,
-                re_recognize=False,
+                re_recognize=re_recognize,
                 vad_lag_ms=VAD_LAG_MS["silero"],
                 settings=rule_settings(timed, finalize_ms, heard),
                 audio_stop=False,
@@ -250,6 +261,7 @@ def run(quick: bool = False, interim_ms: int = INTERIM_MS, only: str | None = No
             table.notes.append(f"{name}: cut {', '.join(cut_names)}")
         if over:
             table.notes.append(f"{name}: billed over 1.3 x speech + 0.5 s: {', '.join(over)}")
+        print(f"{name}: {table.rows[-1]}", file=sys.stderr, flush=True)  # progress
     return table
 
 

@@ -342,8 +342,7 @@ class Settings:
     turn_finalize_ms: int = setting(
         200,
         "with --turn-intents: pause after which an utterance is settled early, unless its words "
-        "so far are only the start of a command (re-sent whole if speech resumes; 0: at "
-        "--finalize-after-ms)",
+        "so far are only the start of a command (0: at --finalize-after-ms)",
         check=non_negative,
     )
     """The final of that finalize brings the command's words (interims trail the speech), so

@@ -830,7 +830,7 @@ class RequestMachine:
         """Stream the text of every utterance settled in order (answer.py). With
         re-recognition an utterance may yet be replaced while audio still comes, and a streamed
         chunk cannot be taken back: its text waits for audio-stop."""
-        if not (self.segmenter.re_recognizes and self.phase is Phase.STREAMING):
+        if not (self.config.re_recognize and self.phase is Phase.STREAMING):
             self._answer.stream_settled()
 
     def _complete_if_settled(self) -> bool:

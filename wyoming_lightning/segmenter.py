@@ -132,8 +132,8 @@ class SegmenterConfig:
     words of a short command usually arrive only with the final of its finalize; the turn can
     end no sooner than that final. Settling at a short pause brings the final, and with it the
     judge's verdict, 350 ms sooner. A pause that was not the end (the final is the start of a
-    command, or speech resumes) costs no words: this rule re-sends the command whole when speech
-    resumes (re-recognition, :attr:`Segmenter.re_recognizes`), so the split is replaced."""
+    command, or speech resumes) is a split as any other: with ``re_recognize`` the command is
+    re-sent whole when speech resumes."""
 
 
 # ---------------------------------------------------------------------------------- output
@@ -257,10 +257,7 @@ class Segmenter:
             and config.turn_finalize_ms < config.finalize_after_ms
         )
         """The turn rule settles utterances at a short pause (``turn_finalize_ms``)."""
-        self.re_recognizes = config.re_recognize or self._quick_finalize
-        """A command split by a pause is re-sent whole when speech resumes: asked for, or
-        implied by the short pause of the turn rule (whose false splits must cost no words)."""
-        self._command: bytearray | None = bytearray() if self.re_recognizes else None
+        self._command: bytearray | None = bytearray() if config.re_recognize else None
         """With re-recognition: the audio of the command so far (every utterance since the last
         split a pause did not make), to be re-sent when speech resumes after a pause."""
         self._command_parts = 0

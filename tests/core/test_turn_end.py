@@ -236,12 +236,10 @@ def test_the_turn_rule_settles_at_a_short_pause() -> None:
     feed(quick, silence(300) + encode_phrase("one two three"))
     at = settled_after_ms(quick, 1000)
     assert at is not None and at <= 250, at
-    assert quick.re_recognizes, "a false split must cost no words"
     for plain in (judged_segmenter(), judged_segmenter(turn_judge=digits, turn_finalize_ms=0)):
         feed(plain, silence(300) + encode_phrase("one two three"))
         late = settled_after_ms(plain, 1000)
         assert late is not None and late >= 500, late
-        assert not plain.re_recognizes
 
 
 def test_words_known_unfinished_keep_the_longer_pause() -> None:
@@ -276,8 +274,8 @@ def test_a_whole_command_in_the_final_ends_the_turn_at_once() -> None:
 
 def test_a_false_split_is_re_sent_whole_when_speech_resumes() -> None:
     """The final says only the start of a command; the speaker goes on: the turn is not
-    ended, and the next utterance re-sends the first part, so the split costs no words."""
-    seg = judged_segmenter(turn_judge=digits)
+    ended, and with re-recognition the next utterance re-sends the first part."""
+    seg = judged_segmenter(turn_judge=digits, re_recognize=True)
     out = feed(seg, silence(300) + encode_phrase("one two"))
     out += feed(seg, silence(300))  # settled at 200 ms (no words yet), then the final comes
     assert kinds(out) == ["UtteranceStart", "UtteranceEnd"]

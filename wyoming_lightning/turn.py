@@ -38,6 +38,11 @@ MAX_WORDS = 16
 """Longer than any command a template matches: past it the speaker is dictating or talking to an
 agent, and the words are not matched at all (the cost of a match grows with the sentence)."""
 
+WILDCARD_MAX_WORDS = 4
+"""A wildcard slot stands for a name ("kitchen", "front door lock"); one that took more words
+took a sentence that is not a command: "to hear the next message press 6" is HassLightSet with
+the area "to hear the next message press", and ended a recorded message at its first pause."""
+
 _WORD = re.compile(r"[\w'%]+")
 
 
@@ -94,6 +99,8 @@ class TurnJudge:
             filled = words(str(entity.text or entity.value))
             if not filled or all(w in LEAD_INS for w in filled):
                 return TurnVerdict.UNKNOWN  # a wildcard took only a lead-in ("turn on the")
+            if entity.is_wildcard and len(filled) > WILDCARD_MAX_WORDS:
+                return TurnVerdict.UNKNOWN  # no name is that long
             if entity.is_wildcard and said[-len(filled) :] == filled:
                 # A wildcard ends the sentence ("play some jazz in the living ..."): it would
                 # take any further words as well, so the match says nothing about the end.

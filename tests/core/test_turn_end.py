@@ -161,6 +161,9 @@ def test_home_assistant_templates_tell_a_whole_command_from_its_start() -> None:
     # a pause as "that": "Open that." was the timer's cut of "open the ... garage door".
     for start in ("Open that.", "turn off that", "lock this"):
         assert judge(start) is TurnVerdict.UNFINISHED, start
+    # A wildcard took a sentence, not a name: the first sentence of a recorded message.
+    assert judge("To hear the next message press 6.") is TurnVerdict.UNKNOWN
+    assert judge("set the living room lights to 50 percent") is TurnVerdict.COMPLETE
     # A wildcard slot at the end would take more words too: no sign the command is over.
     assert judge("play some jazz in there") is TurnVerdict.UNKNOWN
     # Dictation is not matched at all: its cost is bounded by the length of a command.

@@ -11,14 +11,21 @@ server ends the turn. Both sides are sans-I/O and wired in this process (benchma
 
 Rules: ``timer`` is today's ``--endpointing`` (700 ms of silence); ``intents`` adds the turn
 judge (turn.py: HA's templates with wildcards), ``intents+names`` the judge with the home's
-names as slot lists.
+names as slot lists; ``@200``: utterances settled at 200 ms of pause unless the words are the
+start of a command (``--turn-finalize-ms``; without it at ``--finalize-after-ms``, 550);
+``+re-recognize``: a split command re-sent whole when speech resumes; ``+smart-turn``: the
+acoustic model (smart_turn.py) asked at a pause whose words no template decides.
 
-Columns: *cut* = turns ended before the clip's speech end (its last word), of the spliced and
-the human clips; *wait* = speech end -> transcript modelled at C = 600 ms, R = 0 as
-max(turn end, last finalize + C) - speech end (the service answers C after a finalize;
-interims arrive as soon as their audio, which a real service does not quite do), median / p90
-over the spliced commands a template matches and over those none does; *WER* of the human
-clips against their reference; *judge* = template matches run and their CPU per request.
+Time is the audio clock. The service's interims arrive as soon as their audio (every
+``--interim-ms``, R = 0), its final C = 600 ms of audio after the finalize that asks for it
+(``through_machine(settle_ms=C)``), so the turn rule sees the final's words when a live one
+would. Columns: *cut* = turns ended before the clip's speech end (its last word), of the
+spliced and the human clips; *wait* = speech end -> transcript, median / p90, over the commands
+a template matches and over the others (spliced and human); *WER* of the human clips against
+their reference (straight to the service in the title: each clip in one session); *billed* =
+audio sent over the speech (from the clip's lead to its last word, inner pauses included), and
+how many clips went over 1.3 x speech + 0.5 s; *judge* and *smart-turn*: runs and CPU per
+request.
 """
 
 from __future__ import annotations

@@ -113,3 +113,21 @@ def test_a_hesitation_sounds_unfinished_and_a_command_done() -> None:
     first, last = (ps._read(ps.PAUSES_DIR / f"bedroom_fan_{i}.wav") for i in (0, 1))
     assert model(lead + hesitation + tail) < 0.5
     assert model(lead + first + silence(200) + last + tail) > 0.5
+
+
+def test_the_setting_brings_the_model_with_endpointing_and_the_judge() -> None:
+    pytest.importorskip("hassil")
+    if smart_turn.load_acoustic() is None:
+        pytest.skip("the smart-turn extra is not installed")
+    from wyoming_lightning.config import load_settings
+    from wyoming_lightning.services import Services
+
+    env = {"SMALLEST_API_KEY": "k"}
+
+    def acoustic(*flags: str) -> object:
+        return Services(load_settings(list(flags), env)).request_config(None, "en").turn_acoustic
+
+    assert acoustic("--endpointing", "--smart-turn") is smart_turn.load_acoustic()
+    assert acoustic("--endpointing") is None, "off by default"
+    assert acoustic("--endpointing", "--smart-turn", "--no-turn-intents") is None
+    assert acoustic("--smart-turn") is None, "the client ends the turn: nothing to judge"

@@ -16,9 +16,9 @@ import pytest
 from benchmarks.pause import _FinalsOnly, through_machine
 from benchmarks.pause_set import C_MS, INTERIM_MS, rule_settings
 from tests.kit import pause_set as ps
-from wyoming_lightning.config import VAD_LAG_MS, Settings
+from wyoming_lightning.core.turn import load_judge
 from wyoming_lightning.emulator.recognizers import create_recognizer
-from wyoming_lightning.turn import load_judge
+from wyoming_lightning.settings.config import VAD_LAG_MS, Settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 DEFAULTS = Settings()

@@ -15,9 +15,9 @@ import pytest
 from tests.core.test_segmenter import feed
 from tests.core.test_turn_end import digits, judged_segmenter
 from tests.kit import pause_set as ps
-from wyoming_lightning import smart_turn
+from wyoming_lightning.core import smart_turn
+from wyoming_lightning.core.segmenter import ACOUSTIC_MAX_RUNS, EndOfTurn, Segmenter
 from wyoming_lightning.emulator.tones import encode_phrase, silence
-from wyoming_lightning.segmenter import ACOUSTIC_MAX_RUNS, EndOfTurn, Segmenter
 
 RATE = 16000
 
@@ -119,8 +119,8 @@ def test_the_setting_brings_the_model_with_endpointing_and_the_judge() -> None:
     pytest.importorskip("hassil")
     if smart_turn.load_acoustic() is None:
         pytest.skip("the smart-turn extra is not installed")
-    from wyoming_lightning.config import load_settings
     from wyoming_lightning.services import Services
+    from wyoming_lightning.settings.config import load_settings
 
     env = {"SMALLEST_API_KEY": "k"}
 

@@ -35,7 +35,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from tests.kit import pause_set as ps
 from tests.kit.wer import wer
@@ -54,37 +54,23 @@ NAMES = (
     "living room", "hallway", "hallway light", "thermostat",
 )  # fmt: skip
 DEFAULTS = Settings()
+In = TypeVar("In")
+Out = TypeVar("Out")
 
 
-class _Timed:
-    """A judge that counts the CPU time it takes (per request: reset between clips)."""
+class _Timed(Generic[In, Out]):
+    """A judge (of words or of audio) that counts its runs and the CPU time they take (per
+    request: reset between clips)."""
 
-    def __init__(self, judge: TurnJudge) -> None:
-        self.judge = judge
+    def __init__(self, inner: Callable[[In], Out]) -> None:
+        self.inner = inner
         self.seconds = 0.0
         self.calls = 0
 
-    def __call__(self, text: str) -> TurnVerdict:
+    def __call__(self, said: In) -> Out:
         start = time.process_time()
         try:
-            return self.judge(text)
-        finally:
-            self.seconds += time.process_time() - start
-            self.calls += 1
-
-
-class _TimedModel:
-    """The acoustic model, counting its CPU time and runs (per request: reset between clips)."""
-
-    def __init__(self, model: Callable[[bytes], float]) -> None:
-        self.model = model
-        self.seconds = 0.0
-        self.calls = 0
-
-    def __call__(self, pcm: bytes) -> float:
-        start = time.process_time()
-        try:
-            return self.model(pcm)
+            return self.inner(said)
         finally:
             self.seconds += time.process_time() - start
             self.calls += 1
@@ -189,7 +175,7 @@ def run(quick: bool = False, interim_ms: int = INTERIM_MS, only: str | None = No
     )
     for name, judge, finalize_ms, smart, re_recognize in rules:
         timed = _Timed(judge) if judge is not None else None
-        heard = _TimedModel(model) if smart and model is not None else None
+        heard = _Timed(model) if smart and model is not None else None
         model_cpu: list[float] = []
         model_runs: list[int] = []
         cut = {"spliced": 0, "human": 0}

@@ -149,6 +149,8 @@ class Outcome:
     error: str | None = None
     turn_ended_s: float | None = None
     """Audio-clock time at which the server ended the turn (``audio_stop=False``), else None."""
+    answered_s: float | None = None
+    """Audio-clock time at which the transcript went out."""
 
 
 @dataclass
@@ -187,6 +189,7 @@ def through_machine(
     trace: Trace | None = None,
     settings: dict[str, Any] | None = None,
     audio_stop: bool = True,
+    settle_ms: int = 0,
 ) -> Outcome:
     """One HA-style request: the bridge's request machine and gate (silero with the default
     settings unless ``gate`` is given), the emulator's session; ``trace`` records the wire.
@@ -194,7 +197,11 @@ def through_machine(
     ``settings``: further request settings (endpointing, the turn judge). ``audio_stop=False``:
     the client is Home Assistant 2026.11 with server endpointing, which sends no audio-stop and
     streams until the answer; the clip's audio then runs until the server ends the turn
-    (``Outcome.turn_ended_s``), audio-stop only if it never does."""
+    (``Outcome.turn_ended_s``), audio-stop only if it never does.
+
+    ``settle_ms``: the service's answers to a finalize (its final) reach the machine this much
+    audio later, as from a service that settles in C ms (interims at once: R = 0); a session's
+    messages keep their order. ``Outcome.answered_s`` is then when the transcript went out."""
     config = RequestConfig(
         **(settings or {}),
         dictation_after_s=dictation_after_s,
@@ -213,6 +220,8 @@ def through_machine(
     cores: dict[int, SessionCore] = {}
     outcome = Outcome("", 0.0)
     position = 0
+    late: list[tuple[int, int, list[Event]]] = []
+    """(due position, conn, events): answers to a finalize not yet delivered."""
 
     def run(first: Event) -> None:
         events: list[Event] = [first]
@@ -220,7 +229,33 @@ def through_machine(
             for action in machine.handle(events.pop(0)):
                 events += _carry(action)
 
+    def deliver(until: int | None) -> None:
+        nonlocal position
+        while late and (until is None or late[0][0] <= until):
+            due, _, events = late.pop(0)
+            if until is None:
+                position = max(position, due)  # the audio is over: the clock runs on
+            for event in events:
+                run(event)
+
     def _carry(action: act.Action) -> list[Event]:
+        events = _reply(action)
+        if isinstance(action, act.Transcript) and outcome.answered_s is None:
+            outcome.answered_s = position / BYTES_PER_SECOND
+        conn = getattr(action, "conn", None)
+        delay = round(settle_ms * BYTES_PER_SECOND / 1000)
+        queued = any(c == conn for _, c, _ in late)
+        if events and conn is not None and (queued or (delay and isinstance(action, act.SendText))):
+            due = max(
+                [position + delay if isinstance(action, act.SendText) else position]
+                + [d for d, c, _ in late if c == conn]
+            )
+            late.append((due, conn, events))
+            late.sort(key=lambda item: item[0])
+            return []
+        return events
+
+    def _reply(action: act.Action) -> list[Event]:
         replies = []
         if isinstance(action, act.Connect):
             cores[action.conn] = _core(recognizer, action.conn)
@@ -257,10 +292,12 @@ def through_machine(
     for offset in range(0, len(pcm), CHUNK_BYTES):
         position = offset + min(CHUNK_BYTES, len(pcm) - offset)
         run(AudioIn(pcm[offset : offset + CHUNK_BYTES]))
+        deliver(position)
         if not audio_stop and machine.phase is not Phase.STREAMING:
             outcome.turn_ended_s = position / BYTES_PER_SECOND
             break
     run(StopAudio())
+    deliver(None)
     if not machine.done:
         outcome.error = outcome.error or "no answer"
     return outcome

@@ -16,6 +16,7 @@ from wyoming_lightning.cloud.warm import WarmSessions
 from wyoming_lightning.core.languages import resolve_language
 from wyoming_lightning.core.protocol import Dialect, Keyword, SessionOptions, region_url
 from wyoming_lightning.core.request import RequestConfig
+from wyoming_lightning.core.smart_turn import AcousticJudge, load_acoustic
 from wyoming_lightning.core.transcript import ServiceHabits
 from wyoming_lightning.core.turn import TurnJudge, load_judge
 from wyoming_lightning.core.vad.engines import create_engine
@@ -170,6 +171,7 @@ class Services:
         )
         endpoint_ms: int | None = None
         judge: TurnJudge | None = None
+        acoustic: AcousticJudge | None = None
         no_speech_s: float | None = None
         max_command_s: float | None = None
         if s.endpointing:
@@ -180,6 +182,8 @@ class Services:
             key = getattr(sensitivity, "value", sensitivity) or "default"
             endpoint_ms = VAD_SENSITIVITY_MS.get(str(key), VAD_SENSITIVITY_MS["default"])
             judge = self.turn_judge(language) if s.turn_intents else None
+            if judge is not None and s.smart_turn:
+                acoustic = load_acoustic()
         derived: dict[str, object] = dict(
             base_url=url,
             session=SessionOptions(
@@ -210,6 +214,7 @@ class Services:
             local_only=s.local_only,
             endpoint_silence_ms=endpoint_ms,
             turn_judge=judge,
+            turn_acoustic=acoustic,
             no_speech_timeout_s=no_speech_s,
             max_command_s=max_command_s,
             keep_session=self.keeps_sessions,

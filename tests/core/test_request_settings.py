@@ -52,6 +52,7 @@ def test_the_shared_fields_are_the_request_settings() -> None:
         "stall_timeout_s",
         "streaming",
         "turn_complete_ms",
+        "turn_finalize_ms",
         "turn_unfinished_ms",
         "vad_lag_ms",
     ]
@@ -70,7 +71,11 @@ def test_every_segmenter_setting_is_a_request_setting() -> None:
     """The segmenter reads the request's configuration itself (RequestConfig extends it)."""
     segmenter = {f.name for f in dataclasses.fields(SegmenterConfig)}
     assert segmenter <= {f.name for f in dataclasses.fields(RequestConfig)}
-    derived = {"endpoint_silence_ms", "turn_judge"}  # computed per request (services.py)
+    derived = {
+        "endpoint_silence_ms",
+        "turn_judge",
+        "turn_acoustic",
+    }  # computed per request (services.py)
     assert segmenter - derived <= SETTING_NAMES, "each declared in config.py"
 
 

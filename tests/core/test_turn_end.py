@@ -17,7 +17,9 @@ import pytest
 
 from tests.core.test_live_finals import CHUNK, Service, bridge
 from tests.core.test_request import Driver
+from tests.core.test_segmenter import feed, kinds, segmenter, utterances
 from wyoming_lightning.core.request import Phase
+from wyoming_lightning.core.segmenter import EndOfTurn, Segmenter, UtteranceStart
 from wyoming_lightning.core.turn import TurnVerdict, load_judge, words
 from wyoming_lightning.emulator.config import Dialect as EmulatorDialect
 from wyoming_lightning.emulator.recognizers import ToneRecognizer
@@ -155,6 +157,13 @@ def test_home_assistant_templates_tell_a_whole_command_from_its_start() -> None:
     for start in ("turn on the", "set a timer for", "add milk to", "turn on the, um"):
         assert judge(start) is TurnVerdict.UNFINISHED, start
     assert judge("tell me a story about a dragon") is TurnVerdict.UNKNOWN
+    # A demonstrative leads into a name as "the" does, and Whisper writes a "the" cut off by
+    # a pause as "that": "Open that." was the timer's cut of "open the ... garage door".
+    for start in ("Open that.", "turn off that", "lock this"):
+        assert judge(start) is TurnVerdict.UNFINISHED, start
+    # A wildcard took a sentence, not a name: the first sentence of a recorded message.
+    assert judge("To hear the next message press 6.") is TurnVerdict.UNKNOWN
+    assert judge("set the living room lights to 50 percent") is TurnVerdict.COMPLETE
     # A wildcard slot at the end would take more words too: no sign the command is over.
     assert judge("play some jazz in there") is TurnVerdict.UNKNOWN
     # Dictation is not matched at all: its cost is bounded by the length of a command.
@@ -200,3 +209,82 @@ def test_endpointing_brings_the_judge_with_the_homes_names() -> None:
     off = Services(load_settings(["--endpointing", "--no-turn-intents"], env))
     assert off.request_config(None, "en").turn_judge is None
     assert Services(load_settings([], env)).request_config(None, "en").turn_judge is None
+
+
+# ------------------------------------------------------------------ settling at a short pause
+
+
+def judged_segmenter(**kw: object) -> Segmenter:
+    """The segmenter as the server runs it with endpointing and a judge: the server's
+    ``--finalize-after-ms`` (550) and the turn rule's short pause (200)."""
+    settings: dict[str, object] = dict(
+        finalize_after_ms=550, endpoint_silence_ms=700, no_speech_timeout_s=8.0
+    )
+    return segmenter(**{**settings, **kw})
+
+
+def settled_after_ms(seg: Segmenter, pause_ms: int) -> int | None:
+    """Feed ``pause_ms`` of silence 10 ms at a time: how much of it had gone in when the open
+    utterance was settled, or None."""
+    for fed in range(10, pause_ms + 1, 10):
+        if any(type(s).__name__ == "UtteranceEnd" for s in seg.feed(silence(10))):
+            return fed
+    return None
+
+
+def test_the_turn_rule_settles_at_a_short_pause() -> None:
+    """The final of that finalize brings the command's words; at --finalize-after-ms it comes
+    350 ms later, and the turn cannot end before it."""
+    quick = judged_segmenter(turn_judge=digits)
+    feed(quick, silence(300) + encode_phrase("one two three"))
+    at = settled_after_ms(quick, 1000)
+    assert at is not None and at <= 250, at
+    for plain in (judged_segmenter(), judged_segmenter(turn_judge=digits, turn_finalize_ms=0)):
+        feed(plain, silence(300) + encode_phrase("one two three"))
+        late = settled_after_ms(plain, 1000)
+        assert late is not None and late >= 500, late
+
+
+def test_words_known_unfinished_keep_the_longer_pause() -> None:
+    """ "one two" (the start of a command) heard for all of the speech: the speaker is looking
+    for the rest, so the utterance is not split at the short pause."""
+    seg = judged_segmenter(turn_judge=digits)
+    feed(seg, silence(300) + encode_phrase("one two") + silence(100))
+    seg.heard("one two")  # an interim, 100 ms into the pause
+    at = settled_after_ms(seg, 1000)
+    assert at is not None and 100 + at >= 500, at
+
+
+def test_a_stale_verdict_does_not_hold_the_finalize_back() -> None:
+    """An interim said "one two" before the speech went on: its verdict covers only part of the
+    speech, so the short pause applies."""
+    seg = judged_segmenter(turn_judge=digits)
+    feed(seg, silence(300) + encode_phrase("one two"))
+    seg.heard("one two")
+    feed(seg, encode_phrase("three"))
+    at = settled_after_ms(seg, 1000)
+    assert at is not None and at <= 250, at
+
+
+def test_a_whole_command_in_the_final_ends_the_turn_at_once() -> None:
+    seg = judged_segmenter(turn_judge=digits)
+    feed(seg, silence(300) + encode_phrase("one two three"))
+    assert settled_after_ms(seg, 300) is not None
+    feed(seg, silence(100))  # the final comes C ms after the finalize, here sooner
+    ends = [s for s in seg.heard("one two three") if isinstance(s, EndOfTurn)]
+    assert ends and "a whole command heard" in ends[0].reason
+
+
+def test_a_false_split_is_re_sent_whole_when_speech_resumes() -> None:
+    """The final says only the start of a command; the speaker goes on: the turn is not
+    ended, and with re-recognition the next utterance re-sends the first part."""
+    seg = judged_segmenter(turn_judge=digits, re_recognize=True)
+    out = feed(seg, silence(300) + encode_phrase("one two"))
+    out += feed(seg, silence(300))  # settled at 200 ms (no words yet), then the final comes
+    assert kinds(out) == ["UtteranceStart", "UtteranceEnd"]
+    assert not seg.heard("one two"), "the start of a command ends nothing"
+    (first,) = utterances(out)
+    out += feed(seg, silence(600) + encode_phrase("three"))
+    assert not [s for s in out if isinstance(s, EndOfTurn)]
+    starts = [s for s in out if isinstance(s, UtteranceStart)]
+    assert len(starts) == 2 and starts[1].replay == first and starts[1].replaces == 1

@@ -67,6 +67,14 @@ COVER_MS = 0
 """A verdict counts for the turn only if no speech was heard after its words arrived: an
 interim 300 ms before the end missed the "to" of "add milk to" on HA 2026.11 (judged
 "add milk", no template, so the timer cut the command). A word said since is never assumed."""
+ACOUSTIC_MAX_RUNS = 4
+"""The acoustic model (smart_turn.py) runs at most this many times per request (each run is
+50-200 ms of CPU): a command pauses only a few times, and past that the timer decides alone."""
+ACOUSTIC_PAUSE_MS = 200
+"""The acoustic model judges a pause at least this long (it was trained on turns followed by
+about 200 ms of silence), and once per pause."""
+ACOUSTIC_WINDOW_BYTES = 8 * BYTES_PER_SECOND
+"""The acoustic model reads the last 8 s of what was said."""
 RE_RECOGNIZE_MAX_S = 8.0
 """Re-recognition re-sends a command up to this long: past it the speaker is dictating, not
 commanding, and re-sending at every pause would bill the square of its length."""
@@ -110,6 +118,22 @@ class SegmenterConfig:
     turn_unfinished_ms: int = 1500
     """With a judge: the silence that ends a turn whose words are only the start of a command
     (the backstop: "turn on the" and nothing more)."""
+    turn_acoustic: Callable[[bytes], float] | None = None
+    """With a judge: how likely the turn is over (0-1) from the last 8 s of its audio
+    (smart_turn.py), asked at a pause whose words no template decides; below one half the
+    turn waits as for the start of a command (``turn_unfinished_ms``). ``None``: the timer
+    decides such words alone."""
+    turn_finalize_ms: int = 200
+    """With a judge and endpointing: the pause (counted as ``finalize_after_ms`` is) after which
+    the utterance is settled, unless the words heard for it are known to be only the start of a
+    command; then ``finalize_after_ms`` still applies. 0: ``finalize_after_ms`` throughout.
+
+    Why: a service's interims trail the speech (Whisper's come about a second apart), so the
+    words of a short command usually arrive only with the final of its finalize; the turn can
+    end no sooner than that final. Settling at a short pause brings the final, and with it the
+    judge's verdict, 350 ms sooner. A pause that was not the end (the final is the start of a
+    command, or speech resumes) is a split as any other: with ``re_recognize`` the command is
+    re-sent whole when speech resumes."""
 
 
 # ---------------------------------------------------------------------------------- output
@@ -222,6 +246,17 @@ class Segmenter:
         self._marked: int | None = None
         self._held = bytearray()
         """Audio held back in HOLDING and HELD_CLOSED."""
+        self._held_at = 0.0
+        """The pause at which the hold began (a shorter one means speech resumed)."""
+        self._quick_finalize = bool(
+            config.turn_finalize_ms
+            and config.turn_judge is not None
+            and config.endpoint_silence_ms is not None
+            and config.early_finalize
+            and config.finalize_after_ms is not None
+            and config.turn_finalize_ms < config.finalize_after_ms
+        )
+        """The turn rule settles utterances at a short pause (``turn_finalize_ms``)."""
         self._command: bytearray | None = bytearray() if config.re_recognize else None
         """With re-recognition: the audio of the command so far (every utterance since the last
         split a pause did not make), to be re-sent when speech resumes after a pause."""
@@ -237,6 +272,12 @@ class Segmenter:
         self._out: list[Segment] = []
         self.turn = TurnVerdict.UNKNOWN
         """The judge's verdict on the words heard so far (UNKNOWN until it has any)."""
+        self._said = bytearray()
+        """With the acoustic model: the last 8 s given to utterances (its input)."""
+        self._sounds_over: bool | None = None
+        """The acoustic model's verdict on the present pause (None: not asked yet)."""
+        self.acoustic_runs = 0
+        """Runs of the acoustic model in this request (at most :data:`ACOUSTIC_MAX_RUNS`)."""
         self._judged_at_ms: float | None = None
         """Where the speech ended when the words were judged: speech after it is not in them."""
         self._ended = False
@@ -415,7 +456,7 @@ class Segmenter:
         ``dictation_after_s``) holds nothing back: Whisper read 15-30 s recordings half a point
         worse with their pauses cut to the tail, and a long request has room in its budget.
         """
-        limit = self.config.finalize_after_ms
+        limit = self._finalize_limit()
         if limit is None or not self.config.early_finalize or silence is None:
             return
         holding = self._holding
@@ -425,7 +466,9 @@ class Segmenter:
         # request streams nothing that could carry it past.
         hold_at = min(limit, self.config.pause_tail_ms)
         if holding:
-            if silence < hold_at:  # speech resumed: the pause clock starts again
+            # Speech resumed: the pause clock starts again. Compared with the point the hold
+            # began at, not today's: the limit moves with the turn judge's verdict.
+            if silence < self._held_at:
                 held = bytes(self._held)
                 self._held.clear()
                 self._move(Cue.RESUMED)
@@ -434,9 +477,22 @@ class Segmenter:
                 self._close_current()
             return
         if self.state is SegmenterState.OPEN and self.gate.is_open and silence >= hold_at:
+            self._held_at = hold_at
             self._move(Cue.PAUSE_HELD)
             if silence >= limit:
                 self._close_current()
+
+    def _finalize_limit(self) -> int | None:
+        """The pause that settles the open utterance: ``turn_finalize_ms`` under the turn rule
+        unless the words heard for all of its speech are the start of a command ("turn on
+        the", "set a timer for", "um": the speaker is looking for the rest), else
+        ``finalize_after_ms``. Read per chunk; the verdict itself moves only with text."""
+        limit = self.config.finalize_after_ms
+        if not self._quick_finalize or limit is None:
+            return limit
+        if self.turn is TurnVerdict.UNFINISHED and self._words_cover_speech():
+            return limit
+        return min(limit, self.config.turn_finalize_ms)
 
     @property
     def _dictating(self) -> bool:
@@ -463,6 +519,7 @@ class Segmenter:
         self._length += len(frame)
         self._out.append(UtteranceAudio(frame))
         self.streamed_bytes += len(frame)
+        self._heard_audio(frame)
         if self._command is not None:
             self._command += frame
         if self._length >= self._max_utterance_bytes:
@@ -494,6 +551,14 @@ class Segmenter:
             self._out.append(UtteranceStart())
         self._command_parts += 1
 
+    def _heard_audio(self, pcm: bytes) -> None:
+        """Keep the acoustic model's input; new audio means a new pause to judge."""
+        if self.config.turn_acoustic is None:
+            return
+        self._said += pcm
+        del self._said[:-ACOUSTIC_WINDOW_BYTES]
+        self._sounds_over = None
+
     def _end_command(self) -> None:
         """A split no pause made (the length cap): the next utterance re-sends nothing before it."""
         if self._command is not None:
@@ -508,6 +573,7 @@ class Segmenter:
                 self._move(Cue.SPEECH)
             self._length += len(rest)
             self._out.append(UtteranceAudio(rest))
+            self._heard_audio(rest)
             if self._command is not None:
                 self._command += rest
         if self._open:
@@ -521,6 +587,24 @@ class Segmenter:
         came after them (an interim trails the speech; a word said since may not be in it)."""
         judged, end = self._judged_at_ms, self.gate.speech_end_ms
         return judged is not None and end is not None and end - judged <= COVER_MS
+
+    def _sounds_unfinished(self) -> bool:
+        """The acoustic model says the speaker is not done (words known, no template decides).
+
+        Asked once per pause of at least :data:`ACOUSTIC_PAUSE_MS`, at most
+        :data:`ACOUSTIC_MAX_RUNS` times per request; past that it says nothing."""
+        model = self.config.turn_acoustic
+        if model is None or self.config.turn_judge is None or not self._said:
+            return False
+        if self._sounds_over is None:
+            pause = self._pause_ms()
+            if pause is None or pause < ACOUSTIC_PAUSE_MS:
+                return False
+            if self.acoustic_runs >= ACOUSTIC_MAX_RUNS:
+                return False
+            self.acoustic_runs += 1
+            self._sounds_over = model(bytes(self._said)) >= 0.5
+        return not self._sounds_over
 
     def _check_endpoint(self) -> None:
         """With endpointing the server, not the client, ends the command."""
@@ -542,12 +626,15 @@ class Segmenter:
                 self._ended = True
                 self._out.append(EndOfTurn(f"a whole command heard, then {pause:g} ms of pause"))
             return
-        if self.turn is TurnVerdict.UNFINISHED or (
-            self.config.turn_judge is not None and not self._words_cover_speech()
+        if (
+            self.turn is TurnVerdict.UNFINISHED
+            or (self.config.turn_judge is not None and not self._words_cover_speech())
+            or self._sounds_unfinished()
         ):
             # The start of a command, or words not yet heard for the last speech (a service's
             # interims can trail it; the final of the early finalize brings them at the latest,
-            # and the answer waits for that final anyway): wait for them, up to the backstop.
+            # and the answer waits for that final anyway), or words no template decides said
+            # as if more were to come: wait for the rest, up to the backstop.
             limit = max(limit, self.config.turn_unfinished_ms)
         silence = self.gate.silence_ms
         if silence is None or silence < limit:

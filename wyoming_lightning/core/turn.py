@@ -22,15 +22,26 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-_LEAD_INS = "the a an my our your to for on off in into at of by with from and or but set turn"
+_LEAD_INS = (
+    "the a an my our your this that these those "
+    "to for on off in into at of by with from and or but set turn"
+)
 _HESITATIONS = "please um uh er erm hmm ah like so is"
 LEAD_INS = frozenset(f"{_LEAD_INS} {_HESITATIONS}".split(" "))
-"""Words after which a sentence is not over whatever it matched: articles, prepositions, the
-verbs that start a command, hesitations. Ending on one of them, the speaker is still going."""
+"""Words after which a sentence is not over whatever it matched: articles and demonstratives,
+prepositions, the verbs that start a command, hesitations. Ending on one of them, the speaker is
+still going. (Demonstratives: "turn off that ... lamp"; and a recognizer that heard "the" of a
+command cut off by a pause writes it "that" as often as not: Whisper tiny's "Open that.",
+"Lock that.", "turn off that" for the pause set's "open the", "lock the", "turn off the".)"""
 
 MAX_WORDS = 16
 """Longer than any command a template matches: past it the speaker is dictating or talking to an
 agent, and the words are not matched at all (the cost of a match grows with the sentence)."""
+
+WILDCARD_MAX_WORDS = 4
+"""A wildcard slot stands for a name ("kitchen", "front door lock"); one that took more words
+took a sentence that is not a command: "to hear the next message press 6" is HassLightSet with
+the area "to hear the next message press", and ended a recorded message at its first pause."""
 
 _WORD = re.compile(r"[\w'%]+")
 
@@ -88,6 +99,8 @@ class TurnJudge:
             filled = words(str(entity.text or entity.value))
             if not filled or all(w in LEAD_INS for w in filled):
                 return TurnVerdict.UNKNOWN  # a wildcard took only a lead-in ("turn on the")
+            if entity.is_wildcard and len(filled) > WILDCARD_MAX_WORDS:
+                return TurnVerdict.UNKNOWN  # no name is that long
             if entity.is_wildcard and said[-len(filled) :] == filled:
                 # A wildcard ends the sentence ("play some jazz in the living ..."): it would
                 # take any further words as well, so the match says nothing about the end.

@@ -338,6 +338,19 @@ class Settings:
     )
     """Longer than any pause of the pause set (200-900 ms after "the", "for", a hesitation:
     ``python -m benchmarks.pause_set``), shorter than Home Assistant's own no-speech waits."""
+    turn_finalize_ms: int = setting(
+        200,
+        "with --turn-intents: pause after which an utterance is settled early, unless its words "
+        "so far are only the start of a command (0: at --finalize-after-ms)",
+        check=non_negative,
+    )
+    """The final of that finalize brings the command's words (interims trail the speech), so
+    the turn can end C ms after this pause instead of after ``--finalize-after-ms``."""
+    smart_turn: bool = setting(
+        False,
+        "with --turn-intents: ask the smart-turn acoustic model, at a pause whose words no "
+        "template decides, whether the speaker is done (needs the 'smart-turn' extra)",
+    )
     streaming: bool = setting(True, "send transcript-start/chunk/stop events")
     connect_timeout_s: float = setting(5.0, "seconds for the handshake", check=positive)
     send_timeout_s: float = setting(5.0, "seconds for one send", check=positive)

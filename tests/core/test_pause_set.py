@@ -1,0 +1,85 @@
+"""The pause set against the server's end-of-turn rule, on Whisper: no command cut, and a
+command a template matches answered within C + 300 ms of its last word.
+
+Each clip goes through the bridge's request machine, segmenter and silero gate into the
+emulator's Pulse session core with Whisper tiny.en (benchmarks/pause.py ``through_machine``,
+both sans-I/O, wired in this process), streamed as Home Assistant 2026.11 streams it with
+server endpointing (no audio-stop). Time is the audio clock: interims every 200 ms of audio, the
+service's final C = 600 ms of audio after its finalize. The clips are the ones the rule before
+issue 24's short pause got wrong (``python -m benchmarks.pause_set`` prints them all).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.pause import _FinalsOnly, through_machine
+from benchmarks.pause_set import C_MS, INTERIM_MS, rule_settings
+from tests.kit import pause_set as ps
+from wyoming_lightning.core.turn import load_judge
+from wyoming_lightning.emulator.recognizers import create_recognizer
+from wyoming_lightning.settings.config import VAD_LAG_MS, Settings
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+DEFAULTS = Settings()
+
+CUT_BEFORE = ("bedroom_fan@900", "garage@900")
+"""Cut before their last word by the rule of main before the change (Whisper heard the first
+part's "the" as "that": no template, the 700 ms timer)."""
+SLOW_BEFORE = ("timer_ten@400",)
+"""Matched by a template; answered 1,167 ms after the speech before the change (the finalize at
+550 ms of pause brought the words, C later)."""
+
+
+@pytest.fixture(scope="module")
+def recognizer() -> _FinalsOnly:
+    pytest.importorskip("hassil")
+    inner = create_recognizer("whisper")
+    recognizer = _FinalsOnly(inner, interims=True)
+    recognizer.blocking = False
+    recognizer.interim_interval_ms = INTERIM_MS
+    recognizer.warm_up()
+    return recognizer
+
+
+def run(clip: ps.PauseClip, recognizer: _FinalsOnly) -> tuple[float, float, str]:
+    """(turn ended, answered, text): seconds of the clip's audio clock, and the transcript."""
+    judge = load_judge("en")
+    assert judge is not None
+    outcome = through_machine(
+        clip.pcm,
+        recognizer,
+        DEFAULTS.finalize_after_ms,
+        re_recognize=DEFAULTS.re_recognize,
+        vad_lag_ms=VAD_LAG_MS["silero"],
+        settings=rule_settings(judge, DEFAULTS.turn_finalize_ms),
+        audio_stop=False,
+        settle_ms=C_MS,
+    )
+    assert outcome.error is None, outcome.error
+    assert outcome.turn_ended_s is not None and outcome.answered_s is not None
+    return outcome.turn_ended_s, outcome.answered_s, outcome.text
+
+
+def clip(name: str) -> ps.PauseClip:
+    (found,) = [c for c in ps.spliced_clips() if c.name == name]
+    return found
+
+
+@pytest.mark.parametrize("name", CUT_BEFORE)
+def test_a_command_paused_after_its_start_is_not_cut(name: str, recognizer: _FinalsOnly) -> None:
+    paused = clip(name)
+    ended, _, text = run(paused, recognizer)
+    assert ended >= paused.speech_end_s, f"cut {paused.speech_end_s - ended:.2f} s early: {text!r}"
+    last_word = paused.text.split()[-1]
+    assert last_word in text.lower(), text
+
+
+@pytest.mark.parametrize("name", SLOW_BEFORE)
+def test_a_whole_command_is_answered_within_c_plus_300_ms(
+    name: str, recognizer: _FinalsOnly
+) -> None:
+    paused = clip(name)
+    ended, answered, text = run(paused, recognizer)
+    assert ended >= paused.speech_end_s, text
+    assert answered - paused.speech_end_s <= (C_MS + 300) / 1000, text

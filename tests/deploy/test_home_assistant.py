@@ -61,7 +61,8 @@ ENTITY_SAMPLES = (
 )
 PIPELINE_SAMPLES = ("bedroom_fan_off", "timer_ten_minutes")
 #: Room after the command for the endpointing server's upload through the entity (no VAD: all
-#: of it is written, then audio-stop): the server ends the command 0.7 s in and must read on.
+#: of it is written, in real time, then audio-stop): the server ends the command 0.7 s in and
+#: answers, and must read on for ten seconds more.
 LONG_TAIL_S = 12.0
 
 
@@ -98,7 +99,13 @@ async def run_everything(ha_python: Path, work: Path) -> dict[str, Any]:
     long_sample = samples[ENTITY_SAMPLES[0]]
     long_wav = write_wav(work / "long-tail.wav", with_silence(long_sample.pcm, 1.0, LONG_TAIL_S))
     cases.append(
-        {"label": "endpointing:entity", "server": "endpointing", "via": "entity", "wav": long_wav}
+        {
+            "label": "endpointing:entity",
+            "server": "endpointing",
+            "via": "entity",
+            "wav": long_wav,
+            "realtime": True,
+        }
     )
     expected["endpointing:entity"] = long_sample.text
     # Nobody speaks: four seconds of a quiet room.

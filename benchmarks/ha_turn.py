@@ -163,16 +163,18 @@ async def run_ha(
 
 
 async def straight(emulator_url: str, chosen: list[Clip]) -> dict[str, str]:
-    """The 12 commands, each in one session straight to the service, then its end."""
+    """The 12 commands as bare recordings (no room around them), each in one session
+    straight to the service, then its end: what the service makes of the speech alone."""
     port = int(emulator_url.split(":")[2].split("/")[0])
+    names = {name for name, *_ in chosen if "@" not in name}
     loop = asyncio.get_running_loop()
     out = {}
-    for name, _text, pcm, _end in chosen:
-        if "@" not in name:
+    for sample in load_speech():
+        if sample.name in names:
             result = await direct_request(
-                port, pcm, start=loop.time() - 1e6, timeout=120, api_key=API_KEY
+                port, sample.pcm, start=loop.time() - 1e6, timeout=120, api_key=API_KEY
             )
-            out[name] = result.text or ""
+            out[sample.name] = result.text or ""
     return out
 
 
@@ -312,7 +314,7 @@ def table(report: dict[str, Any], chosen: list[Clip]) -> Table:
         )
     machine = machine_description()
     t.notes += [
-        f"straight to the service (the 12 commands, whole clip in one session): WER "
+        f"straight to the service (the 12 bare commands, each in one session): WER "
         f"{'-' if straight_wer is None else f'{straight_wer:.1f}'} %",
         f"rules: ha-vad = defaults (HA's VAD sends audio-stop); timer = --endpointing "
         f"--no-turn-intents; intents = --endpointing; {LOCAL} = --vad-endpointing "

@@ -361,9 +361,10 @@ def main() -> None:
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
     t = table(report, chosen)
+    shown = " ".join(sys.argv[1:]).replace(f"--json {args.json}", "").strip()
     t.notes.append(
-        f"command: python -m benchmarks.ha_turn {' '.join(sys.argv[1:])} "
-        f"({time.monotonic() - started_at:.0f} s)"
+        f"command: python -m benchmarks.ha_turn {shown} "
+        f"({time.monotonic() - started_at:.0f} s)".replace("  ", " ")
     )
     print(t.render())
     print()

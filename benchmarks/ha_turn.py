@@ -247,15 +247,41 @@ def _cell(values: list[float]) -> str:
     return f"{statistics.median(values):.0f} / {p90:.0f} (n={len(values)})"
 
 
-def table(report: dict[str, Any], chosen: list[Clip]) -> Table:
-    judge = load_judge("en")
-    assert judge is not None, "pip install '.[intents]'"
+def outcomes(report: dict[str, Any], chosen: list[Clip]) -> dict[str, dict[str, Any]]:
+    """Each case's fate: ``failed``, ``cut`` (the transcript reached HA before the speech ended,
+    or, for a paused command, has no word of the part after the pause) or its wait in ms."""
     by_name = {name: (text, end) for name, text, _pcm, end in chosen}
     manifest = json.loads((ps.PAUSES_DIR / "manifest.json").read_text())
     rest = {key: set(normalise_words(e["parts"][1])) for key, e in manifest.items()}
+    out: dict[str, dict[str, Any]] = {}
+    for case_label, case in report["cases"].items():
+        name = case_label.split("|")[1]
+        text, end = by_name[name]
+        said = case.get("text") or ""
+        fate: dict[str, Any] = {"name": name, "text": text, "said": said}
+        if case.get("state") != "success" or "stt_end_s" not in case:
+            fate["failed"] = True
+        elif case["stt_end_s"] < end or (
+            "@" in name and not set(normalise_words(said)) & rest[name.split("@")[0]]
+        ):
+            fate["cut"] = True
+        else:
+            fate["wait_ms"] = 1000 * (case["stt_end_s"] - end)
+        out[case_label] = fate
+    return out
+
+
+def table(report: dict[str, Any], chosen: list[Clip]) -> Table:
+    judge = load_judge("en")
+    assert judge is not None, "pip install '.[intents]'"
+    by_name = {name: text for name, text, _pcm, _end in chosen}
     rtts = tuple(report.get("rtts", (0,)))
-    straight_pairs = [(by_name[n][0], said) for n, said in report.get("straight", {}).items()]
+    straight_pairs = [(by_name[n], said) for n, said in report.get("straight", {}).items()]
     straight_wer = 100 * wer(straight_pairs) if straight_pairs else None
+    fates = outcomes(report, chosen)
+    # The commands every row answered after their end: the one column where all rows are
+    # measured on the same commands (cut ones leave the others' columns row by row).
+    spoiled = {f["name"] for f in fates.values() if "wait_ms" not in f}
     t = Table(
         "ha_turn",
         f"HA {report.get('ha_version')}: speech end -> transcript in HA, C = {C_MS} ms",
@@ -264,6 +290,7 @@ def table(report: dict[str, Any], chosen: list[Clip]) -> Table:
             "R ms",
             "matched ms (med / p90)",
             "other ms (med / p90)",
+            "same cmds ms",
             "cut",
             "WER %",
             "vs straight",
@@ -273,43 +300,31 @@ def table(report: dict[str, Any], chosen: list[Clip]) -> Table:
     )
     billed = report.get("billed_s", {})
     for label in server_labels(rtts):
-        rule, _, rtt = label.partition("@")
+        _rule, _, rtt = label.partition("@")
+        mine = [f for case_label, f in fates.items() if case_label.split("|")[0] == label]
         waits: dict[bool, list[float]] = {True: [], False: []}
-        cut = total = failed = 0
-        pairs: list[tuple[str, str]] = []
-        for case_label, case in report["cases"].items():
-            server, name, _n = case_label.split("|")
-            if server != label:
-                continue
-            text, end = by_name[name]
-            total += 1
-            said = case.get("text") or ""
-            if case.get("state") != "success" or "stt_end_s" not in case:
-                failed += 1
-                continue
-            if "@" not in name:
-                pairs.append((text, said))  # every answered command counts, cut or not
-            heard = set(normalise_words(said))
-            if case["stt_end_s"] < end or ("@" in name and not heard & rest[name.split("@")[0]]):
-                cut += 1  # answered before the speech ended, or without the pause's last part
-                continue  # its wait measures nothing
-            matched = judge(text) is TurnVerdict.COMPLETE
-            waits[matched].append(1000 * (case["stt_end_s"] - end))
+        for f in mine:
+            if "wait_ms" in f:
+                waits[judge(f["text"]) is TurnVerdict.COMPLETE].append(f["wait_ms"])
+        same = [f["wait_ms"] for f in mine if f["name"] not in spoiled]
+        # Every answered plain command counts toward WER, cut or not.
+        pairs = [(f["text"], f["said"]) for f in mine if "@" not in f["name"] and "failed" not in f]
         rule_wer = 100 * wer(pairs) if pairs else None
         local = label == LOCAL
         t.add(
             [
-                f"{LOCAL} {report.get('local_version', '?')}" if local else rule,
+                f"{LOCAL} {report.get('local_version', '?')}" if local else _rule,
                 "local" if local else rtt,
                 _cell(waits[True]),
                 _cell(waits[False]),
-                f"{cut}/{total}",
+                _cell(same),
+                f"{sum('cut' in f for f in mine)}/{len(mine)}",
                 "-" if rule_wer is None else f"{rule_wer:.1f}",
                 "-"
                 if rule_wer is None or straight_wer is None
                 else f"{rule_wer - straight_wer:+.1f}",
-                "0 (local)" if local else f"{billed.get(label, 0.0) / max(1, total):.2f}",
-                str(failed),
+                "0 (local)" if local else f"{billed.get(label, 0.0) / max(1, len(mine)):.2f}",
+                str(sum("failed" in f for f in mine)),
             ]
         )
     machine = machine_description()

@@ -20,7 +20,7 @@ from typing import Any
 
 from tests.kit import speech_data as sd
 from tests.kit.wer import wer
-from wyoming_lightning.pipeline_format import BYTES_PER_SECOND
+from wyoming_lightning.core.pipeline_format import BYTES_PER_SECOND
 
 from .harness import (
     BRIDGE_ENV,

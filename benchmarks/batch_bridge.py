@@ -26,7 +26,7 @@ from wyoming.audio import AudioChunk, AudioStop
 from wyoming.error import Error
 from wyoming.event import async_read_event, async_write_event
 
-from wyoming_lightning.pipeline_format import SAMPLE_RATE
+from wyoming_lightning.core.pipeline_format import SAMPLE_RATE
 
 FRAME_BYTES = 4096  # the service's recommended frame: 128 ms of 16 kHz 16-bit mono
 QUERY = {"language": "en", "encoding": "linear16", "sample_rate": str(SAMPLE_RATE)}

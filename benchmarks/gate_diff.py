@@ -34,11 +34,11 @@ from dataclasses import dataclass, field
 
 from tests.kit import human_speech as hs
 from tests.kit.wer import edit_distance, normalise_words, wer
-from wyoming_lightning.config import VAD_LAG_MS, Settings
+from wyoming_lightning.core.vad import GateConfig, SpeechAudio, SpeechEnd, SpeechStart, VadGate
+from wyoming_lightning.core.vad.engines import create_engine
 from wyoming_lightning.emulator import create_recognizer
 from wyoming_lightning.emulator.audio import dbfs
-from wyoming_lightning.vad import GateConfig, SpeechAudio, SpeechEnd, SpeechStart, VadGate
-from wyoming_lightning.vad.engines import create_engine
+from wyoming_lightning.settings.config import VAD_LAG_MS, Settings
 
 CHUNK_BYTES = 2 * 320  # 20 ms, as a satellite sends
 BYTES_PER_S = 2 * hs.SAMPLE_RATE

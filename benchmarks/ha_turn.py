@@ -61,7 +61,7 @@ from tests.kit.bridge import API_KEY
 from tests.kit.net import free_port
 from tests.kit.speech_data import load_speech, with_silence
 from tests.kit.wer import normalise_words, wer
-from wyoming_lightning.turn import TurnVerdict, load_judge
+from wyoming_lightning.core.turn import TurnVerdict, load_judge
 
 from .harness import Table, direct_request, machine_description
 

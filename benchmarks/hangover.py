@@ -47,8 +47,8 @@ PAUSES_S = (0.15, 0.25, 0.4)
 
 def split_rate(hangover_ms: int, pause_s: float) -> float:
     """Fraction of two-command utterances, joined by a pause of ``pause_s``, the gate splits."""
-    from wyoming_lightning.vad import GateConfig, VadGate
-    from wyoming_lightning.vad.engines import create_engine
+    from wyoming_lightning.core.vad import GateConfig, VadGate
+    from wyoming_lightning.core.vad.engines import create_engine
 
     samples = sd.load_speech()
     split = 0
@@ -64,8 +64,8 @@ def split_rate(hangover_ms: int, pause_s: float) -> float:
 
 
 def gate_alone(hangover_ms: int, noisy: bool) -> dict[str, float]:
-    from wyoming_lightning.vad import GateConfig, SpeechAudio, SpeechStart, VadGate
-    from wyoming_lightning.vad.engines import create_engine
+    from wyoming_lightning.core.vad import GateConfig, SpeechAudio, SpeechStart, VadGate
+    from wyoming_lightning.core.vad.engines import create_engine
 
     speech_frames = clipped_frames = segments = 0
     sent_s = speech_s = 0.0

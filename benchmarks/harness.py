@@ -40,8 +40,13 @@ from tests.kit.net import free_port as free_port
 from tests.kit.paths import ROOT
 from tests.kit.stats import median as median
 from tests.kit.stats import percentile as percentile
-from wyoming_lightning.pipeline_format import BYTES_PER_SECOND, CHANNELS, SAMPLE_RATE, SAMPLE_WIDTH
-from wyoming_lightning.wire import encode_event
+from wyoming_lightning.core.pipeline_format import (
+    BYTES_PER_SECOND,
+    CHANNELS,
+    SAMPLE_RATE,
+    SAMPLE_WIDTH,
+)
+from wyoming_lightning.wyoming.wire import encode_event
 
 API_KEY = "bench-key"
 CHUNK_S = 0.010

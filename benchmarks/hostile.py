@@ -47,10 +47,10 @@ from wyoming.event import async_read_event, async_write_event
 from wyoming.ping import Ping
 
 from tests.kit.bridge import bridge_port, bridge_settings, running_bridge
-from wyoming_lightning.access import parse_network
-from wyoming_lightning.config import Settings
 from wyoming_lightning.emulator import EmulatorServer
 from wyoming_lightning.emulator.tones import encode_phrase, silence
+from wyoming_lightning.settings.config import Settings
+from wyoming_lightning.settings.networks import parse_network
 
 PCM = silence(200) + encode_phrase("one two three") + silence(800)
 BPS = 32000

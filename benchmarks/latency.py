@@ -16,8 +16,8 @@ import asyncio
 from typing import Any
 
 from tests.kit import speech_data as sd
+from wyoming_lightning.core.pipeline_format import BYTES_PER_SECOND
 from wyoming_lightning.emulator.tones import encode_phrase, silence
-from wyoming_lightning.pipeline_format import BYTES_PER_SECOND
 
 from .harness import (
     BRIDGE_ENV,

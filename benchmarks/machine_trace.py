@@ -2,7 +2,7 @@
 ``python -m benchmarks.machine_trace``.
 
 Each recording of tests/data/human/ (as Home Assistant sends it) goes through a
-:class:`~wyoming_lightning.request.RequestMachine` built as the server builds it (silero gate,
+:class:`~wyoming_lightning.core.request.RequestMachine` built as the server builds it (silero gate,
 the server's pause rule), in 20 ms chunks, on a fake clock that follows the audio. Every
 handshake succeeds at once and every ``finalize``/end is answered at once with a final naming
 its turn, so the trace is the machine's own work and nothing else: where it cut utterances,
@@ -31,11 +31,10 @@ import time
 from dataclasses import dataclass
 
 from tests.kit import human_speech as hs
-from wyoming_lightning import actions as act
-from wyoming_lightning.audio import PcmFormat
-from wyoming_lightning.config import VAD_LAG_MS, Settings
-from wyoming_lightning.lightning.protocol import Result, SessionOptions
-from wyoming_lightning.request import (
+from wyoming_lightning.core import actions as act
+from wyoming_lightning.core.audio import PcmFormat
+from wyoming_lightning.core.protocol import Result, SessionOptions
+from wyoming_lightning.core.request import (
     AudioIn,
     RequestConfig,
     RequestMachine,
@@ -44,8 +43,9 @@ from wyoming_lightning.request import (
     StartAudio,
     StopAudio,
 )
-from wyoming_lightning.vad.engines import create_engine
-from wyoming_lightning.vad.gate import GateConfig, VadGate
+from wyoming_lightning.core.vad.engines import create_engine
+from wyoming_lightning.core.vad.gate import GateConfig, VadGate
+from wyoming_lightning.settings.config import VAD_LAG_MS, Settings
 
 URLS = {
     "pulse": "ws://127.0.0.1:1/waves/v1/pulse/get_text",

@@ -36,7 +36,6 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -47,8 +46,8 @@ from tests.deploy.ha_names_home import AREAS as HOME_AREAS
 from tests.deploy.ha_names_home import DEVICES
 from tests.deploy.ha_names_home import FLOORS as HOME_FLOORS
 from tests.kit.bridge import bridge_settings, serving, transcribe
+from tests.kit.net import silent_listener
 from tests.kit.wer import normalise_words, wer
-from wyoming_lightning.declare import Secret
 from wyoming_lightning.emulator import EmulatorServer
 from wyoming_lightning.emulator.audio import float_to_pcm, pcm_to_float, resample
 from wyoming_lightning.emulator.config import EmulatorConfig
@@ -57,6 +56,7 @@ from wyoming_lightning.hass.connection import HassConnection
 from wyoming_lightning.hass.home_names import HomeNames
 from wyoming_lightning.hass.names import Entity, Home, Place, home_keywords
 from wyoming_lightning.services import Services
+from wyoming_lightning.settings.declare import Secret
 
 from .harness import free_port, progress
 
@@ -157,24 +157,6 @@ async def recognition(voices: list[str]) -> list[dict[str, Any]]:
                     )
                     progress(f"names: {voice}, {label}: WER {wer(pairs):.3f}, {right}/{len(pairs)}")
     return rows
-
-
-@contextlib.asynccontextmanager
-async def silent_listener() -> AsyncIterator[int]:
-    """A Home Assistant that accepts connections and never says a word."""
-    held: list[asyncio.StreamWriter] = []
-
-    async def hold(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        held.append(writer)
-
-    server = await asyncio.start_server(hold, "127.0.0.1", 0)
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        for writer in held:
-            writer.close()
-        server.close()
-        await server.wait_closed()
 
 
 @dataclass

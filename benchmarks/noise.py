@@ -59,10 +59,10 @@ import numpy as np
 from tests.kit import human_speech as hs
 from tests.kit import noisy_speech as ns
 from tests.kit.wer import align, normalise_words
-from wyoming_lightning.config import VAD_LAG_MS, Settings
+from wyoming_lightning.core.vad import GateConfig, GateEvent, SpeechAudio, SpeechStart, VadGate
+from wyoming_lightning.core.vad.engines import create_engine
 from wyoming_lightning.emulator.recognizers import Recognizer, Word, create_recognizer
-from wyoming_lightning.vad import GateConfig, GateEvent, SpeechAudio, SpeechStart, VadGate
-from wyoming_lightning.vad.engines import create_engine
+from wyoming_lightning.settings.config import VAD_LAG_MS, Settings
 
 from . import pause
 from .harness import Table

@@ -41,17 +41,11 @@ from tests.kit import human_speech as hs
 from tests.kit import speech_data as sd
 from tests.kit.paths import ROOT
 from tests.kit.wer import wer
-from wyoming_lightning import actions as act
-from wyoming_lightning.audio import PcmFormat
-from wyoming_lightning.config import VAD_LAG_MS, Settings
-from wyoming_lightning.emulator.config import LIVE_PATH
-from wyoming_lightning.emulator.config import Dialect as EmulatorDialect
-from wyoming_lightning.emulator.params import SessionParams
-from wyoming_lightning.emulator.recognizers import Recognizer, Word, create_recognizer
-from wyoming_lightning.emulator.session import SessionCore
-from wyoming_lightning.lightning.protocol import SessionOptions, parse_message
-from wyoming_lightning.pipeline_format import BYTES_PER_SECOND
-from wyoming_lightning.request import (
+from wyoming_lightning.core import actions as act
+from wyoming_lightning.core.audio import PcmFormat
+from wyoming_lightning.core.pipeline_format import BYTES_PER_SECOND
+from wyoming_lightning.core.protocol import SessionOptions, parse_message
+from wyoming_lightning.core.request import (
     AudioIn,
     Event,
     Phase,
@@ -63,8 +57,14 @@ from wyoming_lightning.request import (
     StartAudio,
     StopAudio,
 )
-from wyoming_lightning.vad.engines import create_engine
-from wyoming_lightning.vad.gate import GateConfig, VadGate
+from wyoming_lightning.core.vad.engines import create_engine
+from wyoming_lightning.core.vad.gate import GateConfig, VadGate
+from wyoming_lightning.emulator.config import LIVE_PATH
+from wyoming_lightning.emulator.config import Dialect as EmulatorDialect
+from wyoming_lightning.emulator.params import SessionParams
+from wyoming_lightning.emulator.recognizers import Recognizer, Word, create_recognizer
+from wyoming_lightning.emulator.session import SessionCore
+from wyoming_lightning.settings.config import VAD_LAG_MS, Settings
 
 from .harness import (
     BRIDGE_ENV,

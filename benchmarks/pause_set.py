@@ -31,9 +31,9 @@ from typing import Any
 
 from tests.kit import pause_set as ps
 from tests.kit.wer import wer
-from wyoming_lightning.config import VAD_LAG_MS, Settings
+from wyoming_lightning.core.turn import TurnJudge, TurnVerdict, load_judge
 from wyoming_lightning.emulator.recognizers import create_recognizer
-from wyoming_lightning.turn import TurnJudge, TurnVerdict, load_judge
+from wyoming_lightning.settings.config import VAD_LAG_MS, Settings
 
 from .harness import Table
 from .pause import _FinalsOnly, through_machine

@@ -46,10 +46,10 @@ from pathlib import Path
 import numpy as np
 
 from tests.kit import speech_data as sd
-from wyoming_lightning.config import Settings
 from wyoming_lightning.emulator import EmulatorConfig, EmulatorServer
 from wyoming_lightning.emulator.config import LIVE_PATH
 from wyoming_lightning.emulator.latency import LatencyModel
+from wyoming_lightning.settings.config import Settings
 
 from .emulator import FastToneRecognizer
 from .harness import (

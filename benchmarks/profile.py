@@ -55,7 +55,7 @@ FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^:()]*)(?::\d+)?\)$")
 
 
 def _short(frame: str) -> str:
-    """``handle (wyoming_lightning/request.py:123)`` -> ``request.py:handle``."""
+    """``handle (wyoming_lightning/core/request.py:123)`` -> ``request.py:handle``."""
     match = FRAME.match(frame.strip())
     if match is None:
         return frame.strip()

@@ -10,7 +10,7 @@ Without ``--mode`` both run, each in a fresh process of its own.
 
 Run it again with ``MALLOC_MMAP_THRESHOLD_=131072`` in the environment: that fixes glibc's
 mmap threshold (no "dynamic threshold"), and ``new`` stays flat too, which is what shows the
-mechanism (see wyoming_lightning/vad/pool.py).
+mechanism (see wyoming_lightning/core/vad/pool.py).
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from wyoming_lightning.vad.base import VadEngine
-from wyoming_lightning.vad.engines import create_engine
-from wyoming_lightning.vad.pool import EnginePool
+from wyoming_lightning.core.vad.base import VadEngine
+from wyoming_lightning.core.vad.engines import create_engine
+from wyoming_lightning.core.vad.pool import EnginePool
 
 
 def rss_mib() -> float:

@@ -48,7 +48,7 @@ Memory is reported as RSS samples (seconds, requests answered, MiB) and as growt
 requests: the least-squares slope over the samples from the baseline (the first burst, or the
 warm-up, ``min(30 s, --seconds / 6)``) to the end, and the end minus the baseline. After a
 burst and at the end, RSS is read once the bridge has closed every connection and ``QUIET_S``
-(1 s) more, when it has collected and trimmed its heap (wyoming_lightning/heap.py): what an
+(1 s) more, when it has collected and trimmed its heap (wyoming_lightning/ops/heap.py): what an
 idle bridge keeps. In the streams mode the samples (and so the slope) are taken under load,
 when the bridge is never idle; only the end is idle.
 
@@ -94,9 +94,9 @@ from benchmarks.harness import (
 )
 from tests.kit.speech_data import SPEECH_DIR, read_wav
 from tests.kit.stats import percentile
+from wyoming_lightning.core.pipeline_format import BYTES_PER_SECOND
 from wyoming_lightning.emulator import EmulatorConfig, EmulatorServer, Fault
 from wyoming_lightning.emulator.tones import WORDS, encode_phrase, silence
-from wyoming_lightning.pipeline_format import BYTES_PER_SECOND
 
 PULSE_PATH = "/waves/v1/pulse/get_text"
 SURVIVABLE = (

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.kit import speech_data as sd
-from wyoming_lightning.pipeline_format import CHANNELS, SAMPLE_RATE, SAMPLE_WIDTH
+from wyoming_lightning.core.pipeline_format import CHANNELS, SAMPLE_RATE, SAMPLE_WIDTH
 
 from .accuracy import SLOW_CLOUD
 from .harness import (

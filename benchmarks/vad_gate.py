@@ -27,10 +27,10 @@ import numpy as np
 import numpy.typing as npt
 
 from tests.kit import speech_data as sd
-from wyoming_lightning.pipeline_format import BYTES_PER_SECOND
-from wyoming_lightning.vad import GateConfig, GateEvent, SpeechAudio, SpeechStart, VadGate
-from wyoming_lightning.vad.engines import VadEngine, create_engine
-from wyoming_lightning.vad.webrtc import WebRtcEngine
+from wyoming_lightning.core.pipeline_format import BYTES_PER_SECOND
+from wyoming_lightning.core.vad import GateConfig, GateEvent, SpeechAudio, SpeechStart, VadGate
+from wyoming_lightning.core.vad.engines import VadEngine, create_engine
+from wyoming_lightning.core.vad.webrtc import WebRtcEngine
 
 CHUNK_BYTES = 320  # 10 ms, as Home Assistant sends
 

@@ -35,8 +35,8 @@ import time
 import urllib.request
 from collections.abc import Sequence
 
-from wyoming_lightning.config import Settings
 from wyoming_lightning.emulator.config import LIVE_PATH
+from wyoming_lightning.settings.config import Settings
 
 from .harness import (
     BRIDGE_ENV,

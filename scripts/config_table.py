@@ -7,7 +7,7 @@
 
 The table sits between the ``<!-- config-table:start -->`` and ``<!-- config-table:end -->``
 markers; tests/deploy/test_deploy_docs.py fails when it no longer matches the declarations in
-``wyoming_lightning/config.py``, so a new setting cannot ship undocumented.
+``wyoming_lightning/settings/config.py``, so a new setting cannot ship undocumented.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ def _cell(text: str) -> str:
 
 def rows() -> list[Row]:
     """One row per flag in declaration order, then the secrets' variables (they have no flag)."""
-    from wyoming_lightning.config import SETTINGS
-    from wyoming_lightning.declare import Kind
+    from wyoming_lightning.settings.config import SETTINGS
+    from wyoming_lightning.settings.declare import Kind
 
     table: list[Row] = []
     secrets: list[Row] = []

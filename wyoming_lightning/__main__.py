@@ -10,21 +10,21 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .cli import describe_failure, redact_url, run_main
-from .config import ConfigError, Settings, load_settings, settings_summary
-from .errors import ErrorCode
-from .lightning.client import Timeouts
-from .lightning.keycheck import check_key
-from .local import LocalRecognizer
-from .server import ListenError, WyomingServer
-from .services import Services
-from .zeroconf import start_advertising
+from wyoming_lightning.cloud.client import Timeouts
+from wyoming_lightning.cloud.keycheck import check_key
+from wyoming_lightning.core.errors import ErrorCode
+from wyoming_lightning.local.recognizer import LocalRecognizer
+from wyoming_lightning.services import Services
+from wyoming_lightning.settings.cli import describe_failure, redact_url, run_main
+from wyoming_lightning.settings.config import ConfigError, Settings, load_settings, settings_summary
+from wyoming_lightning.wyoming.server import ListenError, WyomingServer
+from wyoming_lightning.wyoming.zeroconf import start_advertising
 
 if TYPE_CHECKING:
-    from .hass.connection import HassConnection
-    from .hass.home_names import HomeNames
-    from .hass.publisher import SensorPublisher
-    from .web.site import WebSite
+    from wyoming_lightning.hass.connection import HassConnection
+    from wyoming_lightning.hass.home_names import HomeNames
+    from wyoming_lightning.hass.publisher import SensorPublisher
+    from wyoming_lightning.web.site import WebSite
 
 _LOGGER = logging.getLogger("wyoming_lightning")
 
@@ -80,7 +80,7 @@ async def main(settings: Settings) -> int:
     # without them starts faster (a container's first health probe comes after one second).
     hass: HassConnection | None = None
     if settings.hass_url:
-        from .hass.connection import HassConnection
+        from wyoming_lightning.hass.connection import HassConnection
 
         try:
             hass = HassConnection.from_settings(settings)  # the sensors (issue 25)
@@ -111,14 +111,14 @@ async def main(settings: Settings) -> int:
     advertisement = await start_advertising(settings.zeroconf, settings.uri, server.sockets)
     site: WebSite | None = None
     if settings.web_port is not None:
-        from .web.site import start_site
+        from wyoming_lightning.web.site import start_site
 
         site = await start_site(services, server.sockets)  # the status page (issue 25)
     publisher: SensorPublisher | None = None
     names: HomeNames | None = None
     if hass is not None:
-        from .hass.home_names import start_home_names
-        from .hass.publisher import start_publisher
+        from wyoming_lightning.hass.home_names import start_home_names
+        from wyoming_lightning.hass.publisher import start_publisher
 
         publisher = start_publisher(services, hass)
         names = start_home_names(services, hass)  # issue 23
@@ -140,7 +140,7 @@ async def main(settings: Settings) -> int:
 def _main(argv: Sequence[str] | None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     if args[:1] == ["usage"]:  # issue 12: ``wyoming-lightning usage`` prints the usage table
-        from .usage_report import main as usage_main
+        from wyoming_lightning.ops.usage_report import main as usage_main
 
         return usage_main(args[1:])
     try:

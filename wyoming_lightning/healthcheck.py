@@ -25,15 +25,15 @@ from wyoming.client import AsyncClient
 from wyoming.error import Error
 from wyoming.info import Describe, Info
 
-from .cli import (
+from wyoming_lightning.settings.cli import (
     DEFAULT_PORT,
     Parser,
     describe_failure,
     parse_uri,
     run_main,
     uri_type,
-    wyoming_client,
 )
+from wyoming_lightning.wyoming.client import wyoming_client
 
 DEFAULT_URI = f"tcp://127.0.0.1:{DEFAULT_PORT}"
 DEFAULT_TIMEOUT_S = 5.0

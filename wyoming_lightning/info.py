@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from wyoming.info import AsrModel, AsrProgram, Attribution, Info
 
-from . import __version__
-from .config import Settings
-from .lightning.protocol import Dialect
+from wyoming_lightning import __version__
+from wyoming_lightning.core.protocol import Dialect
+from wyoming_lightning.settings.config import Settings
 
 ATTRIBUTION = Attribution(name="Smallest.ai", url="https://smallest.ai")
 PREFERS_PROCESSED_AUDIO = False

@@ -11,20 +11,20 @@ from typing import Any
 from wyoming.asr import Transcribe
 from wyoming.info import Info
 
-from .config import VAD_LAG_MS, Settings
-from .guard import Guard
-from .info import build_info
-from .languages import resolve_language
-from .lightning.protocol import Dialect, Keyword, SessionOptions, region_url
-from .lightning.region import REGIONS, RegionChoice, RegionProber, vendor_candidates
-from .lightning.warm import WarmSessions
-from .local import LocalRecognizer
-from .request import RequestConfig
-from .transcript import ServiceHabits
-from .turn import TurnJudge, load_judge
-from .vad.engines import create_engine
-from .vad.gate import GateConfig, VadGate
-from .vad.pool import EnginePool
+from wyoming_lightning.cloud.region import REGIONS, RegionChoice, RegionProber, vendor_candidates
+from wyoming_lightning.cloud.warm import WarmSessions
+from wyoming_lightning.core.languages import resolve_language
+from wyoming_lightning.core.protocol import Dialect, Keyword, SessionOptions, region_url
+from wyoming_lightning.core.request import RequestConfig
+from wyoming_lightning.core.transcript import ServiceHabits
+from wyoming_lightning.core.turn import TurnJudge, load_judge
+from wyoming_lightning.core.vad.engines import create_engine
+from wyoming_lightning.core.vad.gate import GateConfig, VadGate
+from wyoming_lightning.core.vad.pool import EnginePool
+from wyoming_lightning.info import build_info
+from wyoming_lightning.local.recognizer import LocalRecognizer
+from wyoming_lightning.ops.guard import Guard
+from wyoming_lightning.settings.config import VAD_LAG_MS, Settings
 
 NAME_WEIGHT = 2.0
 TERM_WEIGHT = 1.5

@@ -125,7 +125,7 @@ def command(options: Mapping[str, Any]) -> tuple[list[str], dict[str, str]]:
 
 def check(argv: Sequence[str], env: Mapping[str, str]) -> None:
     """Validate with the server's own parser; explain failures with the add-on's option names."""
-    from wyoming_lightning.config import ConfigError, load_settings
+    from wyoming_lightning.settings.config import ConfigError, load_settings
 
     try:
         load_settings(list(argv[1:]), env=dict(env))

@@ -23,9 +23,9 @@ from tests.kit.bridge import (
 )
 from tests.kit.speech_data import load_speech, with_silence
 from tests.kit.wer import wer
+from wyoming_lightning.core.languages import LIGHTNING_LANGUAGES, PULSE_LANGUAGES
 from wyoming_lightning.emulator import EmulatorServer, create_recognizer
 from wyoming_lightning.emulator.tones import encode, encode_phrase, silence
-from wyoming_lightning.languages import LIGHTNING_LANGUAGES, PULSE_LANGUAGES
 
 PHRASE = "one two three"
 

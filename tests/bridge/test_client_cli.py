@@ -27,11 +27,12 @@ from wyoming.event import Event, async_read_event, async_write_event
 
 from tests.kit.bridge import bridge_port, bridge_settings, running_bridge
 from tests.kit.paths import ROOT
+from tests.kit.process import run_module
 from tests.kit.speech_data import load_speech, with_silence
-from wyoming_lightning.audio import PcmFormat
-from wyoming_lightning.config import Secret
+from wyoming_lightning.core.audio import PcmFormat
 from wyoming_lightning.emulator import EmulatorServer
 from wyoming_lightning.emulator.tones import encode_phrase, silence
+from wyoming_lightning.settings.config import Secret
 from wyoming_lightning.transcribe_cli.__main__ import amain
 from wyoming_lightning.transcribe_cli.mic import (
     EndOfSpeech,
@@ -82,23 +83,17 @@ async def test_file_end_to_end_as_a_process(emulator: EmulatorServer, tmp_path: 
     seconds = len(pcm) / 32000
     wav = write_wav(tmp_path / "x.wav", pcm)
     async with running_bridge(bridge_settings(emulator.lightning_url)) as server:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
+        ran = await run_module(
             "wyoming_lightning.transcribe_cli",
             str(wav),
             "--uri",
             f"tcp://127.0.0.1:{bridge_port(server)}",
             "--language",
             "en-US",
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
         )
-        out, err = await process.communicate()
-    assert process.returncode == EXIT_OK, err.decode()
-    assert out.decode() == PHRASE + "\n"
-    log = err.decode()
+    assert ran.code == EXIT_OK, ran.stderr
+    assert ran.stdout == PHRASE + "\n"
+    log = ran.stderr
     assert f"x.wav: {seconds:.2f} s, 16000 Hz, 16-bit, 1 channel(s)" in log
     assert f"sent {seconds:.2f} s of audio" in log
     assert "transcript (en) after" in log
@@ -521,18 +516,8 @@ async def _client_with_stand_in(
     """The client run with ``sounddevice`` replaced by a stand-in module on ``PYTHONPATH``."""
     (tmp_path / "sounddevice.py").write_text(sounddevice_source)
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "wyoming_lightning.transcribe_cli",
-        *args,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    return process.returncode, out, err
+    ran = await run_module("wyoming_lightning.transcribe_cli", *args, env=env)
+    return ran.code, ran.stdout.encode(), ran.stderr.encode()
 
 
 async def test_missing_portaudio_is_one_clear_line(tmp_path: Path) -> None:

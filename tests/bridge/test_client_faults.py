@@ -22,7 +22,7 @@ from tests.kit.bridge import (
 )
 from wyoming_lightning.emulator import EmulatorServer
 from wyoming_lightning.emulator.tones import encode_phrase
-from wyoming_lightning.server import WyomingServer
+from wyoming_lightning.wyoming.server import WyomingServer
 
 PHRASE = "four five six"
 
@@ -89,7 +89,7 @@ async def test_malformed_events_get_a_clear_error(emulator: EmulatorServer) -> N
 
 async def test_order_mistakes(emulator: EmulatorServer) -> None:
     chunk = AudioChunk(16000, 2, 1, bytes(320)).event()
-    from wyoming_lightning.wire import encode_event
+    from wyoming_lightning.wyoming.wire import encode_event
 
     async with running_bridge(bridge_settings(emulator.lightning_url)) as server:
         port = bridge_port(server)
@@ -131,7 +131,7 @@ async def test_order_mistakes_after_a_transcribe_and_late_audio(emulator: Emulat
     from wyoming.asr import Transcribe
     from wyoming.audio import AudioStop
 
-    from wyoming_lightning.wire import encode_event
+    from wyoming_lightning.wyoming.wire import encode_event
 
     pcm = encode_phrase(PHRASE)
     async with running_bridge(bridge_settings(emulator.lightning_url)) as server:
@@ -202,7 +202,7 @@ async def test_idle_clients_are_disconnected(emulator: EmulatorServer) -> None:
         assert answer.closed and answer.events == []
         # Silent in the middle of a request: told why.
         start = AudioStart(16000, 2, 1).event()
-        from wyoming_lightning.wire import encode_event
+        from wyoming_lightning.wyoming.wire import encode_event
 
         answer = await raw_exchange(bridge_port(server), encode_event(start))
         assert answer.error is not None and answer.error.data["code"] == "timeout"
@@ -217,7 +217,7 @@ async def test_connection_limit_refuses_politely(emulator: EmulatorServer) -> No
         # A describe round trip on each proves both are being served before the third arrives.
         from wyoming.info import Describe
 
-        from wyoming_lightning.wire import encode_event
+        from wyoming_lightning.wyoming.wire import encode_event
 
         for reader, writer in held:
             writer.write(encode_event(Describe().event()))

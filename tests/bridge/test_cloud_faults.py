@@ -26,10 +26,10 @@ from tests.kit.bridge import (
     running_bridge,
     transcribe,
 )
-from wyoming_lightning.config import Settings
 from wyoming_lightning.emulator import EmulatorServer, Fault, SessionRecord
 from wyoming_lightning.emulator.tones import encode_phrase, silence
-from wyoming_lightning.server import WyomingServer
+from wyoming_lightning.settings.config import Settings
+from wyoming_lightning.wyoming.server import WyomingServer
 
 LONG = "one two three four five six seven eight nine"
 LONG_PCM = encode_phrase(LONG)  # 2.6 s, 83200 bytes

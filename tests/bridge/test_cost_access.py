@@ -46,14 +46,14 @@ from tests.kit.bridge import (
 )
 from tests.kit.clock import FakeClock
 from wyoming_lightning import healthcheck
-from wyoming_lightning.access import parse_network
-from wyoming_lightning.config import DEFAULT_PRICE_PER_MIN, Settings
 from wyoming_lightning.emulator import EmulatorServer, Fault
 from wyoming_lightning.emulator.tones import encode_phrase, silence
-from wyoming_lightning.guard import Guard
-from wyoming_lightning.local import LocalRecognizer
+from wyoming_lightning.local.recognizer import LocalRecognizer
+from wyoming_lightning.ops.guard import Guard
+from wyoming_lightning.ops.usage_store import FILE_NAME, read_usage
 from wyoming_lightning.services import Services
-from wyoming_lightning.usage_store import FILE_NAME, read_usage
+from wyoming_lightning.settings.config import DEFAULT_PRICE_PER_MIN, Settings
+from wyoming_lightning.settings.networks import parse_network
 
 PHRASE = "one two three"
 PCM = silence(200) + encode_phrase(PHRASE) + silence(800)  # 1.8 s, all sent with --vad off

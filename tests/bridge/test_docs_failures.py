@@ -19,11 +19,11 @@ import pytest
 
 from tests.kit.bridge import bridge_settings, running_bridge, transcribe
 from tests.kit.paths import ROOT
-from wyoming_lightning.access import parse_network
-from wyoming_lightning.config import Secret
+from wyoming_lightning.core.errors import ErrorCode
 from wyoming_lightning.emulator import EmulatorServer
 from wyoming_lightning.emulator.tones import encode_phrase, silence
-from wyoming_lightning.errors import ErrorCode
+from wyoming_lightning.settings.config import Secret
+from wyoming_lightning.settings.networks import parse_network
 
 DOCS = (ROOT / "DOCS.md").read_text(encoding="utf-8")
 SOURCE = "\n".join(

@@ -1,8 +1,8 @@
 """The local recognizer: ``--fallback local`` when the cloud fails, and no API key at all.
 
 Real speech (tests/data/speech) is transcribed by the bridge's own offline recognizer
-(``wyoming_lightning/local.py``, Whisper tiny.en); nothing is mocked. Whisper is slow on a
-small machine, so each test uses one command only.
+(``wyoming_lightning/local/recognizer.py``, Whisper tiny.en); nothing is mocked. Whisper is slow on
+a small machine, so each test uses one command only.
 """
 
 from __future__ import annotations

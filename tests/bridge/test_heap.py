@@ -11,7 +11,7 @@ import pytest
 
 from tests.kit.bridge import bridge_port, bridge_settings, running_bridge, transcribe
 from wyoming_lightning.emulator import EmulatorServer
-from wyoming_lightning.heap import release_free_memory
+from wyoming_lightning.ops.heap import release_free_memory
 
 
 class Node:

@@ -5,16 +5,16 @@ tests/deploy/test_home_assistant_names.py."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 import pytest
 
 from tests.kit.bridge import bridge_settings, serving, transcribe
-from wyoming_lightning.declare import Secret
+from tests.kit.net import silent_listener
+from wyoming_lightning.core.protocol import Keyword
 from wyoming_lightning.emulator import EmulatorConfig, EmulatorServer
 from wyoming_lightning.emulator.recognizers import ToneRecognizer, Word
 from wyoming_lightning.emulator.tones import encode
@@ -22,8 +22,8 @@ from wyoming_lightning.hass.connection import HassConnection
 from wyoming_lightning.hass.home_names import HomeNames
 from wyoming_lightning.hass.names import NAME_WEIGHT, PLACE_WEIGHT
 from wyoming_lightning.hass.sensors import Link
-from wyoming_lightning.lightning.protocol import Keyword
 from wyoming_lightning.services import Services
+from wyoming_lightning.settings.declare import Secret
 
 
 class HintedTones(ToneRecognizer):
@@ -64,24 +64,6 @@ async def test_the_cached_names_reach_the_emulators_recognizer() -> None:
     assert recognizer.hints[-1] == ()  # the next request, after the list emptied: no hints
     assert dict(emulator.sessions[0].query)["keywords"] == "Ecobee:2,Scullery:1.5"
     assert "keywords" not in dict(emulator.sessions[-1].query)
-
-
-@contextlib.asynccontextmanager
-async def silent_listener() -> AsyncIterator[int]:
-    """A "Home Assistant" that accepts the connection and never says a word."""
-    held: list[asyncio.StreamWriter] = []
-
-    async def hold(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        held.append(writer)
-
-    server = await asyncio.start_server(hold, "127.0.0.1", 0)
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        for writer in held:
-            writer.close()
-        server.close()
-        await server.wait_closed()
 
 
 def _free_port() -> int:

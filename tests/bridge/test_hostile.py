@@ -32,10 +32,10 @@ from tests.bridge.test_cost_access import (
     sample,
 )
 from tests.kit.bridge import Answer, bridge_port, bridge_settings, running_bridge, serving
-from wyoming_lightning.access import parse_network
 from wyoming_lightning.emulator import EmulatorServer
-from wyoming_lightning.guard import Guard
+from wyoming_lightning.ops.guard import Guard
 from wyoming_lightning.services import Services
+from wyoming_lightning.settings.networks import parse_network
 
 ALLOW_HERE = (parse_network("127.0.0.1/32"),)
 HANG = 30.0

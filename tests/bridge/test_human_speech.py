@@ -41,8 +41,8 @@ from tests.kit.human_speech import (
     manifest,
 )
 from tests.kit.wer import normalise_words, wer
-from wyoming_lightning.config import DEFAULT_VAD, Settings
 from wyoming_lightning.emulator import EmulatorConfig, EmulatorServer, Fault, create_recognizer
+from wyoming_lightning.settings.config import DEFAULT_VAD, Settings
 
 #: Requests in flight at once. Whisper tiny.en on two shared cores barely keeps up with one
 #: real-time stream of a long monologue: short commands go two at a time (two satellites),

@@ -24,19 +24,19 @@ from tests.kit.bridge import (
     running_bridge,
     transcribe,
 )
-from wyoming_lightning.config import Secret, Settings, parse_keywords
-from wyoming_lightning.emulator import EmulatorConfig, EmulatorServer
-from wyoming_lightning.emulator.tones import encode_phrase, silence
-from wyoming_lightning.languages import LIGHTNING_LANGUAGES, PULSE_LANGUAGES
-from wyoming_lightning.lightning.protocol import (
+from wyoming_lightning.core.languages import LIGHTNING_LANGUAGES, PULSE_LANGUAGES
+from wyoming_lightning.core.protocol import (
     DEFAULT_URL,
     MAX_INTENSIFIER,
     MAX_URL_BYTES,
     PULSE_URL,
     US_HOST,
 )
-from wyoming_lightning.request import RequestConfig
+from wyoming_lightning.core.request import RequestConfig
+from wyoming_lightning.emulator import EmulatorConfig, EmulatorServer
+from wyoming_lightning.emulator.tones import encode_phrase, silence
 from wyoming_lightning.services import NAME_WEIGHT, TERM_WEIGHT, Services
+from wyoming_lightning.settings.config import Secret, Settings, parse_keywords
 
 PHRASE = "two four six"
 PCM = silence(300) + encode_phrase(PHRASE) + silence(900)
@@ -181,7 +181,7 @@ def test_other_hosts_are_never_rerouted() -> None:
     ],
 )
 def test_every_advertised_language_is_accepted(dialect_languages: tuple[str, ...]) -> None:
-    from wyoming_lightning.languages import resolve_language
+    from wyoming_lightning.core.languages import resolve_language
 
     refused = []
     for code in dialect_languages:

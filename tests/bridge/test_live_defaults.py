@@ -29,8 +29,8 @@ import pytest
 from tests.kit.bridge import API_KEY, bridge_port, bridge_settings, running_bridge, transcribe
 from tests.kit.speech_data import SpeechSample, load_speech, with_silence
 from tests.kit.wer import normalise_words
-from wyoming_lightning.config import DEFAULT_VAD, Settings
 from wyoming_lightning.emulator import EmulatorConfig, EmulatorServer, Fault
+from wyoming_lightning.settings.config import DEFAULT_VAD, Settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 

@@ -22,8 +22,8 @@ from tests.kit import human_speech as hs
 from tests.kit import noisy_speech as ns
 from tests.kit.bridge import API_KEY, bridge_port, bridge_settings, read_answer, running_bridge
 from tests.kit.wer import align, normalise_words
-from wyoming_lightning.config import DEFAULT_VAD
 from wyoming_lightning.emulator import EmulatorConfig, EmulatorServer, create_recognizer
+from wyoming_lightning.settings.config import DEFAULT_VAD
 
 CHUNK_S = 0.02
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]

@@ -19,9 +19,9 @@ from tests.kit.bridge import API_KEY, bridge_port, bridge_settings, running_brid
 from tests.kit.human_speech import as_home_assistant_sends, load_human_speech
 from tests.kit.speech_data import concat_with_pause
 from tests.kit.wer import normalise_words
-from wyoming_lightning.config import DEFAULT_VAD
 from wyoming_lightning.emulator import EmulatorConfig, EmulatorServer
 from wyoming_lightning.emulator.records import SessionRecord
+from wyoming_lightning.settings.config import DEFAULT_VAD
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 PAUSE_S = 0.45

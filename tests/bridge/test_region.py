@@ -16,7 +16,7 @@ from tests.kit.bridge import API_KEY, bridge_port, bridge_settings, running_brid
 from wyoming_lightning.emulator import EmulatorConfig, EmulatorServer
 from wyoming_lightning.emulator.latency import LatencyModel
 from wyoming_lightning.emulator.tones import encode_phrase, silence
-from wyoming_lightning.server import WyomingServer
+from wyoming_lightning.wyoming.server import WyomingServer
 
 FAR_RTT_MS = 150.0
 

@@ -17,9 +17,9 @@ from tests.kit.bridge import (
     start_request,
 )
 from tests.kit.bridge import transcribe as send_request
+from wyoming_lightning.core.vad import ENGINE_NAMES, VadEngine, create_engine
+from wyoming_lightning.core.vad.pool import EnginePool
 from wyoming_lightning.emulator import EmulatorServer
-from wyoming_lightning.vad import ENGINE_NAMES, VadEngine, create_engine
-from wyoming_lightning.vad.pool import EnginePool
 
 
 def probabilities(engine: VadEngine, pcm: bytes) -> list[float]:

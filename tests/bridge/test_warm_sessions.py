@@ -24,13 +24,13 @@ from tests.kit.bridge import (
     start_request,
     transcribe,
 )
-from wyoming_lightning.config import Settings
+from wyoming_lightning.cloud.warm import WarmSessions
+from wyoming_lightning.core.warm_pool import PoolPolicy
 from wyoming_lightning.emulator import EmulatorServer, Fault
 from wyoming_lightning.emulator.tones import encode_phrase, silence
-from wyoming_lightning.lightning.pool import PoolPolicy
-from wyoming_lightning.lightning.warm import WarmSessions
-from wyoming_lightning.server import WyomingServer
 from wyoming_lightning.services import Services
+from wyoming_lightning.settings.config import Settings
+from wyoming_lightning.wyoming.server import WyomingServer
 
 WAIT_S = 10.0  # bound on every wait for the emulator; never reached when the bridge is right
 KEEPALIVE = json.dumps({"type": "keepalive"})

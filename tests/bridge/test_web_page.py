@@ -16,15 +16,15 @@ import aiohttp
 import pytest
 
 from tests.kit.bridge import API_KEY, bridge_port, bridge_settings, serving, transcribe
-from wyoming_lightning.access import parse_network
-from wyoming_lightning.config import Settings
 from wyoming_lightning.emulator import EmulatorServer
 from wyoming_lightning.emulator.tones import encode_phrase, silence
-from wyoming_lightning.recent import RECENT_REQUESTS, RecentRequests
-from wyoming_lightning.server import WyomingServer
+from wyoming_lightning.ops.recent import RECENT_REQUESTS, RecentRequests
 from wyoming_lightning.services import Services
+from wyoming_lightning.settings.config import Settings
+from wyoming_lightning.settings.networks import parse_network
 from wyoming_lightning.web import mic
 from wyoming_lightning.web.site import WebSite, bind_host, loopback_uri, start_site
+from wyoming_lightning.wyoming.server import WyomingServer
 
 PHRASE = "one two three"
 
@@ -240,7 +240,7 @@ def test_the_audio_cap_ends_the_request_by_itself() -> None:
 def test_the_recent_ring_is_bounded() -> None:
     import datetime as dt
 
-    from wyoming_lightning.recent import RequestRecord
+    from wyoming_lightning.ops.recent import RequestRecord
 
     ring = RecentRequests(keep_text=False)
     moment = dt.datetime(2026, 1, 1)

@@ -23,7 +23,7 @@ from zeroconf import ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
 from tests.kit.bridge import bridge_settings, running_bridge
-from wyoming_lightning.zeroconf import (
+from wyoming_lightning.wyoming.zeroconf import (
     SERVICE_TYPE,
     HostAddresses,
     choose_addresses,

@@ -14,18 +14,18 @@ from pathlib import Path
 import pytest
 
 from tests.kit.clock import FakeClock
-from wyoming_lightning.access import (
+from wyoming_lightning.ops.access import (
     AccessPolicy,
     ClientSlots,
     OnceEach,
     Verdict,
     parse_address,
-    parse_network,
 )
-from wyoming_lightning.config import ConfigError, load_settings
-from wyoming_lightning.quota import Admission, DailyLedger, DayUsage, RequestUsage
-from wyoming_lightning.usage_report import format_table
-from wyoming_lightning.usage_store import UsageStore, read_usage
+from wyoming_lightning.ops.quota import Admission, DailyLedger, DayUsage, RequestUsage
+from wyoming_lightning.ops.usage_report import format_table
+from wyoming_lightning.ops.usage_store import UsageStore, read_usage
+from wyoming_lightning.settings.config import ConfigError, load_settings
+from wyoming_lightning.settings.networks import parse_network
 
 # ------------------------------------------------------------------------------- access
 
@@ -219,7 +219,7 @@ WRITER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from wyoming_lightning.usage_store import UsageStore
+    from wyoming_lightning.ops.usage_store import UsageStore
     store = UsageStore(Path(sys.argv[1]))
     for _ in range(int(sys.argv[2])):
         assert store.add("2026-03-01", {"requests": 1.0, "sent_s": 0.5}) is not None
@@ -245,7 +245,7 @@ def test_a_corrupt_file_is_left_alone_and_counting_goes_on_in_memory(
     path.write_bytes(garbage)
     now = [0.0]
     store = UsageStore(path, retry_after_s=30, monotonic=lambda: now[0])
-    with caplog.at_level(logging.WARNING, "wyoming_lightning.usage_store"):
+    with caplog.at_level(logging.WARNING, "wyoming_lightning.ops.usage_store"):
         assert store.add("2026-03-01", {"requests": 1.0, "sent_s": 2.0}) is None
         assert store.add("2026-03-01", {"requests": 1.0, "sent_s": 2.0}) is None
     assert not store.healthy and store.failures == 1, "no new attempt before retry_after_s"

@@ -8,8 +8,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from wyoming_lightning import pipeline_format as pf
-from wyoming_lightning.audio import (
+from wyoming_lightning.core import pipeline_format as pf
+from wyoming_lightning.core.audio import (
     AudioConverter,
     AudioFormatError,
     Framer,

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from wyoming_lightning.config import ConfigError, load_settings, parse_keywords
-from wyoming_lightning.languages import LIGHTNING_LANGUAGES, PULSE_LANGUAGES
-from wyoming_lightning.lightning.protocol import (
+from wyoming_lightning.core.languages import LIGHTNING_LANGUAGES, PULSE_LANGUAGES
+from wyoming_lightning.core.protocol import (
     Dialect,
     Keyword,
 )
+from wyoming_lightning.settings.config import ConfigError, load_settings, parse_keywords
 
 
 def test_environment_sets_every_option_and_flags_win() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from wyoming_lightning.__main__ import _main as server_main
-from wyoming_lightning.config import (
+from wyoming_lightning.settings.config import (
     SETTINGS,
     ConfigError,
     Settings,
@@ -30,7 +30,7 @@ from wyoming_lightning.config import (
     settings_summary,
     websocket_url,
 )
-from wyoming_lightning.declare import Kind, Setting
+from wyoming_lightning.settings.declare import Kind, Setting
 
 KEY = {"SMALLEST_API_KEY": "sk-declared-1"}
 

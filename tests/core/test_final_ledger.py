@@ -7,8 +7,8 @@ test is about it.
 
 from __future__ import annotations
 
-from wyoming_lightning.lightning.protocol import Result, Word
-from wyoming_lightning.transcript import (
+from wyoming_lightning.core.protocol import Result, Word
+from wyoming_lightning.core.transcript import (
     REACH_S,
     FinalLedger,
     ServiceHabits,

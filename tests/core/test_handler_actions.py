@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import typing
 
-from wyoming_lightning import actions as act
-from wyoming_lightning.guard import OBSERVED, Occurrence
-from wyoming_lightning.handler import ClientHandler
+from wyoming_lightning.core import actions as act
+from wyoming_lightning.ops.guard import OBSERVED, Occurrence
+from wyoming_lightning.wyoming.handler import ClientHandler
 
 
 def test_every_action_has_a_way_to_be_carried_out() -> None:

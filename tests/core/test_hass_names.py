@@ -10,8 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from wyoming.asr import Transcribe
 
-from wyoming_lightning.config import Settings
-from wyoming_lightning.declare import Secret
+from wyoming_lightning.core.protocol import MAX_URL_BYTES, Keyword, build_url
 from wyoming_lightning.emulator.whisper import keyword_prompt
 from wyoming_lightning.hass.connection import HassConnection
 from wyoming_lightning.hass.names import (
@@ -33,8 +32,9 @@ from wyoming_lightning.hass.refresh import (
     RefreshPlan,
 )
 from wyoming_lightning.hass.sensors import Link, Outcome
-from wyoming_lightning.lightning.protocol import MAX_URL_BYTES, Keyword, build_url
 from wyoming_lightning.services import Services
+from wyoming_lightning.settings.config import Settings
+from wyoming_lightning.settings.declare import Secret
 
 
 def _answers(**over: Any) -> dict[str, Any]:
@@ -218,7 +218,7 @@ def test_a_rename_changes_only_that_name() -> None:
 
 
 def _options(keywords: tuple[Keyword, ...]) -> Any:
-    from wyoming_lightning.lightning.protocol import SessionOptions
+    from wyoming_lightning.core.protocol import SessionOptions
 
     return SessionOptions(language="en", keywords=keywords)
 

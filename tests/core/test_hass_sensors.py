@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from wyoming_lightning.config import ConfigError, Settings
 from wyoming_lightning.hass.connection import HassConnection, read_token
 from wyoming_lightning.hass.sensors import (
     ENTITY_PREFIX,
@@ -20,7 +19,8 @@ from wyoming_lightning.hass.sensors import (
     SensorPlan,
     sensor_states,
 )
-from wyoming_lightning.quota import DayUsage
+from wyoming_lightning.ops.quota import DayUsage
+from wyoming_lightning.settings.config import ConfigError, Settings
 
 
 def _states(requests: int, errors: int = 0) -> list:  # type: ignore[type-arg]

@@ -26,15 +26,15 @@ from dataclasses import dataclass, field
 import pytest
 
 from tests.core.test_request import Driver, machine
-from wyoming_lightning import actions as act
+from wyoming_lightning.core import actions as act
+from wyoming_lightning.core.protocol import SessionOptions, parse_message
+from wyoming_lightning.core.request import SessionMessage, SessionOpened
 from wyoming_lightning.emulator.config import Dialect as EmulatorDialect
 from wyoming_lightning.emulator.faults import Fault, SessionFaults
 from wyoming_lightning.emulator.params import SessionParams
 from wyoming_lightning.emulator.recognizers import ToneRecognizer
 from wyoming_lightning.emulator.session import SessionCore
 from wyoming_lightning.emulator.tones import encode_phrase, silence
-from wyoming_lightning.lightning.protocol import SessionOptions, parse_message
-from wyoming_lightning.request import SessionMessage, SessionOpened
 
 PULSE = "ws://127.0.0.1:1/waves/v1/stt/live?model=pulse"
 CHUNK = 640  # 20 ms of 16 kHz audio, as Home Assistant sends it

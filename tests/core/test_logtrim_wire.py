@@ -11,8 +11,8 @@ import pytest
 from wyoming.event import Event
 
 from tests.kit.clock import FakeClock
-from wyoming_lightning.logtrim import LimitedLog, RateLimiter, clip
-from wyoming_lightning.wire import (
+from wyoming_lightning.core.logtrim import LimitedLog, RateLimiter, clip
+from wyoming_lightning.wyoming.wire import (
     MAX_NESTING,
     Memo,
     WireError,

@@ -7,8 +7,8 @@ from urllib.parse import parse_qs, parse_qsl, quote_plus, urlsplit
 
 import pytest
 
-from wyoming_lightning.errors import ErrorCode
-from wyoming_lightning.lightning.protocol import (
+from wyoming_lightning.core.errors import ErrorCode
+from wyoming_lightning.core.protocol import (
     DEFAULT_URL,
     LIGHTNING_URL,
     MAX_INTENSIFIER,

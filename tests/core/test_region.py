@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from wyoming_lightning.lightning.region import (
+from wyoming_lightning.cloud.region import (
     REMEASURE_S,
     RegionChoice,
     swap_host,

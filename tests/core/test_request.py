@@ -14,11 +14,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from tests.kit.clock import FakeClock
-from wyoming_lightning import actions as act
-from wyoming_lightning.audio import PcmFormat
-from wyoming_lightning.emulator.tones import encode_phrase, silence
-from wyoming_lightning.errors import ErrorCode
-from wyoming_lightning.lightning.protocol import (
+from wyoming_lightning.core import actions as act
+from wyoming_lightning.core.audio import PcmFormat
+from wyoming_lightning.core.errors import ErrorCode
+from wyoming_lightning.core.protocol import (
     Failure,
     Result,
     ServiceError,
@@ -26,7 +25,7 @@ from wyoming_lightning.lightning.protocol import (
     Unreadable,
     classify_http_status,
 )
-from wyoming_lightning.request import (
+from wyoming_lightning.core.request import (
     ANSWER_TIMER,
     RETRY_TIMER,
     AudioIn,
@@ -45,8 +44,9 @@ from wyoming_lightning.request import (
     TranscribeAgain,
     stall_timer,
 )
-from wyoming_lightning.vad.engines import create_engine
-from wyoming_lightning.vad.gate import GateConfig, VadGate
+from wyoming_lightning.core.vad.engines import create_engine
+from wyoming_lightning.core.vad.gate import GateConfig, VadGate
+from wyoming_lightning.emulator.tones import encode_phrase, silence
 
 LIGHTNING = "ws://127.0.0.1:1/api/v1/lightning/get_text"
 PULSE = "ws://127.0.0.1:1/waves/v1/pulse/get_text"
@@ -56,7 +56,7 @@ HA_FORMAT = PcmFormat(16000, 2, 1)
 def final(
     text: str, *, last: bool = False, from_finalize: bool | None = None, end: float | None = None
 ) -> Result:
-    from wyoming_lightning.lightning.protocol import Word
+    from wyoming_lightning.core.protocol import Word
 
     words = (Word(text.split()[-1], end=end),) if end is not None and text else ()
     return Result(text, is_final=True, is_last=last, from_finalize=from_finalize, words=words)
@@ -1171,7 +1171,7 @@ def test_an_answer_that_falls_short_of_the_speech_settles_once_the_service_goes_
 
 
 def test_a_service_known_to_be_slow_is_given_twice_its_slowest_answer_before_the_fallback() -> None:
-    from wyoming_lightning.transcript import ServiceHabits
+    from wyoming_lightning.core.transcript import ServiceHabits
 
     habits = ServiceHabits(own_finals=True, answer_delay_s=3.0)
     d = pulse_turns(habits=habits)

@@ -14,10 +14,10 @@ import dataclasses
 
 import pytest
 
-from wyoming_lightning.config import Settings, load_settings
-from wyoming_lightning.request import RequestConfig
-from wyoming_lightning.segmenter import SegmenterConfig
+from wyoming_lightning.core.request import RequestConfig
+from wyoming_lightning.core.segmenter import SegmenterConfig
 from wyoming_lightning.services import Services, passed_settings
+from wyoming_lightning.settings.config import Settings, load_settings
 
 SETTING_NAMES = {f.name for f in dataclasses.fields(Settings)}
 SHARED = sorted(f.name for f in dataclasses.fields(RequestConfig) if f.name in SETTING_NAMES)

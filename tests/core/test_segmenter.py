@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from wyoming_lightning.audio import PcmFormat
-from wyoming_lightning.emulator.tones import encode_phrase, silence
-from wyoming_lightning.fsm import IllegalTransition
-from wyoming_lightning.segmenter import (
+from wyoming_lightning.core.audio import PcmFormat
+from wyoming_lightning.core.fsm import IllegalTransition
+from wyoming_lightning.core.segmenter import (
     FRAME_BYTES,
     Cue,
     EndOfTurn,
@@ -25,8 +24,9 @@ from wyoming_lightning.segmenter import (
     UtteranceAudio,
     UtteranceStart,
 )
-from wyoming_lightning.vad.engines import create_engine
-from wyoming_lightning.vad.gate import GateConfig, VadGate
+from wyoming_lightning.core.vad.engines import create_engine
+from wyoming_lightning.core.vad.gate import GateConfig, VadGate
+from wyoming_lightning.emulator.tones import encode_phrase, silence
 
 HA_FORMAT = PcmFormat(16000, 2, 1)
 CHUNK = 320  # 10 ms

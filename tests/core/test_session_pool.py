@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.kit.clock import FakeClock
-from wyoming_lightning.lightning.pool import Keepalive, PoolPolicy, Retire, Retirement
+from wyoming_lightning.core.warm_pool import Keepalive, PoolPolicy, Retire, Retirement
 
 A = "wss://svc/stt/live?model=pulse&language=en"
 B = "wss://svc/stt/live?model=pulse&language=de"

@@ -14,11 +14,11 @@ from __future__ import annotations
 import pytest
 
 from tests.core.test_request import PULSE, Driver, final, machine
-from wyoming_lightning import actions as act
+from wyoming_lightning.core import actions as act
+from wyoming_lightning.core.errors import ErrorCode
+from wyoming_lightning.core.protocol import Result
+from wyoming_lightning.core.request import ANSWER_TIMER
 from wyoming_lightning.emulator.tones import encode_phrase, silence
-from wyoming_lightning.errors import ErrorCode
-from wyoming_lightning.lightning.protocol import Result
-from wyoming_lightning.request import ANSWER_TIMER
 
 WORDS = ("one two", "three four", "five six", "seven eight", "nine one")
 

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 
 import pytest
 
-from wyoming_lightning import request, segmenter, uplink
-from wyoming_lightning.fsm import IllegalTransition, moved
+from wyoming_lightning.core import request, segmenter, uplink
+from wyoming_lightning.core.fsm import IllegalTransition, moved
 
 ARROW = re.compile(r"\s*--(.+?)-->\s*")
 

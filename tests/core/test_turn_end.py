@@ -17,12 +17,12 @@ import pytest
 
 from tests.core.test_live_finals import CHUNK, Service, bridge
 from tests.core.test_request import Driver
+from wyoming_lightning.core.request import Phase
+from wyoming_lightning.core.turn import TurnVerdict, load_judge, words
 from wyoming_lightning.emulator.config import Dialect as EmulatorDialect
 from wyoming_lightning.emulator.recognizers import ToneRecognizer
 from wyoming_lightning.emulator.session import SessionCore
 from wyoming_lightning.emulator.tones import encode_phrase, silence
-from wyoming_lightning.request import Phase
-from wyoming_lightning.turn import TurnVerdict, load_judge, words
 
 
 def digits(text: str) -> TurnVerdict:
@@ -186,9 +186,9 @@ def test_a_language_without_templates_has_no_judge() -> None:
 
 def test_endpointing_brings_the_judge_with_the_homes_names() -> None:
     pytest.importorskip("hassil")
-    from wyoming_lightning.config import load_settings
-    from wyoming_lightning.lightning.protocol import Keyword
+    from wyoming_lightning.core.protocol import Keyword
     from wyoming_lightning.services import Services
+    from wyoming_lightning.settings.config import load_settings
 
     env = {"SMALLEST_API_KEY": "k"}
     services = Services(load_settings(["--endpointing", "--turn-unfinished-ms", "2000"], env))

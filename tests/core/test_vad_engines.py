@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from tests.kit import speech_data as sd
-from wyoming_lightning.vad import ENGINE_NAMES, create_engine
-from wyoming_lightning.vad.levels import FLOOR_MIN_DB, BandEnergy, NoiseFloor, SpeechPeak
-from wyoming_lightning.vad.silero import SileroEngine
-from wyoming_lightning.vad.webrtc import WebRtcEngine
+from wyoming_lightning.core.vad import ENGINE_NAMES, create_engine
+from wyoming_lightning.core.vad.levels import FLOOR_MIN_DB, BandEnergy, NoiseFloor, SpeechPeak
+from wyoming_lightning.core.vad.silero import SileroEngine
+from wyoming_lightning.core.vad.webrtc import WebRtcEngine
 
 
 def frames_of(pcm: bytes, frame_samples: int) -> list[bytes]:

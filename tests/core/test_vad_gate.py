@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from wyoming_lightning.vad import (
+from wyoming_lightning.core.vad import (
     GateConfig,
     GateEvent,
     SpeechAudio,

@@ -24,7 +24,7 @@ import numpy.typing as npt
 import pytest
 
 from tests.kit import speech_data as sd
-from wyoming_lightning.vad import (
+from wyoming_lightning.core.vad import (
     GateConfig,
     GateEvent,
     SpeechAudio,

@@ -4,10 +4,10 @@ socket it borrowed, and when it hands one back. Driven by hand on a fake clock, 
 from __future__ import annotations
 
 from tests.core.test_request import LIGHTNING, PULSE, final, machine
-from wyoming_lightning import actions as act
+from wyoming_lightning.core import actions as act
+from wyoming_lightning.core.protocol import Pong, parse_message
+from wyoming_lightning.core.request import RETRY_TIMER, ClientGone, SessionOpened, stall_timer
 from wyoming_lightning.emulator.tones import encode_phrase, silence
-from wyoming_lightning.lightning.protocol import Pong, parse_message
-from wyoming_lightning.request import RETRY_TIMER, ClientGone, SessionOpened, stall_timer
 
 BYTES_PER_S = 32000
 

@@ -1,5 +1,5 @@
-"""The one Whisper wrapper (``wyoming_lightning/whisper.py``) behind the local fallback and the
-emulator: the bundled model, deterministic decoding, the language Whisper is told."""
+"""The one Whisper wrapper (``wyoming_lightning/local/whisper.py``) behind the local fallback and
+the emulator: the bundled model, deterministic decoding, the language Whisper is told."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from tests.kit.paths import DATA_DIR
-from wyoming_lightning import whisper
+from wyoming_lightning.core.languages import AUTO_DETECT_LANGUAGES
 from wyoming_lightning.emulator.config import AUTO_LANGUAGE_REPORTED
-from wyoming_lightning.languages import AUTO_DETECT_LANGUAGES
+from wyoming_lightning.local.recognizer import whisper
 
 SPEECH = DATA_DIR / "emulator_speech.wav"  # "turn on the kitchen lights"
 

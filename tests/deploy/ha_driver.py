@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import logging
+import os
 import sys
 import time
 import wave
@@ -36,6 +38,7 @@ from importlib import metadata
 from typing import Any
 
 from homeassistant import bootstrap, config_entries, core, loader
+from homeassistant.auth.models import TOKEN_TYPE_LONG_LIVED_ACCESS_TOKEN
 from homeassistant.components import stt
 from homeassistant.components.assist_pipeline import (
     AudioSettings,
@@ -118,6 +121,26 @@ async def boot(config_dir: str, http_port: int) -> core.HomeAssistant:
             raise RuntimeError(f"integration {domain} failed to set up")
     await hass.async_start()
     return hass
+
+
+async def write_token(
+    hass: core.HomeAssistant, path: str, user: str, group: str, client_name: str
+) -> tuple[str, Any]:
+    """A new user in ``group`` and a long-lived access token for it, written to ``path`` (mode
+    0600, as a user keeps one): the names and sensors drivers hand it to the server. Returns the
+    token and its refresh token (removing that revokes the token)."""
+    account = await hass.auth.async_create_user(user, group_ids=[group])
+    refresh = await hass.auth.async_create_refresh_token(
+        account,
+        client_name=client_name,
+        token_type=TOKEN_TYPE_LONG_LIVED_ACCESS_TOKEN,
+        access_token_expiration=dt.timedelta(days=1),
+    )
+    token: str = hass.auth.async_create_access_token(refresh)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(token + "\n")
+    return token, refresh
 
 
 async def add_server(hass: core.HomeAssistant, port: int) -> dict[str, Any]:

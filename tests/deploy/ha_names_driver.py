@@ -23,17 +23,14 @@ token, ``stop`` stops Home Assistant (the driver then waits for end of input).
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
 import logging
-import os
 import sys
 from typing import Any
 
 import aiohttp
-from ha_driver import boot  # the same directory: run as a script
+from ha_driver import boot, write_token  # the same directory: run as a script
 from ha_names_home import AREAS, DEVICES, FLOORS, HIDDEN  # copied beside this script
-from homeassistant.auth.models import TOKEN_TYPE_LONG_LIVED_ACCESS_TOKEN
 from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
 from homeassistant.helpers import area_registry as ar
 from homeassistant.helpers import entity_registry as er
@@ -105,30 +102,17 @@ async def main(spec: dict[str, Any]) -> None:
         for domain in ("websocket_api", "config", "input_boolean"):
             if not await async_setup_component(hass, domain, {}):
                 raise RuntimeError(f"integration {domain} failed to set up")
-        user = await hass.auth.async_create_user(
-            "wyoming-lightning test", group_ids=["system-admin"]
-        )
-        refresh = await hass.auth.async_create_refresh_token(
-            user,
+        token, refresh = await write_token(
+            hass,
+            spec["token_file"],
+            user="wyoming-lightning test",
+            group="system-admin",
             client_name="wyoming-lightning names",
-            token_type=TOKEN_TYPE_LONG_LIVED_ACCESS_TOKEN,
-            access_token_expiration=dt.timedelta(days=1),
         )
-        token = hass.auth.async_create_access_token(refresh)
-        fd = os.open(spec["token_file"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(token + "\n")
         # A token of a user who is no administrator: the exposure list is refused to it.
-        plain = await hass.auth.async_create_user("plain user", group_ids=["system-users"])
-        plain_refresh = await hass.auth.async_create_refresh_token(
-            plain,
-            client_name="wyoming-lightning names",
-            token_type=TOKEN_TYPE_LONG_LIVED_ACCESS_TOKEN,
-            access_token_expiration=dt.timedelta(days=1),
+        await write_token(
+            hass, spec["plain_token_file"], "plain user", "system-users", "wyoming-lightning names"
         )
-        fd = os.open(spec["plain_token_file"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(hass.auth.async_create_access_token(plain_refresh) + "\n")
         home = await build_home(hass, spec["http_port"], token)
         print(json.dumps({"ready": spec["http_port"], **home}), flush=True)
         loop = asyncio.get_running_loop()

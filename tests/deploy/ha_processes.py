@@ -152,3 +152,15 @@ async def run_driver(
     report: dict[str, Any] = json.loads(lines[-1])
     report["ha_stderr"] = err.decode()
     return report
+
+
+async def end_driver(proc: asyncio.subprocess.Process) -> None:
+    """End a driver that serves commands on its stdin: closing its input is its signal to stop
+    Home Assistant and exit; one that has not within a minute is killed."""
+    if proc.stdin is not None:
+        proc.stdin.close()
+    try:
+        await asyncio.wait_for(proc.wait(), 60)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()

@@ -15,15 +15,12 @@ and then answers each line on stdin: ``states`` prints the states of every
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
 import logging
-import os
 import sys
 from typing import Any
 
-from ha_driver import boot  # the same directory: run as a script
-from homeassistant.auth.models import TOKEN_TYPE_LONG_LIVED_ACCESS_TOKEN
+from ha_driver import boot, write_token  # the same directory: run as a script
 from homeassistant.setup import async_setup_component
 
 
@@ -32,19 +29,13 @@ async def main(spec: dict[str, Any]) -> None:
     try:
         if not await async_setup_component(hass, "api", {}):
             raise RuntimeError("the api integration failed to set up")
-        user = await hass.auth.async_create_user(
-            "wyoming-lightning test", group_ids=["system-admin"]
-        )
-        refresh = await hass.auth.async_create_refresh_token(
-            user,
+        await write_token(
+            hass,
+            spec["token_file"],
+            user="wyoming-lightning test",
+            group="system-admin",
             client_name="wyoming-lightning sensors",
-            token_type=TOKEN_TYPE_LONG_LIVED_ACCESS_TOKEN,
-            access_token_expiration=dt.timedelta(days=1),
         )
-        token = hass.auth.async_create_access_token(refresh)
-        fd = os.open(spec["token_file"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(token + "\n")
         print(json.dumps({"ready": spec["http_port"]}), flush=True)
         loop = asyncio.get_running_loop()
         while True:

@@ -23,10 +23,10 @@ import pytest
 from tests.kit.bridge import bridge_settings, running_bridge
 from tests.kit.net import free_port
 from wyoming_lightning import __version__
-from wyoming_lightning.cli import describe_failure, host_of
 from wyoming_lightning.emulator.tones import encode_phrase
-from wyoming_lightning.server import ListenError, WyomingServer
 from wyoming_lightning.services import Services
+from wyoming_lightning.settings.cli import describe_failure, host_of
+from wyoming_lightning.wyoming.server import ListenError, WyomingServer
 
 SERVER = "wyoming-lightning"
 EMULATOR = "wyoming-lightning-emulator"

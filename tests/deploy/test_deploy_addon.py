@@ -41,10 +41,10 @@ import yaml
 from tests.deploy.dockerfile import ENTRYPOINT_SCRIPT, FINAL, copy_instructions, of
 from tests.kit.bridge import bridge_port, bridge_settings, running_bridge
 from tests.kit.paths import ROOT
-from wyoming_lightning.access import AccessPolicy, Verdict
-from wyoming_lightning.config import VAD_CHOICES, build_parser, load_settings
-from wyoming_lightning.languages import LIGHTNING_LANGUAGES, PULSE_LANGUAGES
-from wyoming_lightning.lightning.protocol import DEFAULT_URL, DIALECT_CHOICES
+from wyoming_lightning.core.languages import LIGHTNING_LANGUAGES, PULSE_LANGUAGES
+from wyoming_lightning.core.protocol import DEFAULT_URL, DIALECT_CHOICES
+from wyoming_lightning.ops.access import AccessPolicy, Verdict
+from wyoming_lightning.settings.config import VAD_CHOICES, build_parser, load_settings
 
 ADDON = ROOT  # the add-on's directory, and so the Supervisor's build context
 RUN_SCRIPT = ROOT / "config" / "addon" / "run.py"

@@ -37,7 +37,7 @@ from tests.deploy.dockerfile import (
 )
 from tests.deploy.inner_venv import make_venv_command
 from tests.kit.paths import ROOT
-from wyoming_lightning.config import build_parser
+from wyoming_lightning.settings.config import build_parser
 
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 SCRIPTS = PYPROJECT["project"]["scripts"]
@@ -120,9 +120,9 @@ def test_healthcheck_runs_our_own_command_and_probes_early() -> None:
 def test_stop_fits_inside_dockers_stop_timeout() -> None:
     """SIGTERM; the drain plus the time to answer what it cut stays under Docker's and the
     Supervisor's 10 s before SIGKILL (exit 137)."""
-    from wyoming_lightning.config import Settings
-    from wyoming_lightning.handler import LINGER_CUT_S
-    from wyoming_lightning.server import CUT_GRACE_S
+    from wyoming_lightning.settings.config import Settings
+    from wyoming_lightning.wyoming.handler import LINGER_CUT_S
+    from wyoming_lightning.wyoming.server import CUT_GRACE_S
 
     stop = [i.args for i in of(FINAL, "STOPSIGNAL")]
     assert stop in ([], ["SIGTERM"])

@@ -14,9 +14,10 @@ from types import ModuleType
 
 from tests.kit.net import free_port
 from tests.kit.paths import ROOT
-from wyoming_lightning import healthcheck, usage_report
-from wyoming_lightning.config import SETTINGS, build_parser
+from wyoming_lightning import healthcheck
 from wyoming_lightning.emulator.__main__ import build_parser as emulator_parser
+from wyoming_lightning.ops import usage_report
+from wyoming_lightning.settings.config import SETTINGS, build_parser
 from wyoming_lightning.transcribe_cli import args as client_args
 
 DOC = ROOT / "README.md"

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import socket
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,32 +14,15 @@ from wyoming.event import async_read_event, async_write_event
 from wyoming.info import AsrProgram, Attribution, Info
 
 from tests.kit.bridge import bridge_settings, running_bridge
+from tests.kit.process import Ran, run_module
 from wyoming_lightning import __version__
+from wyoming_lightning.core.languages import PULSE_LANGUAGES
 from wyoming_lightning.healthcheck import default_uri
-from wyoming_lightning.languages import PULSE_LANGUAGES
 
 
-@dataclasses.dataclass
-class Result:
-    code: int
-    stdout: str
-    stderr: str
-
-
-async def healthcheck(*args: str) -> Result:
+async def healthcheck(*args: str) -> Ran:
     """Run the command without blocking the event loop that serves the checked server."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "wyoming_lightning.healthcheck",
-        *args,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    assert process.returncode is not None
-    return Result(process.returncode, out.decode(), err.decode())
+    return await run_module("wyoming_lightning.healthcheck", *args)
 
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -171,18 +151,9 @@ async def test_the_containers_lightning_uri_is_checked_without_flags() -> None:
         port = server.sockets[0][1]
         env = {k: v for k, v in os.environ.items() if not k.startswith("LIGHTNING_")}
         env["LIGHTNING_URI"] = f"tcp://0.0.0.0:{port}"
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "wyoming_lightning.healthcheck",
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        out, err = await process.communicate()
-    assert process.returncode == 0, err.decode()
-    assert out.decode().startswith("healthy: lightning")
+        result = await run_module("wyoming_lightning.healthcheck", env=env)
+    assert result.code == 0, result.stderr
+    assert result.stdout.startswith("healthy: lightning")
 
 
 async def test_wait_retries_until_the_server_is_up() -> None:

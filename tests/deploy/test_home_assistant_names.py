@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from tests.deploy.forky_env import ForkyEnv, forky_env_for
-from tests.deploy.ha_processes import lightning_server
+from tests.deploy.ha_processes import end_driver, lightning_server
 from tests.kit.bridge import API_KEY, bridge_settings, serving, transcribe
 from tests.kit.net import free_port
 from wyoming_lightning.emulator import EmulatorServer
@@ -183,13 +183,7 @@ async def run_everything(env: ForkyEnv, work: Path, caplog: _Capture) -> dict[st
                 await late.stop()
         out["token"] = token_file.read_text().strip()
     finally:
-        if proc.stdin is not None:
-            proc.stdin.close()
-        try:
-            await asyncio.wait_for(proc.wait(), 60)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
+        await end_driver(proc)
     return out
 
 

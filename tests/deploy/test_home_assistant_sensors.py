@@ -19,16 +19,17 @@ from typing import Any
 import pytest
 
 from tests.deploy.ha_env import HaEnvError, ensure_ha_env
+from tests.deploy.ha_processes import end_driver
 from tests.kit.bridge import bridge_port, bridge_settings, serving, transcribe
 from tests.kit.net import free_port
-from wyoming_lightning.declare import Secret
 from wyoming_lightning.emulator import EmulatorServer
 from wyoming_lightning.emulator.tones import encode_phrase, silence
 from wyoming_lightning.hass.connection import HassConnection, HassError
 from wyoming_lightning.hass.publisher import start_publisher
 from wyoming_lightning.hass.sensors import ENTITY_PREFIX
-from wyoming_lightning.quota import DayUsage
+from wyoming_lightning.ops.quota import DayUsage
 from wyoming_lightning.services import Services
+from wyoming_lightning.settings.declare import Secret
 
 DRIVER = Path(__file__).with_name("ha_sensors_driver.py")
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
@@ -83,13 +84,7 @@ async def home_assistant(tmp_path: Path) -> AsyncIterator[HomeAssistant]:
         ready = json.loads(line)
         yield HomeAssistant(proc, ready["ready"], token_file)
     finally:
-        if proc.stdin is not None:
-            proc.stdin.close()
-        try:
-            await asyncio.wait_for(proc.wait(), 60)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
+        await end_driver(proc)
 
 
 async def test_todays_usage_appears_as_sensors_after_a_real_request(

@@ -8,7 +8,7 @@ import signal
 from tests.kit.bridge import read_answer, server_process, start_request
 from wyoming_lightning.emulator import EmulatorServer
 from wyoming_lightning.emulator.tones import encode_phrase
-from wyoming_lightning.server import STOPPING_TEXT
+from wyoming_lightning.wyoming.server import STOPPING_TEXT
 
 
 async def test_a_request_cut_by_the_drain_gets_an_error(emulator: EmulatorServer) -> None:

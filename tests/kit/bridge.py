@@ -21,9 +21,9 @@ from wyoming.client import AsyncTcpClient
 from wyoming.event import Event
 from wyoming.info import Describe, Info
 
-from wyoming_lightning.config import Secret, Settings
-from wyoming_lightning.server import WyomingServer
 from wyoming_lightning.services import Services
+from wyoming_lightning.settings.config import Secret, Settings
+from wyoming_lightning.wyoming.server import WyomingServer
 
 API_KEY = "test-key-3f9a0c"
 

@@ -93,8 +93,8 @@ def spliced_clips() -> tuple[PauseClip, ...]:
 
 @lru_cache(maxsize=1)
 def human_clips() -> tuple[PauseClip, ...]:
-    from wyoming_lightning.vad.engines import create_engine
-    from wyoming_lightning.vad.gate import GateConfig, VadGate
+    from wyoming_lightning.core.vad.engines import create_engine
+    from wyoming_lightning.core.vad.gate import GateConfig, VadGate
 
     clips = []
     for clip in hs.short_clips():

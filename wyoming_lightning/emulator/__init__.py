@@ -5,11 +5,16 @@ a network service, so the project carries its own implementation of the document
 with deterministic tone words or offline Whisper behind it and named fault modes.
 """
 
-from .config import Dialect, EmulatorConfig
-from .faults import FAULT_NAMES, Fault
-from .recognizers import Recognizer, RecognizerUnavailable, Word, create_recognizer
-from .records import SessionRecord, SessionState
-from .server import EmulatorServer
+from wyoming_lightning.emulator.config import Dialect, EmulatorConfig
+from wyoming_lightning.emulator.faults import FAULT_NAMES, Fault
+from wyoming_lightning.emulator.recognizers import (
+    Recognizer,
+    RecognizerUnavailable,
+    Word,
+    create_recognizer,
+)
+from wyoming_lightning.emulator.records import SessionRecord, SessionState
+from wyoming_lightning.emulator.server import EmulatorServer
 
 __all__ = [
     "FAULT_NAMES",

@@ -11,12 +11,12 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from ..cli import Parser, describe_failure, port_type, run_main
-from .config import RECOGNIZERS, REGIONS, TEXT_FIELDS, EmulatorConfig
-from .faults import FAULT_NAMES, Fault
-from .latency import PRESETS, LatencyModel
-from .recognizers import RecognizerUnavailable
-from .server import EmulatorServer
+from wyoming_lightning.emulator.config import RECOGNIZERS, REGIONS, TEXT_FIELDS, EmulatorConfig
+from wyoming_lightning.emulator.faults import FAULT_NAMES, Fault
+from wyoming_lightning.emulator.latency import PRESETS, LatencyModel
+from wyoming_lightning.emulator.recognizers import RecognizerUnavailable
+from wyoming_lightning.emulator.server import EmulatorServer
+from wyoming_lightning.settings.cli import Parser, describe_failure, port_type, run_main
 
 _log = logging.getLogger("wyoming_lightning.emulator")
 #: The defaults each flag shows and falls back to: the config's own, not a second copy.

@@ -2,7 +2,7 @@
 
 The constants mirror /work/shared/docs/lightning-api.md so that the emulator refuses what the
 real service refuses: a client that passes against the emulator should pass against Smallest.ai.
-The service's language tables are the bridge's own (:mod:`wyoming_lightning.languages`): one
+The service's language tables are the bridge's own (:mod:`wyoming_lightning.core.languages`): one
 copy of the vendor's list.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from .faults import Fault
-from .latency import LatencyModel
+from wyoming_lightning.emulator.faults import Fault
+from wyoming_lightning.emulator.latency import LatencyModel
 
 
 class Dialect(StrEnum):
@@ -36,7 +36,7 @@ AUTO_LANGUAGE_REPORTED = {
     "multi-south-indic": "ta",
 }
 """What a final's ``language`` says for auto-detect requests (every one of
-:data:`~wyoming_lightning.languages.AUTO_DETECT_LANGUAGES`): the emulator cannot detect."""
+:data:`~wyoming_lightning.core.languages.AUTO_DETECT_LANGUAGES`): the emulator cannot detect."""
 
 ENCODINGS = frozenset({"linear16", "linear32", "alaw", "mulaw", "opus", "ogg_opus"})
 DECODABLE_ENCODINGS = frozenset({"linear16"})

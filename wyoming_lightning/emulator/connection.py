@@ -23,13 +23,13 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 
-from .config import DECODABLE_ENCODINGS, Dialect
-from .faults import Fault, SessionFaults, error_frame, garbage_frame
-from .latency import LatencyModel, remaining_s
-from .params import SessionParams
-from .recognizers import Recognizer
-from .records import SessionRecord
-from .session import Reply, SessionCore, error_message
+from wyoming_lightning.emulator.config import DECODABLE_ENCODINGS, Dialect
+from wyoming_lightning.emulator.faults import Fault, SessionFaults, error_frame, garbage_frame
+from wyoming_lightning.emulator.latency import LatencyModel, remaining_s
+from wyoming_lightning.emulator.params import SessionParams
+from wyoming_lightning.emulator.recognizers import Recognizer
+from wyoming_lightning.emulator.records import SessionRecord
+from wyoming_lightning.emulator.session import Reply, SessionCore, error_message
 
 _T = TypeVar("_T")
 SLOW_INTERIM_EVERY_S = 0.5

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
 
-from ..languages import LIGHTNING_LANGUAGES, PULSE_LANGUAGES
-from .config import (
+from wyoming_lightning.core.languages import LIGHTNING_LANGUAGES, PULSE_LANGUAGES
+from wyoming_lightning.emulator.config import (
     ENCODINGS,
     LIGHTNING_PATH,
     LIVE_PATH,

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from . import tones
+from wyoming_lightning.emulator import tones
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def create_recognizer(name: str, model_dir: str | None = None) -> Recognizer:
     if name == "tones":
         return ToneRecognizer()
     if name == "whisper":
-        from .whisper import WhisperRecognizer
+        from wyoming_lightning.emulator.whisper import WhisperRecognizer
 
         return WhisperRecognizer(model_dir)
     raise ValueError(f"unknown recognizer {name!r}")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from .config import Dialect
+from wyoming_lightning.emulator.config import Dialect
 
 
 class SessionState(StrEnum):

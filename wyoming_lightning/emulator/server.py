@@ -22,8 +22,8 @@ from typing import Self
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
-from ..languages import DEFAULT_HOST_ONLY_LANGUAGES, US_ONLY_LANGUAGES
-from .config import (
+from wyoming_lightning.core.languages import DEFAULT_HOST_ONLY_LANGUAGES, US_ONLY_LANGUAGES
+from wyoming_lightning.emulator.config import (
     HEALTH_PATH,
     LIGHTNING_PATH,
     LIVE_PATH,
@@ -31,11 +31,18 @@ from .config import (
     Dialect,
     EmulatorConfig,
 )
-from .connection import SessionConnection
-from .faults import Fault, FaultPlan, SessionFaults, refusal_status
-from .params import ParamError, SessionParams, parse_params, require_model, route, split_target
-from .recognizers import Recognizer, create_recognizer
-from .records import ChangeNotifier, SessionRecord, SessionState
+from wyoming_lightning.emulator.connection import SessionConnection
+from wyoming_lightning.emulator.faults import Fault, FaultPlan, SessionFaults, refusal_status
+from wyoming_lightning.emulator.params import (
+    ParamError,
+    SessionParams,
+    parse_params,
+    require_model,
+    route,
+    split_target,
+)
+from wyoming_lightning.emulator.recognizers import Recognizer, create_recognizer
+from wyoming_lightning.emulator.records import ChangeNotifier, SessionRecord, SessionState
 
 _log = logging.getLogger("wyoming_lightning.emulator")
 

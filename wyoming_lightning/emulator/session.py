@@ -22,10 +22,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from .audio import dbfs, to_recognizer_pcm
-from .config import AUTO_LANGUAGE_REPORTED, Dialect
-from .params import SessionParams
-from .recognizers import Recognizer, RecognizerBusy, Word
+from wyoming_lightning.emulator.audio import dbfs, to_recognizer_pcm
+from wyoming_lightning.emulator.config import AUTO_LANGUAGE_REPORTED, Dialect
+from wyoming_lightning.emulator.params import SessionParams
+from wyoming_lightning.emulator.recognizers import Recognizer, RecognizerBusy, Word
 
 FRAME_MS = 20
 WORDS_PER_FINAL = 10

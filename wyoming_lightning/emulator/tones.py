@@ -18,8 +18,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..cli import Parser
-from .audio import RECOGNIZER_RATE, FloatArray, float_to_pcm, pcm_to_float, resample
+from wyoming_lightning.emulator.audio import (
+    RECOGNIZER_RATE,
+    FloatArray,
+    float_to_pcm,
+    pcm_to_float,
+    resample,
+)
+from wyoming_lightning.settings.cli import Parser
 
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 BASE_HZ = 400.0

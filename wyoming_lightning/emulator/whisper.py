@@ -5,7 +5,7 @@ downloaded. The model is loaded once per process and shared (memory is scarce), 
 pool of CTranslate2 workers so that overlapping sessions are recognised in parallel instead of
 queueing behind one lock. When every worker is busy, an interim (optional by nature) is skipped
 rather than queued, so that no session's final waits behind another session's interims.
-Loading and decoding (deterministic: no sampling) are :mod:`wyoming_lightning.whisper`'s.
+Loading and decoding (deterministic: no sampling) are :mod:`wyoming_lightning.local.whisper`'s.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import whisper
-from .recognizers import RecognizerBusy, RecognizerUnavailable, Word
+from wyoming_lightning.emulator.recognizers import RecognizerBusy, RecognizerUnavailable, Word
+from wyoming_lightning.local import whisper
 
 
 def default_workers() -> int:

@@ -3,8 +3,8 @@
 The token comes from ``HASS_TOKEN``, a file (``--hass-token-file``) or, in the add-on, the
 Supervisor's ``SUPERVISOR_TOKEN`` when the URL is the Supervisor's proxy
 (``http://supervisor/core``); never from the command line, where ``ps`` shows it. It is kept in
-a :class:`~wyoming_lightning.declare.Secret` and appears in no log line, error or page: errors
-say the URL and the HTTP status only.
+a :class:`~wyoming_lightning.settings.declare.Secret` and appears in no log line, error or page:
+errors say the URL and the HTTP status only.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import Any
 
 import aiohttp
 
-from ..cli import redact_url
-from ..config import ConfigError, Settings
-from ..declare import Secret
+from wyoming_lightning.settings.cli import redact_url
+from wyoming_lightning.settings.config import ConfigError, Settings
+from wyoming_lightning.settings.declare import Secret
 
 TOKEN_ENV = "HASS_TOKEN"
 SUPERVISOR_TOKEN_ENV = "SUPERVISOR_TOKEN"

@@ -25,15 +25,15 @@ from collections.abc import Callable
 
 from prometheus_client import Counter, Gauge
 
-from ..cli import redact_url
-from ..lightning.protocol import Keyword
-from ..metrics import PREFIX
-from ..services import Services
-from .connection import HassConnection, HassError
-from .names import NAME_WEIGHT, home_from_answers, home_keywords
-from .refresh import RefreshPlan
-from .sensors import Link, Outcome
-from .websocket import ANSWER_TIMEOUT_S, HassWebSocket
+from wyoming_lightning.core.protocol import Keyword
+from wyoming_lightning.hass.connection import HassConnection, HassError
+from wyoming_lightning.hass.names import NAME_WEIGHT, home_from_answers, home_keywords
+from wyoming_lightning.hass.refresh import RefreshPlan
+from wyoming_lightning.hass.sensors import Link, Outcome
+from wyoming_lightning.hass.websocket import ANSWER_TIMEOUT_S, HassWebSocket
+from wyoming_lightning.ops.metrics import PREFIX
+from wyoming_lightning.services import Services
+from wyoming_lightning.settings.cli import redact_url
 
 _LOGGER = logging.getLogger(__name__)
 

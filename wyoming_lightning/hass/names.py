@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote_plus
 
-from ..lightning.protocol import Keyword, _keyword_text
+from wyoming_lightning.core.protocol import Keyword, _keyword_text
 
 ASSISTANT = "conversation"
 """Home Assistant's name for Assist in its exposure settings."""

@@ -14,10 +14,10 @@ import logging
 import time
 from collections.abc import Callable
 
-from ..quota import DayUsage
-from ..services import Services
-from .connection import HassConnection, HassError
-from .sensors import Link, Outcome, SensorPlan, sensor_states
+from wyoming_lightning.hass.connection import HassConnection, HassError
+from wyoming_lightning.hass.sensors import Link, Outcome, SensorPlan, sensor_states
+from wyoming_lightning.ops.quota import DayUsage
+from wyoming_lightning.services import Services
 
 _LOGGER = logging.getLogger(__name__)
 

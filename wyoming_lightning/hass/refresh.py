@@ -11,7 +11,7 @@ worked). The adapter logs the first failure of a run and the recovery, not every
 
 from __future__ import annotations
 
-from .sensors import Link, Outcome
+from wyoming_lightning.hass.sensors import Link, Outcome
 
 REFRESH_S = 60.0
 SETTLE_S = 1.0

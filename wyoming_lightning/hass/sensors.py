@@ -14,7 +14,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-from ..quota import DayUsage
+from wyoming_lightning.ops.quota import DayUsage
 
 ENTITY_PREFIX = "sensor.wyoming_lightning_"
 REFRESH_S = 300.0

@@ -15,8 +15,8 @@ from typing import Any
 
 import aiohttp
 
-from ..cli import redact_url
-from .connection import HassConnection, HassError
+from wyoming_lightning.hass.connection import HassConnection, HassError
+from wyoming_lightning.settings.cli import redact_url
 
 ANSWER_TIMEOUT_S = 10.0
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024

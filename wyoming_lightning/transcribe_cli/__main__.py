@@ -7,13 +7,25 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from ..cli import run_main
-from .args import DEFAULT_MIC_SECONDS, build_parser
-from .exchange import transcribe
-from .mic import EndOfSpeech, Microphone, default_gate, sounddevice_microphone, until_end_of_speech
-from .progress import Progress
-from .status import EXIT_EMPTY, EXIT_OK, EXIT_SERVER, PROG, ClientError
-from .wav import WavAudio, blocks_of, paced, read_wav
+from wyoming_lightning.settings.cli import run_main
+from wyoming_lightning.transcribe_cli.args import DEFAULT_MIC_SECONDS, build_parser
+from wyoming_lightning.transcribe_cli.exchange import transcribe
+from wyoming_lightning.transcribe_cli.mic import (
+    EndOfSpeech,
+    Microphone,
+    default_gate,
+    sounddevice_microphone,
+    until_end_of_speech,
+)
+from wyoming_lightning.transcribe_cli.progress import Progress
+from wyoming_lightning.transcribe_cli.status import (
+    EXIT_EMPTY,
+    EXIT_OK,
+    EXIT_SERVER,
+    PROG,
+    ClientError,
+)
+from wyoming_lightning.transcribe_cli.wav import WavAudio, blocks_of, paced, read_wav
 
 
 async def amain(

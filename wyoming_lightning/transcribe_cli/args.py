@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..cli import DEFAULT_PORT, Parser, uri_type
-from .status import PROG
+from wyoming_lightning.settings.cli import DEFAULT_PORT, Parser, uri_type
+from wyoming_lightning.transcribe_cli.status import PROG
 
 DEFAULT_URI = f"tcp://127.0.0.1:{DEFAULT_PORT}"
 DEFAULT_MIC_SECONDS = 15.0

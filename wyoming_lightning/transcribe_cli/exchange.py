@@ -13,10 +13,11 @@ from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncClient
 from wyoming.event import Event
 
-from ..audio import PcmFormat
-from ..cli import describe_failure, wyoming_client
-from .progress import Progress
-from .status import EXIT_SERVER, ClientError
+from wyoming_lightning.core.audio import PcmFormat
+from wyoming_lightning.settings.cli import describe_failure
+from wyoming_lightning.transcribe_cli.progress import Progress
+from wyoming_lightning.transcribe_cli.status import EXIT_SERVER, ClientError
+from wyoming_lightning.wyoming.client import wyoming_client
 
 
 @dataclass

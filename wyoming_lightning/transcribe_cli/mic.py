@@ -12,10 +12,10 @@ import contextlib
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from typing import Any
 
-from ..audio import AudioConverter, PcmFormat
-from ..vad.events import SpeechEnd, SpeechStart
-from ..vad.gate import GateConfig, VadGate
-from .status import ClientError
+from wyoming_lightning.core.audio import AudioConverter, PcmFormat
+from wyoming_lightning.core.vad.events import SpeechEnd, SpeechStart
+from wyoming_lightning.core.vad.gate import GateConfig, VadGate
+from wyoming_lightning.transcribe_cli.status import ClientError
 
 MIC_RATE = 16000
 MIC_BLOCK_MS = 30
@@ -78,7 +78,7 @@ async def until_end_of_speech(
 
 
 def default_gate(vad: str, end_silence_s: float) -> VadGate:
-    from ..vad.engines import create_engine
+    from wyoming_lightning.core.vad.engines import create_engine
 
     config = GateConfig(pre_roll_ms=0, hangover_ms=int(end_silence_s * 1000))
     return VadGate(create_engine(vad), config)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import PcmFormat
-from .status import ClientError
+from wyoming_lightning.core.audio import PcmFormat
+from wyoming_lightning.transcribe_cli.status import ClientError
 
 _RIFF_PCM = 1
 _RIFF_EXTENSIBLE = 0xFFFE

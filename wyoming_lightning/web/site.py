@@ -27,12 +27,13 @@ from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncClient
 from wyoming.error import Error as ErrorEvent
 
-from ..access import AccessPolicy, Verdict
-from ..cli import parse_uri, wyoming_client
-from ..listen import bind_host, tcp_listener
-from ..services import Services
-from . import mic
-from .status import status
+from wyoming_lightning.ops.access import AccessPolicy, Verdict
+from wyoming_lightning.ops.listen import tcp_listener
+from wyoming_lightning.services import Services
+from wyoming_lightning.settings.cli import bind_host, parse_uri
+from wyoming_lightning.web import mic
+from wyoming_lightning.web.status import status
+from wyoming_lightning.wyoming.client import wyoming_client
 
 _LOGGER = logging.getLogger(__name__)
 STATIC_FILES = {

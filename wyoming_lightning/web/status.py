@@ -11,11 +11,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from ..cli import redact_url
-from ..guard import Guard
-from ..metrics import PREFIX
-from ..quota import DayUsage
-from ..services import Services
+from wyoming_lightning.ops.guard import Guard
+from wyoming_lightning.ops.metrics import PREFIX
+from wyoming_lightning.ops.quota import DayUsage
+from wyoming_lightning.services import Services
+from wyoming_lightning.settings.cli import redact_url
 
 CHART_DAYS = 14
 """Days on the page's chart, today included."""

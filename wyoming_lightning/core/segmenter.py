@@ -1,0 +1,556 @@
+"""Where utterances begin and end, and when the turn is over: the request's audio side, free
+of I/O.
+
+The :class:`Segmenter` takes the client's audio as it comes (any chunking, any format the
+converter knows) and says, as a list of :data:`Segment` values, what the request machine
+(request.py) must do with it: open an utterance, add audio to it, note where its speech ends,
+close it, or end the turn. It owns everything that decides those points and nothing else:
+
+- conversion to the pipeline format and framing of what goes out into whole frames
+  (:data:`FRAME_MS`);
+- the voice-activity gate (vad/gate.py) and its events;
+- the *pause rule*: an utterance is settled ``finalize_after_ms`` after its speech on the
+  audio clock, before the gate closes; from ``pause_tail_ms`` into a pause the audio is held
+  back (sent on if speech resumes, dropped if not); past ``dictation_after_s`` of audio out a
+  pause no longer splits (dictation);
+- the re-recognition buffer (``re_recognize``): a command split by a pause is re-sent whole
+  from its start when speech resumes;
+- the length cap (``max_utterance_s``), endpointing and the command cap, which end the turn.
+
+The request machine keeps sessions, liveness, retries, replay, fallback and the answer: what
+the segmenter says is the same whoever transcribes and whatever the service does, so it is
+tested alone on synthetic audio (tests/core/test_segmenter.py), deterministically.
+
+States and transitions
+======================
+``SegmenterState``; the moves, each with its cue, are the table ``MOVES`` (checked against this
+diagram by tests/core/test_state_tables.py; a move not in it raises
+:class:`~wyoming_lightning.core.fsm.IllegalTransition`)::
+
+    IDLE --format--> QUIET
+    QUIET --speech--> OPEN
+    OPEN --speech--> OPEN
+    OPEN --cut--> QUIET
+    OPEN --closed--> QUIET
+    OPEN --pause_held--> HOLDING
+    HOLDING --resumed--> OPEN
+    HOLDING --closed--> HELD_CLOSED
+    HOLDING --gate_closed--> OPEN
+    HELD_CLOSED --resumed--> QUIET
+    HELD_CLOSED --gate_closed--> QUIET
+    QUIET | OPEN | HOLDING | HELD_CLOSED --stop--> STOPPED
+
+QUIET: no utterance open. OPEN: an utterance takes audio. HOLDING: an utterance is open and
+its pause, past the tail, is held back. HELD_CLOSED: the utterance was settled at the pause
+and what follows is still held back (speech resuming releases it into the next utterance,
+which its first frame opens; the gate closing drops it as silence). A close with nothing open
+(audio-stop, or the gate closing in QUIET) is not a move.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from wyoming_lightning.core.audio import AudioConverter, AudioFormatError, Framer, PcmFormat
+from wyoming_lightning.core.fsm import IllegalTransition
+from wyoming_lightning.core.pipeline_format import BYTES_PER_SECOND
+from wyoming_lightning.core.turn import TurnVerdict
+from wyoming_lightning.core.vad.events import SpeechAudio, SpeechEnd, SpeechStart
+from wyoming_lightning.core.vad.gate import VadGate
+
+FRAME_MS = 100
+"""Audio per frame sent to the service."""
+FRAME_BYTES = max(2, BYTES_PER_SECOND * FRAME_MS // 1000) // 2 * 2
+COVER_MS = 0
+"""A verdict counts for the turn only if no speech was heard after its words arrived: an
+interim 300 ms before the end missed the "to" of "add milk to" on HA 2026.11 (judged
+"add milk", no template, so the timer cut the command). A word said since is never assumed."""
+RE_RECOGNIZE_MAX_S = 8.0
+"""Re-recognition re-sends a command up to this long: past it the speaker is dictating, not
+commanding, and re-sending at every pause would bill the square of its length."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SegmenterConfig:
+    """The request settings that decide utterance boundaries (``RequestConfig`` extends it)."""
+
+    early_finalize: bool = True
+    finalize_after_ms: int | None = 200
+    vad_lag_ms: int = 0
+    """How late the VAD calls the end of speech (its last "speech" frame ends this much after
+    the speaker stopped, on average): the pause rule counts it as pause already, so that
+    ``finalize_after_ms`` is measured from when the speaker stopped, not from when the gate
+    noticed."""
+    pause_tail_ms: int = 10_000
+    """How much of a pause (counted as ``finalize_after_ms`` is) goes to the service before the
+    rest is held back until speech resumes; at most ``finalize_after_ms``."""
+    dictation_after_s: float | None = None
+    """After this much audio has gone to the service in one request, pauses no longer split it:
+    the speaker is dictating, not commanding, and every further split would be read without
+    its context while only the last one could save wait. ``None``: pauses split throughout."""
+    re_recognize: bool = False
+    """When speech resumes after a pause split the command, send the whole command again from
+    its start, so the service recognises it with its context; its final replaces the earlier
+    ones (a false split costs billed seconds instead of accuracy)."""
+    max_utterance_s: float = 30.0
+    endpoint_silence_ms: int | None = None
+    """With endpointing: end the command after this much silence once someone spoke."""
+    no_speech_timeout_s: float | None = None
+    """With endpointing: end a request in which nobody spoke after this much audio."""
+    max_command_s: float | None = None
+    """With endpointing: end the command after this much audio, speech or not."""
+    turn_judge: Callable[[str], TurnVerdict] | None = None
+    """With endpointing: what the words heard so far say about the turn (turn.py); ``None``:
+    the silence timer alone decides."""
+    turn_complete_ms: int = 250
+    """With a judge: the pause (counted as ``finalize_after_ms`` is, from the speech) that ends
+    a turn whose words are a whole command."""
+    turn_unfinished_ms: int = 1500
+    """With a judge: the silence that ends a turn whose words are only the start of a command
+    (the backstop: "turn on the" and nothing more)."""
+
+
+# ---------------------------------------------------------------------------------- output
+
+
+@dataclass(frozen=True, slots=True)
+class UtteranceStart:
+    """A new utterance opens. ``replay``: the command so far, re-sent first (re-recognition);
+    then the last ``replaces`` utterances no longer count toward the answer."""
+
+    replay: bytes = b""
+    replaces: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class UtteranceAudio:
+    """Audio for the open utterance."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechMark:
+    """The open utterance's speech ends, so far, after its first ``length`` bytes."""
+
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class UtteranceEnd:
+    """The open utterance is complete: settle it."""
+
+
+@dataclass(frozen=True, slots=True)
+class EndOfTurn:
+    """The server, not the client, ends the command (endpointing, the command cap)."""
+
+    reason: str
+
+
+Segment = UtteranceStart | UtteranceAudio | SpeechMark | UtteranceEnd | EndOfTurn
+
+# ---------------------------------------------------------------------------------- states
+
+
+class SegmenterState(enum.Enum):
+    IDLE = "no audio format yet"
+    QUIET = "no utterance open"
+    OPEN = "an utterance takes audio"
+    HOLDING = "an utterance open, its pause held back"
+    HELD_CLOSED = "settled at the pause, the pause still held back"
+    STOPPED = "the audio is over"
+
+
+class Cue(enum.Enum):
+    """What moves the segmenter."""
+
+    FORMAT = "format"
+    SPEECH = "speech"
+    PAUSE_HELD = "pause_held"
+    RESUMED = "resumed"
+    CLOSED = "closed"
+    CUT = "cut"
+    GATE_CLOSED = "gate_closed"
+    STOP = "stop"
+
+
+_Q, _O, _H, _HC = (
+    SegmenterState.QUIET,
+    SegmenterState.OPEN,
+    SegmenterState.HOLDING,
+    SegmenterState.HELD_CLOSED,
+)
+MOVES: dict[tuple[SegmenterState, Cue], SegmenterState] = {
+    (SegmenterState.IDLE, Cue.FORMAT): _Q,
+    (_Q, Cue.SPEECH): _O,
+    (_O, Cue.SPEECH): _O,
+    (_O, Cue.CUT): _Q,
+    (_O, Cue.CLOSED): _Q,
+    (_O, Cue.PAUSE_HELD): _H,
+    (_H, Cue.RESUMED): _O,
+    (_H, Cue.CLOSED): _HC,
+    (_H, Cue.GATE_CLOSED): _O,
+    (_HC, Cue.RESUMED): _Q,
+    (_HC, Cue.GATE_CLOSED): _Q,
+    **{(state, Cue.STOP): SegmenterState.STOPPED for state in (_Q, _O, _H, _HC)},
+}
+"""(state, cue) -> the next state; anything else is a bug here (``IllegalTransition``)."""
+
+
+class Segmenter:
+    """One request's audio, cut into utterances; see the module docstring."""
+
+    def __init__(self, config: SegmenterConfig, gate: VadGate) -> None:
+        self.config = config
+        self.gate = gate
+        self.state = SegmenterState.IDLE
+        self._converter: AudioConverter | None = None
+        self.format: PcmFormat | None = None
+        self._framer = Framer(FRAME_BYTES)
+        self._max_utterance_bytes = int(config.max_utterance_s * BYTES_PER_SECOND)
+        self._endpointing = not (
+            config.max_command_s is None
+            and config.no_speech_timeout_s is None
+            and config.endpoint_silence_ms is None
+        )
+        """Some rule of :meth:`_check_endpoint` is on (else it is skipped, chunk after chunk)."""
+        self._length = 0
+        """Bytes in the open utterance (its replay included)."""
+        self._marked: int | None = None
+        self._held = bytearray()
+        """Audio held back in HOLDING and HELD_CLOSED."""
+        self._command: bytearray | None = bytearray() if config.re_recognize else None
+        """With re-recognition: the audio of the command so far (every utterance since the last
+        split a pause did not make), to be re-sent when speech resumes after a pause."""
+        self._command_parts = 0
+        self.utterances = 0
+        """Utterances opened so far."""
+        self.dropped_bytes = 0
+        self.streamed_bytes = 0
+        """Audio given to utterances so far (replays of a command not counted)."""
+        self.replayed_bytes = 0
+        self.received_s = 0.0
+        """Seconds of audio the client sent after ``audio-start``, each chunk in its format."""
+        self._out: list[Segment] = []
+        self.turn = TurnVerdict.UNKNOWN
+        """The judge's verdict on the words heard so far (UNKNOWN until it has any)."""
+        self._judged_at_ms: float | None = None
+        """Where the speech ended when the words were judged: speech after it is not in them."""
+        self._ended = False
+
+    # ------------------------------------------------------------------ the entry points
+
+    def heard(self, text: str) -> list[Segment]:
+        """The words of the request so far (its finals and the open utterance's interim): with
+        a judge and endpointing, they may end the turn now, a pause being under way.
+
+        The templates are matched here, when text arrives, never per chunk of audio.
+        """
+        judge = self.config.turn_judge
+        if judge is None or not self._endpointing or self.state is SegmenterState.STOPPED:
+            return []
+        self.turn = judge(text)
+        self._judged_at_ms = self.gate.speech_end_ms
+        self._check_endpoint()
+        return self._take()
+
+    def set_format(self, fmt: PcmFormat) -> str | None:
+        """The client's audio format (``audio-start``, or a chunk that changes it); a format
+        the converter cannot take is the returned reason, and nothing changes."""
+        try:
+            converter = AudioConverter(fmt)
+        except AudioFormatError as err:
+            return str(err)
+        self.format = fmt
+        self._converter = converter
+        if self.state is SegmenterState.IDLE:
+            self._move(Cue.FORMAT)
+        return None
+
+    def drain(self) -> list[Segment]:
+        """What the converter still holds, through the gate (before a format change)."""
+        if self._converter is not None:
+            self._feed_gate(self._converter.flush())
+        return self._take()
+
+    def feed(self, data: bytes) -> list[Segment]:
+        """One chunk of the client's audio in the current format."""
+        assert self._converter is not None
+        pcm = self._converter.convert(data)
+        if pcm:
+            self._handle_gate_events(self.gate.process(pcm))
+        pause = self._pause_ms()  # the gate's judgement moves only with its input
+        self._mark_speech(pause)
+        self._finalize_on_pause(pause)
+        if self._endpointing:
+            self._check_endpoint()
+        out, self._out = self._out, []
+        return out
+
+    def finish(self) -> list[Segment]:
+        """The audio is over: everything still held in the converter, the gate and the framer
+        goes out, and the open utterance closes."""
+        if self._converter is not None:
+            self._feed_gate(self._converter.flush())
+        self._handle_gate_events(self.gate.flush())
+        self._mark_speech(self._pause_ms())
+        self._close_current()
+        self._move(Cue.STOP)
+        return self._take()
+
+    @property
+    def sent_s(self) -> float:
+        """Audio given to utterances: what the gate let through, less the silence held back and
+        dropped, plus the re-sent commands."""
+        return (
+            self.gate.audio_out_ms / 1000
+            + (self.replayed_bytes - self.dropped_bytes) / BYTES_PER_SECOND
+        )
+
+    def count(self, data: bytes, fmt: PcmFormat | None) -> None:
+        """A chunk the client sent (in ``fmt``, or the current format), used or not."""
+        shape = fmt or self.format
+        if shape is not None:
+            self.received_s += len(data) / max(1, shape.rate * shape.width * shape.channels)
+
+    def summary(self) -> str:
+        """The request's audio in one line, for the log."""
+        received_s = self.received_s
+        replayed = self.replayed_bytes / BYTES_PER_SECOND
+        again = f" ({replayed:.2f} s of it re-sent after pauses)" if replayed else ""
+        return (
+            f"audio received {received_s:.2f} s, sent {self.sent_s:.2f} s{again}, speech "
+            f"{self.gate.speech_ms / 1000:.2f} s in {self.utterances} utterance(s)"
+        )
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _take(self) -> list[Segment]:
+        out, self._out = self._out, []
+        return out
+
+    def _move(self, cue: Cue) -> None:
+        new = MOVES.get((self.state, cue))
+        if new is None:
+            raise IllegalTransition(f"SegmenterState: {self.state.name} --{cue.value}-->")
+        self.state = new
+
+    @property
+    def _open(self) -> bool:
+        return self.state is SegmenterState.OPEN or self.state is SegmenterState.HOLDING
+
+    @property
+    def _holding(self) -> bool:
+        return self.state is SegmenterState.HOLDING or self.state is SegmenterState.HELD_CLOSED
+
+    def _feed_gate(self, pcm: bytes) -> None:
+        if pcm:
+            self._handle_gate_events(self.gate.process(pcm))
+
+    def _handle_gate_events(self, events: Iterable[SpeechStart | SpeechAudio | SpeechEnd]) -> None:
+        for event in events:
+            if isinstance(event, SpeechStart):
+                self._speech(event.pre_roll)
+            elif isinstance(event, SpeechAudio):
+                if self._holding:
+                    self._held += event.data
+                else:
+                    self._speech(event.data)
+            else:
+                if self._holding:
+                    # The pause outlasted the hangover: what was held back is silence, never sent.
+                    self.dropped_bytes += len(self._held)
+                    self._held.clear()
+                    closed_at_pause = self.state is SegmenterState.HELD_CLOSED
+                    self._move(Cue.GATE_CLOSED)
+                    if closed_at_pause:
+                        continue  # already settled at the pause
+                if event.reason == "max_utterance" or (
+                    self.config.early_finalize and not self._dictating
+                ):
+                    if event.reason == "max_utterance":
+                        self._end_command()
+                    self._close_current()
+
+    # ------------------------------------------------------------------ the pause rule
+
+    def _pause_ms(self) -> float | None:
+        """How far the audio clock is past the end of the last speech frame, or ``None``.
+
+        Measured on the audio clock (everything the gate was fed, the frame it has not judged
+        yet included), so the rule "finalize F ms after the speech" is met to the chunk, not
+        rounded up to the gate's next frame boundary (up to a frame, 32 ms with silero, late).
+        Zero while the last judged frame was speech: the pause has not begun.
+        """
+        end = self.gate.speech_end_ms
+        silence = self.gate.silence_ms
+        if end is None or silence is None:
+            return None
+        if silence <= 0:
+            return 0.0
+        return self.gate.audio_in_ms - end + self.config.vad_lag_ms
+
+    def _mark_speech(self, pause: float | None) -> None:
+        """Note where the open utterance's speech ends so far: while the VAD hears speech
+        (``pause`` is 0), at the end of the audio it holds."""
+        if pause == 0.0 and self._length != self._marked and self._open:
+            self._marked = self._length
+            self._out.append(SpeechMark(self._length))
+
+    def _finalize_on_pause(self, silence: float | None) -> None:
+        """Hold the pause back ``pause_tail_ms`` after the speech, and settle the utterance
+        when the audio clock reaches the end of its speech plus ``finalize_after_ms``, before
+        the gate closes.
+
+        The gate keeps its longer hangover so that no word tail is clipped and a short pause
+        does not reopen it; but the wait the user feels starts when they stop speaking, so the
+        service is asked to finalize early. The service needs no more of the pause than a tail
+        behind the last word, so from ``pause_tail_ms`` on the audio is held back: if speech
+        resumes it goes on (into the same utterance before the finalize, into the next one
+        after it: nothing lost), if not it is silence and dropped. The last pause of a command,
+        the one that ends it, is then never paid for beyond that tail. Dictation (past
+        ``dictation_after_s``) holds nothing back: Whisper read 15-30 s recordings half a point
+        worse with their pauses cut to the tail, and a long request has room in its budget.
+        """
+        limit = self.config.finalize_after_ms
+        if limit is None or not self.config.early_finalize or silence is None:
+            return
+        holding = self._holding
+        if not holding and self._dictating:
+            return  # dictation keeps its pauses (up to the hangover): they read better whole
+        # Below, not dictating: holding began before the dictation point and, holding, the
+        # request streams nothing that could carry it past.
+        hold_at = min(limit, self.config.pause_tail_ms)
+        if holding:
+            if silence < hold_at:  # speech resumed: the pause clock starts again
+                held = bytes(self._held)
+                self._held.clear()
+                self._move(Cue.RESUMED)
+                self._speech(held)
+            elif silence >= limit and self.state is SegmenterState.HOLDING:
+                self._close_current()
+            return
+        if self.state is SegmenterState.OPEN and self.gate.is_open and silence >= hold_at:
+            self._move(Cue.PAUSE_HELD)
+            if silence >= limit:
+                self._close_current()
+
+    @property
+    def _dictating(self) -> bool:
+        """Past ``dictation_after_s`` of streamed audio: a pause no longer ends an utterance.
+
+        From then on the utterance stays open over the speaker's pauses (the gate still keeps
+        their silence out), and is settled at audio-stop or by the length cap. Measured on real
+        speech (``python -m benchmarks.gate_diff --dictation-after``), splitting dictation at
+        its pauses cost more than a WER point on 15-30 s recordings.
+        """
+        after = self.config.dictation_after_s
+        return after is not None and self.streamed_bytes >= after * BYTES_PER_SECOND
+
+    # ------------------------------------------------------------------ utterances
+
+    def _speech(self, pcm: bytes) -> None:
+        for frame in self._framer.push(pcm):
+            self._append_frame(frame)
+
+    def _append_frame(self, frame: bytes) -> None:
+        if not self._open:
+            self._start_utterance()
+        self._move(Cue.SPEECH)
+        self._length += len(frame)
+        self._out.append(UtteranceAudio(frame))
+        self.streamed_bytes += len(frame)
+        if self._command is not None:
+            self._command += frame
+        if self._length >= self._max_utterance_bytes:
+            self._end_command()  # a forced cut, not a pause: what follows starts afresh
+            self._out.append(UtteranceEnd())
+            self._move(Cue.CUT)
+
+    def _start_utterance(self) -> None:
+        """Open an utterance. Speech resumed after a pause split the command: it re-sends the
+        command from its start, and the utterances it repeats no longer count toward the answer.
+
+        Only up to :data:`RE_RECOGNIZE_MAX_S` and within ``max_utterance_s`` (a longer command
+        starts afresh, as a forced cut does).
+        """
+        self.utterances += 1
+        self._length = 0
+        self._marked = None
+        command = self._command
+        if command is None:
+            self._out.append(UtteranceStart())
+            return
+        limit = min(self._max_utterance_bytes, int(RE_RECOGNIZE_MAX_S * BYTES_PER_SECOND))
+        if command and len(command) + FRAME_BYTES < limit:
+            self._out.append(UtteranceStart(bytes(command), self._command_parts))
+            self._length = len(command)
+            self.replayed_bytes += len(command)
+        else:
+            self._end_command()
+            self._out.append(UtteranceStart())
+        self._command_parts += 1
+
+    def _end_command(self) -> None:
+        """A split no pause made (the length cap): the next utterance re-sends nothing before it."""
+        if self._command is not None:
+            self._command = bytearray()
+            self._command_parts = 0
+
+    def _close_current(self) -> None:
+        rest = self._framer.flush()
+        if rest:
+            if not self._open:
+                self._start_utterance()
+                self._move(Cue.SPEECH)
+            self._length += len(rest)
+            self._out.append(UtteranceAudio(rest))
+            if self._command is not None:
+                self._command += rest
+        if self._open:
+            self._out.append(UtteranceEnd())
+            self._move(Cue.CLOSED)
+
+    # ------------------------------------------------------------------ end of turn
+
+    def _words_cover_speech(self) -> bool:
+        """The judged words can be the whole command: no more than :data:`COVER_MS` of speech
+        came after them (an interim trails the speech; a word said since may not be in it)."""
+        judged, end = self._judged_at_ms, self.gate.speech_end_ms
+        return judged is not None and end is not None and end - judged <= COVER_MS
+
+    def _check_endpoint(self) -> None:
+        """With endpointing the server, not the client, ends the command."""
+        heard_s = self.gate.audio_in_ms / 1000
+        cap = self.config.max_command_s
+        if cap is not None and heard_s >= cap:
+            self._out.append(EndOfTurn(f"command cut at {cap:g} s of audio (the command cap)"))
+            return
+        quiet = self.config.no_speech_timeout_s
+        if quiet is not None and not self.utterances and heard_s >= quiet:
+            self._out.append(EndOfTurn(f"no speech in {quiet:g} s of audio; answering empty"))
+            return
+        limit = self.config.endpoint_silence_ms
+        if limit is None or not self.utterances or self._ended:
+            return
+        if self.turn is TurnVerdict.COMPLETE and self._words_cover_speech():
+            pause = self._pause_ms()
+            if pause is not None and pause >= self.config.turn_complete_ms:
+                self._ended = True
+                self._out.append(EndOfTurn(f"a whole command heard, then {pause:g} ms of pause"))
+            return
+        if self.turn is TurnVerdict.UNFINISHED or (
+            self.config.turn_judge is not None and not self._words_cover_speech()
+        ):
+            # The start of a command, or words not yet heard for the last speech (a service's
+            # interims can trail it; the final of the early finalize brings them at the latest,
+            # and the answer waits for that final anyway): wait for them, up to the backstop.
+            limit = max(limit, self.config.turn_unfinished_ms)
+        silence = self.gate.silence_ms
+        if silence is None or silence < limit:
+            return
+        self._ended = True
+        self._out.append(EndOfTurn(f"end of command detected after {silence:g} ms of silence"))

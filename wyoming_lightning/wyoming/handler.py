@@ -1,0 +1,644 @@
+"""The Wyoming adapter: one client connection, its events in, the request machine's actions out.
+
+Decisions live in :class:`~wyoming_lightning.core.request.RequestMachine`; this module reads events
+(with :mod:`~wyoming_lightning.wyoming.wire`'s limits), answers ``describe`` and ``ping`` itself,
+and carries out actions: service sessions, timers, the local recognizer and events to the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import itertools
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar
+
+from wyoming.asr import Transcribe, TranscriptChunk, TranscriptStart, TranscriptStop
+from wyoming.asr import Transcript as TranscriptEvent
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.error import Error as ErrorEvent
+from wyoming.event import Event
+from wyoming.info import Describe, SelectProgram
+from wyoming.ping import Ping, Pong
+
+from wyoming_lightning.cloud.client import Callbacks, ServiceSession, Timeouts
+from wyoming_lightning.core import actions as act
+from wyoming_lightning.core import request as rq
+from wyoming_lightning.core.audio import PcmFormat
+from wyoming_lightning.core.errors import ErrorCode
+from wyoming_lightning.core.languages import LanguageError
+from wyoming_lightning.core.logtrim import LimitedLog, clip
+from wyoming_lightning.core.request import Phase, RequestMachine
+from wyoming_lightning.info import PROGRAM_NAME
+from wyoming_lightning.ops.guard import Occurrence, Peer, Ticket
+from wyoming_lightning.services import Services
+from wyoming_lightning.wyoming.wire import Memo, WireError, encode_event, read_event
+
+_LOGGER = logging.getLogger(__name__)
+_WARNINGS = LimitedLog(_LOGGER)
+"""Errors a client can provoke at will are logged through this: a flood logs a few lines and
+a count, not one line per request."""
+_IDS = itertools.count(1)
+ERROR_TEXT_CHARS = 300
+"""The longest ``error`` text sent or logged; a client's own strings in it are clipped shorter."""
+LINGER_QUIET_S = 2.0
+LINGER_MAX_S = 20.0
+#: A connection cut by a stopping server lingers this long at most: the stop is bounded.
+LINGER_CUT_S = 0.5
+
+
+def _format_of(data: dict[str, object]) -> PcmFormat | None:
+    rate, width, channels = data.get("rate"), data.get("width"), data.get("channels")
+    # JSON gives plain ints; a bool (an int to isinstance) is no rate.
+    if type(rate) is not int or type(width) is not int or type(channels) is not int:
+        return None
+    return PcmFormat(rate=rate, width=width, channels=channels)
+
+
+class _IdleTimeout:
+    """``asyncio.timeout(seconds)`` for each read of a loop, on one lazily re-armed timer, and
+    a shorter bound on each event once it has begun (:meth:`begun`).
+
+    A fresh ``asyncio.timeout`` per event creates, schedules and cancels a timer a hundred
+    times a second per audio stream, and the cancelled timers crowd the event loop's heap.
+    This one keeps a single timer: entering only moves the deadline, and the timer, when it
+    fires before the deadline, re-arms itself for it. Expiry raises ``TimeoutError`` out of
+    the ``async with`` exactly as ``asyncio.timeout`` does; :attr:`incomplete` then says
+    whether it was an event begun and not finished within ``event_s`` (a dribbling client).
+    While a client is quiet the timer wakes every ``event_s``, so a begun event is caught
+    within twice that.
+    """
+
+    def __init__(self, seconds: float, event_s: float) -> None:
+        self._seconds = seconds
+        self._event_s = event_s
+        self._begun_at: float | None = None
+        self.incomplete = False
+        self._loop = asyncio.get_running_loop()
+        self._task: asyncio.Task[object] | None = None
+        self._deadline = 0.0
+        self._active = False
+        self._expired = False
+        self._cancelling = 0
+        self._handle: asyncio.TimerHandle | None = None
+
+    async def __aenter__(self) -> None:
+        task = self._task
+        if task is None:
+            task = self._task = asyncio.current_task()
+            assert task is not None
+        self._cancelling = task.cancelling()
+        now = self._loop.time()
+        self._deadline = now + self._seconds
+        self._begun_at = None
+        self._active = True
+        if self._handle is None:
+            self._handle = self._loop.call_at(min(self._deadline, now + self._event_s), self._fire)
+
+    def begun(self) -> None:
+        """The event being read has its first byte: the rest is due within ``event_s``."""
+        self._begun_at = self._loop.time()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        self._active = False
+        if self._expired:
+            self._expired = False
+            assert self._task is not None
+            if self._task.uncancel() <= self._cancelling and exc_type is asyncio.CancelledError:
+                raise TimeoutError from exc
+
+    def _fire(self) -> None:
+        self._handle = None
+        if not self._active or self._task is None:
+            return  # between reads: the next one re-arms
+        now = self._loop.time()
+        begun = self._begun_at
+        late = begun is not None and now >= begun + self._event_s
+        if not late and now < self._deadline:
+            check = now + self._event_s if begun is None else begun + self._event_s
+            self._handle = self._loop.call_at(min(self._deadline, check), self._fire)
+            return
+        self.incomplete = late
+        self._expired = True
+        self._task.cancel()
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+
+class _Hangup(Exception):
+    """The read loop is over: the connection has been answered (or needs no answer)."""
+
+
+class ClientHandler:
+    """Serves one connection until its request is answered, it errs, or the client leaves."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        services: Services,
+    ) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._services = services
+        self._settings = services.settings
+        self._id = next(_IDS)
+        self._log = logging.LoggerAdapter(_LOGGER, {})
+        self._transcribe: Transcribe | None = None
+        self._language: str | None = None
+        """The service's code for ``_transcribe``'s language, resolved once when it arrived."""
+        self._machine: RequestMachine | None = None
+        self._sessions: dict[int, ServiceSession] = {}
+        self._closing_sessions: set[ServiceSession] = set()
+        self._timers: dict[act.TimerId, asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._finished = asyncio.Event()
+        self._queued: deque[rq.Event] = deque()
+        self._feeding = False
+        self._cut = False
+        self._memo = Memo()
+        """The last header and data the client sent, parsed: audio chunks repeat them."""
+        self._format: tuple[dict[str, object], PcmFormat | None] = ({}, None)
+        """The last audio format read, and the data it was read from."""
+        self._timeouts = Timeouts(
+            connect_s=self._settings.connect_timeout_s, send_s=self._settings.send_timeout_s
+        )
+        self._guard = services.guard
+        """Operations (limits, usage, metrics), called at its named points only."""
+        self._peer = Peer.of(writer)
+        self._ticket: Ticket | None = None
+        """The request's account with the guard, from its admission on."""
+        self._crash: BaseException | None = None
+        """What broke this connection's handling, if anything did: it is then only cleaned up."""
+        self._client_stopped = False
+        self._cut_short: str | None = None
+        """Why the server ended the request's audio itself (the daily limit, the length cap)."""
+
+    # ------------------------------------------------------------------ life cycle
+
+    async def run(self) -> None:
+        reading = asyncio.create_task(self._read_loop())
+        finished = asyncio.create_task(self._finished.wait())
+        try:
+            await asyncio.wait({reading, finished}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            reading.cancel()
+            finished.cancel()
+            try:
+                await reading
+            except asyncio.CancelledError:
+                pass
+            except Exception as err:  # whatever broke, the request ends cleanly
+                self._crashed(err)
+            await self._cleanup()
+
+    async def _read_loop(self) -> None:
+        header_s = self._settings.header_timeout_s
+        idle_timeout = _IdleTimeout(self._settings.idle_timeout_s, header_s)
+        try:
+            # A client that connects says something at once (Home Assistant and satellites
+            # do): a scanner or a dribbler is closed after header_s, without a linger.
+            try:
+                async with asyncio.timeout(header_s):
+                    event = await read_event(self._reader, None, self._memo)
+            except TimeoutError:
+                self._cut = True
+                self._debug(f"closing a connection that sent no whole event in {header_s:g} s")
+                return
+            while not self._finished.is_set():
+                if event is None:
+                    self._feed(rq.ClientGone())
+                    return
+                try:
+                    await self._handle(event)
+                except Exception as err:  # one request's failure, not the server's
+                    self._crashed(err)
+                    return
+                await self._drain()
+                event = await self._next_event(idle_timeout)
+        except _Hangup:
+            return
+        except WireError as err:
+            self._cut = True  # a broken or hostile client: no linger for it
+            self._error(ErrorCode.BAD_REQUEST, f"malformed event: {err}")
+        except (ConnectionError, OSError):
+            self._feed(rq.ClientGone())
+        finally:
+            idle_timeout.close()
+
+    async def _next_event(self, idle_timeout: _IdleTimeout) -> Event | None:
+        """The client's next event; raises :class:`_Hangup` when the connection is to end."""
+        idle = self._settings.idle_timeout_s
+        while True:
+            try:
+                async with idle_timeout:
+                    return await read_event(self._reader, idle_timeout.begun, self._memo)
+            except TimeoutError:
+                if idle_timeout.incomplete:
+                    self._cut = True
+                    header_s = self._settings.header_timeout_s
+                    self._error(ErrorCode.BAD_REQUEST, f"event not completed within {header_s:g} s")
+                elif self._machine is not None and self._machine.phase is Phase.SETTLING:
+                    continue  # after audio-stop the client just waits; the machine bounds it
+                elif self._machine is not None and not self._machine.done:
+                    self._error(ErrorCode.TIMEOUT, f"no event from the client for {idle:g} s")
+                else:
+                    self._debug(f"closing a connection idle for {idle:g} s")
+                raise _Hangup from None
+
+    def _crashed(self, err: BaseException) -> None:
+        """Something failed inside the server while it served this connection: answer
+        ``error``, count it and log it once with its cause; :meth:`_cleanup` frees the rest."""
+        if self._crash is not None:
+            return
+        self._crash = err
+        self._queued.clear()
+        self._guard.observe(Occurrence.CRASH)
+        _WARNINGS.error(
+            "crash",
+            "client %d: the server failed on this request (%s: %s); it is ended and its "
+            "resources freed",
+            self._id,
+            type(err).__name__,
+            clip(err),
+            exc_info=err,
+        )
+        text = "the server failed on this request"
+        self._write(ErrorEvent(text=text, code=ErrorCode.INTERNAL.value).event())
+        if self._ticket is not None:
+            self._ticket.observe(act.Error(ErrorCode.INTERNAL, text))
+        self._cut = True
+        self._finished.set()
+
+    async def _cleanup(self) -> None:
+        self._feed(rq.ClientGone())
+        if self._machine is not None:
+            # No client audio can come now: the VAD engine goes back before the client sees EOF.
+            self._services.release_gate(self._machine.gate)
+        if self._ticket is not None:
+            self._ticket.close()  # counted once, whatever happened
+        await self._drain()
+        with contextlib.suppress(OSError, RuntimeError):
+            if self._writer.can_write_eof() and not self._writer.is_closing():
+                self._writer.write_eof()  # the answer is complete: the client sees EOF
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        for session in list(self._sessions.values()):
+            session.close()
+            self._closing_sessions.add(session)
+        self._sessions.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        waits = [s.wait_closed() for s in self._closing_sessions]
+        if waits:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._timeouts.close_s + 1):
+                    await asyncio.gather(*waits, return_exceptions=True)
+        await self._linger()
+        self._writer.close()
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(1):
+                await self._writer.wait_closed()
+
+    async def _linger(self) -> None:
+        """Read and drop what the client still sends, until it closes, pauses, or time is up.
+
+        Closing a socket with unread input makes the kernel send a reset, and a reset can
+        destroy the answer before the client reads it. Home Assistant writes all its audio
+        (up to 15 s of it) before reading, so an early ``error`` must outlast that upload.
+        A client that goes quiet for LINGER_QUIET_S has read its answer or never will.
+        """
+        with contextlib.suppress(TimeoutError, ConnectionError, OSError, ValueError):
+            async with asyncio.timeout(LINGER_CUT_S if self._cut else LINGER_MAX_S):
+                while not self._reader.at_eof():
+                    async with asyncio.timeout(LINGER_QUIET_S):
+                        if not await self._reader.read(1 << 16):
+                            return
+
+    async def _drain(self) -> None:
+        transport = self._writer.transport
+        if not transport.get_write_buffer_size() and not transport.is_closing():
+            return  # nothing buffered: drain() would return at once (and the timer is costly)
+        with contextlib.suppress(ConnectionError, OSError, TimeoutError):
+            async with asyncio.timeout(self._settings.send_timeout_s):
+                await self._writer.drain()
+
+    # ------------------------------------------------------------------ client events
+
+    async def _handle(self, event: Event) -> None:
+        if AudioChunk.is_type(event.type):  # nearly every event: tested first
+            if self._cut_short is None:  # past a cut, the rest of the client's audio is dropped
+                self._on_audio_chunk(event)
+        elif Describe.is_type(event.type):
+            self._write(self._services.info.event())
+        elif Ping.is_type(event.type):
+            self._write(Pong(text=Ping.from_event(event).text).event())
+        elif Transcribe.is_type(event.type):
+            self._on_transcribe(event)
+        elif SelectProgram.is_type(event.type):
+            # Wyoming 1.10: a client picks one of the programs in ``info``; we have one.
+            name = event.data.get("name")
+            if name != PROGRAM_NAME:
+                self._error(
+                    ErrorCode.BAD_REQUEST,
+                    f"unknown program {clip(name)!r}; this server has: {PROGRAM_NAME}",
+                )
+        elif AudioStart.is_type(event.type):
+            self._on_audio_start(event)
+        elif AudioStop.is_type(event.type):
+            if self._ticket is not None:
+                self._ticket.observe(Occurrence.AUDIO_STOPPED)
+            self._client_stopped = True
+            if self._cut_short is None:
+                self._feed_request(rq.StopAudio())
+        else:
+            self._debug(f"ignored event {event.type!r}")
+
+    def _on_transcribe(self, event: Event) -> None:
+        if self._machine is not None:  # the request has begun: the machine says what it means
+            self._feed(rq.TranscribeAgain())
+            return
+        try:
+            transcribe = Transcribe.from_event(event)
+            language = self._services.resolve_language(transcribe.language)
+        except LanguageError as err:
+            self._error(ErrorCode.LANGUAGE, str(err))
+            return
+        except (TypeError, ValueError, AttributeError):
+            self._error(ErrorCode.BAD_REQUEST, "malformed transcribe event")
+            return
+        self._transcribe, self._language = transcribe, language
+
+    def _on_audio_start(self, event: Event) -> None:
+        fmt = _format_of(event.data)
+        if fmt is None:
+            self._error(ErrorCode.BAD_AUDIO, "audio-start needs integer rate, width and channels")
+            return
+        if self._machine is None:
+            # The per-client and daily limits; past the limit, local or 'quota'.
+            self._ticket = self._guard.open_request(self._peer)
+            if self._ticket.refusal is not None:
+                self._error(self._ticket.refusal.code, self._ticket.refusal.text)
+                return
+            if self._ticket.quota_local:
+                self._log.info("client %d: daily audio limit reached; answering locally", self._id)
+            machine = self._request(local_only=self._ticket.quota_local)
+            self._ticket.follow(machine)
+            language = machine.config.session.language
+            self._debug(
+                f"request: {fmt.rate} Hz, {fmt.width * 8}-bit, {fmt.channels} ch, {language}"
+            )
+        self._feed_request(rq.StartAudio(fmt))  # a second one: the machine's error
+
+    def _on_audio_chunk(self, event: Event) -> None:
+        data = event.data
+        last_data, fmt = self._format
+        if data != last_data:  # a stream repeats its format: read it again only when it changes
+            fmt = _format_of(data)
+            self._format = (data, fmt)
+        self._feed_request(rq.AudioIn(event.payload or b"", fmt))
+        machine = self._machine
+        cap = self._settings.max_request_s
+        if machine is not None and machine.received_s >= cap and self._cut_short is None:
+            if self._ticket is not None:
+                self._ticket.observe(Occurrence.LENGTH_CUT)
+            self._cut_audio(f"the request reached the length cap of {cap:g} s of audio")
+
+    def _cut_audio(self, why: str) -> None:
+        """End the request's audio here, as if the client had sent ``audio-stop``: what was
+        recognised is answered; what the client still sends is dropped."""
+        if self._cut_short is not None or self._client_stopped:
+            return
+        self._cut_short = why
+        self._log.info("client %d: %s; answering with what was recognised", self._id, why)
+        self._feed(rq.StopAudio())
+
+    def _request(self, *, local_only: bool = False) -> RequestMachine:
+        """This connection's request machine, built at the first audio event of any kind.
+
+        Built even for an event out of order, so that the machine, which owns the order
+        rules, is the one to answer it.
+        """
+        if self._machine is None:
+            language = self._language
+            if language is None:  # no transcribe before audio: the default language
+                language = self._services.resolve_language(None)
+            config = self._services.request_config(self._transcribe, language)
+            if local_only:
+                config = dataclasses.replace(config, local_only=True, fallback_local=True)
+            clock = asyncio.get_running_loop().time
+            self._machine = RequestMachine(config, self._services.new_gate(), clock)
+        return self._machine
+
+    def _feed_request(self, event: rq.Event) -> None:
+        """An audio event into the request machine, built for it if it is the first."""
+        self._request()
+        self._feed(event)
+
+    # ------------------------------------------------------------------ actions
+
+    def _feed(self, event: rq.Event) -> None:
+        """The one way into the request machine: an event in, its actions carried out.
+
+        An event raised while actions are being carried out (a warm socket is open at once)
+        waits until they all are, so the machine sees events in order and never re-entered.
+        Events come from the read loop, timers and service callbacks: a failure in any of them
+        ends the request here (:meth:`_crashed`) instead of escaping into the event loop.
+        """
+        if self._crash is not None:
+            return  # a broken request takes no more events; cleanup closes what it held
+        self._queued.append(event)
+        if self._feeding:
+            return
+        self._feeding = True
+        try:
+            while self._queued:
+                next_event = self._queued.popleft()
+                if self._machine is not None and not self._machine.done:
+                    self._apply(self._machine.handle(next_event))
+        except Exception as err:  # see the docstring
+            self._crashed(err)
+        finally:
+            self._feeding = False
+
+    def _apply(self, actions: Iterable[act.Action]) -> None:
+        for action in actions:
+            self._do(action)
+
+    def _do(self, action: act.Action) -> None:
+        if self._ticket is not None:
+            self._ticket.observe(action)  # operations: what the request did, counted
+        self._carry_out[type(action)](self, action)
+
+    def _send_text(self, action: act.SendText) -> None:
+        session = self._sessions.get(action.conn)
+        if session is not None:
+            session.send(action.text)
+
+    def _disconnect(self, action: act.Disconnect) -> None:
+        session = self._sessions.pop(action.conn, None)
+        # A socket whose audio the budget cut is not where the machine thinks: not reused.
+        reusable = action.reusable and self._cut_short is None
+        if session is not None and reusable and self._services.warm.enabled:
+            self._services.warm.give_back(session)
+        elif session is not None:
+            session.close()
+            self._closing_sessions.add(session)
+
+    def _probe(self, action: act.Probe) -> None:
+        session = self._sessions.get(action.conn)
+        if session is not None:
+            session.probe()
+
+    def _cancel_timer(self, action: act.CancelTimer) -> None:
+        handle = self._timers.pop(action.timer, None)
+        if handle is not None:
+            handle.cancel()
+
+    def _transcript_start(self, action: act.TranscriptStart) -> None:
+        self._write(TranscriptStart(language=action.language or None).event())
+
+    def _transcript_chunk(self, action: act.TranscriptChunk) -> None:
+        self._write(TranscriptChunk(text=action.text).event())
+
+    def _transcript(self, action: act.Transcript) -> None:
+        self._write(TranscriptEvent(text=action.text, language=action.language or None).event())
+
+    def _transcript_stop(self, action: act.TranscriptStop) -> None:
+        self._write(TranscriptStop().event())
+
+    def _request_error(self, action: act.Error) -> None:
+        self._write(ErrorEvent(text=action.text, code=action.code.value).event())
+
+    def _local(self, action: act.TranscribeLocally) -> None:
+        self._spawn(self._transcribe_locally(action))
+
+    def _log_line(self, action: act.Log) -> None:
+        self._log.log(action.level, "client %d: %s", self._id, action.message)
+
+    def _finish(self, action: act.Finish) -> None:
+        self._finished.set()
+
+    def _send_audio(self, action: act.SendAudio) -> None:
+        """Audio to the service, as much of it as the day's budget still allows (guard)."""
+        data = action.data
+        if self._ticket is not None:
+            allowed = self._ticket.take_audio(len(data))
+            if allowed < len(data):
+                data = data[:allowed]
+                self._cut_audio("the daily audio limit is reached")
+        session = self._sessions.get(action.conn)
+        if session is not None and data:
+            session.send(data)
+
+    def _connect(self, action: act.Connect) -> None:
+        conn = action.conn
+
+        callbacks = Callbacks(
+            opened=lambda: self._feed(rq.SessionOpened(conn)),
+            message=lambda message: self._feed(rq.SessionMessage(conn, message)),
+            closed=lambda code, reason: self._feed(rq.SessionClosed(conn, code, reason)),
+            failed=lambda failure: self._feed(rq.SessionFailed(conn, failure)),
+            progress=lambda: self._feed(rq.SessionProgress(conn)),
+        )
+        warm = self._services.warm.borrow(action.url)
+        if warm is not None:
+            warm.rebind(callbacks)
+            self._sessions[conn] = warm
+            self._debug(f"service session {conn}: a warm socket, no handshake")
+            self._feed(rq.SessionOpened(conn, warm.audio_bytes_sent))
+            return
+        session = ServiceSession(
+            action.url, self._settings.api_key.reveal(), self._timeouts, callbacks
+        )
+        self._sessions[conn] = session
+        self._guard.observe(Occurrence.HANDSHAKE)
+        self._debug(f"opening service session {conn}")
+        session.start()
+
+    def _start_timer_action(self, action: act.StartTimer) -> None:
+        self._start_timer(action.timer, action.delay)
+
+    def _start_timer(self, timer: act.TimerId, delay: float) -> None:
+        old = self._timers.pop(timer, None)
+        if old is not None:
+            old.cancel()
+
+        def fire() -> None:
+            self._timers.pop(timer, None)
+            self._feed(rq.TimerFired(timer))
+
+        self._timers[timer] = asyncio.get_running_loop().call_later(delay, fire)
+
+    async def _transcribe_locally(self, action: act.TranscribeLocally) -> None:
+        loop = asyncio.get_running_loop()
+        local = self._services.local
+        try:
+            text: str | None = await loop.run_in_executor(
+                None, local.transcribe, action.audio, action.language
+            )
+            error = None
+        except Exception as err:
+            text, error = None, f"{type(err).__name__}: {err}"
+        self._feed(rq.LocalResult(text, error))
+
+    def _spawn(self, coro: object) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------------ output
+
+    def _write(self, event: Event) -> None:
+        if self._writer.is_closing():
+            return
+        with contextlib.suppress(ConnectionError, OSError):
+            self._writer.write(encode_event(event))
+
+    def _error(self, code: ErrorCode, text: str) -> None:
+        """An error outside a request's own flow: tell the client, then hang up."""
+        text = clip(text, ERROR_TEXT_CHARS)
+        _WARNINGS.warning(code.value, "client %d: %s (%s)", self._id, text, code.value)
+        self._write(ErrorEvent(text=text, code=code.value).event())
+        if self._ticket is not None:
+            self._ticket.observe(act.Error(code, text))
+        self._feed(rq.Abort())
+        self._finished.set()
+
+    def cut(self, text: str) -> None:
+        """The server is stopping and this connection outlived the drain: answer ``error``
+        (unless the answer was already given), then hang up without waiting on the client."""
+        if not self._finished.is_set():
+            self._error(ErrorCode.UNAVAILABLE, text)
+        self._cut = True
+
+    def _debug(self, message: str) -> None:
+        self._log.debug("client %d: %s", self._id, message)
+
+    _carry_out: ClassVar[dict[type, Callable[[ClientHandler, Any], None]]] = {
+        act.Connect: _connect,
+        act.SendAudio: _send_audio,
+        act.SendText: _send_text,
+        act.Disconnect: _disconnect,
+        act.Probe: _probe,
+        act.StartTimer: _start_timer_action,
+        act.CancelTimer: _cancel_timer,
+        act.TranscriptStart: _transcript_start,
+        act.TranscriptChunk: _transcript_chunk,
+        act.Transcript: _transcript,
+        act.TranscriptStop: _transcript_stop,
+        act.Error: _request_error,
+        act.TranscribeLocally: _local,
+        act.Log: _log_line,
+        act.Finish: _finish,
+    }
+    """How each action is carried out, by its type: one look-up, not a chain of tests."""

@@ -163,7 +163,7 @@ build() { # build TAG [build args...]: `docker build`, the classic builder
 # the image: without it the server quietly keeps the silence timer, so ask the judge itself.
 turn_rule() { # turn_rule IMAGE: the judge loads and tells a whole command from a lead-in
     dk run --rm --network none --user 10300 --entrypoint python "$1" -c "
-from wyoming_lightning.turn import TurnVerdict, load_judge
+from wyoming_lightning.core.turn import TurnVerdict, load_judge
 judge = load_judge('en')
 assert judge is not None, 'no judge: hassil or home-assistant-intents is missing'
 assert judge('turn on the kitchen lights') is TurnVerdict.COMPLETE

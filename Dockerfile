@@ -10,7 +10,7 @@
 # Multi-arch (every dependency has amd64 and arm64 wheels, so nothing is compiled):
 #   docker buildx build --platform linux/amd64,linux/arm64 -t wyoming-lightning .
 # With the offline recognizer (--fallback local, or no API key):
-#   docker build --build-arg EXTRAS=local -t wyoming-lightning:local .
+#   docker build --build-arg EXTRAS=intents,local -t wyoming-lightning:local .
 # Needs Docker 25 or newer (the health check's --start-interval).
 #
 # Every option is an environment variable (--foo-bar is LIGHTNING_FOO_BAR); the key comes from
@@ -22,10 +22,13 @@ ARG BASE_IMAGE=python:3.11.13-slim-bookworm
 # ---------------------------------------------------------------------------- build
 FROM ${BASE_IMAGE} AS build
 
-# The Supervisor passes BUILD_ARCH when it builds the add-on, which needs the offline recognizer
-# (no key, or fallback local); a plain `docker build` leaves it out unless EXTRAS says so.
+# The end of a command judged by what was said (--endpointing's turn rule) needs Home
+# Assistant's templates: the `intents` extra (hassil, home-assistant-intents; pure Python) is in
+# every image. The Supervisor passes BUILD_ARCH when it builds the add-on, which also needs the
+# offline recognizer (no key, or fallback local); a plain `docker build` leaves that out unless
+# EXTRAS says so.
 ARG BUILD_ARCH=""
-ARG EXTRAS="${BUILD_ARCH:+local}"
+ARG EXTRAS="intents${BUILD_ARCH:+,local}"
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 

@@ -715,6 +715,7 @@ async def direct_request(
     frame_bytes: int = 3200,
     expected: str | None = None,
     timeout: float = 30.0,
+    api_key: str = API_KEY,
 ) -> Result:
     """The emulator-direct baseline: the Lightning protocol spoken straight to the emulator.
 
@@ -733,7 +734,7 @@ async def direct_request(
         async with asyncio.timeout(timeout):
             async with connect(
                 url,
-                additional_headers={"Authorization": f"Bearer {API_KEY}"},
+                additional_headers={"Authorization": f"Bearer {api_key}"},
                 compression=None,
                 ping_interval=None,
             ) as ws:

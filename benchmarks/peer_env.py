@@ -21,10 +21,11 @@ import importlib.metadata
 import re
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.deploy.side_env import cache_root, reuse_or_build
+from tests.deploy.side_env import Say, cache_root, reuse_or_build
 
 PEERS = ("wyoming-openai==0.8.0", "wyoming-faster-whisper==3.8.1")
 SHARED_WHEELS = ("av", "ctranslate2", "onnxruntime", "tokenizers", "numpy")
@@ -79,10 +80,21 @@ def port_to_this_python(site_packages: Path) -> list[str]:
     return changed
 
 
-def _build(venv: Path, reqs: list[str]) -> None:
+def _say_to_stderr(line: str) -> None:
+    print(f"peers' venv: {line}", file=sys.stderr, flush=True)
+
+
+def _build(venv: Path, reqs: list[str], say: Say) -> None:
     log = venv.parent / (venv.name + ".log")
+    started = time.monotonic()
+
+    def step(what: str) -> None:
+        say(f"[{time.monotonic() - started:4.0f} s] {what} (log: {log})")
+
     with log.open("w") as out:
+        step(f"python -m venv {venv}")
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, stdout=out)
+        step(f"pip install {' '.join(reqs)}, a few minutes the first time")
         subprocess.run(
             [
                 str(venv / "bin" / "python"),
@@ -100,16 +112,18 @@ def _build(venv: Path, reqs: list[str]) -> None:
             timeout=1200,
         )
     port_to_this_python(_site_packages(venv))
+    step("ready")
 
 
-def peer_env() -> PeerEnv:
-    """Build (once) or reuse the peers' venv; raises RuntimeError with a one-line reason."""
+def peer_env(say: Say = _say_to_stderr) -> PeerEnv:
+    """Build (once) or reuse the peers' venv; raises RuntimeError with a one-line reason.
+    ``say`` hears each build step (a first build takes minutes and must not be silent)."""
     reqs = requirements()
     stamp = "\n".join([sys.version, PORT_VERSION, *reqs])
     digest = hashlib.sha256(stamp.encode()).hexdigest()[:12]
     venv = cache_root() / f"peers-{digest}"
     try:
-        reuse_or_build(venv, ".ready", stamp, lambda: _build(venv, reqs))
+        reuse_or_build(venv, ".ready", stamp, lambda: _build(venv, reqs, say), say)
     except (OSError, subprocess.SubprocessError) as err:
         raise RuntimeError(
             f"could not build the peers' venv ({err}); see {venv.parent / (venv.name + '.log')}"

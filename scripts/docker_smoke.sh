@@ -159,10 +159,28 @@ build() { # build TAG [build args...]: `docker build`, the classic builder
     }
     echo $(($(date +%s) - started))
 }
+# The end of a command by what was said (--endpointing's turn rule) needs the `intents` extra in
+# the image: without it the server quietly keeps the silence timer, so ask the judge itself.
+turn_rule() { # turn_rule IMAGE: the judge loads and tells a whole command from a lead-in
+    dk run --rm --network none --user 10300 --entrypoint python "$1" -c "
+from wyoming_lightning.core.turn import TurnVerdict, load_judge
+judge = load_judge('en')
+assert judge is not None, 'no judge: hassil or home-assistant-intents is missing'
+assert judge('turn on the kitchen lights') is TurnVerdict.COMPLETE
+assert judge('set a timer for') is TurnVerdict.UNFINISHED
+import hassil, importlib.metadata as m
+print('hassil', m.version('hassil'), 'home-assistant-intents', m.version('home-assistant-intents'))
+"
+}
 log "docker build $IMAGE"
 seconds=$(build "$IMAGE")
 size=$(dk image inspect -f '{{.Size}}' "$IMAGE")
 ok "built in ${seconds} s: $((size / 1000000)) MB ($(((size - base_size) / 1000000)) MB over the $((base_size / 1000000)) MB base)"
+if found=$(turn_rule "$IMAGE" 2>&1); then
+    ok "the end-of-turn rule is active in the image ($found)"
+else
+    fail "the end-of-turn rule is not active in the image: $found"
+fi
 
 # ------------------------------------------------------------------------------ helpers
 
@@ -354,6 +372,11 @@ seconds=$(BUILDER="dk buildx build --file $ROOT/Dockerfile --platform linux/amd6
     --label "io.hass.version=$version" --label io.hass.arch=amd64 --label io.hass.type=addon)
 size=$(dk image inspect -f '{{.Size}}' "$ADDON_IMAGE")
 ok "built in ${seconds} s: $((size / 1000000)) MB (with the offline recognizer)"
+if found=$(turn_rule "$ADDON_IMAGE" 2>&1); then
+    ok "the end-of-turn rule is active in the add-on image ($found)"
+else
+    fail "the end-of-turn rule is not active in the add-on image: $found"
+fi
 
 # A stand-in Supervisor in the helper's namespace: it records the discovery message.
 dk exec -d wl-helper python -c '

@@ -174,10 +174,15 @@ async def add_server(hass: core.HomeAssistant, port: int) -> dict[str, Any]:
     return out
 
 
-async def through_entity(hass: core.HomeAssistant, entity_id: str, pcm: bytes) -> dict[str, Any]:
+async def through_entity(
+    hass: core.HomeAssistant, entity_id: str, pcm: bytes, realtime: bool = False
+) -> dict[str, Any]:
+    """The STT entity alone: no VAD, all the audio, then audio-stop (``realtime``: at a
+    microphone's pace, so the upload goes on long after a server that ends early answered)."""
     entity = stt.async_get_speech_to_text_entity(hass, entity_id)
     assert entity is not None, entity_id
-    result = await entity.async_process_audio_stream(metadata_for("en"), chunks(pcm))
+    clock: dict[str, float] | None = {} if realtime else None
+    result = await entity.async_process_audio_stream(metadata_for("en"), chunks(pcm, clock))
     # The enum's value ("success", "error"): its str() changed between releases.
     return {"state": result.result.value, "text": result.text}
 
@@ -247,7 +252,7 @@ async def run_case(
             if case["via"] == "pipeline":
                 out = await through_pipeline(hass, entity_id, pcm, case.get("realtime", False))
             else:
-                out = await through_entity(hass, entity_id, pcm)
+                out = await through_entity(hass, entity_id, pcm, case.get("realtime", False))
     except TimeoutError:
         out = {"state": "timeout", "text": None}
     out["seconds"] = round(time.monotonic() - started, 2)

@@ -158,16 +158,20 @@ def shell_default(expression: str, env: dict[str, str]) -> str:
     ).stdout
 
 
-def test_extras_none_for_docker_build_local_for_the_add_on() -> None:
+def test_extras_intents_for_docker_build_and_local_too_for_the_add_on() -> None:
+    """The end-of-turn rule (hassil and HA's templates) is in every image; the add-on, built
+    by the Supervisor with BUILD_ARCH, carries the offline recognizer as well."""
     args = dict(a.args.partition("=")[::2] for a in of(BUILD, "ARG"))
     assert args["BUILD_ARCH"] == '""'
     expression = args["EXTRAS"].strip('"')
-    assert shell_default(expression, {}) == ""
-    assert shell_default(expression, {"BUILD_ARCH": ""}) == ""
-    assert shell_default(expression, {"BUILD_ARCH": "aarch64"}) == "local"
+    assert shell_default(expression, {}) == "intents"
+    assert shell_default(expression, {"BUILD_ARCH": ""}) == "intents"
+    assert shell_default(expression, {"BUILD_ARCH": "aarch64"}) == "intents,local"
     (install,) = [r.args for r in of(BUILD, "RUN") if "pip install" in r.args]
     assert '".${EXTRAS:+[${EXTRAS}]}"' in install
-    assert "local" in PYPROJECT["project"]["optional-dependencies"]
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    assert "local" in extras
+    assert {r.split("==")[0] for r in extras["intents"]} == {"hassil", "home-assistant-intents"}
 
 
 def test_no_installer_is_left_in_the_image() -> None:
@@ -232,7 +236,7 @@ def run_install_step(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("extras", ["", "local"])
+@pytest.mark.parametrize("extras", ["intents", "intents,local"])
 def test_dockerfile_install_step_in_a_clean_venv(tmp_path: Path, extras: str) -> None:
     (workdir_instruction,) = of(BUILD, "WORKDIR")
     context = tmp_path / "context"

@@ -7,7 +7,11 @@ is booted in-process by ``ha_driver.py``. The project's emulator (Whisper tiny.e
 - ``lightning``: the right key; HA adds it through its config flow and transcribes speech
   through the STT entity and through its assist pipeline, and a quiet room to nothing;
 - ``badkey``: a key the emulator refuses with 401;
-- ``nocloud``: a service URL where nothing answers (the service is down).
+- ``nocloud``: a service URL where nothing answers (the service is down);
+- ``endpointing``: ``--endpointing``, which 2025.4.4 ignores (it reads no
+  ``requires_external_vad``): its own VAD still ends the stream and it reads only after
+  ``audio-stop``, so the server, which has answered first, must read and discard the rest of the
+  upload and close only then (issue 24 item 3: is endpointing safe as a default?).
 
 HA is started once for the module; each test asserts on one part of its JSON report.
 With HA's venv cached the module takes 40 s to 2 minutes, depending on the machine's load;
@@ -56,6 +60,10 @@ ENTITY_SAMPLES = (
     "open_garage",
 )
 PIPELINE_SAMPLES = ("bedroom_fan_off", "timer_ten_minutes")
+#: Room after the command for the endpointing server's upload through the entity (no VAD: all
+#: of it is written, in real time, then audio-stop): the server ends the command 0.7 s in and
+#: answers, and must read on for ten seconds more.
+LONG_TAIL_S = 12.0
 
 
 async def run_everything(ha_python: Path, work: Path) -> dict[str, Any]:
@@ -74,6 +82,32 @@ async def run_everything(ha_python: Path, work: Path) -> dict[str, Any]:
         label = f"pipeline:{sample.name}"
         cases.append({"label": label, "server": "lightning", "via": "pipeline", "wav": wav})
         expected[label] = sample.text
+    for sample in (samples[name] for name in PIPELINE_SAMPLES):
+        # As a satellite streams it, in real time: the server answers while HA still streams.
+        label = f"endpointing:pipeline:{sample.name}"
+        wav = str(work / f"{sample.name}-long.wav")
+        cases.append(
+            {
+                "label": label,
+                "server": "endpointing",
+                "via": "pipeline",
+                "wav": wav,
+                "realtime": True,
+            }
+        )
+        expected[label] = sample.text
+    long_sample = samples[ENTITY_SAMPLES[0]]
+    long_wav = write_wav(work / "long-tail.wav", with_silence(long_sample.pcm, 1.0, LONG_TAIL_S))
+    cases.append(
+        {
+            "label": "endpointing:entity",
+            "server": "endpointing",
+            "via": "entity",
+            "wav": long_wav,
+            "realtime": True,
+        }
+    )
+    expected["endpointing:entity"] = long_sample.text
     # Nobody speaks: four seconds of a quiet room.
     quiet = write_wav(work / "quiet-room.wav", make_noise(4.0, -60.0, "pink", seed=11))
     for via in ("entity", "pipeline"):
@@ -105,6 +139,7 @@ async def run_everything(ha_python: Path, work: Path) -> dict[str, Any]:
             lightning_server(url, API_KEY) as (good_port, good),
             lightning_server(url, "not-the-key-7d1e") as (bad_port, bad),
             lightning_server(dead_url, API_KEY) as (down_port, down),
+            lightning_server(url, API_KEY, "--endpointing") as (ep_port, endpointing),
         ):
             config_dir = work / "ha-config"
             config_dir.mkdir()
@@ -115,6 +150,7 @@ async def run_everything(ha_python: Path, work: Path) -> dict[str, Any]:
                     {"label": "lightning", "port": good_port},
                     {"label": "badkey", "port": bad_port},
                     {"label": "nocloud", "port": down_port},
+                    {"label": "endpointing", "port": ep_port},
                 ],
                 "cases": cases,
             }
@@ -129,7 +165,12 @@ async def run_everything(ha_python: Path, work: Path) -> dict[str, Any]:
                     if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
                 },
             )
-            logs = {"lightning": good.log, "badkey": bad.log, "nocloud": down.log}
+            logs = {
+                "lightning": good.log,
+                "badkey": bad.log,
+                "nocloud": down.log,
+                "endpointing": endpointing.log,
+            }
     report["expected"] = expected
     report["server_logs"] = logs
     report["emulator_log"] = emulator.log
@@ -242,3 +283,27 @@ def test_unreachable_service_fails_the_request_instead_of_hanging(
     assert result["text"] is None
     log = ha_report["server_logs"]["nocloud"]
     assert re.search(r"connect", failures(log), re.IGNORECASE), log
+
+
+def test_endpointing_is_safe_with_a_home_assistant_that_ignores_it(
+    ha_report: dict[str, Any],
+) -> None:
+    """2025.4.4 streams until its own VAD stops and reads only then; the server has ended each
+    command already, and still every request succeeds with the right words: it read and
+    discarded the rest of the upload and closed only after audio-stop (an early close would
+    reset the connection and fail the run)."""
+    assert ha_report["servers"]["endpointing"]["flow"] == "create_entry"
+    pairs = []
+    for label, result in case_results(ha_report, "endpointing:"):
+        assert result["state"] == "success", (label, result)
+        if label.startswith("endpointing:pipeline:"):
+            # HA's VAD still ran and ended the stream: 2025.4.4 ignores requires_external_vad.
+            assert "stt-vad-end" in result["events"], (label, result)
+        pairs.append((ha_report["expected"][label], result["text"]))
+    assert len(pairs) == len(PIPELINE_SAMPLES) + 1
+    assert wer(pairs) <= 0.2, pairs
+    log = ha_report["server_logs"]["endpointing"]
+    # The server, not HA's audio-stop, ended every command ...
+    assert len(re.findall(r"end of command detected after", log)) == len(pairs), log
+    # ... and nothing went wrong on the connection after its answer.
+    assert not re.search(r"error|reset|crash|traceback", failures(log), re.IGNORECASE), log

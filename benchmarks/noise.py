@@ -56,7 +56,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import hashlib
 import json
 from bisect import bisect_right
 from collections import Counter
@@ -72,10 +71,11 @@ from tests.kit import noisy_speech as ns
 from tests.kit.wer import align, normalise_words
 from wyoming_lightning.core.vad import GateConfig, GateEvent, SpeechAudio, SpeechStart, VadGate
 from wyoming_lightning.core.vad.engines import create_engine
-from wyoming_lightning.emulator.recognizers import Recognizer, Word, create_recognizer
+from wyoming_lightning.emulator.recognizers import Recognizer, create_recognizer
 from wyoming_lightning.settings.config import VAD_LAG_MS, Settings
 
 from . import pause
+from .cached_recognizer import CachedRecognizer
 from .harness import Table
 
 BYTES_PER_S = 2 * hs.SAMPLE_RATE
@@ -136,47 +136,6 @@ class RecordingGate(VadGate):
 
     def flush(self) -> list[GateEvent]:
         return self._note(super().flush())
-
-
-class WordCache:
-    """Whisper's words per audio, kept in memory and optionally in a JSON file across runs."""
-
-    def __init__(self, inner: Recognizer, path: Path | None) -> None:
-        self._inner = inner
-        self._path = path
-        self._words: dict[str, list[list[Any]]] = {}
-        if path is not None and path.exists():
-            self._words = json.loads(path.read_text(encoding="utf-8"))
-        self._new = 0
-        self.blocking = inner.blocking
-        self.interim_interval_ms = inner.interim_interval_ms
-
-    def warm_up(self) -> None:
-        self._inner.warm_up()
-
-    def transcribe(
-        self,
-        pcm16k_mono_s16: bytes,
-        language: str,
-        *,
-        word_times: bool = False,
-        interim: bool = False,
-        keywords: Sequence[tuple[str, float]] = (),  # the Recognizer protocol's; unused here
-    ) -> list[Word]:
-        if interim:
-            return []  # the bridge only logs interims; Whisper on each would cost most of the run
-        key = hashlib.sha1(pcm16k_mono_s16).hexdigest() + ("/t" if word_times else "")
-        if key not in self._words:
-            words = self._inner.transcribe(pcm16k_mono_s16, language, word_times=word_times)
-            self._words[key] = [[w.text, w.start, w.end, w.confidence] for w in words]
-            self._new += 1
-            if self._new % 50 == 0:
-                self.save()
-        return [Word(str(t), float(a), float(b), float(c)) for t, a, b, c in self._words[key]]
-
-    def save(self) -> None:
-        if self._path is not None and self._new:
-            self._path.write_text(json.dumps(self._words), encoding="utf-8")
 
 
 # ------------------------------------------------------------------ where the audio went
@@ -619,7 +578,7 @@ def run(
 ) -> Table:
     conditions = list(conditions or ns.conditions())
     config = config or server_gate_config()
-    recognizer = WordCache(create_recognizer("whisper"), cache)
+    recognizer = CachedRecognizer(create_recognizer("whisper"), path=cache)
     recognizer.warm_up()
     all_cases = cases(every, shifts, conditions, long_shifts, only)
     results = []

@@ -25,7 +25,6 @@ of each (cut at its quietest 10 ms), 0.3 s of silence before, audio-stop 0.7 s a
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import math
 import os
@@ -62,10 +61,11 @@ from wyoming_lightning.core.vad.gate import GateConfig, VadGate
 from wyoming_lightning.emulator.config import LIVE_PATH
 from wyoming_lightning.emulator.config import Dialect as EmulatorDialect
 from wyoming_lightning.emulator.params import SessionParams
-from wyoming_lightning.emulator.recognizers import Recognizer, Word, create_recognizer
+from wyoming_lightning.emulator.recognizers import Recognizer, create_recognizer
 from wyoming_lightning.emulator.session import SessionCore
 from wyoming_lightning.settings.config import VAD_LAG_MS, Settings
 
+from .cached_recognizer import CachedRecognizer
 from .harness import (
     BRIDGE_ENV,
     CHUNK_BYTES,
@@ -104,40 +104,6 @@ HA_FORMAT = PcmFormat(16000, 2, 1)
 
 
 # ------------------------------------------------------------------ the sans-I/O pair
-
-
-class _FinalsOnly:
-    """The emulator's recognizer for finals, remembered by audio; interims are skipped (the
-    bridge only logs them, and Whisper on every interim would cost most of the run)."""
-
-    def __init__(self, inner: Recognizer, interims: bool = False) -> None:
-        self._inner = inner
-        self._interims = interims
-        """Recognize interims too (remembered as finals are): for a rule that reads them."""
-        self._cache: dict[tuple[bytes, bool, bool], list[Word]] = {}
-        self.blocking = inner.blocking
-        self.interim_interval_ms = inner.interim_interval_ms
-
-    def warm_up(self) -> None:
-        self._inner.warm_up()
-
-    def transcribe(
-        self,
-        pcm16k_mono_s16: bytes,
-        language: str,
-        *,
-        word_times: bool = False,
-        interim: bool = False,
-        keywords: Sequence[tuple[str, float]] = (),  # the Recognizer protocol's; unused here
-    ) -> list[Word]:
-        if interim and not self._interims:
-            return []
-        key = (hashlib.sha1(pcm16k_mono_s16).digest(), word_times, interim)
-        if key not in self._cache:
-            self._cache[key] = self._inner.transcribe(
-                pcm16k_mono_s16, language, word_times=word_times, interim=interim
-            )
-        return self._cache[key]
 
 
 @dataclass
@@ -384,7 +350,7 @@ def sweep_cases(quick: bool) -> list[Case]:
 
 def run_sweep(quick: bool = False) -> Table:
     cases = sweep_cases(quick)
-    recognizer = _FinalsOnly(create_recognizer("whisper"))
+    recognizer = CachedRecognizer(create_recognizer("whisper"))
     recognizer.warm_up()
     bare = {c.key: straight(hs.lead(c.clip.pcm, c.shift_s), recognizer) for c in cases}
     reference = [(c.text, bare[c.key]) for c in cases]

@@ -44,8 +44,9 @@ from wyoming_lightning.core.turn import TurnJudge, TurnVerdict, load_judge
 from wyoming_lightning.emulator.recognizers import create_recognizer
 from wyoming_lightning.settings.config import VAD_LAG_MS, Settings
 
+from .cached_recognizer import CachedRecognizer
 from .harness import Table
-from .pause import _core, _FinalsOnly, through_machine
+from .pause import _core, through_machine
 
 C_MS = 600
 INTERIM_MS = 200
@@ -109,7 +110,7 @@ def _cell(values: list[float]) -> str:
     return f"{statistics.median(values):.0f} / {_p90(values):.0f}"
 
 
-def straight(pcm: bytes, recognizer: _FinalsOnly) -> str:
+def straight(pcm: bytes, recognizer: CachedRecognizer) -> str:
     """The whole clip in one session, then its end: what the service makes of it alone (its
     finals come during the audio too, after a long enough silence, as well as at the end)."""
     core = _core(recognizer, 0)
@@ -131,7 +132,7 @@ def run(quick: bool = False, interim_ms: int = INTERIM_MS, only: str | None = No
             c for c in clips if c.kind == "human"
         ][::6]
     inner = create_recognizer("whisper")
-    recognizer = _FinalsOnly(inner, interims=True)
+    recognizer = CachedRecognizer(inner, interims=True)
     recognizer.blocking = False  # offline: interims at a fixed cadence, as a live service sends
     recognizer.interim_interval_ms = interim_ms
     recognizer.warm_up()

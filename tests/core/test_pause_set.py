@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.pause import _FinalsOnly, through_machine
+from benchmarks.cached_recognizer import CachedRecognizer
+from benchmarks.pause import through_machine
 from benchmarks.pause_set import C_MS, INTERIM_MS, rule_settings
 from tests.kit import pause_set as ps
 from wyoming_lightning.core.turn import load_judge
@@ -32,17 +33,17 @@ SLOW_BEFORE = ("timer_ten@400",)
 
 
 @pytest.fixture(scope="module")
-def recognizer() -> _FinalsOnly:
+def recognizer() -> CachedRecognizer:
     pytest.importorskip("hassil")
     inner = create_recognizer("whisper")
-    recognizer = _FinalsOnly(inner, interims=True)
+    recognizer = CachedRecognizer(inner, interims=True)
     recognizer.blocking = False
     recognizer.interim_interval_ms = INTERIM_MS
     recognizer.warm_up()
     return recognizer
 
 
-def run(clip: ps.PauseClip, recognizer: _FinalsOnly) -> tuple[float, float, str]:
+def run(clip: ps.PauseClip, recognizer: CachedRecognizer) -> tuple[float, float, str]:
     """(turn ended, answered, text): seconds of the clip's audio clock, and the transcript."""
     judge = load_judge("en")
     assert judge is not None
@@ -67,7 +68,9 @@ def clip(name: str) -> ps.PauseClip:
 
 
 @pytest.mark.parametrize("name", CUT_BEFORE)
-def test_a_command_paused_after_its_start_is_not_cut(name: str, recognizer: _FinalsOnly) -> None:
+def test_a_command_paused_after_its_start_is_not_cut(
+    name: str, recognizer: CachedRecognizer
+) -> None:
     paused = clip(name)
     ended, _, text = run(paused, recognizer)
     assert ended >= paused.speech_end_s, f"cut {paused.speech_end_s - ended:.2f} s early: {text!r}"
@@ -77,7 +80,7 @@ def test_a_command_paused_after_its_start_is_not_cut(name: str, recognizer: _Fin
 
 @pytest.mark.parametrize("name", SLOW_BEFORE)
 def test_a_whole_command_is_answered_within_c_plus_300_ms(
-    name: str, recognizer: _FinalsOnly
+    name: str, recognizer: CachedRecognizer
 ) -> None:
     paused = clip(name)
     ended, answered, text = run(paused, recognizer)

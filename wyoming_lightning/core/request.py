@@ -123,13 +123,10 @@ from wyoming_lightning.core.pipeline_format import BYTES_PER_SECOND
 from wyoming_lightning.core.protocol import (
     Dialect,
     Failure,
-    Pong,
     Result,
     ServiceError,
     ServiceMessage,
     SessionOptions,
-    SpeechEvent,
-    Unreadable,
     build_url,
     classify_close,
     classify_error_frame,
@@ -543,25 +540,14 @@ class RequestMachine:
     # ------------------------------------------------------------------ service side
 
     def _message(self, conn: int, message: ServiceMessage) -> None:
-        session = self.uplink.live(conn)
-        if session is None:
+        received = self.uplink.receive(conn, message)
+        if received is None:
             return
-        if isinstance(message, Unreadable):
-            # A frame we cannot read proves nothing about progress: it does not count.
-            session.garbled = True
-            self._emit(act.Log.warning(f"ignored a frame from the service ({message.reason})"))
-            return
-        session.garbled = False
-        session.last_progress = self._clock()
-        if isinstance(message, Pong):
-            return  # the answer to a keepalive sent while the socket was idle: progress only
-        if isinstance(message, SpeechEvent):
-            at = "" if message.timestamp is None else f" at {message.timestamp:.2f} s"
-            self._emit(act.Log.debug(f"service reports {message.kind}{at}"))
-        elif isinstance(message, ServiceError):
-            self._session_failed(session, classify_error_frame(message))
+        session, content = received
+        if isinstance(content, ServiceError):
+            self._session_failed(session, classify_error_frame(content))
         else:
-            self._result(session, message)
+            self._result(session, content)
 
     def _result(self, session: Session, result: Result) -> None:
         session.last_result = self._clock()

@@ -22,7 +22,16 @@ from wyoming_lightning.core import actions as act
 from wyoming_lightning.core.actions import Action, TimerId, TimerKind, Timers
 from wyoming_lightning.core.fsm import moved
 from wyoming_lightning.core.pipeline_format import BYTES_PER_SECOND
-from wyoming_lightning.core.protocol import FINALIZE_MESSAGE, Dialect
+from wyoming_lightning.core.protocol import (
+    FINALIZE_MESSAGE,
+    Dialect,
+    Pong,
+    Result,
+    ServiceError,
+    ServiceMessage,
+    SpeechEvent,
+    Unreadable,
+)
 from wyoming_lightning.core.segmenter import FRAME_BYTES
 from wyoming_lightning.core.transcript import FinalLedger, ServiceHabits, Turn, UtteranceText
 
@@ -206,6 +215,31 @@ class Uplink:
     def live(self, conn: int) -> Session | None:
         session = self.sessions.get(conn)
         return session if session is not None and session.live else None
+
+    def receive(
+        self, conn: int, message: ServiceMessage
+    ) -> tuple[Session, Result | ServiceError] | None:
+        """A message from session ``conn``, read for what the request must act on: a result or
+        an error frame, with its session. ``None`` when the session is gone or the message is
+        only a sign of life (a ``pong``, a speech event) or could not be read; a readable one
+        counts as the session's progress (the stall watch reads it)."""
+        session = self.live(conn)
+        if session is None:
+            return None
+        if isinstance(message, Unreadable):
+            # A frame we cannot read proves nothing about progress: it does not count.
+            session.garbled = True
+            self._emit(act.Log.warning(f"ignored a frame from the service ({message.reason})"))
+            return None
+        session.garbled = False
+        session.last_progress = self._clock()
+        if isinstance(message, Pong):
+            return None  # the answer to a keepalive sent while the socket was idle
+        if isinstance(message, SpeechEvent):
+            at = "" if message.timestamp is None else f" at {message.timestamp:.2f} s"
+            self._emit(act.Log.debug(f"service reports {message.kind}{at}"))
+            return None
+        return session, message
 
     def assign(self, utterance: Utterance) -> None:
         session: Session | None = None

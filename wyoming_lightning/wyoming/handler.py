@@ -24,7 +24,6 @@ from wyoming.event import Event
 from wyoming.info import Describe, SelectProgram
 from wyoming.ping import Ping, Pong
 
-from wyoming_lightning.cloud.client import Callbacks, ServiceSession, Timeouts
 from wyoming_lightning.core import actions as act
 from wyoming_lightning.core import request as rq
 from wyoming_lightning.core.audio import PcmFormat
@@ -35,6 +34,7 @@ from wyoming_lightning.core.request import Phase, RequestMachine
 from wyoming_lightning.info import PROGRAM_NAME
 from wyoming_lightning.ops.guard import Occurrence, Peer, Ticket
 from wyoming_lightning.services import Services
+from wyoming_lightning.wyoming.cloud_sessions import CloudSessions
 from wyoming_lightning.wyoming.wire import Decoder, WireError, encode_event
 
 _LOGGER = logging.getLogger(__name__)
@@ -171,8 +171,6 @@ class ClientHandler:
         self._language: str | None = None
         """The service's code for ``_transcribe``'s language, resolved once when it arrived."""
         self._machine: RequestMachine | None = None
-        self._sessions: dict[int, ServiceSession] = {}
-        self._closing_sessions: set[ServiceSession] = set()
         self._timers: dict[act.TimerId, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._finished = asyncio.Event()
@@ -184,11 +182,10 @@ class ClientHandler:
         repeat them)."""
         self._format: tuple[dict[str, object], PcmFormat | None] = ({}, None)
         """The last audio format read, and the data it was read from."""
-        self._timeouts = Timeouts(
-            connect_s=self._settings.connect_timeout_s, send_s=self._settings.send_timeout_s
-        )
         self._guard = services.guard
         """Operations (limits, usage, metrics), called at its named points only."""
+        self._cloud = CloudSessions(services, self._guard, self._feed, self._debug)
+        """The request's sockets to the service, by the machine's session number."""
         self._peer = Peer.of(writer)
         self._ticket: Ticket | None = None
         """The request's account with the guard, from its admission on."""
@@ -333,17 +330,9 @@ class ClientHandler:
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
-        for session in list(self._sessions.values()):
-            session.close()
-            self._closing_sessions.add(session)
-        self._sessions.clear()
         for task in list(self._tasks):
             task.cancel()
-        waits = [s.wait_closed() for s in self._closing_sessions]
-        if waits:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._timeouts.close_s + 1):
-                    await asyncio.gather(*waits, return_exceptions=True)
+        await self._cloud.close_all()
         await self._linger()
         self._writer.close()
         with contextlib.suppress(Exception):
@@ -521,24 +510,14 @@ class ClientHandler:
         self._carry_out[type(action)](self, action)
 
     def _send_text(self, action: act.SendText) -> None:
-        session = self._sessions.get(action.conn)
-        if session is not None:
-            session.send(action.text)
+        self._cloud.send(action.conn, action.text)
 
     def _disconnect(self, action: act.Disconnect) -> None:
-        session = self._sessions.pop(action.conn, None)
         # A socket whose audio the budget cut is not where the machine thinks: not reused.
-        reusable = action.reusable and self._cut_short is None
-        if session is not None and reusable and self._services.warm.enabled:
-            self._services.warm.give_back(session)
-        elif session is not None:
-            session.close()
-            self._closing_sessions.add(session)
+        self._cloud.disconnect(action.conn, action.reusable and self._cut_short is None)
 
     def _probe(self, action: act.Probe) -> None:
-        session = self._sessions.get(action.conn)
-        if session is not None:
-            session.probe()
+        self._cloud.probe(action.conn)
 
     def _cancel_timer(self, action: act.CancelTimer) -> None:
         handle = self._timers.pop(action.timer, None)
@@ -577,34 +556,11 @@ class ClientHandler:
             if allowed < len(data):
                 data = data[:allowed]
                 self._cut_audio("the daily audio limit is reached")
-        session = self._sessions.get(action.conn)
-        if session is not None and data:
-            session.send(data)
+        if data:
+            self._cloud.send(action.conn, data)
 
     def _connect(self, action: act.Connect) -> None:
-        conn = action.conn
-
-        callbacks = Callbacks(
-            opened=lambda: self._feed(rq.SessionOpened(conn)),
-            message=lambda message: self._feed(rq.SessionMessage(conn, message)),
-            closed=lambda code, reason: self._feed(rq.SessionClosed(conn, code, reason)),
-            failed=lambda failure: self._feed(rq.SessionFailed(conn, failure)),
-            progress=lambda: self._feed(rq.SessionProgress(conn)),
-        )
-        warm = self._services.warm.borrow(action.url)
-        if warm is not None:
-            warm.rebind(callbacks)
-            self._sessions[conn] = warm
-            self._debug(f"service session {conn}: a warm socket, no handshake")
-            self._feed(rq.SessionOpened(conn, warm.audio_bytes_sent))
-            return
-        session = ServiceSession(
-            action.url, self._settings.api_key.reveal(), self._timeouts, callbacks
-        )
-        self._sessions[conn] = session
-        self._guard.observe(Occurrence.HANDSHAKE)
-        self._debug(f"opening service session {conn}")
-        session.start()
+        self._cloud.connect(action.conn, action.url)
 
     def _start_timer_action(self, action: act.StartTimer) -> None:
         self._start_timer(action.timer, action.delay)

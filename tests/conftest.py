@@ -5,7 +5,9 @@ The suite runs on every core (pytest-xdist, ``-n auto`` in pyproject.toml): most
 loopback sockets and timers, and every one of them takes its ports from the kernel and its files
 from ``tmp_path``. The slow tests (Whisper on both cores, Home Assistant and other side
 environments) still run one at a time, as they always did: side by side they would only share the
-same two cores and stretch each other towards their timeouts.
+same two cores and stretch each other towards their timeouts. A slow test marked ``realtime``
+(seconds of audio streamed at the pace it was spoken, or a service that takes seconds to answer)
+waits rather than computes, so it runs beside the others.
 """
 
 from __future__ import annotations
@@ -29,7 +31,11 @@ def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
     the scheduler through a node id pytest no longer lets it change, pytest-xdist issue 1386.)
     """
     workerinput = getattr(item.config, "workerinput", None)
-    if workerinput is None or item.get_closest_marker("slow") is None:
+    if (
+        workerinput is None
+        or item.get_closest_marker("slow") is None
+        or item.get_closest_marker("realtime") is not None  # waits, but hardly uses the CPU
+    ):
         yield
         return
     # Each worker's base temp is a folder of the run's own (pytest cleans old runs away).

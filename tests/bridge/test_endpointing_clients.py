@@ -44,7 +44,11 @@ def recording() -> bytes:
     )
 
 
-@pytest.mark.parametrize("realtime", [False, True], ids=["file", "push-to-talk"])
+@pytest.mark.parametrize(
+    "realtime",
+    [False, pytest.param(True, marks=[pytest.mark.slow, pytest.mark.realtime])],
+    ids=["file", "push-to-talk"],
+)
 async def test_by_default_a_client_that_says_audio_stop_gets_all_it_said(
     emulator: EmulatorServer, realtime: bool
 ) -> None:
@@ -55,7 +59,11 @@ async def test_by_default_a_client_that_says_audio_stop_gets_all_it_said(
     assert answer.transcript == "one two three four"
 
 
-@pytest.mark.parametrize("realtime", [False, True], ids=["file", "push-to-talk"])
+@pytest.mark.parametrize(
+    "realtime",
+    [False, pytest.param(True, marks=[pytest.mark.slow, pytest.mark.realtime])],
+    ids=["file", "push-to-talk"],
+)
 async def test_with_endpointing_such_a_client_loses_what_follows_a_long_pause(
     emulator: EmulatorServer, realtime: bool
 ) -> None:

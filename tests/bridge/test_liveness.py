@@ -43,6 +43,8 @@ def interims_repeating_the_final(record: SessionRecord) -> int:
     return sum(1 for m in record.messages_sent if not m["is_final"] and m["transcript"] in finals)
 
 
+@pytest.mark.slow
+@pytest.mark.realtime
 @pytest.mark.parametrize("dialect", ["pulse", "lightning"])
 async def test_a_service_that_settles_in_8_s_while_streaming_interims(
     emulator: EmulatorServer, dialect: str, caplog: pytest.LogCaptureFixture

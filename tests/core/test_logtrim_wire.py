@@ -113,7 +113,7 @@ async def test_a_repeated_event_is_read_the_same_with_the_memo_and_a_changed_one
     with_memo = _stream(*raw)
     without = _stream(*raw)
     for _ in raw:
-        seen = await read_event(with_memo, None, memo)
+        seen = await read_event(with_memo, memo)
         expected = await read_event(without)
         assert seen is not None and expected is not None
         assert (seen.type, seen.data, seen.payload) == (
@@ -123,7 +123,7 @@ async def test_a_repeated_event_is_read_the_same_with_the_memo_and_a_changed_one
         )
         seen.data["rate"] = 1  # the reader's to change: the next event must not see it
     assert memo.data == fmt, "the memo kept the last data text's parse, untouched"
-    assert await read_event(with_memo, None, memo) is None
+    assert await read_event(with_memo, memo) is None
 
 
 async def test_the_memo_never_lets_a_bad_event_through_after_a_good_one() -> None:
@@ -132,16 +132,16 @@ async def test_the_memo_never_lets_a_bad_event_through_after_a_good_one() -> Non
     bad = encode_event(Event("transcribe", {"language": ["en"]}))
     memo = Memo()
     reader = _stream(good, bad)
-    assert (await read_event(reader, None, memo)) is not None
+    assert (await read_event(reader, memo)) is not None
     with pytest.raises(WireError, match="language must be a string"):
-        await read_event(reader, None, memo)
+        await read_event(reader, memo)
     nested = encode_event(Event("transcribe", {"transcript_names": ["a"]}))
     reader = _stream(_chunk(fmt, b"\x00\x00"), nested, nested)
-    await read_event(reader, None, memo)
-    first = await read_event(reader, None, memo)
+    await read_event(reader, memo)
+    first = await read_event(reader, memo)
     assert first is not None
     first.data["transcript_names"].append("b")
-    second = await read_event(reader, None, memo)
+    second = await read_event(reader, memo)
     assert second is not None and second.data["transcript_names"] == ["a"], (
         "data holding a list is parsed again each time: nothing shared between events"
     )

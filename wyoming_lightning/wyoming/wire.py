@@ -130,23 +130,16 @@ class Memo:
         self.data: dict[str, Any] | None = None
 
 
-async def read_event(
-    reader: asyncio.StreamReader,
-    begun: Callable[[], None] | None = None,
-    memo: Memo | None = None,
-) -> Event | None:
+async def read_event(reader: asyncio.StreamReader, memo: Memo | None = None) -> Event | None:
     """The next event, or None at a clean end of stream. Raises WireError on bad input.
 
-    ``begun`` is called when the event's first byte has come: the wait before it is a quiet
-    client's right, the time after it is how long the client takes to send one event, which
-    the caller bounds so that a client dribbling a byte at a time cannot hold its connection.
-    ``memo``: the connection's :class:`Memo`, for a stream of like events.
+    One event from a stream, for a caller that reads a single one (a refused client's only
+    event); a connection that is served reads through :class:`Decoder`, which this is the
+    reference for (tests/core/test_wire_decoder.py). ``memo``: the connection's :class:`Memo`.
     """
     first = await reader.read(1)
     if not first:
         return None
-    if begun is not None:
-        begun()
     return await _read_rest(reader, first, memo)
 
 

@@ -516,12 +516,8 @@ class Segmenter:
         if not self._open:
             self._start_utterance()
         self._move(Cue.SPEECH)
-        self._length += len(frame)
-        self._out.append(UtteranceAudio(frame))
+        self._give(frame)
         self.streamed_bytes += len(frame)
-        self._heard_audio(frame)
-        if self._command is not None:
-            self._command += frame
         if self._length >= self._max_utterance_bytes:
             self._end_command()  # a forced cut, not a pause: what follows starts afresh
             self._out.append(UtteranceEnd())
@@ -551,6 +547,15 @@ class Segmenter:
             self._out.append(UtteranceStart())
         self._command_parts += 1
 
+    def _give(self, pcm: bytes) -> None:
+        """Audio into the open utterance: counted, sent, kept for the acoustic model and for
+        re-recognition."""
+        self._length += len(pcm)
+        self._out.append(UtteranceAudio(pcm))
+        self._heard_audio(pcm)
+        if self._command is not None:
+            self._command += pcm
+
     def _heard_audio(self, pcm: bytes) -> None:
         """Keep the acoustic model's input; new audio means a new pause to judge."""
         if self.config.turn_acoustic is None:
@@ -571,11 +576,7 @@ class Segmenter:
             if not self._open:
                 self._start_utterance()
                 self._move(Cue.SPEECH)
-            self._length += len(rest)
-            self._out.append(UtteranceAudio(rest))
-            self._heard_audio(rest)
-            if self._command is not None:
-                self._command += rest
+            self._give(rest)
         if self._open:
             self._out.append(UtteranceEnd())
             self._move(Cue.CLOSED)

@@ -604,11 +604,13 @@ class RequestMachine:
 
     def _heard(self, interim: str) -> None:
         """The request's words so far (its finals, then the open utterance's interim) to the
-        segmenter, whose turn judge may end the command on them (segmenter.heard)."""
+        segmenter, whose turn judge may end the command on them (segmenter.heard): as finals
+        alone when every utterance is settled (none open, none owing its final)."""
         if self.phase is not Phase.STREAMING or self.config.turn_judge is None:
             return
         said = [u.text.counted for u in self._utterances] + [interim]
-        self._segments(self.segmenter.heard(" ".join(t for t in said if t)))
+        final = not interim and all(u.settled for u in self._utterances)
+        self._segments(self.segmenter.heard(" ".join(t for t in said if t), final=final))
 
     def _take(
         self, utterance: Utterance, text: str, language: str | None, at: float | None

@@ -64,7 +64,7 @@ FRAME_MS = 100
 """Audio per frame sent to the service."""
 FRAME_BYTES = max(2, BYTES_PER_SECOND * FRAME_MS // 1000) // 2 * 2
 COVER_MS = 0
-"""A verdict counts for the turn only if no speech was heard after its words arrived: an
+"""A verdict counts for the turn only if no speech was heard after the audio its words cover: an
 interim 300 ms before the end missed the "to" of "add milk to" on HA 2026.11 (judged
 "add milk", no template, so the timer cut the command). A word said since is never assumed."""
 ACOUSTIC_MAX_RUNS = 4
@@ -279,14 +279,35 @@ class Segmenter:
         self.acoustic_runs = 0
         """Runs of the acoustic model in this request (at most :data:`ACOUSTIC_MAX_RUNS`)."""
         self._judged_at_ms: float | None = None
-        """Where the speech ended when the words were judged: speech after it is not in them."""
+        """Where the speech the judged words cover ends: speech after it is not in them."""
+        self._judged_final = False
+        """The verdict is on finals alone, every closed utterance's (see :meth:`heard`)."""
+        self._closes = 0
+        """Utterances closed so far."""
+        self._closed_speech_end_ms: float | None = None
+        self._closed_at_ms = 0.0
+        """Where the speech ended, and the audio clock, when the last utterance was closed."""
+        self._settle_ms: float | None = None
+        """How long the service took to answer the last close: the audio clock from the close
+        to :meth:`heard` with its final (``None``: not seen yet for that close)."""
+        self._settle_close = 0
+        """The close whose answer ``_settle_ms`` measures."""
         self._ended = False
 
     # ------------------------------------------------------------------ the entry points
 
-    def heard(self, text: str) -> list[Segment]:
+    def heard(self, text: str, *, final: bool = False) -> list[Segment]:
         """The words of the request so far (its finals and the open utterance's interim): with
         a judge and endpointing, they may end the turn now, a pause being under way.
+
+        ``final``: ``text`` is the finals of every closed utterance and nothing else (no
+        utterance open, none still owing its words). Only then is it known which speech the
+        words cover: all of it up to the last close. An interim covers some unknown part of
+        the open utterance's audio; it is stamped with the speech end at its arrival, which
+        may be later than the audio it read (Whisper's interims on HA 2026.11 came 100-300 ms
+        after that audio: "Add milk" arrived after the "to" was said, and passed for the whole
+        of it). So an interim's verdict may only make the turn wait (the start of a command
+        holds the finalize back); ending a turn takes the words of a final.
 
         The templates are matched here, when text arrives, never per chunk of audio.
         """
@@ -294,7 +315,14 @@ class Segmenter:
         if judge is None or not self._endpointing or self.state is SegmenterState.STOPPED:
             return []
         self.turn = judge(text)
-        self._judged_at_ms = self.gate.speech_end_ms
+        self._judged_final = final and self._closes > 0
+        if self._judged_final:
+            self._judged_at_ms = self._closed_speech_end_ms
+            if self._settle_close != self._closes:
+                self._settle_close = self._closes
+                self._settle_ms = self.gate.audio_in_ms - self._closed_at_ms
+        else:
+            self._judged_at_ms = self.gate.speech_end_ms
         self._check_endpoint()
         return self._take()
 
@@ -520,7 +548,7 @@ class Segmenter:
         self.streamed_bytes += len(frame)
         if self._length >= self._max_utterance_bytes:
             self._end_command()  # a forced cut, not a pause: what follows starts afresh
-            self._out.append(UtteranceEnd())
+            self._end_utterance()
             self._move(Cue.CUT)
 
     def _start_utterance(self) -> None:
@@ -578,8 +606,16 @@ class Segmenter:
                 self._move(Cue.SPEECH)
             self._give(rest)
         if self._open:
-            self._out.append(UtteranceEnd())
+            self._end_utterance()
             self._move(Cue.CLOSED)
+
+    def _end_utterance(self) -> None:
+        """Settle the open utterance; note where its speech ended and when (its final will
+        cover that speech, and the time it takes is the service's settle time)."""
+        self._out.append(UtteranceEnd())
+        self._closes += 1
+        self._closed_speech_end_ms = self.gate.speech_end_ms
+        self._closed_at_ms = self.gate.audio_in_ms
 
     # ------------------------------------------------------------------ end of turn
 
@@ -607,8 +643,32 @@ class Segmenter:
             self._sounds_over = model(bytes(self._said)) >= 0.5
         return not self._sounds_over
 
+    def _timer_answers_at_ms(self) -> float:
+        """The pause at which the silence timer alone (``--no-turn-intents``) would answer at
+        the earliest: it settles at ``finalize_after_ms`` of pause, and the final takes the
+        service's settle time, as observed in this request, to come back."""
+        return (self.config.finalize_after_ms or 0) + (self._settle_ms or 0.0)
+
     def _check_endpoint(self) -> None:
-        """With endpointing the server, not the client, ends the command."""
+        """With endpointing the server, not the client, ends the command.
+
+        With a judge, on the words of the finals (:meth:`heard`) covering all the speech:
+
+        - a whole command ends at ``turn_complete_ms`` of pause;
+        - the start of one waits for ``turn_unfinished_ms`` of silence (the backstop), as do
+          words not yet known for the last speech (the early finalize's final brings them);
+        - words no template decides (UNKNOWN: a question for an agent, a name the templates
+          do not know, a recognizer's garble of a command cut by a pause: "Lock it.", "Santa
+          Mutter was tattooed.") end neither sooner than ``endpoint_silence_ms`` of silence
+          nor before the pause at which the timer rule would answer,
+          :meth:`_timer_answers_at_ms`. Ending them at the 700 ms timer, as before, cut 5 of
+          23 commands on HA 2026.11: the final of the 200 ms finalize came C = 600 ms later,
+          800 ms into a 900 ms pause, found the timer long past and ended the turn at once.
+          Waiting until ``finalize_after_ms`` + C costs such words nothing against the timer
+          (its answer cannot come sooner: it waits for that final), and every pause shorter
+          than that (1,150 ms at C = 600) survives. Speech resuming before then is speech
+          after the judged words: the turn goes on, the next final is judged afresh.
+        """
         heard_s = self.gate.audio_in_ms / 1000
         cap = self.config.max_command_s
         if cap is not None and heard_s >= cap:
@@ -621,15 +681,17 @@ class Segmenter:
         limit = self.config.endpoint_silence_ms
         if limit is None or not self.utterances or self._ended:
             return
-        if self.turn is TurnVerdict.COMPLETE and self._words_cover_speech():
-            pause = self._pause_ms()
+        known = self._judged_final and self._words_cover_speech()
+        pause = self._pause_ms()
+        if self.turn is TurnVerdict.COMPLETE and known:
             if pause is not None and pause >= self.config.turn_complete_ms:
                 self._ended = True
                 self._out.append(EndOfTurn(f"a whole command heard, then {pause:g} ms of pause"))
             return
+        judged = self.config.turn_judge is not None
         if (
             self.turn is TurnVerdict.UNFINISHED
-            or (self.config.turn_judge is not None and not self._words_cover_speech())
+            or (judged and not known)
             or self._sounds_unfinished()
         ):
             # The start of a command, or words not yet heard for the last speech (a service's
@@ -637,6 +699,8 @@ class Segmenter:
             # and the answer waits for that final anyway), or words no template decides said
             # as if more were to come: wait for the rest, up to the backstop.
             limit = max(limit, self.config.turn_unfinished_ms)
+        elif judged and (pause is None or pause < self._timer_answers_at_ms()):
+            return  # words no template decides: not before the timer rule would answer
         silence = self.gate.silence_ms
         if silence is None or silence < limit:
             return

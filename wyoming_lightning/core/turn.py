@@ -12,7 +12,7 @@ cover, :func:`load_judge` returns ``None`` and the segmenter keeps its silence t
 The home's names (hass/names.py), when known, are the ``name``, ``area`` and ``floor`` slot
 lists, so "turn on the kitchen" matches only if the home has a kitchen; otherwise any words
 fill those slots (wildcards), and a slot filled by a word that only leads into a name ("the",
-"my") does not count as a match.
+"my") or only stands in for one ("it", "there") does not count as a match.
 """
 
 from __future__ import annotations
@@ -33,6 +33,15 @@ prepositions, the verbs that start a command, hesitations. Ending on one of them
 still going. (Demonstratives: "turn off that ... lamp"; and a recognizer that heard "the" of a
 command cut off by a pause writes it "that" as often as not: Whisper tiny's "Open that.",
 "Lock that.", "turn off that" for the pause set's "open the", "lock the", "turn off the".)"""
+
+_FILLERS = "it its there here them they him her one ones this that these those"
+FILLERS = frozenset(_FILLERS.split(" "))
+"""Words that stand in for a name without being one: pronouns and place adverbs ("lock it",
+"play some jazz in there", "this one"). A wildcard slot filled by these alone is no match:
+Whisper writes the "the" of a command cut off by a pause as "it" ("Lock it.", "Set a timer for
+it." on HA 2026.11), and "set it to 50 percent" took "it" for an area. Only a wildcard slot is
+refused (a name the home gave is a name), and the words of a template are matched as they are
+("what time is it")."""
 
 MAX_WORDS = 16
 """Longer than any command a template matches: past it the speaker is dictating or talking to an
@@ -99,6 +108,8 @@ class TurnJudge:
             filled = words(str(entity.text or entity.value))
             if not filled or all(w in LEAD_INS for w in filled):
                 return TurnVerdict.UNKNOWN  # a wildcard took only a lead-in ("turn on the")
+            if entity.is_wildcard and all(w in LEAD_INS or w in FILLERS for w in filled):
+                return TurnVerdict.UNKNOWN  # or only a stand-in ("set it to 50 percent")
             if entity.is_wildcard and len(filled) > WILDCARD_MAX_WORDS:
                 return TurnVerdict.UNKNOWN  # no name is that long
             if entity.is_wildcard and said[-len(filled) :] == filled:

@@ -205,6 +205,7 @@ async def _run(
     async with contextlib.AsyncExitStack() as stack:
         ports: dict[str, int] = {}
         metrics: dict[str, int] = {}
+        logs: dict[str, LoggedProcess] = {}
         urls: dict[int, str] = {}
         for rtt in rtts:
             url, _emulator = await stack.enter_async_context(
@@ -217,6 +218,7 @@ async def _run(
                 )
                 ports[f"{rule}@{rtt}"] = port
                 metrics[f"{rule}@{rtt}"] = await metrics_port(server)
+                logs[f"{rule}@{rtt}"] = server
         ports[LOCAL], local_version = await stack.enter_async_context(faster_whisper())
         config_dir = work / "ha-config"
         config_dir.mkdir()
@@ -234,6 +236,8 @@ async def _run(
         report["billed_s"] = {label: billed_s(port) for label, port in metrics.items()}
         report["straight"] = await straight(urls[rtts[0]], chosen)
         report["local_version"] = local_version
+        # Each server's log (why it ended each turn), to tell a cut's cause in the --json file.
+        report["server_logs"] = {label: "".join(p.lines) for label, p in logs.items()}
         report["rtts"] = list(rtts)
         report["repeat"] = repeat
     return report, chosen

@@ -104,7 +104,8 @@ class SegmenterConfig:
     ones (a false split costs billed seconds instead of accuracy)."""
     max_utterance_s: float = 30.0
     endpoint_silence_ms: int | None = None
-    """With endpointing: end the command after this much silence once someone spoke."""
+    """With endpointing: end the command after this much silence once someone spoke (with a
+    judge, words no template decides wait longer: see ``Segmenter._check_endpoint``)."""
     no_speech_timeout_s: float | None = None
     """With endpointing: end a request in which nobody spoke after this much audio."""
     max_command_s: float | None = None

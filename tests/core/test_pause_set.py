@@ -4,9 +4,10 @@ command a template matches answered within C + 300 ms of its last word.
 Each clip goes through the bridge's request machine, segmenter and silero gate into the
 emulator's Pulse session core with Whisper tiny.en (benchmarks/pause.py ``through_machine``,
 both sans-I/O, wired in this process), streamed as Home Assistant 2026.11 streams it with
-server endpointing (no audio-stop). Time is the audio clock: interims every 200 ms of audio, the
-service's final C = 600 ms of audio after its finalize. The clips are the ones the rule before
-issue 24's short pause got wrong (``python -m benchmarks.pause_set`` prints them all).
+server endpointing (no audio-stop). Time is the audio clock: interims every 200 ms of audio (or
+every 1000, as the emulator sends them to HA), the service's final C = 600 ms of audio after its
+finalize. The clips are the ones an earlier rule got wrong (``python -m benchmarks.pause_set``
+prints them all).
 """
 
 from __future__ import annotations
@@ -32,15 +33,27 @@ SLOW_BEFORE = ("timer_ten@400",)
 550 ms of pause brought the words, C later)."""
 
 
-@pytest.fixture(scope="module")
-def recognizer() -> CachedRecognizer:
+GARBLED_AT_A_SECOND = ("front_door@900", "timer_ten@900")
+"""Cut before their last word by the rule of main before issue 24's third pass when interims
+come a second of audio apart, as the emulator's Whisper sends them to Home Assistant 2026.11:
+the final of the 200 ms finalize ("Lock it.", "Set a timer for it.": no template) came 800 ms
+into the 900 ms pause and found the 700 ms timer past (HA cut both the same way)."""
+HA_INTERIM_MS = 1000
+
+
+def whisper(interim_ms: int) -> CachedRecognizer:
     pytest.importorskip("hassil")
     inner = create_recognizer("whisper")
     recognizer = CachedRecognizer(inner, interims=True)
     recognizer.blocking = False
-    recognizer.interim_interval_ms = INTERIM_MS
+    recognizer.interim_interval_ms = interim_ms
     recognizer.warm_up()
     return recognizer
+
+
+@pytest.fixture(scope="module")
+def recognizer() -> CachedRecognizer:
+    return whisper(INTERIM_MS)
 
 
 def run(clip: ps.PauseClip, recognizer: CachedRecognizer) -> tuple[float, float, str]:
@@ -86,3 +99,12 @@ def test_a_whole_command_is_answered_within_c_plus_300_ms(
     ended, answered, text = run(paused, recognizer)
     assert ended >= paused.speech_end_s, text
     assert answered - paused.speech_end_s <= (C_MS + 300) / 1000, text
+
+
+@pytest.mark.parametrize("name", GARBLED_AT_A_SECOND)
+def test_words_no_template_decides_are_not_cut_when_interims_come_a_second_apart(
+    name: str,
+) -> None:
+    paused = clip(name)
+    ended, _, text = run(paused, whisper(HA_INTERIM_MS))
+    assert ended >= paused.speech_end_s, f"cut {paused.speech_end_s - ended:.2f} s early: {text!r}"

@@ -305,10 +305,12 @@ class Segmenter:
         utterance open, none still owing its words). Only then is it known which speech the
         words cover: all of it up to the last close. An interim covers some unknown part of
         the open utterance's audio; it is stamped with the speech end at its arrival, which
-        may be later than the audio it read (Whisper's interims on HA 2026.11 came 100-300 ms
-        after that audio: "Add milk" arrived after the "to" was said, and passed for the whole
-        of it). So an interim's verdict may only make the turn wait (the start of a command
-        holds the finalize back); ending a turn takes the words of a final.
+        may be later than the audio it read. "Add milk to ... my shopping list" streamed in
+        real time to the emulator's Whisper: the interim "Add milk." came about 450 ms into
+        the pause after "to" and passed for all of the speech; no template decides "add
+        milk", so the 700 ms timer ended the turn before the final "Add milk to..." came (3
+        runs of 3, as on HA 2026.11). So an interim's verdict may only make the turn wait
+        (the start of a command holds the finalize back); ending a turn takes a final's words.
 
         The templates are matched here, when text arrives, never per chunk of audio.
         """

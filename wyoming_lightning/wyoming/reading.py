@@ -67,6 +67,8 @@ class ClientProtocol(asyncio.StreamReaderProtocol):
         self._end: tuple[Exception | None] | None = None
         """How the connection ended while bytes were held (EOF: ``(None,)``), to pass on."""
         self._lost = False
+        self._told_end = False
+        """A sink hears of the end once (EOF, then the connection's close, is one end)."""
         self._reading_paused = False
         self._send_timeout_s = send_timeout_s
         self._resume: asyncio.TimerHandle | None = None
@@ -88,7 +90,7 @@ class ClientProtocol(asyncio.StreamReaderProtocol):
             self._resume_reading()
             end, self._end = self._end, None
             if end is not None:
-                sink.ended(end[0])
+                self._tell_end(sink, end[0])
 
     def to_reader(self) -> None:
         """Bytes go to the ``StreamReader`` from now on (those held first)."""
@@ -119,7 +121,7 @@ class ClientProtocol(asyncio.StreamReaderProtocol):
             return True  # half-open, as the base class: the answer can still be written
         keep_open = super().eof_received()
         if self._sink is not None:
-            self._sink.ended(None)
+            self._tell_end(self._sink, None)
         return keep_open
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -129,7 +131,12 @@ class ClientProtocol(asyncio.StreamReaderProtocol):
             self._lost = True
         super().connection_lost(exc)
         if self._sink is not None:
-            self._sink.ended(exc)
+            self._tell_end(self._sink, exc)
+
+    def _tell_end(self, sink: Sink, error: Exception | None) -> None:
+        if not self._told_end:
+            self._told_end = True
+            sink.ended(error)
 
     # ------------------------------------------------------------------ flow control
 

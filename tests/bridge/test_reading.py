@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import pytest
+
 from wyoming_lightning.wyoming.reading import HELD_BYTES, ClientProtocol
 
 HANG = 30.0
@@ -42,31 +44,51 @@ class Collected:
             await self.changed.wait()
 
 
+class Watched(ClientProtocol):
+    """The real protocol, telling the test when the client's EOF has come in."""
+
+    def __init__(self, serve: Serve) -> None:
+        super().__init__(asyncio.StreamReader(), serve)
+        self.eof_seen = asyncio.Event()
+
+    def eof_received(self) -> bool | None:
+        keep_open = super().eof_received()
+        self.eof_seen.set()
+        return keep_open
+
+
 @contextlib.asynccontextmanager
 async def listening(serve: Serve) -> AsyncIterator[int]:
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(
-        lambda: ClientProtocol(asyncio.StreamReader(), serve), "127.0.0.1", 0
-    )
+    server = await loop.create_server(lambda: Watched(serve), "127.0.0.1", 0)
     try:
         yield server.sockets[0].getsockname()[1]
     finally:
         server.close()
 
 
-async def test_bytes_and_eof_before_the_sink_attaches_reach_it_in_order() -> None:
-    sent = bytes(range(256)) * 1000  # 256 kB: more than is held, so reading pauses meanwhile
-    assert len(sent) > HELD_BYTES
+@pytest.mark.parametrize(("size", "eof_held"), [(100, True), (4 * HELD_BYTES, False)])
+async def test_bytes_and_eof_before_the_sink_attaches_reach_it_in_order(
+    size: int, eof_held: bool
+) -> None:
+    """All held, the EOF too; or more than is held, so reading pauses until the sink comes."""
+    sent = (bytes(range(256)) * (size // 256 + 1))[:size]
     client_done = asyncio.Event()
     sink = Collected()
     answered = asyncio.Event()
+    rest: list[bytes] = []
 
     async def serve(
-        protocol: ClientProtocol, _r: asyncio.StreamReader, writer: asyncio.StreamWriter
+        protocol: ClientProtocol, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         await client_done.wait()  # the client has written everything and shut its side
+        if eof_held:
+            assert isinstance(protocol, Watched)
+            await protocol.eof_seen.wait()  # and the EOF is in, held with the bytes
         protocol.attach(sink)
         await sink.until(lambda: bool(sink.ends))
+        protocol.to_reader()  # the linger: it must see the EOF too, not wait for more
+        rest.append(await reader.read())
         writer.write(b"answer")  # the connection is half-open: the answer still goes out
         await writer.drain()
         writer.close()
@@ -84,6 +106,7 @@ async def test_bytes_and_eof_before_the_sink_attaches_reach_it_in_order() -> Non
         writer.close()
     assert bytes(sink.data) == sent
     assert sink.ends == [None]
+    assert rest == [b""]
 
 
 async def test_held_bytes_go_to_the_reader_when_no_sink_takes_them() -> None:

@@ -90,6 +90,8 @@ class ClientProtocol(asyncio.StreamReaderProtocol):
             self._resume_reading()
             end, self._end = self._end, None
             if end is not None:
+                if not self._lost:
+                    super().eof_received()  # the reader's EOF too, for when the sink lets go
                 self._tell_end(sink, end[0])
 
     def to_reader(self) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from pathlib import Path
 
 import pytest
 import uvloop
@@ -122,3 +123,30 @@ def test_choose_loop_names_what_it_builds() -> None:
 
 async def _loop_type() -> type:
     return type(asyncio.get_running_loop())
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+@pytest.mark.parametrize("stream", ["stdin", "stdout"])
+async def test_stdio_with_a_file_is_a_clear_error_on_either_loop(
+    emulator: EmulatorServer, tmp_path: Path, loop: str, stream: str
+) -> None:
+    """The loops' pipe transports take no regular file (uvloop aborted the process)."""
+    request = tmp_path / "in"
+    request.write_bytes(b'{"type": "describe"}\n')
+    answer = tmp_path / "out"
+    with request.open("rb") as file_in, answer.open("wb") as file_out:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *("-m", "wyoming_lightning", "--uri", "stdio://", "--event-loop", loop),
+            *("--lightning-url", emulator.pulse_url),
+            env=clean_env("test-key"),
+            stdin=file_in if stream == "stdin" else asyncio.subprocess.PIPE,
+            stdout=file_out if stream == "stdout" else asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        async with asyncio.timeout(60):  # a hang is a failure, not a threshold
+            _out, err = await proc.communicate(b"" if stream == "stdout" else None)
+    log = err.decode()
+    assert proc.returncode == 1, log
+    assert f"cannot listen on stdio://: {stream} must be a pipe, a socket or a terminal" in log
+    assert "Traceback" not in log

@@ -69,6 +69,21 @@ def claim_socket_path(path: Path) -> None:
     raise ListenError(f"another server is listening on {path}")
 
 
+def check_stdio() -> None:
+    """stdio:// reads and writes through the event loop's pipe transports, which take pipes,
+    sockets and terminals only: a regular file is refused here in words (asyncio raised from
+    deep inside the loop, and uvloop aborted the process)."""
+    for name, stream in (("stdin", sys.stdin), ("stdout", sys.stdout)):
+        try:
+            mode = os.fstat(stream.fileno()).st_mode
+        except (OSError, ValueError, AttributeError):
+            raise ListenError(f"there is no {name}") from None
+        if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)):
+            raise ListenError(
+                f"{name} must be a pipe, a socket or a terminal, not a file"
+            )
+
+
 class WyomingServer:
     """Accepts clients and hands each to a :class:`ClientHandler`; stops politely."""
 
@@ -112,6 +127,8 @@ class WyomingServer:
             claim_socket_path(path)
             self._server = await loop.create_unix_server(self._protocol, str(path))
             self._unix_socket = (path, path.lstat().st_ino)
+        elif where.scheme == "stdio":
+            check_stdio()
 
     async def serve(self) -> None:
         """Until :meth:`stop`; then let running requests finish, within a grace period."""

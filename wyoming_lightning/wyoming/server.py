@@ -79,9 +79,7 @@ def check_stdio() -> None:
         except (OSError, ValueError, AttributeError):
             raise ListenError(f"there is no {name}") from None
         if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)):
-            raise ListenError(
-                f"{name} must be a pipe, a socket or a terminal, not a file"
-            )
+            raise ListenError(f"{name} must be a pipe, a socket or a terminal, not a file")
 
 
 class WyomingServer:

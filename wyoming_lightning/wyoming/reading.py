@@ -70,6 +70,7 @@ class ClientProtocol(asyncio.StreamReaderProtocol):
         self._told_end = False
         """A sink hears of the end once (EOF, then the connection's close, is one end)."""
         self._reading_paused = False
+        self._writing_paused = False
         self._send_timeout_s = send_timeout_s
         self._resume: asyncio.TimerHandle | None = None
         self._socket: asyncio.ReadTransport | None = None
@@ -110,6 +111,8 @@ class ClientProtocol(asyncio.StreamReaderProtocol):
         sink = self._sink
         if sink is not None:
             sink.received(data)
+            if self._writing_paused and self._sink is not None:
+                self._hold_back()  # still not reading its answers: one batch per wait
         elif self._held is not None:
             self._held += data
             if len(self._held) > HELD_BYTES:
@@ -144,15 +147,22 @@ class ClientProtocol(asyncio.StreamReaderProtocol):
 
     def pause_writing(self) -> None:
         super().pause_writing()
+        self._writing_paused = True
         if self._sink is not None:
-            self._pause_reading()
-            loop = asyncio.get_running_loop()
-            self._cancel_resume()
-            self._resume = loop.call_later(self._send_timeout_s, self._resume_reading)
+            self._hold_back()
 
     def resume_writing(self) -> None:
         super().resume_writing()
+        self._writing_paused = False
         self._resume_reading()
+
+    def _hold_back(self) -> None:
+        """The client reads nothing of what it is sent: read no more from it for
+        ``send_timeout_s``, then one arrival, and so on (its answers cannot pile up)."""
+        self._pause_reading()
+        self._cancel_resume()
+        loop = asyncio.get_running_loop()
+        self._resume = loop.call_later(self._send_timeout_s, self._resume_reading)
 
     def _pause_reading(self) -> None:
         socket = self._socket

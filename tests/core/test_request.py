@@ -152,6 +152,9 @@ class Driver:
 
 def machine(url: str = LIGHTNING, vad: str | None = None, **kw: object) -> Driver:
     kw.setdefault("session", SessionOptions(language="en"))
+    # A split stays a split here (the answer streams as utterances settle); rejoining a
+    # split command has its own tests below, which ask for it.
+    kw.setdefault("rejoin", False)
     config = RequestConfig(base_url=url, response_language="en", **kw)  # type: ignore[arg-type]
     engine = create_engine(vad) if vad else None
     clock = FakeClock(0.0)

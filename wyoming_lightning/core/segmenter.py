@@ -587,8 +587,16 @@ class Segmenter:
             return False
         speech_s = (self.gate.audio_in_ms - self._began_ms) / 1000
         sent_s = self.sent_s + replay_bytes / BYTES_PER_SECOND
-        tail_s = (self.config.pause_tail_ms or 0) / 1000
+        tail_s = self._tail_ms() / 1000
         return sent_s + tail_s <= BOUND_PER_S * speech_s + BOUND_EXTRA_S
+
+    def _tail_ms(self) -> int:
+        """The most of a pause that goes out behind the last words: the pause tail where the
+        pause rule holds the rest back, else the gate's hangover."""
+        limit = self.config.finalize_after_ms
+        if limit is None or not self.config.early_finalize:
+            return self.gate.config.hangover_ms
+        return min(limit, self.config.pause_tail_ms)
 
     @property
     def may_replay(self) -> bool:

@@ -13,8 +13,9 @@ close it, or end the turn. It owns everything that decides those points and noth
   audio clock, before the gate closes; from ``pause_tail_ms`` into a pause the audio is held
   back (sent on if speech resumes, dropped if not); past ``dictation_after_s`` of audio out a
   pause no longer splits (dictation);
-- the re-recognition buffer (``re_recognize``): a command split by a pause is re-sent whole
-  from its start when speech resumes;
+- the re-recognition buffer: a command split by a pause is re-sent whole from its start when
+  speech resumes, always (``re_recognize``) or while the request's audio stays within the
+  billing bound (``rejoin``, the default);
 - the length cap (``max_utterance_s``), endpointing and the command cap, which end the turn.
 
 The request machine keeps sessions, liveness, retries, replay, fallback and the answer: what

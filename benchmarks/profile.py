@@ -108,14 +108,14 @@ class Profile:
 
 
 async def profile_engine(engine: str, streams: int, seconds: float, rate: int) -> str:
+    if shutil.which("py-spy") is None:  # before the processes start: none is left behind
+        raise SystemExit("py-spy is not installed: pip install py-spy")
     emulator_port, bridge_port = free_port(), free_port()
     emulator = Proc("emulator", emulator_args(emulator_port), emulator_port)
     bridge = Proc(
         "bridge", bridge_args(bridge_port, emulator_port, "--vad", engine), bridge_port, BRIDGE_ENV
     )
     out = Path(tempfile.mkdtemp(prefix="profile-")) / f"{engine}.txt"
-    if shutil.which("py-spy") is None:
-        raise SystemExit("py-spy is not installed: pip install py-spy")
     sampler: list[subprocess.Popen[bytes]] = []
     window = CpuWindow(bridge, emulator)
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from wyoming_lightning.cloud.client import Timeouts
 from wyoming_lightning.cloud.keycheck import check_key
 from wyoming_lightning.core.errors import ErrorCode
+from wyoming_lightning.event_loop import EventLoopError, LoopChoice, choose_loop, run_on
 from wyoming_lightning.local.recognizer import LocalRecognizer
 from wyoming_lightning.services import Services
 from wyoming_lightning.settings.cli import describe_failure, redact_url, run_main
@@ -41,7 +42,7 @@ def _setup_logging(settings: Settings) -> None:
         logging.getLogger("websockets").setLevel(logging.INFO)
 
 
-async def main(settings: Settings) -> int:
+async def main(settings: Settings, loop_name: str = "asyncio") -> int:
     if settings.fallback == "local" and not LocalRecognizer.available():
         _LOGGER.error(
             "--fallback local needs the local recognizer, which is not installed: "
@@ -102,11 +103,12 @@ async def main(settings: Settings) -> int:
             loop.add_signal_handler(sig, server.stop)
     where = ", ".join(f"tcp://{host}:{port}" for host, port in server.sockets) or settings.uri
     _LOGGER.info(
-        "listening on %s; service %s; language %s; VAD %s",
+        "listening on %s; service %s; language %s; VAD %s; event loop %s",
         where,
         redact_url(settings.service_url),
         settings.language,
         settings.vad,
+        loop_name,
     )
     advertisement = await start_advertising(settings.zeroconf, settings.uri, server.sockets)
     site: WebSite | None = None
@@ -150,7 +152,12 @@ def _main(argv: Sequence[str] | None) -> int:
         return 2
     _setup_logging(settings)
     _LOGGER.debug("settings: %s", settings_summary(settings))
-    return asyncio.run(main(settings))
+    try:
+        loop: LoopChoice = choose_loop(settings.event_loop)
+    except EventLoopError as err:
+        _LOGGER.error("%s", err)
+        return 2
+    return run_on(loop, main(settings, loop.name))
 
 
 def run(argv: Sequence[str] | None = None) -> None:

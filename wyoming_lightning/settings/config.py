@@ -395,6 +395,13 @@ class Settings:
         "(a dribbling or silent connection is closed)",
         check=positive,
     )
+    event_loop: str = setting(
+        "auto",
+        "the event loop (auto: uvloop when it is installed, else asyncio's)",
+        choices=("auto", "uvloop", "asyncio"),
+    )
+    """uvloop halves what each socket wake-up costs (``python -m benchmarks.cost_ab``, in
+    ``docs/profile.md``); ``asyncio`` is the way back should it ever misbehave somewhere."""
     max_request_s: float = setting(
         120.0,
         "longest request in seconds of audio, with or without --endpointing; then it is "

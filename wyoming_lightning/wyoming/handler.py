@@ -35,6 +35,7 @@ from wyoming_lightning.info import PROGRAM_NAME
 from wyoming_lightning.ops.guard import Occurrence, Peer, Ticket
 from wyoming_lightning.services import Services
 from wyoming_lightning.wyoming.cloud_sessions import CloudSessions
+from wyoming_lightning.wyoming.reading import ClientProtocol, Expiry, ReadTimer
 from wyoming_lightning.wyoming.wire import Decoder, WireError, encode_event
 
 _LOGGER = logging.getLogger(__name__)
@@ -44,11 +45,6 @@ a count, not one line per request."""
 _IDS = itertools.count(1)
 ERROR_TEXT_CHARS = 300
 """The longest ``error`` text sent or logged; a client's own strings in it are clipped shorter."""
-READ_BYTES = 8 * 1024
-"""At most this much of what the client sent is read and decoded at once: every event that
-arrived together (a busy bridge finds several audio chunks of a stream waiting, 18 of 10 ms
-fit) in one go. Larger reads saved nothing more and cost memory: 100 clients writing 3 s of
-audio at once left 64 KiB blocks in the heap, 40 kB more RSS per open request."""
 LINGER_QUIET_S = 2.0
 LINGER_MAX_S = 20.0
 #: A connection cut by a stopping server lingers this long at most: the stop is bounded.
@@ -63,105 +59,18 @@ def _format_of(data: dict[str, object]) -> PcmFormat | None:
     return PcmFormat(rate=rate, width=width, channels=channels)
 
 
-class _IdleTimeout:
-    """``asyncio.timeout(seconds)`` from one event to the next over the reads of a loop, on one
-    lazily re-armed timer, and a shorter bound on each event once it has begun (:meth:`heard`).
-
-    A fresh ``asyncio.timeout`` per event creates, schedules and cancels a timer a hundred
-    times a second per audio stream, and the cancelled timers crowd the event loop's heap.
-    This one keeps a single timer: entering only moves the deadline (when an event came since
-    the last read), and the timer, when it fires before the deadline, re-arms itself for it.
-    Expiry raises ``TimeoutError`` out of the ``async with`` exactly as ``asyncio.timeout``
-    does; :attr:`incomplete` then says whether it was an event begun and not finished within
-    ``event_s`` (a dribbling client). While a client is quiet the timer wakes every
-    ``event_s``, so a begun event is caught within twice that.
-    """
-
-    def __init__(self, seconds: float, event_s: float) -> None:
-        self._seconds = seconds
-        self._event_s = event_s
-        self._begun_at: float | None = None
-        self.incomplete = False
-        self._loop = asyncio.get_running_loop()
-        self._task: asyncio.Task[object] | None = None
-        self._deadline: float | None = None
-        """None until the next read begins: the wait for an event starts there."""
-        self._active = False
-        self._expired = False
-        self._cancelling = 0
-        self._handle: asyncio.TimerHandle | None = None
-
-    async def __aenter__(self) -> None:
-        task = self._task
-        if task is None:
-            task = self._task = asyncio.current_task()
-            assert task is not None
-        self._cancelling = task.cancelling()
-        now = self._loop.time()
-        if self._deadline is None:
-            self._deadline = now + self._seconds
-        self._active = True
-        if self._handle is None:
-            self._handle = self._loop.call_at(min(self._deadline, now + self._event_s), self._fire)
-
-    def heard(self, *, events: bool, pending: bool) -> None:
-        """A read brought whole ``events`` or not, and leaves part of one ``pending`` or not.
-
-        After a whole event the wait for the next one starts afresh; part of an event starts
-        its ``event_s`` bound (once: a byte more does not extend it).
-        """
-        if events:
-            self._deadline = None
-            self._begun_at = None
-        if pending and self._begun_at is None:
-            self._begun_at = self._loop.time()
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
-    ) -> None:
-        self._active = False
-        if self._expired:
-            self._expired = False
-            assert self._task is not None
-            if self._task.uncancel() <= self._cancelling and exc_type is asyncio.CancelledError:
-                raise TimeoutError from exc
-
-    def _fire(self) -> None:
-        self._handle = None
-        deadline = self._deadline
-        if not self._active or self._task is None or deadline is None:
-            return  # between reads: the next one re-arms
-        now = self._loop.time()
-        begun = self._begun_at
-        late = begun is not None and now >= begun + self._event_s
-        if not late and now < deadline:
-            check = now + self._event_s if begun is None else begun + self._event_s
-            self._handle = self._loop.call_at(min(deadline, check), self._fire)
-            return
-        self.incomplete = late
-        self._expired = True
-        self._task.cancel()
-
-    def close(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-
-
-class _Hangup(Exception):
-    """The read loop is over: the connection has been answered (or needs no answer)."""
-
-
 class ClientHandler:
     """Serves one connection until its request is answered, it errs, or the client leaves."""
 
     def __init__(
         self,
-        reader: asyncio.StreamReader,
+        protocol: ClientProtocol,
         writer: asyncio.StreamWriter,
         services: Services,
     ) -> None:
-        self._reader = reader
+        self._protocol = protocol
+        self._reader = protocol.reader
+        """For the linger only: while the request runs, the bytes come to :meth:`received`."""
         self._writer = writer
         self._services = services
         self._settings = services.settings
@@ -178,6 +87,9 @@ class ClientHandler:
         self._feeding = False
         self._cut = False
         self._decoder = Decoder()
+        self._reading: asyncio.Future[None] | None = None
+        """Done when the client's events are no longer read (the connection is to end)."""
+        self._read_timer: ReadTimer | None = None
         """The client's events from its bytes (the last header and data parsed: audio chunks
         repeat them)."""
         self._format: tuple[dict[str, object], PcmFormat | None] = ({}, None)
@@ -214,83 +126,92 @@ class ClientHandler:
             await self._cleanup()
 
     async def _read_loop(self) -> None:
-        header_s = self._settings.header_timeout_s
-        idle_timeout = _IdleTimeout(self._settings.idle_timeout_s, header_s)
+        """The client's events are handled as their bytes arrive (:meth:`received`, from the
+        event loop's callback), until the connection is to end."""
+        loop = asyncio.get_running_loop()
+        self._reading = loop.create_future()
+        settings = self._settings
+        # A client that connects says something at once (Home Assistant and satellites do):
+        # a scanner or a dribbler is closed after --header-timeout, without a linger.
+        self._read_timer = ReadTimer(
+            loop, settings.idle_timeout_s, settings.header_timeout_s, self._read_expired
+        )
+        try:
+            self._protocol.attach(self)  # what arrived before now is handled at once
+            await self._reading
+        finally:
+            self._stop_reading()
+
+    def _stop_reading(self) -> None:
+        """No more events are read: what the client still sends goes to the linger."""
+        if self._reading is not None and not self._reading.done():
+            self._reading.set_result(None)
+        if self._read_timer is not None:
+            self._read_timer.close()
+        self._protocol.to_reader()
+
+    def received(self, data: bytes) -> None:
+        """Bytes from the client (:class:`~wyoming_lightning.wyoming.reading.Sink`): every
+        event they complete is handled now, in order."""
+        if self._reading is None or self._reading.done():
+            return
         decoder = self._decoder
         try:
-            # A client that connects says something at once (Home Assistant and satellites
-            # do): a scanner or a dribbler is closed after header_s, without a linger.
-            try:
-                async with asyncio.timeout(header_s):
-                    events = await self._first_events()
-                idle_timeout.heard(events=True, pending=decoder.pending)
-            except TimeoutError:
-                self._cut = True
-                self._debug(f"closing a connection that sent no whole event in {header_s:g} s")
-                return
-            while not self._finished.is_set():
-                if events is None:
-                    self._feed(rq.ClientGone())
+            events = decoder.feed(data)
+            for event in events:
+                try:
+                    self._handle(event)
+                except Exception as err:  # one request's failure, not the server's
+                    self._crashed(err)
+                    self._stop_reading()
                     return
-                for event in events:  # those that arrived together, in one go
-                    try:
-                        self._handle(event)
-                    except Exception as err:  # one request's failure, not the server's
-                        self._crashed(err)
-                        return
-                    if self._finished.is_set():
-                        return
-                if decoder.error is not None:
-                    raise decoder.error
-                await self._drain()
-                events = await self._next_events(idle_timeout)
-        except _Hangup:
-            return
+                if self._finished.is_set():
+                    self._stop_reading()
+                    return
+            if decoder.error is not None:
+                raise decoder.error
         except WireError as err:
             self._cut = True  # a broken or hostile client: no linger for it
             self._error(ErrorCode.BAD_REQUEST, f"malformed event: {err}")
+            self._stop_reading()
+            return
         except (ConnectionError, OSError):
             self._feed(rq.ClientGone())
-        finally:
-            idle_timeout.close()
+            self._stop_reading()
+            return
+        if self._read_timer is not None:
+            self._read_timer.heard(events=bool(events), pending=decoder.pending)
 
-    async def _first_events(self) -> list[Event] | None:
-        """The events of the client's first reads, once one is whole; None at end of stream."""
-        while True:
-            data = await self._reader.read(READ_BYTES)
-            if not data:
-                return None
-            events = self._decoder.feed(data)
-            if events or self._decoder.error is not None:
-                return events
+    def ended(self, error: Exception | None) -> None:
+        """The client sent EOF or the connection failed (a
+        :class:`~wyoming_lightning.wyoming.reading.Sink`'s end)."""
+        if self._reading is None or self._reading.done():
+            return
+        self._feed(rq.ClientGone())
+        self._stop_reading()
 
-    async def _next_events(self, idle_timeout: _IdleTimeout) -> list[Event] | None:
-        """The client's next events (None at end of stream); raises :class:`_Hangup` when the
-        connection is to end."""
+    def _read_expired(self, expiry: Expiry) -> None:
+        """One of the read side's limits ran out (:class:`ReadTimer`)."""
+        if self._reading is None or self._reading.done():
+            return
+        header_s = self._settings.header_timeout_s
         idle = self._settings.idle_timeout_s
-        decoder = self._decoder
-        while True:
-            try:
-                async with idle_timeout:
-                    data = await self._reader.read(READ_BYTES)
-            except TimeoutError:
-                if idle_timeout.incomplete:
-                    self._cut = True
-                    header_s = self._settings.header_timeout_s
-                    self._error(ErrorCode.BAD_REQUEST, f"event not completed within {header_s:g} s")
-                elif self._machine is not None and self._machine.phase is Phase.SETTLING:
-                    continue  # after audio-stop the client just waits; the machine bounds it
-                elif self._machine is not None and not self._machine.done:
-                    self._error(ErrorCode.TIMEOUT, f"no event from the client for {idle:g} s")
-                else:
-                    self._debug(f"closing a connection idle for {idle:g} s")
-                raise _Hangup from None
-            if not data:
-                return None
-            events = decoder.feed(data)
-            idle_timeout.heard(events=bool(events), pending=decoder.pending)
-            if events or decoder.error is not None:
-                return events
+        machine = self._machine
+        if expiry is Expiry.FIRST:
+            self._cut = True
+            self._debug(f"closing a connection that sent no whole event in {header_s:g} s")
+        elif expiry is Expiry.INCOMPLETE:
+            self._cut = True
+            self._error(ErrorCode.BAD_REQUEST, f"event not completed within {header_s:g} s")
+        elif machine is not None and machine.phase is Phase.SETTLING:
+            assert self._read_timer is not None
+            self._read_timer.restart()  # after audio-stop the client just waits; the machine
+            return  # bounds it
+        elif machine is not None and not machine.done:
+            self._error(ErrorCode.TIMEOUT, f"no event from the client for {idle:g} s")
+        else:
+            self._debug(f"closing a connection idle for {idle:g} s")
+        self._stop_reading()
 
     def _crashed(self, err: BaseException) -> None:
         """Something failed inside the server while it served this connection: answer

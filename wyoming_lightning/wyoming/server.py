@@ -28,6 +28,7 @@ from wyoming_lightning.ops.listen import tcp_listener
 from wyoming_lightning.services import Services
 from wyoming_lightning.settings.cli import parse_uri
 from wyoming_lightning.wyoming.handler import LINGER_MAX_S, LINGER_QUIET_S, ClientHandler
+from wyoming_lightning.wyoming.reading import ClientProtocol
 from wyoming_lightning.wyoming.wire import MAX_HEADER_BYTES, WireError, encode_event, read_event
 
 _LOGGER = logging.getLogger(__name__)
@@ -68,6 +69,19 @@ def claim_socket_path(path: Path) -> None:
     raise ListenError(f"another server is listening on {path}")
 
 
+def check_stdio() -> None:
+    """stdio:// reads and writes through the event loop's pipe transports, which take pipes,
+    sockets and terminals only: a regular file is refused here in words (asyncio raised from
+    deep inside the loop, and uvloop aborted the process)."""
+    for name, stream in (("stdin", sys.stdin), ("stdout", sys.stdout)):
+        try:
+            mode = os.fstat(stream.fileno()).st_mode
+        except (OSError, ValueError, AttributeError):
+            raise ListenError(f"there is no {name}") from None
+        if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)):
+            raise ListenError(f"{name} must be a pipe, a socket or a terminal, not a file")
+
+
 class WyomingServer:
     """Accepts clients and hands each to a :class:`ClientHandler`; stops politely."""
 
@@ -98,24 +112,21 @@ class WyomingServer:
             raise ListenError(str(err)) from None
         await self.services.guard.start()  # operations: the metrics endpoint
         await self.services.start_probes()  # --region auto (issue 21): time both hosts
+        loop = asyncio.get_running_loop()
         if where.scheme == "tcp":
             host = where.host or "0.0.0.0"
             sock = tcp_listener(host, where.port or 0)  # "::": IPv4 and IPv6
             if sock is not None:
-                self._server = await asyncio.start_server(
-                    self._accept, sock=sock, limit=MAX_HEADER_BYTES
-                )
+                self._server = await loop.create_server(self._protocol, sock=sock)
             else:
-                self._server = await asyncio.start_server(
-                    self._accept, host, where.port, limit=MAX_HEADER_BYTES
-                )
+                self._server = await loop.create_server(self._protocol, host, where.port)
         elif where.scheme == "unix":
             path = Path(where.path)
             claim_socket_path(path)
-            self._server = await asyncio.start_unix_server(
-                self._accept, str(path), limit=MAX_HEADER_BYTES
-            )
+            self._server = await loop.create_unix_server(self._protocol, str(path))
             self._unix_socket = (path, path.lstat().st_ino)
+        elif where.scheme == "stdio":
+            check_stdio()
 
     async def serve(self) -> None:
         """Until :meth:`stop`; then let running requests finish, within a grace period."""
@@ -178,15 +189,25 @@ class WyomingServer:
     def stop(self) -> None:
         self._stopping.set()
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _protocol(self) -> ClientProtocol:
+        """A new connection's protocol: its bytes go to its handler as they arrive."""
+        reader = asyncio.StreamReader(limit=MAX_HEADER_BYTES)
+        send_timeout_s = self.services.settings.send_timeout_s
+        return ClientProtocol(reader, self._accept, send_timeout_s=send_timeout_s)
+
+    async def _accept(
+        self, protocol: ClientProtocol, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         peer = Peer.of(writer)
         forbidden = self.services.guard.admit_connection(peer)  # operations: --allow
         if forbidden is not None:
+            protocol.to_reader()
             await self._serve_refused(reader, writer, peer, forbidden)
             return
         limit = self.services.settings.max_connections
         if self._stopping.is_set() or len(self._active) >= limit:
             self.services.guard.refused_busy(len(self._active), limit)  # operations
+            protocol.to_reader()
             text = "server busy: too many connections, try again shortly"
             with contextlib.suppress(Exception):
                 writer.write(encode_event(ErrorEvent(text=text, code=ErrorCode.BUSY.value).event()))
@@ -196,7 +217,7 @@ class WyomingServer:
             return
         task = asyncio.current_task()
         assert task is not None
-        handler = ClientHandler(reader, writer, self.services)
+        handler = ClientHandler(protocol, writer, self.services)
         self._active[task] = handler
         try:
             with self.services.guard.connection():  # operations: open-connection gauge
@@ -254,9 +275,11 @@ class WyomingServer:
     async def _serve_stdio(self) -> None:
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader(limit=MAX_HEADER_BYTES)
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-        transport, protocol = await loop.connect_write_pipe(
+        send_timeout_s = self.services.settings.send_timeout_s
+        protocol = ClientProtocol(reader, send_timeout_s=send_timeout_s)
+        await loop.connect_read_pipe(lambda: protocol, sys.stdin)
+        transport, out = await loop.connect_write_pipe(
             lambda: asyncio.streams.FlowControlMixin(), os.fdopen(sys.stdout.fileno(), "wb", 0)
         )
-        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
-        await ClientHandler(reader, writer, self.services).run()
+        writer = asyncio.StreamWriter(transport, out, reader, loop)
+        await ClientHandler(protocol, writer, self.services).run()

@@ -194,6 +194,18 @@ def test_a_stand_in_for_a_name_does_not_fill_a_slot_alone() -> None:
     assert named("set it to 50 percent") is TurnVerdict.COMPLETE
 
 
+def test_a_stand_in_ending_a_cut_final_is_dropped_from_the_request() -> None:
+    """A pause split the command and Whisper ended the first final on "it" / "that": the words
+    of the whole request are matched without it; a stand-in at the very end is kept."""
+    pytest.importorskip("hassil")
+    judge = load_judge("en")
+    assert judge is not None
+    assert judge("Set a timer for it. 10 minutes.") is TurnVerdict.COMPLETE
+    assert judge("Open that. Garage door.") is TurnVerdict.COMPLETE
+    assert judge("Set a timer for it.") is TurnVerdict.UNKNOWN
+    assert judge("what time is it") is TurnVerdict.COMPLETE
+
+
 def test_the_home_names_are_the_slot_lists() -> None:
     pytest.importorskip("hassil")
     judge = load_judge("en", ["kitchen"])

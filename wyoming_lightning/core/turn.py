@@ -63,6 +63,19 @@ class TurnVerdict(enum.Enum):
     UNKNOWN = "no template says either way: the silence timer decides"
 
 
+_CUT_STAND_IN = re.compile(
+    r"\b(?:" + "|".join(sorted(FILLERS)) + r")[.?!,]+\s+(?=\w)", re.IGNORECASE
+)
+"""A stand-in that ends a sentence with more words after it: a final cut by a pause, in which
+Whisper wrote the word the pause followed, or nothing, as "it" / "that" ("Set a timer for it.
+10 minutes.", "Open that. Garage door."). Dropped before matching the whole request."""
+
+
+def joined(text: str) -> str:
+    """``text`` with the stand-ins of :data:`_CUT_STAND_IN` dropped."""
+    return _CUT_STAND_IN.sub("", text)
+
+
 def words(text: str) -> list[str]:
     """The lower-case words of ``text``, punctuation dropped (as hassil compares them)."""
     return _WORD.findall(text.lower())
@@ -83,7 +96,7 @@ class TurnJudge:
         self._last: tuple[str, TurnVerdict] | None = None
 
     def __call__(self, text: str) -> TurnVerdict:
-        said = words(text)
+        said = words(joined(text))
         if not said:
             return TurnVerdict.UNKNOWN
         key = " ".join(said)

@@ -83,6 +83,9 @@ CAUSES = ("onset", "offset", "split", "context")
 EDGE_S = 0.3
 """A lost word this close to the first or last audio sent is put on that edge: Whisper's word
 times are good to about this much."""
+REPLAY_PIECE = 320
+"""A re-sent command is located in the gate's output in pieces of this many bytes (10 ms): its
+frames join audio the gate let out apart."""
 SPLIT_S = 1.0
 """A lost word this close to a cut between two utterances is put on the split: the words on
 either side of a cut are read without the other side's context, not only the nearest one."""
@@ -160,49 +163,80 @@ class Wire:
     """Maps the audio a request sent back onto its input stream.
 
     The request sends the gate's output in order, less the pause it held back and dropped;
-    each frame sent is found in the gate's output from where the last one ended.
+    each frame sent is found in the gate's output from where the last one ended. A command
+    re-sent whole (a rejoin, re-recognition) is earlier output again: it is found in 10 ms
+    pieces, and the utterances it repeats are marked replaced (their words are not the
+    answer's).
     """
 
     def __init__(self, gate: RecordingGate, trace: pause.Trace) -> None:
         output = b"".join(data for _, data in gate.pieces)
-        starts = np.cumsum([0] + [len(d) for _, d in gate.pieces])
-        offsets = [at for at, _ in gate.pieces]
+        self._starts = np.cumsum([0] + [len(d) for _, d in gate.pieces])
+        self._offsets = [at for at, _ in gate.pieces]
         # Per conn: (conn byte, stream byte, length) of each frame sent on it.
         self._conn: dict[int, list[tuple[int, int, int]]] = {}
         conn_at: dict[int, int] = {}
         pointer = 0
+        back = 0  # where the re-sent command was last found
         for conn, data in trace.sent:
             found = pointer if output.startswith(data, pointer) else output.find(data, pointer)
             at = conn_at.get(conn, 0)
             conn_at[conn] = at + len(data)
             if found < 0:
-                continue  # not the gate's output in order (a re-sent command): not located
+                for piece in range(0, len(data), REPLAY_PIECE):
+                    part = data[piece : piece + REPLAY_PIECE]
+                    where = output.find(part, back)
+                    where = output.find(part) if where < 0 else where
+                    if where >= 0:
+                        self._place(conn, at + piece, where, len(part))
+                        back = where + len(part)
+                continue
+            back = 0
             pointer = found + len(data)
-            position = found
-            while position < pointer:  # a frame may straddle two gate pieces
-                piece = int(np.searchsorted(starts, position, side="right")) - 1
-                take = min(pointer, int(starts[piece + 1])) - position
-                stream = offsets[piece] + position - int(starts[piece])
-                self._conn.setdefault(conn, []).append((at + position - found, stream, take))
-                position += take
+            self._place(conn, at, found, len(data))
+        self._replaced: list[tuple[int, int, int]] = []
+        """(conn, first byte, end byte) of each utterance a later one re-sent."""
         self.utterances = self._utterances(trace)
 
+    def _place(self, conn: int, conn_at: int, found: int, length: int) -> None:
+        """Note that ``length`` bytes sent at ``conn_at`` on ``conn`` are the gate's output at
+        ``found`` (a frame may straddle two gate pieces)."""
+        position, end = found, found + length
+        while position < end:
+            piece = int(np.searchsorted(self._starts, position, side="right")) - 1
+            take = min(end, int(self._starts[piece + 1])) - position
+            stream = self._offsets[piece] + position - int(self._starts[piece])
+            self._conn.setdefault(conn, []).append((conn_at + position - found, stream, take))
+            position += take
+
     def _utterances(self, trace: pause.Trace) -> list[Span]:
-        spans: list[Span] = []
+        spans: list[tuple[int, int, int, Span]] = []
         begun: dict[int, int] = {}
         for conn, at in trace.settled_at:
             span = Span()
-            for conn_at, stream, length in self._conn.get(conn, []):
+            for conn_at, stream, length in sorted(self._conn.get(conn, [])):
                 if begun.get(conn, 0) <= conn_at < at:
                     start, end = stream / BYTES_PER_S, (stream + length) / BYTES_PER_S
                     if span.ranges and abs(span.ranges[-1][1] - start) < 1e-9:
                         span.ranges[-1] = (span.ranges[-1][0], end)
                     else:
                         span.ranges.append((start, end))
-            begun[conn] = at
             if span.ranges:
-                spans.append(span)
-        return sorted(spans, key=lambda s: s.start)
+                spans.append((conn, begun.get(conn, 0), at, span))
+            begun[conn] = at
+        kept = []
+        for index, (conn, first, end, span) in enumerate(spans):
+            later = [s for _, _, _, s in spans[index + 1 :]]
+            if any(s.start <= span.start + 0.05 and s.end >= span.end - 0.05 for s in later):
+                self._replaced.append((conn, first, end))
+            else:
+                kept.append(span)
+        return sorted(kept, key=lambda s: s.start)
+
+    def replaced(self, conn: int, session_s: float) -> bool:
+        """A word at this time of a conn's session belongs to an utterance re-sent later."""
+        at = round(session_s * BYTES_PER_S)
+        return any(c == conn and first <= at < end for c, first, end in self._replaced)
 
     def stream_s(self, conn: int, session_s: float) -> float | None:
         """Where a time on a conn's session lies on the input stream."""
@@ -302,7 +336,8 @@ def run_case(case: Case, recognizer: Recognizer, config: GateConfig) -> Result:
     wire = Wire(gate, trace)
     bridge: list[tuple[str, float, float]] = []
     for conn, words in trace.finals:
-        bridge += _tokens(words, lambda t, c=conn: wire.stream_s(c, t))
+        kept = [w for w in words if not wire.replaced(conn, float(w["start"]))]
+        bridge += _tokens(kept, lambda t, c=conn: wire.stream_s(c, t))
     bridge.sort(key=lambda t: t[1])
     ref = normalise_words(case.clip.text)
     right_straight = _right(ref, [t for t, _, _ in straight])

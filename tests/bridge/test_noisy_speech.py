@@ -72,7 +72,7 @@ async def _spoken(port: int, pcm: bytes) -> str:
 async def _through_bridge(streams: list[bytes]) -> list[str]:
     config = EmulatorConfig(api_key=API_KEY, recognizer="whisper")
     async with EmulatorServer(config, host="127.0.0.1", port=0) as emulator:
-        settings = bridge_settings(emulator.live_url, vad=DEFAULT_VAD)
+        settings = bridge_settings(emulator.live_url, vad=DEFAULT_VAD, rejoin=True)
         async with running_bridge(settings) as server:
             port = bridge_port(server)
             return [await _spoken(port, pcm) for pcm in streams]

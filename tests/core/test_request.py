@@ -152,6 +152,9 @@ class Driver:
 
 def machine(url: str = LIGHTNING, vad: str | None = None, **kw: object) -> Driver:
     kw.setdefault("session", SessionOptions(language="en"))
+    # A split stays a split here (the answer streams as utterances settle); rejoining a
+    # split command has its own tests below, which ask for it.
+    kw.setdefault("rejoin", False)
     config = RequestConfig(base_url=url, response_language="en", **kw)  # type: ignore[arg-type]
     engine = create_engine(vad) if vad else None
     clock = FakeClock(0.0)
@@ -1109,6 +1112,30 @@ def test_without_re_recognition_the_parts_are_joined() -> None:
     assert len(d.sent_audio(1)) - len(first) <= len(pcm) - cut, "nothing sent twice"
     d.message(1, final("three", last=True, from_finalize=True))
     assert d.transcript() == act.Transcript("one two three", "en")
+
+
+def test_a_rejoin_re_sends_the_command_within_the_bound_and_its_text_waits_for_audio_stop() -> None:
+    # The default (rejoin): "one two", a pause the gate closes in, "three". Re-sending the
+    # first part costs 0.99 s, and the request stays within 1.3 x its speech + 0.5 s.
+    d = machine(PULSE, vad="webrtc", rejoin=True)
+    d.start()
+    d.open()
+    head = silence(300) + encode_phrase("one two") + silence(900)
+    pcm = head + encode_phrase("three") + silence(700)
+    cut = len(head) // 320 * 320
+    d.audio(pcm[:cut])
+    assert d.sent_text(1) == ["finalize"], "the pause still settles the first part early"
+    first = d.sent_audio(1)
+    d.message(1, final("one two", from_finalize=True))
+    assert d.of(act.TranscriptChunk) == [], "a text that may yet be replaced is not streamed"
+    d.audio(pcm[cut:])
+    d.stop()
+    again = d.sent_audio(1)[len(first) :]
+    assert again.startswith(first), "the second turn starts from the command's first byte"
+    assert len(d.sent_audio(1)) / 32000 <= 1.3 * (len(pcm) - 300 * 32) / 32000 + 0.5
+    d.message(1, final("one two three", from_finalize=True))
+    assert d.transcript() == act.Transcript("one two three", "en"), "replaced, not joined"
+    assert [a.text for a in d.of(act.TranscriptChunk)] == ["one two three"]
 
 
 def test_a_replaced_final_arriving_late_is_still_not_joined() -> None:

@@ -48,6 +48,7 @@ def test_the_shared_fields_are_the_request_settings() -> None:
         "no_speech_timeout_s",
         "pause_tail_ms",
         "re_recognize",
+        "rejoin",
         "response_timeout_s",
         "stall_timeout_s",
         "streaming",

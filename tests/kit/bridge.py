@@ -62,6 +62,9 @@ def bridge_settings(service_url: str, **overrides: object) -> Settings:
         # A socket per request, as these tests were written for: warm sessions (the server's
         # default) have their own tests in test_warm_sessions.py, which turn them on.
         session_idle_timeout_s=0.0,
+        # A split stays a split, its text streamed as it settles, as these tests were written
+        # for: a rejoin (the server's default) has its own tests, which turn it on.
+        rejoin=False,
     )
     return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
 

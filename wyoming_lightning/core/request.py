@@ -815,9 +815,9 @@ class RequestMachine:
 
     def _emit_settled(self) -> None:
         """Stream the text of every utterance settled in order (answer.py). With
-        re-recognition an utterance may yet be replaced while audio still comes, and a streamed
-        chunk cannot be taken back: its text waits for audio-stop."""
-        if not (self.config.re_recognize and self.phase is Phase.STREAMING):
+        re-recognition or a rejoin an utterance may yet be replaced while audio still comes, and
+        a streamed chunk cannot be taken back: its text waits for audio-stop."""
+        if not (self.segmenter.may_replay and self.phase is Phase.STREAMING):
             self._answer.stream_settled()
 
     def _complete_if_settled(self) -> bool:

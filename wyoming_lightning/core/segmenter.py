@@ -13,8 +13,9 @@ close it, or end the turn. It owns everything that decides those points and noth
   audio clock, before the gate closes; from ``pause_tail_ms`` into a pause the audio is held
   back (sent on if speech resumes, dropped if not); past ``dictation_after_s`` of audio out a
   pause no longer splits (dictation);
-- the re-recognition buffer (``re_recognize``): a command split by a pause is re-sent whole
-  from its start when speech resumes;
+- the re-recognition buffer: a command split by a pause is re-sent whole from its start when
+  speech resumes, always (``re_recognize``) or while the request's audio stays within the
+  billing bound (``rejoin``, the default);
 - the length cap (``max_utterance_s``), endpointing and the command cap, which end the turn.
 
 The request machine keeps sessions, liveness, retries, replay, fallback and the answer: what
@@ -55,7 +56,7 @@ from dataclasses import dataclass
 
 from wyoming_lightning.core.audio import AudioConverter, AudioFormatError, Framer, PcmFormat
 from wyoming_lightning.core.fsm import IllegalTransition
-from wyoming_lightning.core.pipeline_format import BYTES_PER_SECOND
+from wyoming_lightning.core.pipeline_format import BYTES_PER_SECOND, SAMPLE_RATE
 from wyoming_lightning.core.turn import TurnVerdict
 from wyoming_lightning.core.vad.events import SpeechAudio, SpeechEnd, SpeechStart
 from wyoming_lightning.core.vad.gate import VadGate
@@ -78,6 +79,10 @@ ACOUSTIC_WINDOW_BYTES = 8 * BYTES_PER_SECOND
 RE_RECOGNIZE_MAX_S = 8.0
 """Re-recognition re-sends a command up to this long: past it the speaker is dictating, not
 commanding, and re-sending at every pause would bill the square of its length."""
+BOUND_PER_S = 1.3
+BOUND_EXTRA_S = 0.5
+"""The billing bound a rejoin keeps to (``rejoin``): a request sends at most 1.3 x its speech
++ 0.5 s of audio, its speech counted from where the first utterance's audio began."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,6 +107,19 @@ class SegmenterConfig:
     """When speech resumes after a pause split the command, send the whole command again from
     its start, so the service recognises it with its context; its final replaces the earlier
     ones (a false split costs billed seconds instead of accuracy)."""
+    rejoin: bool = True
+    """When speech resumes after a pause split the command, re-send the command whole from its
+    start (as ``re_recognize`` does) if the request's audio then stays within the billing bound
+    (:data:`BOUND_PER_S` x the audio since its speech began + :data:`BOUND_EXTRA_S`, less the
+    pause tail the last utterance may still send); else only what follows the pause goes.
+
+    Why: the service (like Pulse, which settles by itself only after 800 ms of silence, and
+    never in steady noise) reads a command with a pause in it whole, while the early finalize
+    settles it at ``finalize_after_ms`` of pause, so that the wait after audio-stop is short.
+    A command split there was read worse in its fragments than whole (measured on real speech
+    in noise, ``python -m benchmarks noise``: the largest cause of the words the bridge lost).
+    Rejoining keeps the early finalize, and with it the wait, and pays for the accuracy in
+    billed seconds, never beyond the bound."""
     max_utterance_s: float = 30.0
     endpoint_silence_ms: int | None = None
     """With endpointing: end the command after this much silence once someone spoke."""
@@ -257,10 +275,15 @@ class Segmenter:
             and config.turn_finalize_ms < config.finalize_after_ms
         )
         """The turn rule settles utterances at a short pause (``turn_finalize_ms``)."""
-        self._command: bytearray | None = bytearray() if config.re_recognize else None
+        self._command: bytearray | None = (
+            bytearray() if config.re_recognize or config.rejoin else None
+        )
         """With re-recognition: the audio of the command so far (every utterance since the last
         split a pause did not make), to be re-sent when speech resumes after a pause."""
         self._command_parts = 0
+        self._began_ms: float | None = None
+        """Where the first utterance's audio began on the audio clock (the bound's speech
+        is counted from there)."""
         self.utterances = 0
         """Utterances opened so far."""
         self.dropped_bytes = 0
@@ -394,6 +417,8 @@ class Segmenter:
     def _handle_gate_events(self, events: Iterable[SpeechStart | SpeechAudio | SpeechEnd]) -> None:
         for event in events:
             if isinstance(event, SpeechStart):
+                if self._began_ms is None:
+                    self._began_ms = event.start_sample * 1000 / SAMPLE_RATE
                 self._speech(event.pre_roll)
             elif isinstance(event, SpeechAudio):
                 if self._holding:
@@ -538,7 +563,11 @@ class Segmenter:
             self._out.append(UtteranceStart())
             return
         limit = min(self._max_utterance_bytes, int(RE_RECOGNIZE_MAX_S * BYTES_PER_SECOND))
-        if command and len(command) + FRAME_BYTES < limit:
+        if (
+            command
+            and len(command) + FRAME_BYTES < limit
+            and (self.config.re_recognize or self._rejoin_fits(len(command)))
+        ):
             self._out.append(UtteranceStart(bytes(command), self._command_parts))
             self._length = len(command)
             self.replayed_bytes += len(command)
@@ -546,6 +575,37 @@ class Segmenter:
             self._end_command()
             self._out.append(UtteranceStart())
         self._command_parts += 1
+
+    def _rejoin_fits(self, replay_bytes: int) -> bool:
+        """Re-sending ``replay_bytes`` now keeps the request within the billing bound, the pause
+        tail its last utterance may still send included.
+
+        The audio still to come adds at most itself to what is sent (the gate sends no more
+        than it hears) and 1.3 times itself to the bound, so a rejoin that fits now still fits
+        at audio-stop. Counted from the first utterance's audio, not from audio-start: the
+        silence before the speech is no part of what the bound allows."""
+        if self._began_ms is None:
+            return False
+        speech_s = (self.gate.audio_in_ms - self._began_ms) / 1000
+        sent_s = self.sent_s + replay_bytes / BYTES_PER_SECOND
+        tail_s = self._tail_ms() / 1000
+        return sent_s + tail_s <= BOUND_PER_S * speech_s + BOUND_EXTRA_S
+
+    def _tail_ms(self) -> int:
+        """The most of a pause that goes out behind the last words: the pause tail where the
+        pause rule holds the rest back, else the gate's hangover."""
+        limit = self.config.finalize_after_ms
+        if limit is None or not self.config.early_finalize:
+            return self.gate.config.hangover_ms
+        return min(limit, self.config.pause_tail_ms)
+
+    @property
+    def may_replay(self) -> bool:
+        """A later utterance may yet re-send the ones settled so far (re-recognition, or a
+        rejoin not past dictation): text streamed now could not be taken back."""
+        if self.config.re_recognize:
+            return True
+        return self._command is not None and not self._dictating
 
     def _give(self, pcm: bytes) -> None:
         """Audio into the open utterance: counted, sent, kept for the acoustic model and for

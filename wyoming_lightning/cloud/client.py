@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
-from websockets.protocol import State
 
 from wyoming_lightning.core.errors import ErrorCode
 from wyoming_lightning.core.protocol import (
@@ -56,10 +55,6 @@ class Callbacks:
 
 _CLOSE = object()
 _PING = object()
-_DRAIN = object()
-"""An audio frame written at once filled the write buffer: the send loop waits for it to drain."""
-_DRAIN_TEXT = object()
-"""The same for a text message (which, once drained, is not reported as progress)."""
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -83,10 +78,6 @@ class ServiceSession:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._is_open = False
-        self._ws: ClientConnection | None = None
-        """The socket while the send loop runs: a frame may be written at once."""
-        self._idle = False
-        """The send loop waits on an empty queue: nothing is in flight ahead of a new frame."""
         self.audio_bytes_sent = 0
         """Audio queued on this socket so far: where the next frame starts in the service's
         stream (its word times count from the socket's first frame, across turns)."""
@@ -108,49 +99,11 @@ class ServiceSession:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     def send(self, data: bytes | str) -> None:
-        """Send or queue a frame; the audio path never waits on the network.
-
-        A frame with nothing ahead of it, on an open socket whose write buffer has room, is
-        written at once: most of the hundreds a second are, and each would otherwise cost the
-        send loop a wake-up and websockets' ``send`` (its context manager and drain check).
-        Anything else (a full buffer, a frame already queued, a ping or close pending) is
-        queued, so the order on the wire is the order of the calls.
-        """
+        """Queue a frame; the audio path never waits on the network."""
         if not self._closing:
             if isinstance(data, bytes):
                 self.audio_bytes_sent += len(data)
-            if not (self._idle and self._queue.empty() and self._write_now(data)):
-                self._queue.put_nowait(data)
-
-    def _write_now(self, data: bytes | str) -> bool:
-        """Frame ``data`` and hand it to the transport if that cannot wait; False if it could.
-
-        This is what websockets' ``send`` does when it does not wait, through its public
-        sans-I/O protocol object: the frame (masked) into the protocol, its bytes to the
-        transport. A buffer filled by this frame is waited on by the send loop (``_DRAIN``),
-        as ``send`` would have; progress is reported once the frame is off our hands.
-        """
-        ws = self._ws
-        if ws is None or ws.paused or ws.state is not State.OPEN or ws.transport.is_closing():
-            return False
-        if isinstance(data, bytes):
-            ws.protocol.send_binary(data)
-        else:
-            ws.protocol.send_text(data.encode())
-        try:
-            for chunk in ws.protocol.data_to_send():
-                ws.transport.write(chunk)
-        except (OSError, RuntimeError):
-            # The transport refused the bytes: the socket is gone. Its loss reaches the
-            # receiver, which reports the close; nothing more is written.
-            ws.transport.abort()
-            return True
-        if ws.paused:
-            self._idle = False
-            self._queue.put_nowait(_DRAIN if isinstance(data, bytes) else _DRAIN_TEXT)
-        elif isinstance(data, bytes):
-            self._report(self._callbacks.progress)
-        return True
+            self._queue.put_nowait(data)
 
     def probe(self) -> None:
         """Ping the service after what is queued; the pong is reported as progress."""
@@ -192,12 +145,9 @@ class ServiceSession:
                 return
             self._report(self._opened)
             receiver = asyncio.create_task(self._receive(ws))
-            self._ws = ws
             try:
                 await self._send_loop(ws)
             finally:
-                self._ws = None
-                self._idle = False
                 receiver.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await receiver
@@ -255,27 +205,10 @@ class ServiceSession:
                 # Progress once the frames queued together are all sent, not after each.
                 sent_audio = False
                 self._report(self._callbacks.progress)
-            if self._queue.empty():
-                self._idle = True
-                try:
-                    item = await self._queue.get()
-                finally:
-                    self._idle = False
-            else:
-                item = self._queue.get_nowait()
+            item = await self._queue.get()
             if item is _CLOSE:
                 return
             try:
-                if item is _DRAIN or item is _DRAIN_TEXT:
-                    # As the end of websockets' own ``send``: no timer. A socket lost while
-                    # full ends the wait (with the loss's error, which the receiver reports).
-                    try:
-                        await ws.drain()
-                    except OSError:
-                        await self._drain_until_close()
-                        return
-                    sent_audio = sent_audio or item is _DRAIN
-                    continue
                 if item is _PING:
                     async with asyncio.timeout(self._timeouts.send_s):
                         pong = await ws.ping()

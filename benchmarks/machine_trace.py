@@ -138,10 +138,11 @@ def trace(
                     answer = action.text
 
     run(StartAudio(PcmFormat(16000, 2, 1)))
+    chunk_format = PcmFormat(16000, 2, 1)  # as the handler passes it: every chunk, its own object
     started = time.process_time()
     for i in range(0, len(pcm), CHUNK_BYTES):
         clock.now = (i + CHUNK_BYTES) / BYTES_PER_S
-        run(AudioIn(pcm[i : i + CHUNK_BYTES]))
+        run(AudioIn(pcm[i : i + CHUNK_BYTES], chunk_format))
     chunk_s = time.process_time() - started
     run(StopAudio())
     return Trace(

@@ -241,6 +241,19 @@ def test_framer_cuts_and_keeps_remainder() -> None:
     assert framer.flush() == b""
 
 
+def test_framer_frames_filled_exactly_are_bytes_of_their_own() -> None:
+    """Chunks that fill a frame exactly (10 ms chunks into a 30 ms frame): each frame is its
+    own ``bytes``, untouched by what is pushed after it."""
+    framer = Framer(6)
+    assert framer.push(b"ab") == [] and framer.push(bytearray(b"cd")) == []
+    frames = framer.push(memoryview(b"ef"))
+    assert frames == [b"abcdef"] and type(frames[0]) is bytes
+    assert framer.pending == 0
+    assert framer.push(b"ghijkl") == [b"ghijkl"]
+    assert framer.push(b"mn") == [] and framer.push(b"opqrstu") == [b"mnopqr"]
+    assert frames == [b"abcdef"] and framer.flush() == b"stu"
+
+
 def test_framer_exact_frames_are_zero_copy() -> None:
     framer = Framer(320)
     chunk = bytes(range(256)) + bytes(64)

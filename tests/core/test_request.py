@@ -895,6 +895,23 @@ def test_other_formats_are_converted_before_sending() -> None:
     assert abs(len(d.sent_audio(1)) - 32000) <= 64
 
 
+def test_a_format_repeated_with_every_chunk_is_followed_through_changes_and_back() -> None:
+    """The handler passes one format object with every chunk while the client repeats it; the
+    machine compares it once. A change to another format and back to that same object must
+    still convert each part in its own format (0.5 s each: 1.5 s sent at 16 kHz mono)."""
+    d = machine()
+    d.start(HA_FORMAT)
+    d.open()
+    repeated = PcmFormat(16000, 2, 1)  # equal to the start's, another object (as the handler's)
+    stereo48 = PcmFormat(48000, 2, 2)
+    for part, fmt in ((bytes(16000), repeated), (bytes(96000), stereo48), (bytes(16000), repeated)):
+        for i in range(0, len(part), 640):
+            d.handle(AudioIn(part[i : i + 640], fmt))
+    d.stop()
+    assert abs(len(d.sent_audio(1)) - 48000) <= 64
+    assert d.machine.received_s == pytest.approx(1.5)
+
+
 def test_client_gone_releases_sessions() -> None:
     d = machine(PULSE)
     d.start()

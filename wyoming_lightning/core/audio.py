@@ -213,8 +213,18 @@ class Framer:
         """Add ``data``; return every frame completed by it, in order."""
         size = self.frame_bytes
         buffer = self._buffer
-        if not buffer:
-            length = len(data)
+        length = len(data)
+        if length < size or buffer:
+            # The usual case (chunks smaller than a frame): held, and now and then one frame.
+            buffer += data
+            held = len(buffer)
+            if held < size:
+                return []
+            if held == size:
+                frame = bytes(buffer)
+                buffer.clear()
+                return [frame]
+        else:
             if length == size and isinstance(data, bytes):
                 return [data]
             view = memoryview(data)
@@ -223,10 +233,7 @@ class Framer:
             if cut < length:
                 buffer += view[cut:]
             return frames
-        buffer += data
-        cut = len(buffer) - len(buffer) % size
-        if not cut:
-            return []
+        cut = held - held % size
         with memoryview(buffer) as view:
             frames = [bytes(view[i : i + size]) for i in range(0, cut, size)]
         del buffer[:cut]

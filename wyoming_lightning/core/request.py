@@ -366,6 +366,10 @@ class RequestMachine:
         self._utterances: list[Utterance] = []
         self._current: Utterance | None = None
         self._connect_early = False
+        self._known_format: PcmFormat | None = None
+        """A format object known equal to the segmenter's: a client repeats its format with
+        every chunk (the handler passes the same object while it does), so one comparison of
+        the dataclasses per object, not per chunk."""
         self.reconnects = 0
         """Reconnections scheduled after a failure (each backoff started): the retries metric."""
         self._budget = RetryBudget(config.max_retries)
@@ -385,16 +389,13 @@ class RequestMachine:
     def handle(self, event: Event) -> list[Action]:
         """Feed one event; return what the adapters must do, in order."""
         if self.phase is not Phase.DONE:
-            self._dispatch(event)
+            _HANDLERS[type(event)](self, event)
         out, self._out = self._out, []
         return out
 
     @property
     def done(self) -> bool:
         return self.phase is Phase.DONE
-
-    def _dispatch(self, event: Event) -> None:
-        _HANDLERS[type(event)](self, event)
 
     def _start(self, fmt: PcmFormat) -> None:
         if self.phase is not Phase.AWAITING_AUDIO:
@@ -429,6 +430,7 @@ class RequestMachine:
         if error is not None:
             self._fail(ErrorCode.BAD_AUDIO, error)
             return
+        self._known_format = fmt
         if self.phase is Phase.AWAITING_AUDIO:
             self._move(Phase.STREAMING)
             self._connect_early = self.config.connect_at_start and self.route is Route.CLOUD
@@ -440,17 +442,22 @@ class RequestMachine:
         self.segmenter.count(data, fmt)
         if self.phase is not Phase.STREAMING:
             return  # after an endpoint or audio-stop: late audio has nowhere to go
-        if fmt is not None and fmt != self.segmenter.format:
-            self._segments(self.segmenter.drain())
-            self._set_format(fmt)
-            if self.phase is not Phase.STREAMING:
-                return
+        if fmt is not None and fmt is not self._known_format:
+            if fmt != self.segmenter.format:
+                self._segments(self.segmenter.drain())
+                self._set_format(fmt)
+                if self.phase is not Phase.STREAMING:
+                    return
+            else:
+                self._known_format = fmt
         if self._connect_early:
             # At the first chunk (audio-start and its first chunk come together), not at
             # audio-start itself: a client that errs in between costs the service nothing.
             self._connect_early = False
             self.uplink.early = self.uplink.connect()
-        self._segments(self.segmenter.feed(data))
+        segments = self.segmenter.feed(data)
+        if segments:  # most chunks decide nothing: the gate holds them or a frame is not full
+            self._segments(segments)
 
     @property
     def received_s(self) -> float:

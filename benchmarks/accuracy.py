@@ -21,6 +21,7 @@ from typing import Any
 from tests.kit import speech_data as sd
 from tests.kit.wer import wer
 from wyoming_lightning.core.pipeline_format import BYTES_PER_SECOND
+from wyoming_lightning.core.segmenter import billed_bound_s
 
 from .harness import (
     BRIDGE_ENV,
@@ -93,7 +94,7 @@ async def run_config(bridge: Proc, port: int, sessions: Sequence[tuple[Script, s
                 "speech_s": speech_s,
                 "sent_s": sent_s,
                 "utterances": utterances,
-                "limit_s": 1.3 * speech_s + 0.5,
+                "limit_s": billed_bound_s(speech_s),
             }
         )
     return rows

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 from tests.kit import human_speech as hs
 from tests.kit.wer import edit_distance, normalise_words, wer
+from wyoming_lightning.core.segmenter import billed_bound_s
 from wyoming_lightning.core.vad import GateConfig, SpeechAudio, SpeechEnd, SpeechStart, VadGate
 from wyoming_lightning.core.vad.engines import create_engine
 from wyoming_lightning.emulator import create_recognizer
@@ -208,7 +209,7 @@ def main() -> None:
         pairs["long" if clip.is_long else "short"].append((clip.text, straight, bridged))
         sent_s += gated.sent_s
         speech_s += gated.speech_s
-        budget_s += 1.3 * gated.speech_s + 0.5
+        budget_s += billed_bound_s(gated.speech_s)
         ref = normalise_words(clip.text)
         e_straight = edit_distance(ref, normalise_words(straight))
         e_bridge = edit_distance(ref, normalise_words(bridged))

@@ -69,6 +69,7 @@ import numpy as np
 from tests.kit import human_speech as hs
 from tests.kit import noisy_speech as ns
 from tests.kit.wer import align, normalise_words
+from wyoming_lightning.core.segmenter import billed_bound_s
 from wyoming_lightning.core.vad import GateConfig, GateEvent, SpeechAudio, SpeechStart, VadGate
 from wyoming_lightning.core.vad.engines import create_engine
 from wyoming_lightning.emulator.recognizers import Recognizer, create_recognizer
@@ -460,7 +461,7 @@ def _row(label: str, results: Sequence[Result]) -> tuple[list[object], dict[str,
     low, high = interval(results)
     lost = sum((r.lost for r in results), Counter())
     gained = sum(r.gained for r in results)
-    over = [r.sent_s - (1.3 * r.case.clip.seconds + 0.5) for r in results]
+    over = [r.sent_s - billed_bound_s(r.case.clip.seconds) for r in results]
     cells: list[object] = [
         label,
         len(results),

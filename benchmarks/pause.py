@@ -56,6 +56,7 @@ from wyoming_lightning.core.request import (
     StartAudio,
     StopAudio,
 )
+from wyoming_lightning.core.segmenter import billed_bound_s
 from wyoming_lightning.core.vad.engines import create_engine
 from wyoming_lightning.core.vad.gate import GateConfig, VadGate
 from wyoming_lightning.emulator.config import LIVE_PATH
@@ -416,7 +417,7 @@ def run_sweep(quick: bool = False) -> Table:
         }
         splits = [max(0, len(o.finalizes_at_s) - 1) for o in outcomes.values()]
         ratios = [outcomes[c.key].sent_s / c.clip.seconds for c in cases]
-        over = sum(1 for c in cases if outcomes[c.key].sent_s > 1.3 * c.clip.seconds + 0.5)
+        over = sum(1 for c in cases if outcomes[c.key].sent_s > billed_bound_s(c.clip.seconds))
         errors = sum(1 for o in outcomes.values() if o.error)
         table.add(
             [

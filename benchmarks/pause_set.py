@@ -39,6 +39,7 @@ from typing import Any, Generic, TypeVar
 
 from tests.kit import pause_set as ps
 from tests.kit.wer import wer
+from wyoming_lightning.core.segmenter import billed_bound_s
 from wyoming_lightning.core.smart_turn import load_acoustic
 from wyoming_lightning.core.turn import TurnJudge, TurnVerdict, load_judge
 from wyoming_lightning.emulator.recognizers import create_recognizer
@@ -118,11 +119,6 @@ def straight(pcm: bytes, recognizer: CachedRecognizer) -> str:
     replies.append(core.finish())
     finals = [m for r in replies for m in r.messages if m.get("is_final")]
     return " ".join(t for t in (str(m.get("transcript", "")) for m in finals) if t)
-
-
-def billed_bound_s(speech_s: float) -> float:
-    """The most audio a command may bill: its speech and a third, plus half a second."""
-    return 1.3 * speech_s + 0.5
 
 
 def run(quick: bool = False, interim_ms: int = INTERIM_MS, only: str | None = None) -> Table:

@@ -28,6 +28,7 @@ machine still slows it through the caches.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import math
@@ -48,7 +49,8 @@ from wyoming_lightning.core.request import (
     StopAudio,
 )
 from wyoming_lightning.core.vad.engines import create_engine
-from wyoming_lightning.core.vad.gate import GateConfig, VadGate
+from wyoming_lightning.core.vad.gate import VadGate
+from wyoming_lightning.services import gate_config
 from wyoming_lightning.settings.config import VAD_LAG_MS, Settings
 
 URLS = {
@@ -98,7 +100,7 @@ def trace(
     )
     gate = VadGate(
         None if vad == "off" else create_engine(vad),
-        GateConfig(pre_roll_ms=s.pre_roll_ms, hangover_ms=s.hangover_ms),
+        gate_config(dataclasses.replace(s, vad=vad)),
     )
     clock = Clock()
     machine = RequestMachine(config, gate, clock)

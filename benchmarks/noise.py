@@ -73,6 +73,7 @@ from wyoming_lightning.core.segmenter import billed_bound_s
 from wyoming_lightning.core.vad import GateConfig, GateEvent, SpeechAudio, SpeechStart, VadGate
 from wyoming_lightning.core.vad.engines import create_engine
 from wyoming_lightning.emulator.recognizers import Recognizer, create_recognizer
+from wyoming_lightning.services import gate_config
 from wyoming_lightning.settings.config import VAD_LAG_MS, Settings
 
 from . import pause
@@ -105,12 +106,7 @@ condition and placement is some five hours of Whisper on two shared cores."""
 
 def server_gate_config(**overrides: Any) -> GateConfig:
     """The gate the server builds with its defaults (services.py ``new_gate``)."""
-    base = GateConfig(
-        pre_roll_ms=SETTINGS.pre_roll_ms,
-        hangover_ms=SETTINGS.hangover_ms,
-        max_utterance_s=SETTINGS.max_utterance_s,
-    )
-    return dataclasses.replace(base, **overrides)
+    return dataclasses.replace(gate_config(SETTINGS), **overrides)
 
 
 class RecordingGate(VadGate):

@@ -52,6 +52,18 @@ def passed_settings(config: type[Any], settings: Settings) -> dict[str, Any]:
     return {f.name: getattr(settings, f.name) for f in fields(config) if f.name in names}
 
 
+def gate_config(settings: Settings) -> GateConfig:
+    """The gate the server builds for a request from ``settings``; benchmarks that replay the
+    server's gate offline build theirs here too, so they measure what the server runs."""
+    return GateConfig(
+        pre_roll_ms=settings.pre_roll_ms,
+        hangover_ms=settings.hangover_ms,
+        max_utterance_s=settings.max_utterance_s,
+        # Only where the model is the cost: webrtc's engine must follow every frame.
+        skip_quiet_db=(settings.vad_skip_quiet_db or None if settings.vad == "silero" else None),
+    )
+
+
 def bias_keywords(
     names: list[str] | None,
     terms: list[str] | None,
@@ -239,10 +251,7 @@ class Services:
 
     def new_gate(self) -> VadGate:
         """A gate for one request, with an engine lent by the pool: ``release_gate`` it."""
-        s = self.settings
-        config = GateConfig(
-            pre_roll_ms=s.pre_roll_ms, hangover_ms=s.hangover_ms, max_utterance_s=s.max_utterance_s
-        )
+        config = gate_config(self.settings)
         config.validate()  # before borrowing, so that a bad setting cannot strand an engine
         engine = None if self.vad_pool is None else self.vad_pool.acquire()
         return VadGate(engine, config)

@@ -284,6 +284,16 @@ class Settings:
         + ")",
         check=non_negative,
     )
+    vad_skip_quiet_db: float = setting(
+        1.5,
+        "with --vad silero: while no speech is near, frames less than this many dB above the "
+        "background are judged silence without running the model (0: run it on every frame)",
+        check=non_negative,
+    )
+    """The model is most of silero's cost (about 3.5 ms of CPU per audio second) and most of a
+    command stream is the quiet around the command (``python -m benchmarks.cost_ab``;
+    fidelity: ``python -m benchmarks noise --set skip_quiet_db=None``). webrtc's engine follows
+    the background itself on every frame, so it is never skipped."""
     pause_tail_ms: int = setting(
         300,
         "how much of a pause goes to the service before the rest is held back until speech "

@@ -39,6 +39,8 @@ from wyoming_lightning.core.vad.levels import (
 )
 
 _BYTES_PER_MS: Final = SAMPLE_RATE * SAMPLE_WIDTH // 1000
+#: Skipped frames the engine hears again before it judges the next one (``_warm_up``).
+WARM_UP_FRAMES: Final = 3
 #: A noise floor within this many dB of ``FLOOR_MIN_DB`` is digital silence, not a background.
 _NO_NOISE_DB: Final = 10.0
 
@@ -93,6 +95,13 @@ class GateConfig:
     sustain_max_ms: int = 1500
     lookback_above_floor_db: float | None = 6.0
     lookback_max_ms: int = 600
+    skip_quiet_db: float | None = None
+    """Frames less than this many dB above the background, while the gate is idle with no
+    speech near (no candidate onset, the last frame not speech, past the first onset window),
+    are judged silence without asking the engine (``None``: every frame is asked). For an
+    engine that costs far more than the level (silero's model: about 3.5 ms of CPU per audio
+    second, the level 0.25), most of a command stream is the quiet around it. An engine that
+    follows the background itself (webrtc's) must see every frame: leave it ``None`` there."""
 
     @property
     def effective_off_threshold(self) -> float:
@@ -134,6 +143,8 @@ class GateConfig:
             )
         if self.lookback_max_ms < 0:
             raise ValueError(f"lookback_max_ms must be >= 0, got {self.lookback_max_ms}")
+        if self.skip_quiet_db is not None and self.skip_quiet_db < 0:
+            raise ValueError(f"skip_quiet_db must be >= 0, got {self.skip_quiet_db}")
         if not self.max_utterance_s > 0:
             raise ValueError(f"max_utterance_s must be > 0, got {self.max_utterance_s}")
 
@@ -177,7 +188,11 @@ class VadGate:
             self._framer = Framer(self._frame_bytes)
             frame_ms = engine.frame_samples * 1000 / SAMPLE_RATE
             self._frame_s = frame_ms / 1000
-            if cfg.sustain_above_floor_db is not None or cfg.lookback_above_floor_db is not None:
+            if (
+                cfg.sustain_above_floor_db is not None
+                or cfg.lookback_above_floor_db is not None
+                or cfg.skip_quiet_db is not None
+            ):
                 self._band = band_energy(engine.frame_samples)
             if cfg.lookback_above_floor_db is not None:
                 self._lookback_frames = math.floor(cfg.lookback_max_ms / frame_ms)
@@ -213,6 +228,8 @@ class VadGate:
         self._in_bytes = 0
         self._out_bytes = 0
         self._speech_frames = 0
+        self._skipped_frames = 0
+        self._skipping = 0  # frames skipped since the engine was last asked
         self._segments = 0
         self._silence_bytes: int | None = None
         self._floor = NoiseFloor(frame_s=self._frame_s or 0.032)
@@ -244,6 +261,11 @@ class VadGate:
     def speech_ms(self) -> float:
         """Audio in frames the engine judged speech (0 with the VAD off)."""
         return self._speech_frames * self._frame_bytes / _BYTES_PER_MS
+
+    @property
+    def skipped_ms(self) -> float:
+        """Audio judged silence by its level alone, the engine not asked (``skip_quiet_db``)."""
+        return self._skipped_frames * self._frame_bytes / _BYTES_PER_MS
 
     @property
     def segments(self) -> int:
@@ -325,14 +347,25 @@ class VadGate:
 
     def _on_frame(self, frame: bytes, events: list[GateEvent]) -> None:
         assert self.engine is not None
-        probability = self.engine.speech_probability(frame)
-        threshold = self._off_threshold if self._in_speech else self._on_threshold
-        speech = probability > threshold
+        level = floor = None
+        if self._band is not None:
+            level = self._band.of_frame(frame)
+            floor = self._floor.update(level)
+            self._levels.append(level)
+        if self._quiet(level, floor):
+            self._skipped_frames += 1
+            self._skipping += 1
+            speech = False
+        else:
+            if self._skipping:
+                self._warm_up()
+            threshold = self._off_threshold if self._in_speech else self._on_threshold
+            speech = self.engine.speech_probability(frame) > threshold
         self._in_speech = speech
         if speech:
             self._speech_frames += 1
         self._judged_bytes += len(frame)
-        loud = self._is_loud(frame, speech)
+        loud = self._is_loud(level, floor, speech)
 
         state = self._state
         if state is _State.OPEN:
@@ -379,14 +412,40 @@ class VadGate:
         if self._candidate_speech >= self._min_speech_frames:
             self._open(events)
 
-    def _is_loud(self, frame: bytes, speech: bool) -> bool:
-        """Track the levels; True for a frame loud enough to sustain an open segment."""
-        band = self._band
-        if band is None:
+    def _quiet(self, level: float | None, floor: float | None) -> bool:
+        """True for a frame the engine need not judge: near the background, the gate idle and
+        no speech near (``GateConfig.skip_quiet_db``). The engine then never sees it; a
+        recurrent model resumes from the quiet it last saw, which is what it skipped."""
+        skip = self.config.skip_quiet_db
+        return (
+            skip is not None
+            and level is not None
+            and floor is not None
+            and level < floor + skip
+            and self._state is _State.IDLE
+            and not self._in_speech
+            and not self._candidate
+            and self._judged_bytes >= self._onset_window_frames * self._frame_bytes
+        )
+
+    def _warm_up(self) -> None:
+        """Before the engine judges a frame after skipping some, it hears the last of the
+        skipped ones (answers unused): a recurrent model that resumes cold, from the quiet it
+        heard long before, notices an onset late."""
+        assert self.engine is not None
+        count = min(self._skipping, WARM_UP_FRAMES)
+        self._skipping = 0
+        size = self._frame_bytes
+        history = self._history
+        start = len(history) - count * size
+        for at in range(max(0, start), len(history) - size + 1, size):
+            self.engine.speech_probability(bytes(history[at : at + size]))
+
+    def _is_loud(self, level: float | None, floor: float | None, speech: bool) -> bool:
+        """True for a frame loud enough to sustain an open segment; a speech frame's level
+        goes to the peak."""
+        if level is None or floor is None:
             return False
-        level = band.of_frame(frame)
-        floor = self._floor.update(level)
-        self._levels.append(level)
         if speech:
             self._peak.update(level)
             return False

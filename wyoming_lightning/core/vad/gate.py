@@ -415,7 +415,10 @@ class VadGate:
     def _quiet(self, level: float | None, floor: float | None) -> bool:
         """True for a frame the engine need not judge: near the background, the gate idle and
         no speech near (``GateConfig.skip_quiet_db``). The engine then never sees it; a
-        recurrent model resumes from the quiet it last saw, which is what it skipped."""
+        recurrent model resumes from the quiet it last saw, which is what it skipped.
+
+        The first onset window is judged whole (a stream may begin inside a word, and the
+        background is then its first frame's level) unless the frame is digital silence."""
         skip = self.config.skip_quiet_db
         return (
             skip is not None
@@ -425,7 +428,10 @@ class VadGate:
             and self._state is _State.IDLE
             and not self._in_speech
             and not self._candidate
-            and self._judged_bytes >= self._onset_window_frames * self._frame_bytes
+            and (
+                self._judged_bytes >= self._onset_window_frames * self._frame_bytes
+                or level < FLOOR_MIN_DB + _NO_NOISE_DB
+            )
         )
 
     def _warm_up(self) -> None:

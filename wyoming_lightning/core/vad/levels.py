@@ -53,7 +53,11 @@ class BandEnergy:
         # Parseval with the window's power: a full-scale white signal reads its true band share.
         power = float(np.sum(window.astype(np.float32) ** 2))
         self._scale = 2.0 / (power * frame_samples * _FULL_SCALE**2)
-        self._last: tuple[bytes | None, float] = (None, _SILENCE_DB)
+        self._last: tuple[bytes | None, float, npt.NDArray[np.float32]] = (
+            None,
+            _SILENCE_DB,
+            np.zeros(frame_samples, np.float32),
+        )
 
     def __call__(self, samples: npt.NDArray[np.float32]) -> float:
         """``samples``: one frame of int16 values as float32."""
@@ -64,12 +68,21 @@ class BandEnergy:
     def of_frame(self, frame: bytes) -> float:
         """The level of one frame of s16le bytes; the same frame object asked again (the gate
         and its engine both measure each frame) is answered from the last measure."""
-        last, level = self._last
+        last, level, _ = self._last
         if frame is last:
             return level
-        level = self(np.frombuffer(frame, dtype="<i2").astype(np.float32))
-        self._last = (frame, level)  # one assignment: a reader never sees half of it
+        samples = np.frombuffer(frame, dtype="<i2").astype(np.float32)
+        level = self(samples)
+        self._last = (frame, level, samples)  # one assignment: a reader never sees half of it
         return level
+
+    def samples_of(self, frame: bytes) -> npt.NDArray[np.float32]:
+        """The frame's samples as float32 (read-only use): the last frame measured is not
+        converted again (the webrtc engine's gain works on the frame it has just measured)."""
+        last, _, samples = self._last
+        if frame is last:
+            return samples
+        return np.frombuffer(frame, dtype="<i2").astype(np.float32)
 
 
 @functools.cache

@@ -63,19 +63,22 @@ def test_the_quiet_around_a_command_is_not_asked_and_no_segment_shrinks() -> Non
     assert asked < 0.9 * frames  # measured: 81 % (python -m benchmarks.cost_skip)
 
 
-def test_every_frame_of_an_open_segment_is_asked() -> None:
+def test_a_frame_after_speech_is_always_asked_and_a_quiet_pause_is_not() -> None:
     pcm = sd.with_silence(sd.load_speech()[0].pcm, 0.5, 1.0)
     engine = CountingSilero()
     gate = VadGate(engine, SKIP)
-    open_unasked = skipped = 0
+    after_speech_unasked = skipped = skipped_open = 0
+    was_speech = False
     for i in range(0, len(pcm) - FRAME_BYTES + 1, FRAME_BYTES):
-        was_open, before = gate.is_open, len(engine.asked)
+        was_open, asked, speech_ms = gate.is_open, len(engine.asked), gate.speech_ms
         gate.process(pcm[i : i + FRAME_BYTES])  # one frame per call
-        if len(engine.asked) == before:
+        if len(engine.asked) == asked:
             skipped += 1
-            open_unasked += was_open or gate.is_open
-    assert skipped > 0
-    assert open_unasked == 0
+            skipped_open += was_open
+            after_speech_unasked += was_speech
+        was_speech = gate.speech_ms > speech_ms
+    assert after_speech_unasked == 0
+    assert skipped_open > 0  # the digital silence after the command, while the gate is open
     assert gate.skipped_ms == skipped * SILERO_FRAME_SAMPLES / 16
 
 

@@ -96,9 +96,9 @@ class GateConfig:
     lookback_above_floor_db: float | None = 6.0
     lookback_max_ms: int = 600
     skip_quiet_db: float | None = None
-    """Frames less than this many dB above the background, while the gate is idle with no
-    speech near (no candidate onset, the last frame not speech, past the first onset window),
-    are judged silence without asking the engine (``None``: every frame is asked). For an
+    """Frames less than this many dB above the background, with no speech near (no candidate
+    onset, the last frame not speech, past the first onset window; idle or in a pause), are
+    judged silence without asking the engine (``None``: every frame is asked). For an
     engine that costs far more than the level (silero's model: about 3.5 ms of CPU per audio
     second, the level 0.25), most of a command stream is the quiet around it. An engine that
     follows the background itself (webrtc's) must see every frame: leave it ``None`` there."""
@@ -413,8 +413,9 @@ class VadGate:
             self._open(events)
 
     def _quiet(self, level: float | None, floor: float | None) -> bool:
-        """True for a frame the engine need not judge: near the background, the gate idle and
-        no speech near (``GateConfig.skip_quiet_db``). The engine then never sees it; a
+        """True for a frame the engine need not judge: near the background with no speech near
+        (the last frame not speech, no candidate onset), whether the gate is idle or in an open
+        segment's pause (``GateConfig.skip_quiet_db``). The engine then never sees it; a
         recurrent model resumes from the quiet it last saw, which is what it skipped.
 
         The first onset window is judged whole: a stream may begin inside a word (the
@@ -427,7 +428,6 @@ class VadGate:
             and level is not None
             and floor is not None
             and level < floor + skip
-            and self._state is _State.IDLE
             and not self._in_speech
             and not self._candidate
             and self._judged_bytes >= self._onset_window_frames * self._frame_bytes

@@ -20,6 +20,7 @@ from wyoming_lightning.settings.config import (
     ConfigError,
     Settings,
     build_parser,
+    finite_non_negative,
     http_url,
     listen_host,
     load_settings,
@@ -64,6 +65,7 @@ ANY_TEXT = {"zeroconf", "data_dir", "hass_token_file"}
 #: What breaks each check.
 BREAKS = {
     non_negative: "-1",
+    finite_non_negative: "nan",
     positive: "0",
     port_number: "70000",
     websocket_url: "https://x",

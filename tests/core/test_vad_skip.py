@@ -8,6 +8,7 @@ is judged silence by its level alone. These run the real silero model on the rea
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 
@@ -16,7 +17,7 @@ from wyoming_lightning.core.vad import SpeechEnd, SpeechStart, VadGate
 from wyoming_lightning.core.vad.gate import GateConfig
 from wyoming_lightning.core.vad.silero import SILERO_FRAME_SAMPLES, SileroEngine
 from wyoming_lightning.services import gate_config
-from wyoming_lightning.settings.config import Settings
+from wyoming_lightning.settings.config import ConfigError, Settings, load_settings
 
 FRAME_BYTES = 2 * SILERO_FRAME_SAMPLES
 SKIP = GateConfig(skip_quiet_db=1.5)
@@ -98,6 +99,13 @@ def test_the_server_skips_only_with_silero_and_only_when_asked() -> None:
     assert gate_config(off).skip_quiet_db is None
 
 
-def test_a_negative_margin_is_refused_in_words() -> None:
+@pytest.mark.parametrize("margin", [-1.0, math.nan, math.inf])
+def test_a_margin_that_is_no_number_of_db_is_refused_in_words(margin: float) -> None:
     with pytest.raises(ValueError, match="skip_quiet_db must be >= 0"):
-        GateConfig(skip_quiet_db=-1.0).validate()
+        GateConfig(skip_quiet_db=margin).validate()
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf"])
+def test_the_setting_refuses_what_is_no_margin_at_start_up(value: str) -> None:
+    with pytest.raises(ConfigError, match="--vad-skip-quiet-db must be a number >= 0"):
+        load_settings(["--vad-skip-quiet-db", value], {"SMALLEST_API_KEY": "k"})

@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import math
 import os
 import re
 import sys
@@ -91,6 +92,10 @@ REGION_CHOICES = ("default", "auto")
 
 def non_negative(value: float) -> str | None:
     return "cannot be negative" if value < 0 else None
+
+
+def finite_non_negative(value: float) -> str | None:
+    return "must be a number >= 0" if not 0 <= value < math.inf else None
 
 
 def positive(value: float) -> str | None:
@@ -288,7 +293,7 @@ class Settings:
         1.5,
         "with --vad silero: while no speech is near, frames less than this many dB above the "
         "background are judged silence without running the model (0: run it on every frame)",
-        check=non_negative,
+        check=finite_non_negative,
     )
     """The model is most of silero's cost (about 3.5 ms of CPU per audio second) and most of a
     command stream is the quiet around the command (``python -m benchmarks.cost_ab``;

@@ -143,7 +143,7 @@ class GateConfig:
             )
         if self.lookback_max_ms < 0:
             raise ValueError(f"lookback_max_ms must be >= 0, got {self.lookback_max_ms}")
-        if self.skip_quiet_db is not None and self.skip_quiet_db < 0:
+        if self.skip_quiet_db is not None and not 0 <= self.skip_quiet_db < math.inf:
             raise ValueError(f"skip_quiet_db must be >= 0, got {self.skip_quiet_db}")
         if not self.max_utterance_s > 0:
             raise ValueError(f"max_utterance_s must be > 0, got {self.max_utterance_s}")

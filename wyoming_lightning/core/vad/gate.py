@@ -229,7 +229,8 @@ class VadGate:
         self._out_bytes = 0
         self._speech_frames = 0
         self._skipped_frames = 0
-        self._skipping = 0  # frames skipped since the engine was last asked
+        # The last frames skipped since the engine was last asked, for its warm-up.
+        self._skipped: deque[bytes] = deque(maxlen=WARM_UP_FRAMES)
         self._segments = 0
         self._silence_bytes: int | None = None
         self._floor = NoiseFloor(frame_s=self._frame_s or 0.032)
@@ -354,10 +355,10 @@ class VadGate:
             self._levels.append(level)
         if self._quiet(level, floor):
             self._skipped_frames += 1
-            self._skipping += 1
+            self._skipped.append(frame)
             speech = False
         else:
-            if self._skipping:
+            if self._skipped:
                 self._warm_up()
             threshold = self._off_threshold if self._in_speech else self._on_threshold
             speech = self.engine.speech_probability(frame) > threshold
@@ -438,13 +439,9 @@ class VadGate:
         skipped ones (answers unused): a recurrent model that resumes cold, from the quiet it
         heard long before, notices an onset late."""
         assert self.engine is not None
-        count = min(self._skipping, WARM_UP_FRAMES)
-        self._skipping = 0
-        size = self._frame_bytes
-        history = self._history
-        start = len(history) - count * size
-        for at in range(max(0, start), len(history) - size + 1, size):
-            self.engine.speech_probability(bytes(history[at : at + size]))
+        for frame in self._skipped:
+            self.engine.speech_probability(frame)
+        self._skipped.clear()
 
     def _is_loud(self, level: float | None, floor: float | None, speech: bool) -> bool:
         """True for a frame loud enough to sustain an open segment; a speech frame's level

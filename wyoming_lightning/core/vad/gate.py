@@ -229,8 +229,7 @@ class VadGate:
         self._out_bytes = 0
         self._speech_frames = 0
         self._skipped_frames = 0
-        # The last frames skipped since the engine was last asked, for its warm-up.
-        self._skipped: deque[bytes] = deque(maxlen=WARM_UP_FRAMES)
+        self._skipping = 0  # frames skipped since the engine was last asked
         self._segments = 0
         self._silence_bytes: int | None = None
         self._floor = NoiseFloor(frame_s=self._frame_s or 0.032)
@@ -355,10 +354,10 @@ class VadGate:
             self._levels.append(level)
         if self._quiet(level, floor):
             self._skipped_frames += 1
-            self._skipped.append(frame)
+            self._skipping += 1
             speech = False
         else:
-            if self._skipped:
+            if self._skipping:
                 self._warm_up()
             threshold = self._off_threshold if self._in_speech else self._on_threshold
             speech = self.engine.speech_probability(frame) > threshold
@@ -439,9 +438,13 @@ class VadGate:
         skipped ones (answers unused): a recurrent model that resumes cold, from the quiet it
         heard long before, notices an onset late."""
         assert self.engine is not None
-        for frame in self._skipped:
-            self.engine.speech_probability(frame)
-        self._skipped.clear()
+        count = min(self._skipping, WARM_UP_FRAMES)
+        self._skipping = 0
+        size = self._frame_bytes
+        history = self._history
+        start = len(history) - count * size
+        for at in range(max(0, start), len(history) - size + 1, size):
+            self.engine.speech_probability(bytes(history[at : at + size]))
 
     def _is_loud(self, level: float | None, floor: float | None, speech: bool) -> bool:
         """True for a frame loud enough to sustain an open segment; a speech frame's level

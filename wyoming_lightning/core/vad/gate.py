@@ -436,7 +436,12 @@ class VadGate:
     def _warm_up(self) -> None:
         """Before the engine judges a frame after skipping some, it hears the last of the
         skipped ones (answers unused): a recurrent model that resumes cold, from the quiet it
-        heard long before, notices an onset late."""
+        heard long before, notices an onset late.
+
+        They are replayed from the idle history, so in an open segment's pause (which the
+        history does not keep) the model resumes directly. Measured (``python -m benchmarks
+        noise``): replaying a pause's frames too split more commands (words lost at splits,
+        fan 10 dB 37 -> 47, pink 10 dB 31 -> 38, hum 20 dB 11 -> 15)."""
         assert self.engine is not None
         count = min(self._skipping, WARM_UP_FRAMES)
         self._skipping = 0

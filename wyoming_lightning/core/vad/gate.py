@@ -441,7 +441,7 @@ class VadGate:
         They are replayed from the idle history, so in an open segment's pause (which the
         history does not keep) the model resumes directly. Measured (``python -m benchmarks
         noise``): replaying a pause's frames too split more commands (words lost at splits,
-        fan 10 dB 37 -> 47, pink 10 dB 31 -> 38, hum 20 dB 11 -> 15)."""
+        fan 10 dB 39 -> 47, pink 10 dB 31 -> 38, hum 20 dB 11 -> 15)."""
         assert self.engine is not None
         count = min(self._skipping, WARM_UP_FRAMES)
         self._skipping = 0

@@ -295,9 +295,10 @@ class Settings:
         "background are judged silence without running the model (0: run it on every frame)",
         check=finite_non_negative,
     )
-    """The model is most of silero's cost (about 3.5 ms of CPU per audio second) and most of a
-    command stream is the quiet around the command (``python -m benchmarks.cost_ab``;
-    fidelity: ``python -m benchmarks noise --set skip_quiet_db=None``). webrtc's engine follows
+    """The model is most of silero's cost (about 3.5 ms of CPU per audio second), and a third of
+    the ``cost`` table's frames are the quiet around and within a command (``python -m
+    benchmarks.cost_skip``, ``cost_ab``; fidelity: ``python -m benchmarks noise --set
+    skip_quiet_db=None``). webrtc's engine follows
     the background itself on every frame, so it is never skipped."""
     pause_tail_ms: int = setting(
         300,

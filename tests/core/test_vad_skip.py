@@ -61,7 +61,7 @@ def test_the_quiet_around_a_command_is_not_asked_and_no_segment_shrinks() -> Non
         for (kind, at), (_, before) in zip(skipping, every, strict=True):
             # Starts no later, ends no earlier: nothing the model-on-every-frame gate sent is lost.
             assert at <= before if kind == "start" else at >= before, (sample.name, kind)
-    assert asked < 0.9 * frames  # measured: 81 % (python -m benchmarks.cost_skip)
+    assert asked < 0.8 * frames  # measured: 66 %, the warm-up included
 
 
 def test_a_frame_after_speech_is_always_asked_and_a_quiet_pause_is_not() -> None:

@@ -558,11 +558,7 @@ class Segmenter:
         more (a new utterance starting with seconds of silence gains nothing)."""
         if not gap or self.state is not SegmenterState.OPEN or not self._dictating:
             return b""
-        if self._began_ms is None:
-            return b""
-        speech_s = (self.gate.audio_in_ms - self._began_ms) / 1000
-        sent_s = self.sent_s + len(gap) / BYTES_PER_SECOND + self._tail_ms() / 1000
-        if sent_s > billed_bound_s(speech_s):
+        if not self._fits_bound(len(gap)):
             return b""
         self.kept_pause_bytes += len(gap)
         return gap
@@ -626,7 +622,7 @@ class Segmenter:
         if (
             command
             and len(command) + FRAME_BYTES < limit
-            and (self.config.re_recognize or self._rejoin_fits(len(command)))
+            and (self.config.re_recognize or self._fits_bound(len(command)))
         ):
             self._out.append(UtteranceStart(bytes(command), self._command_parts))
             self._length = len(command)
@@ -636,9 +632,10 @@ class Segmenter:
             self._out.append(UtteranceStart())
         self._command_parts += 1
 
-    def _rejoin_fits(self, replay_bytes: int) -> bool:
-        """Re-sending ``replay_bytes`` now keeps the request within the billing bound, the pause
-        tail its last utterance may still send included.
+    def _fits_bound(self, extra_bytes: int) -> bool:
+        """Sending ``extra_bytes`` more than the gate lets out (a rejoin's replay, a dictated
+        pause) now keeps the request within the billing bound, the pause tail its last
+        utterance may still send included.
 
         The audio still to come adds at most itself to what is sent (the gate sends no more
         than it hears) and 1.3 times itself to the bound, so a rejoin that fits now still fits
@@ -647,7 +644,7 @@ class Segmenter:
         if self._began_ms is None:
             return False
         speech_s = (self.gate.audio_in_ms - self._began_ms) / 1000
-        sent_s = self.sent_s + replay_bytes / BYTES_PER_SECOND
+        sent_s = self.sent_s + extra_bytes / BYTES_PER_SECOND
         tail_s = self._tail_ms() / 1000
         return sent_s + tail_s <= billed_bound_s(speech_s)
 

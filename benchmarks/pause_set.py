@@ -20,9 +20,11 @@ Time is the audio clock. The service's interims arrive as soon as their audio (e
 ``--interim-ms``, R = 0), its final C = 600 ms of audio after the finalize that asks for it
 (``through_machine(settle_ms=C)``), so the turn rule sees the final's words when a live one
 would. Columns: *cut* = turns ended before the clip's speech end (its last word), of the
-spliced and the human clips; *wait* = speech end -> transcript, median / p90, over the commands
-a template matches and over the others (spliced and human); *WER* of the human clips against
-their reference (straight to the service in the title: each clip in one session); *billed* =
+spliced clips, of the human clips whose pauses are within the set's 200-900 ms, and of those
+pausing longer (1.1-3.3 s, counted apart: tests/kit/pause_set.py ``RANGE_MS``); *wait* = speech
+end -> transcript, median / p90, over the commands a template matches and over the others
+(spliced and human); *WER* of the human clips against their reference, the same two groups
+(straight to the service in the title: each clip in one session); *billed* =
 audio sent over the speech (from the clip's lead to its last word, inner pauses included), and
 how many clips went over 1.3 x speech + 0.5 s; *judge* and *smart-turn*: runs and CPU per
 request.
@@ -31,10 +33,12 @@ request.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from tests.kit import pause_set as ps
@@ -151,19 +155,28 @@ def run(quick: bool = False, interim_ms: int = INTERIM_MS, only: str | None = No
     if only is not None:
         rules = [r for r in rules if r[0] in only.split(",")]
     humans = [c for c in clips if c.kind == "human"]
-    straight_pairs = [(c.text, straight(c.pcm, recognizer)) for c in humans]
-    straight_wer = f"{100 * wer(straight_pairs):.1f}" if straight_pairs else "-"
+    straight_text = {c.name: straight(c.pcm, recognizer) for c in humans}
+
+    def _wer(pairs: list[tuple[str, str]]) -> str:
+        return f"{100 * wer(pairs):.1f}" if pairs else "-"
+
+    straight_wer = " / ".join(
+        _wer([(c.text, straight_text[c.name]) for c in humans if c.in_range is group])
+        for group in (True, False)
+    )
     table = Table(
         "pause_set",
         f"End of turn on the pause set ({len(clips)} clips), C = {C_MS} ms, R = 0, interims "
-        f"every {interim_ms} ms of audio; WER straight to the service {straight_wer} %",
+        f"every {interim_ms} ms of audio; WER straight to the service {straight_wer} % "
+        f"(human clips, pauses up to {ps.RANGE_MS} ms / longer)",
         [
             "rule",
             "cut spliced",
-            "cut human",
+            f"cut human (pauses <= {ps.RANGE_MS} ms)",
+            "cut human (longer)",
             "wait matched ms (med / p90)",
             "wait unmatched ms",
-            "WER human %",
+            "WER human % (in range / longer)",
             "billed s / speech s (over bound)",
             "judge calls/req",
             "judge CPU ms/req (mean / max)",
@@ -175,10 +188,11 @@ def run(quick: bool = False, interim_ms: int = INTERIM_MS, only: str | None = No
         heard = _Timed(model) if smart and model is not None else None
         model_cpu: list[float] = []
         model_runs: list[int] = []
-        cut = {"spliced": 0, "human": 0}
-        total = {"spliced": 0, "human": 0}
+        cut = {"spliced": 0, "human": 0, "human, longer pauses": 0}
+        total = dict.fromkeys(cut, 0)
         waits: dict[bool, list[float]] = {True: [], False: []}
-        pairs: list[tuple[str, str]] = []
+        pairs: dict[bool, list[tuple[str, str]]] = {True: [], False: []}
+        per_clip: list[dict[str, Any]] = []
         cpu: list[float] = []
         calls: list[int] = []
         cut_names: list[str] = []
@@ -200,12 +214,26 @@ def run(quick: bool = False, interim_ms: int = INTERIM_MS, only: str | None = No
                 settle_ms=C_MS,
             )
             ended = outcome.turn_ended_s
-            total[clip.kind] += 1
-            if ended is not None and ended < clip.speech_end_s:
-                cut[clip.kind] += 1
+            group = clip.kind if clip.in_range else f"{clip.kind}, longer pauses"
+            total[group] += 1
+            was_cut = ended is not None and ended < clip.speech_end_s
+            if was_cut:
+                cut[group] += 1
                 cut_names.append(clip.name)
             if clip.kind == "human":
-                pairs.append((clip.text, outcome.text))
+                pairs[clip.in_range].append((clip.text, outcome.text))
+            per_clip.append(
+                dict(
+                    clip=clip.name,
+                    group=group,
+                    pause_ms=clip.pause_ms,
+                    speech_end_s=clip.speech_end_s,
+                    ended_s=ended,
+                    cut=was_cut,
+                    text=outcome.text,
+                    straight=straight_text.get(clip.name),
+                )
+            )
             if outcome.answered_s is not None:
                 waits[clip.text in matched].append(1000 * (outcome.answered_s - clip.speech_end_s))
             said_s = clip.speech_end_s - ps.LEAD_S
@@ -224,9 +252,10 @@ def run(quick: bool = False, interim_ms: int = INTERIM_MS, only: str | None = No
                 name,
                 f"{cut['spliced']}/{total['spliced']}",
                 f"{cut['human']}/{total['human']}",
+                f"{cut['human, longer pauses']}/{total['human, longer pauses']}",
                 _cell(waits[True]),
                 _cell(waits[False]),
-                f"{100 * wer(pairs):.1f}" if pairs else "-",
+                f"{_wer(pairs[True])} / {_wer(pairs[False])}",
                 f"{billed:.1f} / {speech:.1f} ({len(over)})",
                 f"{statistics.mean(calls):.1f}" if calls else "-",
                 f"{statistics.mean(cpu):.1f} / {max(cpu):.1f}" if cpu else "-",
@@ -246,6 +275,7 @@ def run(quick: bool = False, interim_ms: int = INTERIM_MS, only: str | None = No
             billed_s=billed,
             speech_s=speech,
             over_bound=over,
+            clips=per_clip,
         )
         if cut_names:
             table.notes.append(f"{name}: cut {', '.join(cut_names)}")
@@ -265,11 +295,16 @@ def main() -> None:
         help="audio between interims (the emulator's Whisper sends one about every 1000 ms)",
     )
     parser.add_argument("--rules", help="only these rules (comma-separated names)")
+    parser.add_argument(
+        "--json", type=Path, help="also write the table, each clip's outcome included, here"
+    )
     args = parser.parse_args()
     table = run(args.quick, args.interim_ms, args.rules)
     print(table.render())
     for note in table.notes:
         print(note)
+    if args.json:
+        args.json.write_text(json.dumps(table.as_json(), indent=1, default=str), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -8,9 +8,13 @@ an article, a preposition or a hesitation, and lasts 200-900 ms. Two kinds here:
   its make.py) joined by :data:`PAUSES_MS` of room tone (pink noise at -60 dBFS under the whole
   clip, so a pause is not digital silence); where the last part starts and the speech ends are
   known exactly;
-- *human*: the real recordings of tests/data/human under 15 s (their pauses are their own, some
-  of them long: mfa_erpause, mfa_uh, mfa_longstop); the speech end is where silero last hears
-  speech in the clip.
+- *human*: the real recordings of tests/data/human under 15 s (their pauses are their own); the
+  speech end is where silero last hears speech in the clip, and ``pause_ms`` their longest pause
+  inside the speech (silero's gate, 10 ms steps). Five of the 43 pause for longer than the 900 ms
+  the issue's set is made of (1.1-3.3 s: jfk_ask_not between "Americans" and "ask not",
+  mfa_breaths' breaths between single words, mfa_um, mfa_crossword, mfa_surround): an end of
+  turn that answers about a second after a finished command cannot wait that long, so they are
+  counted apart (:data:`RANGE_MS`), not dropped.
 
 Each clip is laid out as Home Assistant 2026.11 streams it: 0.3 s before the speech, and then
 audio until the server ends the turn (here :data:`TAIL_S` of room tone, more than any rule waits).
@@ -36,6 +40,9 @@ PAUSES_MS: Final = (200, 400, 600, 900)
 LEAD_S: Final = hs.HA_LEAD_S
 TAIL_S: Final = 3.0
 ROOM_TONE_DBFS: Final = -60.0
+RANGE_MS: Final = max(PAUSES_MS)
+"""The longest pause inside a command the set provokes (issue 24: 200-900 ms after "the",
+"for", "to" or a hesitation); a human clip pausing longer is counted apart."""
 RATE: Final = 16000
 
 
@@ -50,6 +57,12 @@ class PauseClip:
     kind: str
     """``spliced`` or ``human``."""
     pause_ms: int | None = None
+    """The pause inside the speech (spliced: the one made; human: the longest heard)."""
+
+    @property
+    def in_range(self) -> bool:
+        """Its pauses are within what the set provokes (:data:`RANGE_MS`)."""
+        return self.pause_ms is None or self.pause_ms <= RANGE_MS
 
 
 def _read(path: Path) -> bytes:
@@ -99,11 +112,21 @@ def human_clips() -> tuple[PauseClip, ...]:
     clips = []
     for clip in hs.short_clips():
         pcm = _silence(LEAD_S) + clip.pcm + _silence(TAIL_S)
-        gate = VadGate(create_engine("silero"), GateConfig())
-        gate.process(pcm)
+        engine = create_engine("silero")
+        frame_ms = engine.frame_samples * 1000 / RATE
+        gate = VadGate(engine, GateConfig())
+        longest = 0.0
+        step = RATE * 2 // 100  # 10 ms
+        for i in range(0, len(pcm), step):
+            before = gate.speech_end_ms
+            gate.process(pcm[i : i + step])
+            after = gate.speech_end_ms
+            if before is not None and after is not None and after > before:
+                # speech again: the frame that heard it began a frame before ``after``
+                longest = max(longest, after - frame_ms - before)
         end_ms = gate.speech_end_ms
         end_s = end_ms / 1000 if end_ms is not None else LEAD_S + len(clip.pcm) / 2 / RATE
-        clips.append(PauseClip(clip.name, clip.text, pcm, end_s, "human"))
+        clips.append(PauseClip(clip.name, clip.text, pcm, end_s, "human", round(longest)))
     return tuple(clips)
 
 

@@ -120,8 +120,9 @@ class RecordingGate(VadGate):
     def _note(self, events: list[GateEvent]) -> list[GateEvent]:
         for event in events:
             if isinstance(event, SpeechStart):
-                self._at = 2 * event.start_sample
-                data = event.pre_roll
+                # The pause the gate dropped (``gap``) goes out too when dictation keeps it.
+                self._at = 2 * event.start_sample - len(event.gap)
+                data = event.gap + event.pre_roll
             elif isinstance(event, SpeechAudio):
                 data = event.data
             else:

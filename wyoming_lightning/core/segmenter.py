@@ -297,6 +297,8 @@ class Segmenter:
         self.streamed_bytes = 0
         """Audio given to utterances so far (replays of a command not counted)."""
         self.replayed_bytes = 0
+        self.kept_pause_bytes = 0
+        """Pauses the gate dropped that went out all the same (dictation, ``_pause_kept``)."""
         self.received_s = 0.0
         """Seconds of audio the client sent after ``audio-start``, each chunk in its format."""
         self._out: list[Segment] = []
@@ -408,7 +410,7 @@ class Segmenter:
         dropped, plus the re-sent commands."""
         return (
             self.gate.audio_out_ms / 1000
-            + (self.replayed_bytes - self.dropped_bytes) / BYTES_PER_SECOND
+            + (self.replayed_bytes + self.kept_pause_bytes - self.dropped_bytes) / BYTES_PER_SECOND
         )
 
     def count(self, data: bytes, fmt: PcmFormat | None) -> None:
@@ -456,7 +458,7 @@ class Segmenter:
             if isinstance(event, SpeechStart):
                 if self._began_ms is None:
                     self._began_ms = event.start_sample * 1000 / SAMPLE_RATE
-                self._speech(event.pre_roll)
+                self._speech(self._pause_kept(event.gap) + event.pre_roll)
             elif isinstance(event, SpeechAudio):
                 if self._holding:
                     self._held += event.data
@@ -544,6 +546,23 @@ class Segmenter:
             if silence >= limit:
                 self._close_current()
 
+    def _pause_kept(self, gap: bytes) -> bytes:
+        """The part of a pause the gate dropped that goes out after all: all of it when an
+        utterance stays open over the pause (dictation) and the request stays within the
+        billing bound, else nothing.
+
+        A dictated recording is read as one utterance with its pauses in it; the gate cuts a
+        long pause to its hangover and the next pre-roll, and Whisper read 15-30 s recordings
+        so shortened worse than whole (``python -m benchmarks noise --only long``). Only
+        within an open utterance: a pause between utterances is the service's business no
+        more (a new utterance starting with seconds of silence gains nothing)."""
+        if not gap or self.state is not SegmenterState.OPEN or not self._dictating:
+            return b""
+        if not self._fits_bound(len(gap)):
+            return b""
+        self.kept_pause_bytes += len(gap)
+        return gap
+
     def _finalize_limit(self) -> int | None:
         """The pause that settles the open utterance: ``turn_finalize_ms`` under the turn rule
         unless the words heard for all of its speech are the start of a command ("turn on
@@ -603,7 +622,7 @@ class Segmenter:
         if (
             command
             and len(command) + FRAME_BYTES < limit
-            and (self.config.re_recognize or self._rejoin_fits(len(command)))
+            and (self.config.re_recognize or self._fits_bound(len(command)))
         ):
             self._out.append(UtteranceStart(bytes(command), self._command_parts))
             self._length = len(command)
@@ -613,9 +632,10 @@ class Segmenter:
             self._out.append(UtteranceStart())
         self._command_parts += 1
 
-    def _rejoin_fits(self, replay_bytes: int) -> bool:
-        """Re-sending ``replay_bytes`` now keeps the request within the billing bound, the pause
-        tail its last utterance may still send included.
+    def _fits_bound(self, extra_bytes: int) -> bool:
+        """Sending ``extra_bytes`` more than the gate lets out (a rejoin's replay, a dictated
+        pause) now keeps the request within the billing bound, the pause tail its last
+        utterance may still send included.
 
         The audio still to come adds at most itself to what is sent (the gate sends no more
         than it hears) and 1.3 times itself to the bound, so a rejoin that fits now still fits
@@ -624,7 +644,7 @@ class Segmenter:
         if self._began_ms is None:
             return False
         speech_s = (self.gate.audio_in_ms - self._began_ms) / 1000
-        sent_s = self.sent_s + replay_bytes / BYTES_PER_SECOND
+        sent_s = self.sent_s + extra_bytes / BYTES_PER_SECOND
         tail_s = self._tail_ms() / 1000
         return sent_s + tail_s <= billed_bound_s(speech_s)
 

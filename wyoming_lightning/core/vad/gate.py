@@ -81,6 +81,12 @@ class GateConfig:
     there is none. Measured (``python -m benchmarks noise``): of 557 noisy and clean streams
     of real speech, 27 had the first audio sent less than 100 ms before the speech, 23 with the
     look-back (the rest are words silero misses for seconds, which no look-back reaches).
+
+    A segment that opens within ``gap_max_ms`` of the last one's close carries the rest of the
+    pause (``SpeechStart.gap``): the gate sends none of it, but a caller that keeps one
+    utterance open over the pause (dictation) can send the pause whole. Whisper read 15-30 s
+    recordings with their pauses shortened to hangover + pre-roll worse than whole (one
+    recording 10 errors against 4, ``python -m benchmarks noise --only long``). 0: no gap.
     """
 
     pre_roll_ms: int = 300
@@ -103,6 +109,7 @@ class GateConfig:
     second, the level 0.25), the quiet around and within a command is worth not asking about
     (a third of the ``cost`` table's frames). An engine that
     follows the background itself (webrtc's) must see every frame: leave it ``None`` there."""
+    gap_max_ms: int = 2000
 
     @property
     def effective_off_threshold(self) -> float:
@@ -146,6 +153,8 @@ class GateConfig:
             raise ValueError(f"lookback_max_ms must be >= 0, got {self.lookback_max_ms}")
         if self.skip_quiet_db is not None and not 0 <= self.skip_quiet_db < math.inf:
             raise ValueError(f"skip_quiet_db must be >= 0, got {self.skip_quiet_db}")
+        if self.gap_max_ms < 0:
+            raise ValueError(f"gap_max_ms must be >= 0, got {self.gap_max_ms}")
         if not self.max_utterance_s > 0:
             raise ValueError(f"max_utterance_s must be > 0, got {self.max_utterance_s}")
 
@@ -183,6 +192,7 @@ class VadGate:
         self._band: BandEnergy | None = None
         self._frame_s = 0.0
         self._lookback_frames = 0
+        self._gap_max_bytes = 0
         self._history_keep = self._pre_roll_bytes
         if engine is not None:
             self._frame_bytes = engine.frame_samples * SAMPLE_WIDTH
@@ -198,7 +208,8 @@ class VadGate:
             if cfg.lookback_above_floor_db is not None:
                 self._lookback_frames = math.floor(cfg.lookback_max_ms / frame_ms)
             lookback_bytes = self._lookback_frames * self._frame_bytes
-            self._history_keep = self._pre_roll_bytes + lookback_bytes
+            self._gap_max_bytes = round(cfg.gap_max_ms * SAMPLE_RATE / 1000) * SAMPLE_WIDTH
+            self._history_keep = self._pre_roll_bytes + lookback_bytes + self._gap_max_bytes
             self._min_speech_frames = max(1, math.ceil(cfg.min_speech_ms / frame_ms))
             self._onset_window_frames = max(
                 self._min_speech_frames, math.ceil(cfg.onset_window_ms / frame_ms)
@@ -236,6 +247,8 @@ class VadGate:
         self._floor = NoiseFloor(frame_s=self._frame_s or 0.032)
         self._peak = SpeechPeak(frame_s=self._frame_s or 0.032)
         self._speech_end_bytes: int | None = None
+        self._closed_at_bytes: int | None = None
+        """Where the last segment closed for silence, in bytes judged (None: no such close)."""
         # Levels of the last judged frames (newest last), for the onset look-back.
         self._levels: deque[float] = deque(
             maxlen=self._lookback_frames + self._onset_window_frames + 1
@@ -489,13 +502,22 @@ class VadGate:
     def _open(self, events: list[GateEvent]) -> None:
         audio = b"".join(self._candidate)
         keep = self._pre_roll_length()
-        pre_roll = bytes(self._history[len(self._history) - keep :]) if keep else b""
-        self._history.clear()
+        history = self._history
+        pre_roll = bytes(history[len(history) - keep :]) if keep else b""
+        begin = self._judged_bytes - len(audio) - len(pre_roll)
+        # The pause since the last close, if the history still holds all of it.
+        pause = -1 if self._closed_at_bytes is None else begin - self._closed_at_bytes
+        held = len(history) - keep
+        gap = (
+            bytes(history[held - pause : held])
+            if 0 < pause <= min(self._gap_max_bytes, held)
+            else b""
+        )
+        history.clear()
         self._candidate.clear()
         self._candidate_is_speech.clear()
         self._candidate_speech = 0
-        start = (self._judged_bytes - len(audio) - len(pre_roll)) // SAMPLE_WIDTH
-        events.append(SpeechStart(pre_roll, start))
+        events.append(SpeechStart(pre_roll, begin // SAMPLE_WIDTH, gap))
         events.append(SpeechAudio(audio))
         self._segments += 1
         self._segment_bytes = len(pre_roll) + len(audio)
@@ -509,6 +531,7 @@ class VadGate:
 
     def _close(self, reason: EndReason, events: list[GateEvent]) -> None:
         events.append(SpeechEnd(reason))
+        self._closed_at_bytes = self._judged_bytes if reason == "silence" else None
         self._silent_frames = 0
         self._segment_bytes = 0
         self._state = _State.BLOCKED if reason == "max_utterance" else _State.IDLE

@@ -108,3 +108,28 @@ def test_words_no_template_decides_are_not_cut_when_interims_come_a_second_apart
     paused = clip(name)
     ended, _, text = run(paused, whisper(HA_INTERIM_MS))
     assert ended >= paused.speech_end_s, f"cut {paused.speech_end_s - ended:.2f} s early: {text!r}"
+
+
+OVER_THE_BOUND_BEFORE = ("front_door@600", "front_door@900", "kitchen_lights@600")
+"""Billed over 1.3 x speech + 0.5 s before the fix (3.07 s for 1.89 s of speech, 3.39 for 2.19,
+3.10 for 2.00): the rejoin counted the first utterance's pre-roll as speech."""
+
+
+@pytest.mark.parametrize("name", OVER_THE_BOUND_BEFORE)
+def test_a_rejoined_command_bills_within_the_bound_of_its_speech(
+    name: str, recognizer: CachedRecognizer
+) -> None:
+    paused = clip(name)
+    judge = load_judge("en")
+    outcome = through_machine(
+        paused.pcm,
+        recognizer,
+        DEFAULTS.finalize_after_ms,
+        re_recognize=DEFAULTS.re_recognize,
+        vad_lag_ms=VAD_LAG_MS["silero"],
+        settings=rule_settings(judge, DEFAULTS.turn_finalize_ms),
+        audio_stop=False,
+        settle_ms=C_MS,
+    )
+    speech_s = paused.speech_end_s - ps.LEAD_S  # the lead is silence: no part of the speech
+    assert outcome.sent_s <= 1.3 * speech_s + 0.5, f"{outcome.sent_s:.2f} s for {speech_s:.2f} s"

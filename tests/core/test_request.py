@@ -1118,11 +1118,12 @@ def test_without_re_recognition_the_parts_are_joined() -> None:
 
 def test_a_rejoin_re_sends_the_command_within_the_bound_and_its_text_waits_for_audio_stop() -> None:
     # The default (rejoin): "one two", a pause the gate closes in, "three". Re-sending the
-    # first part costs 0.99 s, and the request stays within 1.3 x its speech + 0.5 s.
+    # first part costs 0.99 s, and the request stays within 1.3 x its speech + 0.5 s, the
+    # speech counted from its first word to its last (the 1.8 s pause inside it included).
     d = machine(PULSE, vad="webrtc", rejoin=True)
     d.start()
     d.open()
-    head = silence(300) + encode_phrase("one two") + silence(900)
+    head = silence(300) + encode_phrase("one two") + silence(1800)
     pcm = head + encode_phrase("three") + silence(700)
     cut = len(head) // 320 * 320
     d.audio(pcm[:cut])
@@ -1134,7 +1135,8 @@ def test_a_rejoin_re_sends_the_command_within_the_bound_and_its_text_waits_for_a
     d.stop()
     again = d.sent_audio(1)[len(first) :]
     assert again.startswith(first), "the second turn starts from the command's first byte"
-    assert len(d.sent_audio(1)) / 32000 <= 1.3 * (len(pcm) - 300 * 32) / 32000 + 0.5
+    speech = len(pcm) - (300 + 700) * 32
+    assert len(d.sent_audio(1)) / 32000 <= 1.3 * speech / 32000 + 0.5
     d.message(1, final("one two three", from_finalize=True))
     assert d.transcript() == act.Transcript("one two three", "en"), "replaced, not joined"
     assert [a.text for a in d.of(act.TranscriptChunk)] == ["one two three"]

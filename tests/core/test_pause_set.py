@@ -15,7 +15,7 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.cached_recognizer import CachedRecognizer
-from benchmarks.pause import through_machine
+from benchmarks.pause import Outcome, through_machine
 from benchmarks.pause_set import C_MS, INTERIM_MS, rule_settings
 from tests.kit import pause_set as ps
 from wyoming_lightning.core.turn import load_judge
@@ -56,8 +56,8 @@ def recognizer() -> CachedRecognizer:
     return whisper(INTERIM_MS)
 
 
-def run(clip: ps.PauseClip, recognizer: CachedRecognizer) -> tuple[float, float, str]:
-    """(turn ended, answered, text): seconds of the clip's audio clock, and the transcript."""
+def outcome_of(clip: ps.PauseClip, recognizer: CachedRecognizer) -> Outcome:
+    """The request as HA 2026.11 streams it with server endpointing, the server's defaults."""
     judge = load_judge("en")
     assert judge is not None
     outcome = through_machine(
@@ -71,6 +71,12 @@ def run(clip: ps.PauseClip, recognizer: CachedRecognizer) -> tuple[float, float,
         settle_ms=C_MS,
     )
     assert outcome.error is None, outcome.error
+    return outcome
+
+
+def run(clip: ps.PauseClip, recognizer: CachedRecognizer) -> tuple[float, float, str]:
+    """(turn ended, answered, text): seconds of the clip's audio clock, and the transcript."""
+    outcome = outcome_of(clip, recognizer)
     assert outcome.turn_ended_s is not None and outcome.answered_s is not None
     return outcome.turn_ended_s, outcome.answered_s, outcome.text
 
@@ -120,16 +126,6 @@ def test_a_rejoined_command_bills_within_the_bound_of_its_speech(
     name: str, recognizer: CachedRecognizer
 ) -> None:
     paused = clip(name)
-    judge = load_judge("en")
-    outcome = through_machine(
-        paused.pcm,
-        recognizer,
-        DEFAULTS.finalize_after_ms,
-        re_recognize=DEFAULTS.re_recognize,
-        vad_lag_ms=VAD_LAG_MS["silero"],
-        settings=rule_settings(judge, DEFAULTS.turn_finalize_ms),
-        audio_stop=False,
-        settle_ms=C_MS,
-    )
+    outcome = outcome_of(paused, recognizer)
     speech_s = paused.speech_end_s - ps.LEAD_S  # the lead is silence: no part of the speech
     assert outcome.sent_s <= 1.3 * speech_s + 0.5, f"{outcome.sent_s:.2f} s for {speech_s:.2f} s"

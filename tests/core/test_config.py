@@ -72,6 +72,9 @@ def test_no_key_means_local_only_and_english() -> None:
         (["--no-speech-timeout", "-1"], {}, "--no-speech-timeout must be positive"),
         ([], {"LIGHTNING_MAX_COMMAND": "0"}, "^LIGHTNING_MAX_COMMAND must be positive"),
         (["--dialect", "lightning", "--language", "ja"], {}, "not offered"),
+        # NaN passes every comparison test by failing it: "nan" parses as a float.
+        (["--dictation-after", "nan"], {}, "^--dictation-after must be a number"),
+        ([], {"LIGHTNING_RESPONSE_TIMEOUT": "nan"}, "^LIGHTNING_RESPONSE_TIMEOUT must be a num"),
     ],
 )
 def test_bad_settings_are_explained(argv: list[str], env: dict[str, str], message: str) -> None:

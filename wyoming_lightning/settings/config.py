@@ -91,6 +91,8 @@ REGION_CHOICES = ("default", "auto")
 
 
 def non_negative(value: float) -> str | None:
+    if math.isnan(value):  # NaN compares false with everything: it would pass "< 0"
+        return "must be a number"
     return "cannot be negative" if value < 0 else None
 
 
@@ -99,6 +101,8 @@ def finite_non_negative(value: float) -> str | None:
 
 
 def positive(value: float) -> str | None:
+    if math.isnan(value):
+        return "must be a number"
     return "must be positive" if value <= 0 else None
 
 

@@ -82,7 +82,8 @@ commanding, and re-sending at every pause would bill the square of its length.""
 BOUND_PER_S = 1.3
 BOUND_EXTRA_S = 0.5
 """The billing bound a rejoin keeps to (``rejoin``): a request sends at most 1.3 x its speech
-+ 0.5 s of audio, its speech counted from where the first utterance's audio began."""
++ 0.5 s of audio, its speech counted from the first utterance's first speech frame (its
+pre-roll is audio sent, not speech)."""
 
 
 def billed_bound_s(speech_s: float) -> float:

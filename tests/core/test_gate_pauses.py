@@ -12,10 +12,13 @@ every run.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from tests.kit import human_speech as hs
 from tests.kit import noisy_speech as ns
+from wyoming_lightning import services
 from wyoming_lightning.core.audio import PcmFormat
 from wyoming_lightning.core.segmenter import (
     Segment,
@@ -36,12 +39,8 @@ COMMAND = "mfa_crossword"  # 11 s, a pause over the hangover before "let's go"
 
 
 def gate_config(**overrides: object) -> GateConfig:
-    return GateConfig(
-        pre_roll_ms=DEFAULTS.pre_roll_ms,
-        hangover_ms=DEFAULTS.hangover_ms,
-        max_utterance_s=DEFAULTS.max_utterance_s,
-        **overrides,  # type: ignore[arg-type]
-    )
+    """The server's gate (services.gate_config), with ``overrides``."""
+    return replace(services.gate_config(DEFAULTS), **overrides)  # type: ignore[arg-type]
 
 
 def stream_of(name: str, condition: ns.Condition = ns.CLEAN) -> tuple[bytes, float]:

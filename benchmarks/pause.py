@@ -64,6 +64,7 @@ from wyoming_lightning.emulator.config import Dialect as EmulatorDialect
 from wyoming_lightning.emulator.params import SessionParams
 from wyoming_lightning.emulator.recognizers import Recognizer, create_recognizer
 from wyoming_lightning.emulator.session import SessionCore
+from wyoming_lightning.services import gate_config
 from wyoming_lightning.settings.config import VAD_LAG_MS, Settings
 
 from .cached_recognizer import CachedRecognizer
@@ -180,8 +181,8 @@ def through_machine(
         re_recognize=re_recognize,
         vad_lag_ms=vad_lag_ms,
     )
-    if gate is None:
-        gate = VadGate(create_engine("silero"), GateConfig())
+    if gate is None:  # the server's own gate (silero's quiet-frame skip included)
+        gate = VadGate(create_engine("silero"), gate_config(Settings(vad="silero")))
     machine = RequestMachine(config, gate, lambda: 0.0)
     conn_bytes: dict[int, int] = {}
     cores: dict[int, SessionCore] = {}

@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import cast
 
 import pytest
 
-from wyoming_lightning.wyoming.reading import HELD_BYTES, ClientProtocol
+from wyoming_lightning.wyoming.reading import HELD_BYTES, ClientProtocol, ReadCadence
 
 HANG = 30.0
 """Seconds after which a wait that should have ended is a hang (a failure, not a threshold)."""
@@ -47,8 +48,8 @@ class Collected:
 class Watched(ClientProtocol):
     """The real protocol, telling the test when the client's EOF has come in."""
 
-    def __init__(self, serve: Serve) -> None:
-        super().__init__(asyncio.StreamReader(), serve)
+    def __init__(self, serve: Serve, cadence: ReadCadence | None = None) -> None:
+        super().__init__(asyncio.StreamReader(), serve, cadence=cadence)
         self.eof_seen = asyncio.Event()
 
     def eof_received(self) -> bool | None:
@@ -58,9 +59,9 @@ class Watched(ClientProtocol):
 
 
 @contextlib.asynccontextmanager
-async def listening(serve: Serve) -> AsyncIterator[int]:
+async def listening(serve: Serve, cadence: ReadCadence | None = None) -> AsyncIterator[int]:
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: Watched(serve), "127.0.0.1", 0)
+    server = await loop.create_server(lambda: Watched(serve, cadence), "127.0.0.1", 0)
     try:
         yield server.sockets[0].getsockname()[1]
     finally:
@@ -162,3 +163,114 @@ async def test_after_the_sink_lets_go_the_reader_gets_the_rest() -> None:
     assert bytes(sink.data) == b"first"
     assert rest == [b"second"]
     assert sink.ends == []
+
+
+# ---------------------------------------------------------------------- the read cadence
+# A cadence whose own tick never comes within a test (an hour): ``close()`` is its tick, so
+# what a waiting connection does before and after it is seen without waiting on a clock.
+
+NEVER_S = 3600.0
+
+
+def is_reading(writer: asyncio.StreamWriter) -> bool:
+    """Whether the server's socket is read (a TCP transport reads and writes)."""
+    return cast(asyncio.Transport, writer.transport).is_reading()
+
+
+async def test_a_waiting_connection_reads_again_at_the_tick_and_nothing_is_lost() -> None:
+    cadence = ReadCadence(asyncio.get_running_loop(), NEVER_S)
+    sink = Collected()
+    paused: list[bool] = []
+    served = asyncio.Event()
+
+    async def serve(
+        protocol: ClientProtocol, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        protocol.attach(sink)
+        await sink.until(lambda: bytes(sink.data) == b"one")
+        protocol.wait_for_more()
+        paused.append(not is_reading(writer))
+        served.set()
+        await sink.until(lambda: bool(sink.ends))
+        writer.close()
+
+    async with listening(serve, cadence) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"one")
+        async with asyncio.timeout(HANG):
+            await served.wait()
+            writer.write(b"two")
+            writer.write(b"three")
+            writer.write_eof()
+            await writer.drain()
+            cadence.close()  # the tick: the socket is read again, the EOF with it
+            await sink.until(lambda: bool(sink.ends))
+            assert await reader.read() == b""
+        writer.close()
+    assert paused == [True], "waiting, the socket is not read"
+    assert bytes(sink.data) == b"onetwothree"
+    assert sink.ends == [None]
+
+
+async def test_the_tick_does_not_read_a_client_that_reads_none_of_its_answers() -> None:
+    """Flow control wins: a client whose answers pile up is not read again by the tick, only
+    when it reads them (as without a cadence)."""
+    cadence = ReadCadence(asyncio.get_running_loop(), NEVER_S)
+    sink = Collected()
+    reading: list[bool] = []
+    blocked = asyncio.Event()
+
+    async def serve(
+        protocol: ClientProtocol, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        protocol.attach(sink)
+        await sink.until(lambda: bytes(sink.data) == b"one")
+        protocol.wait_for_more()
+        high = writer.transport.get_write_buffer_limits()[1]
+        while writer.transport.get_write_buffer_size() <= high:  # the client reads nothing
+            writer.write(bytes(1 << 16))
+        cadence.close()  # the tick comes while writes are paused
+        reading.append(is_reading(writer))
+        blocked.set()
+        await writer.drain()  # the client reads: writing, and with it reading, resumes
+        reading.append(is_reading(writer))
+        await sink.until(lambda: bool(sink.ends))
+        writer.close()
+
+    async with listening(serve, cadence) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"one")
+        async with asyncio.timeout(HANG):
+            await blocked.wait()
+            writer.write(b"two")
+            writer.write_eof()
+            while await reader.read(1 << 20):
+                pass
+        writer.close()
+    assert reading == [False, True]
+    assert bytes(sink.data) == b"onetwo"
+    assert sink.ends == [None]
+
+
+async def test_without_a_cadence_nothing_waits() -> None:
+    sink = Collected()
+    reading: list[bool] = []
+
+    async def serve(
+        protocol: ClientProtocol, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        protocol.attach(sink)
+        protocol.wait_for_more()
+        reading.append(is_reading(writer))
+        await sink.until(lambda: bool(sink.ends))
+        writer.close()
+
+    async with listening(serve) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"one")
+        writer.write_eof()
+        async with asyncio.timeout(HANG):
+            assert await reader.read() == b""
+        writer.close()
+    assert reading == [True]
+    assert bytes(sink.data) == b"one"

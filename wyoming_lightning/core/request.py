@@ -460,6 +460,14 @@ class RequestMachine:
             self._segments(segments)
 
     @property
+    def audio_may_wait_ms(self) -> float:
+        """How late the client's audio may be read without changing what this request decides
+        or when (``Segmenter.undecided_ms``; 0 unless the machine is streaming audio)."""
+        if self.phase is not Phase.STREAMING:
+            return 0.0
+        return self.segmenter.undecided_ms
+
+    @property
     def received_s(self) -> float:
         """Seconds of audio the client sent after ``audio-start``, each chunk in its format.
 

@@ -328,8 +328,56 @@ class Segmenter:
         self._settle_close = 0
         """The close whose answer ``_settle_ms`` measures."""
         self._ended = False
+        self._first_rule_ms = self._first_pause_rule_ms() - config.vad_lag_ms
+        """How far after the end of the speech on the audio clock the first pause rule may act
+        (a rule counts the VAD's lag as pause already)."""
+
+    def _first_pause_rule_ms(self) -> float:
+        """The shortest pause (or silence) at which any rule on in this request acts."""
+        config = self.config
+        rules: list[float] = [self.gate.config.hangover_ms]
+        if config.early_finalize and config.finalize_after_ms is not None:
+            rules += [config.finalize_after_ms, config.pause_tail_ms]
+            if self._quick_finalize:
+                rules.append(config.turn_finalize_ms)
+        if config.endpoint_silence_ms is not None:
+            rules += [config.endpoint_silence_ms, config.turn_complete_ms, ACOUSTIC_PAUSE_MS]
+        return min(rules)
 
     # ------------------------------------------------------------------ the entry points
+
+    @property
+    def undecided_ms(self) -> float:
+        """How much more audio can come before any rule here may decide something on it: 0
+        once a pause has begun.
+
+        The adapter may read a client's audio late by up to this much (it then arrives in
+        one piece): while someone speaks, nothing here is decided by the audio clock until
+        ``_first_rule_ms`` after the last speech frame, so reading the speech a little late
+        changes no decision, nor when one is made; before the first speech, the speech may
+        begin in the next frame, and the same holds from there. Within a pause, or near a
+        cap, it does: each chunk is read as it comes (issue 27: a wake-up per 10 ms chunk was
+        most of a stream's CPU). A loud frame the VAD doubts holds the pause at 0 without
+        moving the speech's end (the gate's sustain): the room is counted from that end.
+        """
+        pause = self._pause_ms()
+        if pause is None:
+            room = self._first_rule_ms
+        elif pause > 0.0:
+            return 0.0
+        else:
+            spoken_ms = self.gate.speech_end_ms
+            assert spoken_ms is not None  # (a pause is measured from it)
+            room = self._first_rule_ms - (self.gate.audio_in_ms - spoken_ms)
+        if self._endpointing:
+            heard_ms = self.gate.audio_in_ms
+            cap = self.config.max_command_s
+            if cap is not None:
+                room = min(room, cap * 1000 - heard_ms)
+            quiet = self.config.no_speech_timeout_s
+            if quiet is not None and not self.utterances:
+                room = min(room, quiet * 1000 - heard_ms)
+        return max(0.0, room)
 
     def heard(self, text: str, *, final: bool = False) -> list[Segment]:
         """The words of the request so far (its finals and the open utterance's interim): with

@@ -415,6 +415,18 @@ class Settings:
         "(a dribbling or silent connection is closed)",
         check=positive,
     )
+    read_batch_ms: int = setting(
+        100,
+        "while someone speaks, read a client's audio every this many ms, several chunks at "
+        "once, instead of each chunk as it comes (0: each as it comes); never within a pause, "
+        "where the command's end is decided",
+        check=non_negative,
+    )
+    """A wake-up of the event loop per 10 ms chunk was most of a stream's CPU (issue 27,
+    ``docs/profile.md``). Read late only while no rule can act on the audio (the pause rules
+    start no sooner than 200 ms after the speech, less the VAD's lag and frame), so no decision
+    moves; a client that sends ``audio-stop`` while the VAD still hears speech (push-to-talk
+    released mid-word) is read up to this much later."""
     event_loop: str = setting(
         "auto",
         "the event loop (auto: uvloop when it is installed, else asyncio's)",

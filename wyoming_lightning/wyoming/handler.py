@@ -87,6 +87,9 @@ class ClientHandler:
         self._feeding = False
         self._cut = False
         self._decoder = Decoder()
+        self._arrivals = 0
+        self._waits = 0
+        """Arrivals of the client's bytes, and the waits for more after one (for --debug)."""
         self._reading: asyncio.Future[None] | None = None
         """Done when the client's events are no longer read (the connection is to end)."""
         self._read_timer: ReadTimer | None = None
@@ -156,6 +159,9 @@ class ClientHandler:
         if self._reading is None or self._reading.done():
             return
         decoder = self._decoder
+        self._arrivals += 1
+        before = self._machine
+        heard_s = before.received_s if before is not None else 0.0
         try:
             events = decoder.feed(data)
             for event in events:
@@ -181,6 +187,24 @@ class ClientHandler:
             return
         if self._read_timer is not None:
             self._read_timer.heard(events=bool(events), pending=decoder.pending)
+        machine = self._machine
+        if machine is not None:
+            arrived_s = machine.received_s - (heard_s if machine is before else 0.0)
+            self._wait_for_more(machine, arrived_s)
+
+    def _wait_for_more(self, machine: RequestMachine, arrived_s: float) -> None:
+        """Read this client's next chunks together, a cadence tick from now, when reading them
+        late cannot move any decision (``RequestMachine.audio_may_wait_ms``) and the client
+        sends in real time (an arrival of more than two ticks' audio is a client sending
+        faster: it is read as fast as it sends)."""
+        batch_ms = self._settings.read_batch_ms
+        if (
+            batch_ms > 0
+            and arrived_s * 1000 < 2 * batch_ms
+            and machine.audio_may_wait_ms >= batch_ms
+            and self._protocol.wait_for_more()
+        ):
+            self._waits += 1
 
     def ended(self, error: Exception | None) -> None:
         """The client sent EOF or the connection failed (a
@@ -239,6 +263,10 @@ class ClientHandler:
 
     async def _cleanup(self) -> None:
         self._feed(rq.ClientGone())
+        self._debug(
+            f"read in {self._arrivals} arrival(s), {self._waits} after waiting for more "
+            f"(--read-batch-ms {self._settings.read_batch_ms})"
+        )
         if self._machine is not None:
             # No client audio can come now: the VAD engine goes back before the client sees EOF.
             self._services.release_gate(self._machine.gate)

@@ -33,6 +33,46 @@ class Sink(Protocol):
         """The client sent EOF (``None``) or the connection failed; nothing more will come."""
 
 
+class ReadCadence:
+    """One timer for every connection whose reading waits for more of its audio.
+
+    A Home Assistant stream sends a chunk every 10 ms, and each arrival read on its own costs a
+    wake-up of the event loop, a ``recv`` and a pass through the handler: with webrtc, more
+    CPU than listening to the audio (issue 27, ``docs/profile.md``). While the request's
+    decisions cannot depend on it (someone is speaking; ``RequestMachine.audio_may_wait_ms``),
+    a connection stops reading after an arrival and reads again at this cadence's next tick,
+    finding several chunks in its socket. One timer for all of them: a timer per connection
+    per arrival would cost what the wait saves. (Waiting a whole period each time, for the
+    second of two ticks half a period apart, read 7 chunks at once instead of 5 and saved no
+    more: ``python -m benchmarks.cost_ab``.)
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, period_s: float) -> None:
+        self.period_s = period_s
+        """The longest a waiting connection waits (on average half of it)."""
+        self._loop = loop
+        self._waiting: list[ClientProtocol] = []
+        self._tick: asyncio.TimerHandle | None = None
+
+    def wait(self, protocol: ClientProtocol) -> None:
+        """``protocol`` reads again at the next tick (it has paused its reading itself)."""
+        self._waiting.append(protocol)
+        if self._tick is None:
+            self._tick = self._loop.call_later(self.period_s, self._read_again)
+
+    def _read_again(self) -> None:
+        self._tick = None
+        waiting, self._waiting = self._waiting, []
+        for protocol in waiting:
+            protocol.waited()
+
+    def close(self) -> None:
+        """Every waiting connection reads again now; the timer is gone."""
+        if self._tick is not None:
+            self._tick.cancel()
+        self._read_again()
+
+
 class ClientProtocol(asyncio.StreamReaderProtocol):
     """A ``StreamReaderProtocol`` whose bytes go to an attached :class:`Sink` instead.
 
@@ -53,6 +93,7 @@ class ClientProtocol(asyncio.StreamReaderProtocol):
         | None = None,
         *,
         send_timeout_s: float = 10.0,
+        cadence: ReadCadence | None = None,
     ) -> None:
         callback: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]] | None
         callback = None
@@ -74,6 +115,9 @@ class ClientProtocol(asyncio.StreamReaderProtocol):
         self._send_timeout_s = send_timeout_s
         self._resume: asyncio.TimerHandle | None = None
         self._socket: asyncio.ReadTransport | None = None
+        self._cadence = cadence
+        self._waiting = False
+        """Reading paused until the cadence's next tick (:meth:`wait_for_more`)."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._socket = cast(asyncio.ReadTransport, transport)  # a socket's or a pipe's
@@ -143,6 +187,29 @@ class ClientProtocol(asyncio.StreamReaderProtocol):
             self._told_end = True
             sink.ended(error)
 
+    # ------------------------------------------------------------------ read cadence
+
+    def wait_for_more(self) -> bool:
+        """Read nothing more until the cadence's next tick (then what came meanwhile arrives
+        at once); whether it now waits. Only while a sink reads and nothing else holds the
+        reading back; without a cadence, nothing changes."""
+        cadence = self._cadence
+        if cadence is None or self._sink is None or self._reading_paused:
+            return False
+        self._pause_reading()
+        if self._reading_paused:
+            self._waiting = True
+            cadence.wait(self)
+        return self._waiting
+
+    def waited(self) -> None:
+        """The cadence's tick: read again, unless writes to the client hold the reading back
+        meanwhile (flow control resumes it then)."""
+        if self._waiting:
+            self._waiting = False
+            if not self._writing_paused and self._resume is None:
+                self._resume_reading()
+
     # ------------------------------------------------------------------ flow control
 
     def pause_writing(self) -> None:
@@ -171,6 +238,7 @@ class ClientProtocol(asyncio.StreamReaderProtocol):
             self._reading_paused = True
 
     def _resume_reading(self) -> None:
+        self._waiting = False
         self._cancel_resume()
         socket = self._socket
         if self._reading_paused and socket is not None:

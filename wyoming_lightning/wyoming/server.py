@@ -28,7 +28,7 @@ from wyoming_lightning.ops.listen import tcp_listener
 from wyoming_lightning.services import Services
 from wyoming_lightning.settings.cli import parse_uri
 from wyoming_lightning.wyoming.handler import LINGER_MAX_S, LINGER_QUIET_S, ClientHandler
-from wyoming_lightning.wyoming.reading import ClientProtocol
+from wyoming_lightning.wyoming.reading import ClientProtocol, ReadCadence
 from wyoming_lightning.wyoming.wire import MAX_HEADER_BYTES, WireError, encode_event, read_event
 
 _LOGGER = logging.getLogger(__name__)
@@ -92,6 +92,9 @@ class WyomingServer:
         self._stopping = asyncio.Event()
         self._refused_open = 0
         self._unix_socket: tuple[Path, int] | None = None
+        self._cadence: ReadCadence | None = None
+        """The connections' read cadence while someone speaks (``--read-batch-ms``), made with
+        the first connection (it needs the running loop)."""
         """The socket file this server made, and its inode, to remove on the way out."""
 
     @property
@@ -169,6 +172,8 @@ class WyomingServer:
                 await asyncio.wait(pending, timeout=CUT_GRACE_S / 2)
         if self._server is not None:
             await self._server.wait_closed()
+        if self._cadence is not None:
+            self._cadence.close()
         self._remove_socket_file()
 
     def _remove_socket_file(self) -> None:
@@ -192,8 +197,13 @@ class WyomingServer:
     def _protocol(self) -> ClientProtocol:
         """A new connection's protocol: its bytes go to its handler as they arrive."""
         reader = asyncio.StreamReader(limit=MAX_HEADER_BYTES)
-        send_timeout_s = self.services.settings.send_timeout_s
-        return ClientProtocol(reader, self._accept, send_timeout_s=send_timeout_s)
+        settings = self.services.settings
+        if self._cadence is None and settings.read_batch_ms > 0:
+            loop = asyncio.get_running_loop()
+            self._cadence = ReadCadence(loop, settings.read_batch_ms / 1000)
+        return ClientProtocol(
+            reader, self._accept, send_timeout_s=settings.send_timeout_s, cadence=self._cadence
+        )
 
     async def _accept(
         self, protocol: ClientProtocol, reader: asyncio.StreamReader, writer: asyncio.StreamWriter

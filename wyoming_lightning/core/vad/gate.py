@@ -262,6 +262,11 @@ class VadGate:
         return self._state is _State.OPEN
 
     @property
+    def frame_ms(self) -> float:
+        """The engine's frame: audio the gate may hold unjudged (0 with the VAD off)."""
+        return self._frame_s * 1000
+
+    @property
     def audio_in_ms(self) -> float:
         """Audio received by ``process``."""
         return self._in_bytes / _BYTES_PER_MS

@@ -25,6 +25,7 @@ from wyoming_lightning.core.vad.pool import EnginePool
 from wyoming_lightning.info import build_info
 from wyoming_lightning.local.recognizer import LocalRecognizer
 from wyoming_lightning.ops.guard import Guard
+from wyoming_lightning.ops.stop_habits import StopHabits
 from wyoming_lightning.settings.config import VAD_LAG_MS, Settings
 
 NAME_WEIGHT = 2.0
@@ -106,6 +107,8 @@ class Services:
     _region_prober: RegionProber | None = field(init=False)
     habits: ServiceHabits = field(default_factory=ServiceHabits)
     """What every request has learnt of the service (transcript.ServiceHabits)."""
+    stop_habits: StopHabits = field(default_factory=StopHabits)
+    """How each client ends its audio: whose speech may be read in batches (stop_habits.py)."""
     _usage_tag: str = field(init=False)
     home_keywords: tuple[Keyword, ...] = field(default=(), init=False)
     """The home's names as last read from Home Assistant (hass/home_names.py replaces the

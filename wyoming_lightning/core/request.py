@@ -377,6 +377,8 @@ class RequestMachine:
         self.uplink = Uplink(config, self._url, self._utterances, self._timers, clock, self._emit)
         """The sessions with the service and what goes on them (uplink.py)."""
         self._deadline = AnswerDeadline(config.final_timeout_s, config.response_timeout_s)
+        self.ended_itself = False
+        """The server's endpointing, not the client's ``audio-stop``, ended the audio."""
         self._answer = Answer(
             self._utterances,
             streaming=config.streaming,
@@ -468,6 +470,11 @@ class RequestMachine:
         return self.segmenter.undecided_ms
 
     @property
+    def speaking(self) -> bool:
+        """The VAD hears speech now (``Segmenter.speaking``)."""
+        return self.segmenter.speaking
+
+    @property
     def received_s(self) -> float:
         """Seconds of audio the client sent after ``audio-start``, each chunk in its format.
 
@@ -493,6 +500,7 @@ class RequestMachine:
                 if self._current is not None:
                     self._close_utterance(self._current)
             elif type(segment) is EndOfTurn:
+                self.ended_itself = True
                 self._emit(act.Log.info(segment.reason))
                 self._stop()
 

@@ -347,6 +347,11 @@ class Segmenter:
     # ------------------------------------------------------------------ the entry points
 
     @property
+    def speaking(self) -> bool:
+        """Someone speaks now: the VAD's last judged frame was speech (no pause has begun)."""
+        return self._pause_ms() == 0.0
+
+    @property
     def undecided_ms(self) -> float:
         """How much more audio can come before any rule here may decide something on it: 0
         once a pause has begun.

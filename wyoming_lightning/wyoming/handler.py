@@ -102,6 +102,8 @@ class ClientHandler:
         self._cloud = CloudSessions(services, self._guard, self._feed, self._debug)
         """The request's sockets to the service, by the machine's session number."""
         self._peer = Peer.of(writer)
+        self._peer_key = self._peer.key
+        """The client's address as limits and habits know it (parsed once: read per arrival)."""
         self._ticket: Ticket | None = None
         """The request's account with the guard, from its admission on."""
         self._crash: BaseException | None = None
@@ -194,13 +196,15 @@ class ClientHandler:
 
     def _wait_for_more(self, machine: RequestMachine, arrived_s: float) -> None:
         """Read this client's next chunks together, a cadence tick from now, when reading them
-        late cannot move any decision (``RequestMachine.audio_may_wait_ms``) and the client
-        sends in real time (an arrival of more than two ticks' audio is a client sending
-        faster: it is read as fast as it sends)."""
+        late cannot move any decision (``RequestMachine.audio_may_wait_ms``), the client sends
+        in real time (an arrival of more than two ticks' audio is a client sending faster: it
+        is read as fast as it sends) and it is known to send ``audio-stop`` only in a pause
+        (``ops/stop_habits.py``: else its stop could wait in the socket)."""
         batch_ms = self._settings.read_batch_ms
         if (
             batch_ms > 0
             and arrived_s * 1000 < 2 * batch_ms
+            and self._services.stop_habits.may_wait(self._peer_key)
             and machine.audio_may_wait_ms >= batch_ms
             and self._protocol.wait_for_more()
         ):
@@ -262,6 +266,9 @@ class ClientHandler:
         self._finished.set()
 
     async def _cleanup(self) -> None:
+        if self._machine is not None and self._machine.ended_itself and not self._client_stopped:
+            # The server ended the command (HA 2026.11 sends no audio-stop): in a pause.
+            self._services.stop_habits.ended(self._peer_key, in_speech=False)
         self._feed(rq.ClientGone())
         self._debug(
             f"read in {self._arrivals} arrival(s), {self._waits} after waiting for more "
@@ -336,6 +343,11 @@ class ClientHandler:
         elif AudioStop.is_type(event.type):
             if self._ticket is not None:
                 self._ticket.observe(Occurrence.AUDIO_STOPPED)
+            machine = self._machine
+            if machine is not None and not self._client_stopped and not machine.ended_itself:
+                # Where the client stops: in a pause (or before any speech), or while the VAD
+                # still hears speech.
+                self._services.stop_habits.ended(self._peer_key, in_speech=machine.speaking)
             self._client_stopped = True
             if self._cut_short is None:
                 self._feed_request(rq.StopAudio())

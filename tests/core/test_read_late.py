@@ -6,9 +6,10 @@ on the audio still to come: audio read late then reaches the segmenter late, and
 made on it (settling an utterance at a pause, holding a pause back, ending the turn) would be
 made late. Here the server's own segmenter and gate, as ``Services`` builds them, hear real
 recordings chunk by chunk as Home Assistant streams them; after every chunk, the room the
-segmenter gives must hold no decision: none in the next ``undecided_ms`` of audio. Every rule
-set the server has is tried (audio-stop from the client, the server's endpointing with the turn
-rule, each VAD), and the room must be wide enough, often enough, to be worth reading late.
+segmenter gives must hold no decision: none in the next ``undecided_ms`` of audio. The rule
+sets that allow it are tried (audio-stop from the client, the server's endpointing on its
+silence timer, each VAD), and the room must be wide enough, often enough, to be worth reading
+late; the turn rule, which reads the audio clock when words arrive, gives none.
 """
 
 from __future__ import annotations
@@ -72,9 +73,9 @@ def trace(argv: list[str], pcm: bytes) -> Trace:
 SETUPS = {
     "audio-stop, silero": [],
     "audio-stop, webrtc": ["--vad", "webrtc"],
-    "endpointing, turn rule, silero": ["--endpointing"],
-    "endpointing, turn rule, webrtc": ["--endpointing", "--vad", "webrtc"],
+    "audio-stop, pause tail 200 ms": ["--pause-tail-ms", "200"],
     "endpointing, timer, silero": ["--endpointing", "--no-turn-intents"],
+    "endpointing, timer, webrtc": ["--endpointing", "--no-turn-intents", "--vad", "webrtc"],
 }
 
 
@@ -105,8 +106,17 @@ def test_no_decision_falls_in_the_audio_that_may_be_read_late(argv: list[str]) -
 
 
 def test_a_rule_shorter_than_a_batch_leaves_no_room() -> None:
-    """A pause rule set shorter than the VAD's lag and frame plus a batch: the audio is read
-    as it comes, as before (the server never reads late into a decision)."""
+    """A pause rule set shorter than the VAD's lag plus a batch: the audio is read as it comes,
+    as before (the server never reads late into a decision)."""
     clip = next(c for c in hs.load_human_speech() if not c.is_long)
-    t = trace(["--endpointing", "--turn-finalize-ms", "100"], clip.pcm)
+    t = trace(["--finalize-after-ms", "120", "--pause-tail-ms", "120"], clip.pcm)
     assert max(t.room_ms) < BATCH_MS
+
+
+def test_the_turn_rule_reads_every_chunk_as_it_comes() -> None:
+    """The turn rule reads the audio clock when the service's words arrive (how long a final
+    took, where the words' speech ends): read late, the audio would move those readings."""
+    clip = next(c for c in hs.load_human_speech() if not c.is_long)
+    t = trace(["--endpointing"], clip.pcm)
+    assert any(t.decided), "the command was settled"
+    assert max(t.room_ms) == 0.0

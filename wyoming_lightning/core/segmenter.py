@@ -328,6 +328,9 @@ class Segmenter:
         self._settle_close = 0
         """The close whose answer ``_settle_ms`` measures."""
         self._ended = False
+        self._judged = config.turn_judge is not None and self._endpointing
+        """The turn rule reads the audio clock when words arrive (the settle time, where the
+        words' speech ends): audio read late would move those readings, so none is."""
         self._first_rule_ms = self._first_pause_rule_ms() - config.vad_lag_ms
         """How far after the end of the speech on the audio clock the first pause rule may act
         (a rule counts the VAD's lag as pause already)."""
@@ -362,9 +365,14 @@ class Segmenter:
         changes no decision, nor when one is made; before the first speech, the speech may
         begin in the next frame, and the same holds from there. Within a pause, or near a
         cap, it does: each chunk is read as it comes (issue 27: a wake-up per 10 ms chunk was
-        most of a stream's CPU). A loud frame the VAD doubts holds the pause at 0 without
-        moving the speech's end (the gate's sustain): the room is counted from that end.
+        most of a stream's CPU). With the turn rule, never: it reads the audio clock when the
+        service's words arrive (how long a final took, where the words' speech ends), and
+        audio read late would move those readings. A loud frame the VAD doubts holds the pause
+        at 0 without moving the speech's end (the gate's sustain): the room is counted from
+        that end.
         """
+        if self._judged:
+            return 0.0
         pause = self._pause_ms()
         if pause is None:
             room = self._first_rule_ms

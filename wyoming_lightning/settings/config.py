@@ -417,16 +417,19 @@ class Settings:
     )
     read_batch_ms: int = setting(
         100,
-        "while someone speaks, read a client's audio every this many ms, several chunks at "
-        "once, instead of each chunk as it comes (0: each as it comes); never within a pause, "
-        "where the command's end is decided",
+        "while someone speaks, read the audio of a client that stops only in pauses every "
+        "this many ms, several chunks at once, instead of each chunk as it comes (0: each as "
+        "it comes); never within a pause, where the command's end is decided, nor with the "
+        "turn rule",
         check=non_negative,
     )
     """A wake-up of the event loop per 10 ms chunk was most of a stream's CPU (issue 27,
-    ``docs/profile.md``). Read late only while no rule can act on the audio (the pause rules
-    start no sooner than 200 ms after the speech, less the VAD's lag and frame), so no decision
-    moves; a client that sends ``audio-stop`` while the VAD still hears speech (push-to-talk
-    released mid-word) is read up to this much later."""
+    ``docs/profile.md``). Read late only while no rule can act on the audio (the first pause
+    rule acts 300 ms after the speech by default, less the VAD's lag), so no decision moves;
+    only clients seen to send ``audio-stop`` in pauses (``ops/stop_habits.py``), as Home
+    Assistant does, else their stop would wait in the socket; never under the turn rule
+    (``--endpointing`` with ``--turn-intents``), which reads the audio clock when words
+    arrive."""
     event_loop: str = setting(
         "auto",
         "the event loop (auto: uvloop when it is installed, else asyncio's)",

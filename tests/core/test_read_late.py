@@ -6,7 +6,8 @@ on the audio still to come: audio read late then reaches the segmenter late, and
 made on it (settling an utterance at a pause, holding a pause back, ending the turn) would be
 made late. Here the server's own segmenter and gate, as ``Services`` builds them, hear real
 recordings chunk by chunk as Home Assistant streams them; after every chunk, the room the
-segmenter gives must hold no decision: none in the next ``undecided_ms`` of audio. The rule
+segmenter gives must hold no decision (an utterance settled, the turn ended: what the user's
+wait hangs on): none in the next ``undecided_ms`` of audio. The rule
 sets that allow it are tried (audio-stop from the client, the server's endpointing on its
 silence timer, each VAD), and the room must be wide enough, often enough, to be worth reading
 late; the turn rule, which reads the audio clock when words arrive, gives none.
@@ -21,13 +22,7 @@ import pytest
 
 from tests.kit import human_speech as hs
 from wyoming_lightning.core.audio import PcmFormat
-from wyoming_lightning.core.segmenter import (
-    Segmenter,
-    SegmenterState,
-    SpeechMark,
-    UtteranceAudio,
-    UtteranceStart,
-)
+from wyoming_lightning.core.segmenter import EndOfTurn, Segmenter, UtteranceEnd
 from wyoming_lightning.services import Services
 from wyoming_lightning.settings.config import load_settings
 
@@ -35,9 +30,10 @@ CHUNK = 320  # 10 ms, as the cost table's Home Assistant streams
 CHUNK_MS = 10
 TRAIL_S = 1.5
 BATCH_MS = load_settings([], {"SMALLEST_API_KEY": "k"}).read_batch_ms
-QUIET_STATES = {SegmenterState.QUIET, SegmenterState.OPEN}
-"""An onset (QUIET -> OPEN) only opens an utterance: when it is read does not matter. Any
-other move (holding a pause back, settling, speech resuming in a held pause) is a decision."""
+DECISIONS = (UtteranceEnd, EndOfTurn)
+"""What the user's wait hangs on: an utterance settled (its final), the turn ended. Holding a
+pause back, an onset or speech resuming are carried out on the same audio read late, only
+later: none of them is waited for."""
 
 
 @dataclass
@@ -46,6 +42,8 @@ class Trace:
     """``undecided_ms`` after each chunk."""
     decided: list[bool]
     """Whether feeding each chunk decided something."""
+    paused: list[bool]
+    """Whether each chunk ended within a pause."""
 
 
 def trace(argv: list[str], pcm: bytes) -> Trace:
@@ -55,25 +53,19 @@ def trace(argv: list[str], pcm: bytes) -> Trace:
     segmenter = Segmenter(services.request_config(None, "en"), services.new_gate())
     assert segmenter.set_format(PcmFormat(16000, 2, 1)) is None
     stream = hs.lead(pcm, hs.HA_LEAD_S) + bytes(2 * round(TRAIL_S * 16000))
-    out = Trace([], [])
+    out = Trace([], [], [])
     for at in range(0, len(stream) - CHUNK + 1, CHUNK):
-        before = segmenter.state
         segments = segmenter.feed(stream[at : at + CHUNK])
-        moved = segmenter.state is not before and not (
-            before in QUIET_STATES and segmenter.state in QUIET_STATES
-        )
-        decisions = [
-            s for s in segments if not isinstance(s, UtteranceAudio | SpeechMark | UtteranceStart)
-        ]
-        out.decided.append(moved or bool(decisions))
+        out.decided.append(any(isinstance(s, DECISIONS) for s in segments))
         out.room_ms.append(segmenter.undecided_ms)
+        out.paused.append(bool(segmenter.pause_ms))
     return out
 
 
 SETUPS = {
     "audio-stop, silero": [],
     "audio-stop, webrtc": ["--vad", "webrtc"],
-    "audio-stop, pause tail 200 ms": ["--pause-tail-ms", "200"],
+    "audio-stop, finalize at 300 ms": ["--finalize-after-ms", "300"],
     "endpointing, timer, silero": ["--endpointing", "--no-turn-intents"],
     "endpointing, timer, webrtc": ["--endpointing", "--no-turn-intents", "--vad", "webrtc"],
 }
@@ -82,7 +74,7 @@ SETUPS = {
 @pytest.mark.parametrize("argv", SETUPS.values(), ids=SETUPS.keys())
 def test_no_decision_falls_in_the_audio_that_may_be_read_late(argv: list[str]) -> None:
     clips = [c for c in hs.load_human_speech() if not c.is_long]
-    late_chunks = decisions = 0
+    late_chunks = late_in_pauses = decisions = 0
     total = 0
     for clip in clips:
         t = trace(argv, clip.pcm)
@@ -91,9 +83,10 @@ def test_no_decision_falls_in_the_audio_that_may_be_read_late(argv: list[str]) -
         for i, room in enumerate(t.room_ms):
             if room >= BATCH_MS:
                 late_chunks += 1
+                late_in_pauses += t.paused[i]
             # The chunks that may be read late after chunk i (those less than ``room`` ms
             # later; the one at ``room`` is read as it comes): none may decide anything.
-            ahead = i + math.ceil(room / CHUNK_MS)
+            ahead = len(t.decided) if math.isinf(room) else i + math.ceil(room / CHUNK_MS)
             inside = [j for j in range(i + 1, min(ahead, len(t.decided))) if t.decided[j]]
             assert not inside, (
                 f"{clip.name}: after chunk {i} the segmenter gave {room:g} ms of room, "
@@ -103,13 +96,14 @@ def test_no_decision_falls_in_the_audio_that_may_be_read_late(argv: list[str]) -
     # Worth it: the speech and the lead of a command are most of what Home Assistant sends
     # before its stop (the trailing silence is read as it comes).
     assert late_chunks >= total // 3, f"only {late_chunks} of {total} chunks may be read late"
+    assert late_in_pauses > len(clips), "pauses, before their rules act, are read late too"
 
 
 def test_a_rule_shorter_than_a_batch_leaves_no_room() -> None:
     """A pause rule set shorter than the VAD's lag plus a batch: the audio is read as it comes,
     as before (the server never reads late into a decision)."""
     clip = next(c for c in hs.load_human_speech() if not c.is_long)
-    t = trace(["--finalize-after-ms", "120", "--pause-tail-ms", "120"], clip.pcm)
+    t = trace(["--finalize-after-ms", "120", "--hangover-ms", "120"], clip.pcm)
     assert max(t.room_ms) < BATCH_MS
 
 

@@ -1,52 +1,72 @@
-"""``ops/stop_habits.py``: whose speech may be read in batches, learnt from how each client
-ends its audio (a stop while the VAD hears speech would wait in the socket)."""
+"""``ops/stop_habits.py``: whose audio may be read in batches, learnt from how each client
+ends its audio (a stop that comes while audio waits in the socket would wait with it)."""
 
 from __future__ import annotations
 
+import math
+
 from wyoming_lightning.ops.stop_habits import TRUSTED_AFTER, StopHabits
+
+HA = "172.30.32.1"
 
 
 def test_a_client_is_trusted_after_stopping_in_a_pause_often_enough() -> None:
     habits = StopHabits()
     seen = []
     for _ in range(TRUSTED_AFTER):
-        seen.append(habits.may_wait("10.0.0.2"))
-        habits.ended("10.0.0.2", in_speech=False)
+        seen.append(habits.trusted(HA))
+        habits.ended(HA, 720.0)
     assert seen == [False] * TRUSTED_AFTER, "never before it has shown how it stops"
-    assert habits.may_wait("10.0.0.2")
-    assert not habits.may_wait("10.0.0.3"), "per address"
+    assert habits.trusted(HA)
+    assert not habits.trusted("10.0.0.3"), "per address"
+
+
+def test_the_room_runs_to_the_shortest_pause_it_has_stopped_in() -> None:
+    habits = StopHabits()
+    assert habits.stop_room_ms(HA, 0.0) == 0.0, "not trusted yet: no room"
+    habits.ended(HA, 900.0)
+    habits.ended(HA, None)  # the server ended the command, or no speech: trusted, no pause
+    habits.ended(HA, 720.0)
+    assert habits.stop_room_ms(HA, 0.0) == math.inf, "it stops only in pauses"
+    assert habits.stop_room_ms(HA, None) == math.inf
+    assert habits.stop_room_ms(HA, 500.0) == 220.0
+    assert habits.stop_room_ms(HA, 800.0) == 0.0
+    habits.ended(HA, 650.0)
+    assert habits.stop_room_ms(HA, 500.0) == 150.0, "a shorter one is learnt"
 
 
 def test_a_stop_in_speech_starts_the_count_again() -> None:
     habits = StopHabits()
     for _ in range(TRUSTED_AFTER):
-        habits.ended("10.0.0.2", in_speech=False)
-    habits.ended("10.0.0.2", in_speech=True)
+        habits.ended(HA, 720.0)
+    habits.ended(HA, 0.0)
     seen = []
     for _ in range(TRUSTED_AFTER):
-        seen.append(habits.may_wait("10.0.0.2"))
-        habits.ended("10.0.0.2", in_speech=False)
+        seen.append(habits.trusted(HA))
+        habits.ended(HA, 900.0)
     assert seen == [False] * TRUSTED_AFTER, "not until it has stopped in a pause in a row again"
-    assert habits.may_wait("10.0.0.2")
+    assert habits.trusted(HA)
+    assert habits.stop_room_ms(HA, 500.0) == 400.0, "the pauses learnt before are forgotten"
 
 
 def test_a_client_that_always_stops_in_speech_is_never_trusted() -> None:
     habits = StopHabits()
     for _ in range(10 * TRUSTED_AFTER):
-        habits.ended("10.0.0.2", in_speech=True)
-    assert not habits.may_wait("10.0.0.2")
+        habits.ended("10.0.0.2", 0.0)
+    assert not habits.trusted("10.0.0.2")
+    assert habits.stop_room_ms("10.0.0.2", None) == 0.0
 
 
 def test_a_flood_of_addresses_forgets_the_oldest_and_stays_bounded() -> None:
     habits = StopHabits(max_peers=8)
     for _ in range(TRUSTED_AFTER):
-        habits.ended("home-assistant", in_speech=False)
+        habits.ended(HA, 720.0)
     for i in range(7):
-        habits.ended(f"10.1.0.{i}", in_speech=False)
-    habits.ended("home-assistant", in_speech=False)  # seen again: the newest now
+        habits.ended(f"10.1.0.{i}", 720.0)
+    habits.ended(HA, 720.0)  # seen again: the newest now
     for i in range(7, 14):
-        habits.ended(f"10.1.0.{i}", in_speech=True)
-    assert habits.may_wait("home-assistant"), "recently seen: kept"
+        habits.ended(f"10.1.0.{i}", 0.0)
+    assert habits.trusted(HA), "recently seen: kept"
     assert len(habits) == 8
-    habits.ended("10.2.0.1", in_speech=False)
-    assert not habits.may_wait("home-assistant"), "the oldest now, forgotten"
+    habits.ended("10.2.0.1", 720.0)
+    assert not habits.trusted(HA), "the oldest now, forgotten"

@@ -470,9 +470,10 @@ class RequestMachine:
         return self.segmenter.undecided_ms
 
     @property
-    def speaking(self) -> bool:
-        """The VAD hears speech now (``Segmenter.speaking``)."""
-        return self.segmenter.speaking
+    def pause_ms(self) -> float | None:
+        """How far into a pause the audio is (``Segmenter.pause_ms``: 0 while the VAD hears
+        speech, ``None`` before any)."""
+        return self.segmenter.pause_ms
 
     @property
     def received_s(self) -> float:

@@ -51,6 +51,7 @@ which its first frame opens; the gate closing drops it as silence). A close with
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -331,57 +332,54 @@ class Segmenter:
         self._judged = config.turn_judge is not None and self._endpointing
         """The turn rule reads the audio clock when words arrive (the settle time, where the
         words' speech ends): audio read late would move those readings, so none is."""
-        self._first_rule_ms = self._first_pause_rule_ms() - config.vad_lag_ms
-        """How far after the end of the speech on the audio clock the first pause rule may act
-        (a rule counts the VAD's lag as pause already)."""
-
-    def _first_pause_rule_ms(self) -> float:
-        """The shortest pause (or silence) at which any rule on in this request acts."""
-        config = self.config
-        rules: list[float] = [self.gate.config.hangover_ms]
-        if config.early_finalize and config.finalize_after_ms is not None:
-            rules += [config.finalize_after_ms, config.pause_tail_ms]
-            if self._quick_finalize:
-                rules.append(config.turn_finalize_ms)
-        if config.endpoint_silence_ms is not None:
-            rules += [config.endpoint_silence_ms, config.turn_complete_ms, ACOUSTIC_PAUSE_MS]
-        return min(rules)
 
     # ------------------------------------------------------------------ the entry points
 
     @property
-    def speaking(self) -> bool:
-        """Someone speaks now: the VAD's last judged frame was speech (no pause has begun)."""
-        return self._pause_ms() == 0.0
+    def pause_ms(self) -> float | None:
+        """How far the audio clock is past the end of the speech (the VAD's lag included): 0
+        while the VAD hears speech, ``None`` before any."""
+        return self._pause_ms()
 
     @property
     def undecided_ms(self) -> float:
-        """How much more audio can come before any rule here may decide something on it: 0
-        once a pause has begun.
+        """How much more audio can come before any rule here may settle an utterance or end
+        the turn on it.
 
         The adapter may read a client's audio late by up to this much (it then arrives in
-        one piece): while someone speaks, nothing here is decided by the audio clock until
-        ``_first_rule_ms`` after the last speech frame, so reading the speech a little late
-        changes no decision, nor when one is made; before the first speech, the speech may
-        begin in the next frame, and the same holds from there. Within a pause, or near a
-        cap, it does: each chunk is read as it comes (issue 27: a wake-up per 10 ms chunk was
-        most of a stream's CPU). With the turn rule, never: it reads the audio clock when the
-        service's words arrive (how long a final took, where the words' speech ends), and
-        audio read late would move those readings. A loud frame the VAD doubts holds the pause
-        at 0 without moving the speech's end (the gate's sustain): the room is counted from
-        that end.
+        one piece): the segmenter still sees every chunk, in order, so what it decides is the
+        same, and reading within this room moves no decision in time either. The room runs to
+        the next rule's pause from where the speech ended (while the VAD hears speech, as if
+        it stopped now: the pause if the next frame is silence); before any speech, from
+        the next frame. Near a cap there is none (issue 27: a wake-up per 10 ms chunk was
+        most of a stream's CPU). With the turn rule, none at all: it reads the audio clock
+        when the service's words arrive (how long a final took, where the words' speech
+        ends), and audio read late would move those readings. A loud frame the VAD doubts
+        holds the pause at 0 without moving the speech's end (the gate's sustain): the room
+        is counted from that end.
         """
         if self._judged:
             return 0.0
-        pause = self._pause_ms()
-        if pause is None:
-            room = self._first_rule_ms
-        elif pause > 0.0:
-            return 0.0
-        else:
-            spoken_ms = self.gate.speech_end_ms
-            assert spoken_ms is not None  # (a pause is measured from it)
-            room = self._first_rule_ms - (self.gate.audio_in_ms - spoken_ms)
+        gate, config = self.gate, self.config
+        lag, frame = config.vad_lag_ms, gate.frame_ms
+        room = math.inf
+        if config.early_finalize and config.finalize_after_ms is not None:
+            # The pause rule settles the open utterance ``finalize_after_ms`` into a pause,
+            # counted from the speech's end (as if the next frame were silence); an utterance
+            # not open yet needs speech first, and its pause starts after it.
+            spoken = gate.speech_end_ms
+            pause: float = lag
+            if self._open and spoken is not None:
+                pause = gate.audio_in_ms - spoken + lag
+            room = config.finalize_after_ms - pause
+        # The gate closes after its hangover of silence (judged in whole frames, which a loud
+        # frame it doubts starts again), and settles what is still open; the endpointing timer
+        # ends the turn after its silence. Either needs a segment opened first.
+        silence = gate.silence_ms or 0.0
+        hangover = gate.config.hangover_ms
+        room = min(room, hangover - (silence if gate.is_open else 0.0) - frame)
+        if config.endpoint_silence_ms is not None and not self._ended:
+            room = min(room, config.endpoint_silence_ms - silence - frame)
         if self._endpointing:
             heard_ms = self.gate.audio_in_ms
             cap = self.config.max_command_s

@@ -9,8 +9,9 @@ or a client that sends a clip and stops at its last sample, does.
 
 So the server learns it per client address, from what each one did: once a client has ended
 its last :data:`TRUSTED_AFTER` requests in a pause (its ``audio-stop`` after the speech, or
-none: the server ended the command), its speech is read in batches; an ``audio-stop`` while
-the VAD heard speech and it is not, until it has again ended that many in a row in a pause.
+none: the server ended the command), its speech is read in batches, and its pauses too up to
+the shortest pause it has stopped in since; an ``audio-stop`` while the VAD heard speech and
+it is not, until it has again ended that many in a row in a pause.
 Every address starts untrusted, so a client is never made to wait before it has shown how it
 stops; a client that always stops in speech never is; one that does now and then (a button
 released early once in a while) pays at most a batch once per such run. (Never trusting an
@@ -21,6 +22,7 @@ Bounded: a flood of addresses forgets the oldest.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from typing import Final
 
@@ -37,20 +39,40 @@ class StopHabits:
     def __init__(self, trusted_after: int = TRUSTED_AFTER, max_peers: int = MAX_PEERS) -> None:
         self._trusted_after = trusted_after
         self._max_peers = max_peers
-        self._in_pause: OrderedDict[str, int] = OrderedDict()
-        """Requests each address ended in a pause since it last stopped in speech."""
+        self._peers: OrderedDict[str, tuple[int, float]] = OrderedDict()
+        """Per address: requests ended in a pause since it last stopped in speech, and the
+        shortest pause it has stopped in since (``math.inf``: none seen)."""
 
     def __len__(self) -> int:
         """Addresses remembered."""
-        return len(self._in_pause)
+        return len(self._peers)
 
-    def may_wait(self, peer: str) -> bool:
-        """Whether this client's speech may be read in batches."""
-        return self._in_pause.get(peer, 0) >= self._trusted_after
+    def trusted(self, peer: str) -> bool:
+        """Whether this client is known to stop only in pauses (its speech may be read in
+        batches)."""
+        return self._peers.get(peer, (0, math.inf))[0] >= self._trusted_after
 
-    def ended(self, peer: str, *, in_speech: bool) -> None:
-        """A request of ``peer`` ended its audio: while the VAD heard speech, or in a pause."""
-        in_a_row = self._in_pause.pop(peer, 0)
-        self._in_pause[peer] = 0 if in_speech else in_a_row + 1
-        while len(self._in_pause) > self._max_peers:
-            self._in_pause.popitem(last=False)
+    def stop_room_ms(self, peer: str, pause_ms: float | None) -> float:
+        """How much more audio may come before this client may send ``audio-stop``, ``pause_ms``
+        into a pause (0: it speaks; ``None``: no speech yet): none for a client not trusted;
+        while it speaks (or before), any (it stops only in pauses); in a pause, up to the
+        shortest pause it has stopped in."""
+        in_a_row, earliest_ms = self._peers.get(peer, (0, math.inf))
+        if in_a_row < self._trusted_after:
+            return 0.0
+        if not pause_ms:
+            return math.inf
+        return max(0.0, earliest_ms - pause_ms)
+
+    def ended(self, peer: str, pause_ms: float | None) -> None:
+        """A request of ``peer`` ended its audio ``pause_ms`` into a pause: 0 while the VAD
+        heard speech; ``None`` with nothing to learn of the pause (no speech, or the server
+        ended the command)."""
+        in_a_row, earliest_ms = self._peers.pop(peer, (0, math.inf))
+        if pause_ms == 0.0:
+            self._peers[peer] = (0, math.inf)
+        else:
+            shortest = earliest_ms if pause_ms is None else min(earliest_ms, pause_ms)
+            self._peers[peer] = (in_a_row + 1, shortest)
+        while len(self._peers) > self._max_peers:
+            self._peers.popitem(last=False)

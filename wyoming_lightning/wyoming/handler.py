@@ -198,14 +198,16 @@ class ClientHandler:
         """Read this client's next chunks together, a cadence tick from now, when reading them
         late cannot move any decision (``RequestMachine.audio_may_wait_ms``), the client sends
         in real time (an arrival of more than two ticks' audio is a client sending faster: it
-        is read as fast as it sends) and it is known to send ``audio-stop`` only in a pause
+        is read as fast as it sends) and its ``audio-stop`` cannot come meanwhile: it is known
+        to stop only in a pause, and no sooner into one than it has before
         (``ops/stop_habits.py``: else its stop could wait in the socket)."""
         batch_ms = self._settings.read_batch_ms
         if (
             batch_ms > 0
             and arrived_s * 1000 < 2 * batch_ms
-            and self._services.stop_habits.may_wait(self._peer_key)
             and machine.audio_may_wait_ms >= batch_ms
+            and self._services.stop_habits.stop_room_ms(self._peer_key, machine.pause_ms)
+            >= batch_ms
             and self._protocol.wait_for_more()
         ):
             self._waits += 1
@@ -268,7 +270,7 @@ class ClientHandler:
     async def _cleanup(self) -> None:
         if self._machine is not None and self._machine.ended_itself and not self._client_stopped:
             # The server ended the command (HA 2026.11 sends no audio-stop): in a pause.
-            self._services.stop_habits.ended(self._peer_key, in_speech=False)
+            self._services.stop_habits.ended(self._peer_key, None)
         self._feed(rq.ClientGone())
         self._debug(
             f"read in {self._arrivals} arrival(s), {self._waits} after waiting for more "
@@ -345,9 +347,9 @@ class ClientHandler:
                 self._ticket.observe(Occurrence.AUDIO_STOPPED)
             machine = self._machine
             if machine is not None and not self._client_stopped and not machine.ended_itself:
-                # Where the client stops: in a pause (or before any speech), or while the VAD
-                # still hears speech.
-                self._services.stop_habits.ended(self._peer_key, in_speech=machine.speaking)
+                # Where the client stops: how far into a pause (0: while the VAD still hears
+                # speech; None: before any).
+                self._services.stop_habits.ended(self._peer_key, machine.pause_ms)
             self._client_stopped = True
             if self._cut_short is None:
                 self._feed_request(rq.StopAudio())

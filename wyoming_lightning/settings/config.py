@@ -417,19 +417,18 @@ class Settings:
     )
     read_batch_ms: int = setting(
         100,
-        "while someone speaks, read the audio of a client that stops only in pauses every "
-        "this many ms, several chunks at once, instead of each chunk as it comes (0: each as "
-        "it comes); never within a pause, where the command's end is decided, nor with the "
-        "turn rule",
+        "read the audio of a client that stops only in pauses every this many ms, several "
+        "chunks at once, instead of each chunk as it comes, where no rule can act on it "
+        "meanwhile (0: each as it comes; never with the turn rule)",
         check=non_negative,
     )
     """A wake-up of the event loop per 10 ms chunk was most of a stream's CPU (issue 27,
-    ``docs/profile.md``). Read late only while no rule can act on the audio (the first pause
-    rule acts 300 ms after the speech by default, less the VAD's lag), so no decision moves;
-    only clients seen to send ``audio-stop`` in pauses (``ops/stop_habits.py``), as Home
-    Assistant does, else their stop would wait in the socket; never under the turn rule
-    (``--endpointing`` with ``--turn-intents``), which reads the audio clock when words
-    arrive."""
+    ``docs/profile.md``). Read late only where no rule that settles an utterance or ends the
+    turn can act on the audio meanwhile (``Segmenter.undecided_ms``), so no answer comes later;
+    only clients seen to send ``audio-stop`` in pauses, and no sooner into one than they have
+    before (``ops/stop_habits.py``), as Home Assistant does, else their stop would wait in the
+    socket; never under the turn rule (``--endpointing`` with ``--turn-intents``), which reads
+    the audio clock when words arrive."""
     event_loop: str = setting(
         "auto",
         "the event loop (auto: uvloop when it is installed, else asyncio's)",

@@ -38,13 +38,13 @@ class ReadCadence:
 
     A Home Assistant stream sends a chunk every 10 ms, and each arrival read on its own costs a
     wake-up of the event loop, a ``recv`` and a pass through the handler: with webrtc, more
-    CPU than listening to the audio (issue 27, ``docs/profile.md``). While the request's
-    decisions cannot depend on it (someone is speaking; ``RequestMachine.audio_may_wait_ms``),
-    a connection stops reading after an arrival and reads again at this cadence's next tick,
-    finding several chunks in its socket. One timer for all of them: a timer per connection
-    per arrival would cost what the wait saves. (Waiting a whole period each time, for the
-    second of two ticks half a period apart, read 7 chunks at once instead of 5 and saved no
-    more: ``python -m benchmarks.cost_ab``.)
+    CPU than listening to the audio (issue 27, ``docs/profile.md``). Where no decision the
+    user waits for can fall meanwhile (``RequestMachine.audio_may_wait_ms``, the client's
+    habits), a connection stops reading after an arrival and reads again at this cadence's
+    next tick, finding several chunks in its socket. One timer for all of them: a timer per
+    connection per arrival would cost what the wait saves. (Waiting a whole period each
+    time, for the second of two ticks half a period apart, read 7 chunks at once instead of
+    5 and saved no more: ``python -m benchmarks.cost_ab``.)
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, period_s: float) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from wyoming_lightning.ops.stop_habits import TRUSTED_AFTER, StopHabits
+from wyoming_lightning.ops.stop_habits import STOP_MARGIN_MS, TRUSTED_AFTER, StopHabits
 
 HA = "172.30.32.1"
 
@@ -29,10 +29,10 @@ def test_the_room_runs_to_the_shortest_pause_it_has_stopped_in() -> None:
     habits.ended(HA, 720.0)
     assert habits.stop_room_ms(HA, 0.0) == math.inf, "it stops only in pauses"
     assert habits.stop_room_ms(HA, None) == math.inf
-    assert habits.stop_room_ms(HA, 500.0) == 220.0
+    assert habits.stop_room_ms(HA, 400.0) == 720.0 - STOP_MARGIN_MS - 400.0
     assert habits.stop_room_ms(HA, 800.0) == 0.0
     habits.ended(HA, 650.0)
-    assert habits.stop_room_ms(HA, 500.0) == 150.0, "a shorter one is learnt"
+    assert habits.stop_room_ms(HA, 400.0) == 650.0 - STOP_MARGIN_MS - 400.0, "a shorter one"
 
 
 def test_a_stop_in_speech_starts_the_count_again() -> None:
@@ -46,7 +46,7 @@ def test_a_stop_in_speech_starts_the_count_again() -> None:
         habits.ended(HA, 900.0)
     assert seen == [False] * TRUSTED_AFTER, "not until it has stopped in a pause in a row again"
     assert habits.trusted(HA)
-    assert habits.stop_room_ms(HA, 500.0) == 400.0, "the pauses learnt before are forgotten"
+    assert habits.stop_room_ms(HA, 500.0) == 900.0 - STOP_MARGIN_MS - 500.0, "the old forgotten"
 
 
 def test_a_client_that_always_stops_in_speech_is_never_trusted() -> None:

@@ -197,7 +197,7 @@ class ClientHandler:
     def _wait_for_more(self, machine: RequestMachine, arrived_s: float) -> None:
         """Read this client's next chunks together, a cadence tick from now, when reading them
         late cannot move any decision (``RequestMachine.audio_may_wait_ms``), the client sends
-        in real time (an arrival of more than two ticks' audio is a client sending faster: it
+        in real time (an arrival of more than two batches' audio is a client sending faster: it
         is read as fast as it sends) and its ``audio-stop`` cannot come meanwhile: it is known
         to stop only in a pause, and no sooner into one than it has before
         (``ops/stop_habits.py``: else its stop could wait in the socket)."""

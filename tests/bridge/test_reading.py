@@ -177,6 +177,13 @@ def is_reading(writer: asyncio.StreamWriter) -> bool:
     return cast(asyncio.Transport, writer.transport).is_reading()
 
 
+async def wait_after_first(protocol: ClientProtocol, sink: Collected) -> None:
+    """As the handler does: the client's first bytes (``one``) read, then wait for more."""
+    protocol.attach(sink)
+    await sink.until(lambda: bytes(sink.data) == b"one")
+    protocol.wait_for_more()
+
+
 async def test_a_waiting_connection_reads_again_at_the_tick_and_nothing_is_lost() -> None:
     cadence = ReadCadence(asyncio.get_running_loop(), NEVER_S)
     sink = Collected()
@@ -186,9 +193,7 @@ async def test_a_waiting_connection_reads_again_at_the_tick_and_nothing_is_lost(
     async def serve(
         protocol: ClientProtocol, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        protocol.attach(sink)
-        await sink.until(lambda: bytes(sink.data) == b"one")
-        protocol.wait_for_more()
+        await wait_after_first(protocol, sink)
         paused.append(not is_reading(writer))
         served.set()
         await sink.until(lambda: bool(sink.ends))
@@ -223,9 +228,7 @@ async def test_the_tick_does_not_read_a_client_that_reads_none_of_its_answers() 
     async def serve(
         protocol: ClientProtocol, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        protocol.attach(sink)
-        await sink.until(lambda: bytes(sink.data) == b"one")
-        protocol.wait_for_more()
+        await wait_after_first(protocol, sink)
         high = writer.transport.get_write_buffer_limits()[1]
         while writer.transport.get_write_buffer_size() <= high:  # the client reads nothing
             writer.write(bytes(1 << 16))

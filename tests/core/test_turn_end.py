@@ -377,7 +377,7 @@ def test_words_no_template_decides_wait_until_the_timer_rule_would_answer() -> N
     C later: an UNKNOWN sentence ends no sooner, so a pause shorter than 550 + C (1,150 ms at
     C = 600) is never mistaken for the end. The 700 ms timer, before, ended it at once."""
     seg = settled_unknown(600)
-    pause = seg._pause_ms()
+    pause = seg.pause_ms
     assert pause is not None and pause < 1150
     ended = pause_until_end(seg, 1000)
     assert ended is not None

@@ -336,12 +336,6 @@ class Segmenter:
     # ------------------------------------------------------------------ the entry points
 
     @property
-    def pause_ms(self) -> float | None:
-        """How far the audio clock is past the end of the speech (the VAD's lag included): 0
-        while the VAD hears speech, ``None`` before any."""
-        return self._pause_ms()
-
-    @property
     def undecided_ms(self) -> float:
         """How much more audio can come before any rule here may settle an utterance or end
         the turn on it.
@@ -381,11 +375,11 @@ class Segmenter:
         if config.endpoint_silence_ms is not None and not self._ended:
             room = min(room, config.endpoint_silence_ms - silence - frame)
         if self._endpointing:
-            heard_ms = self.gate.audio_in_ms
-            cap = self.config.max_command_s
+            heard_ms = gate.audio_in_ms
+            cap = config.max_command_s
             if cap is not None:
                 room = min(room, cap * 1000 - heard_ms)
-            quiet = self.config.no_speech_timeout_s
+            quiet = config.no_speech_timeout_s
             if quiet is not None and not self.utterances:
                 room = min(room, quiet * 1000 - heard_ms)
         return max(0.0, room)
@@ -447,7 +441,7 @@ class Segmenter:
         pcm = self._converter.convert(data)
         if pcm:
             self._handle_gate_events(self.gate.process(pcm))
-        pause = self._pause_ms()  # the gate's judgement moves only with its input
+        pause = self.pause_ms  # the gate's judgement moves only with its input
         self._mark_speech(pause)
         self._finalize_on_pause(pause)
         if self._endpointing:
@@ -461,7 +455,7 @@ class Segmenter:
         if self._converter is not None:
             self._feed_gate(self._converter.flush())
         self._handle_gate_events(self.gate.flush())
-        self._mark_speech(self._pause_ms())
+        self._mark_speech(self.pause_ms)
         self._close_current()
         self._move(Cue.STOP)
         return self._take()
@@ -545,8 +539,10 @@ class Segmenter:
 
     # ------------------------------------------------------------------ the pause rule
 
-    def _pause_ms(self) -> float | None:
-        """How far the audio clock is past the end of the last speech frame, or ``None``.
+    @property
+    def pause_ms(self) -> float | None:
+        """How far the audio clock is past the end of the last speech frame (the VAD's lag
+        counted as pause), or ``None`` before any speech.
 
         Measured on the audio clock (everything the gate was fed, the frame it has not judged
         yet included), so the rule "finalize F ms after the speech" is met to the chunk, not
@@ -786,7 +782,7 @@ class Segmenter:
         if model is None or self.config.turn_judge is None or not self._said:
             return False
         if self._sounds_over is None:
-            pause = self._pause_ms()
+            pause = self.pause_ms
             if pause is None or pause < ACOUSTIC_PAUSE_MS:
                 return False
             if self.acoustic_runs >= ACOUSTIC_MAX_RUNS:
@@ -834,7 +830,7 @@ class Segmenter:
         if limit is None or not self.utterances or self._ended:
             return
         known = self._judged_final and self._words_cover_speech()
-        pause = self._pause_ms()
+        pause = self.pause_ms
         if self.turn is TurnVerdict.COMPLETE and known:
             if pause is not None and pause >= self.config.turn_complete_ms:
                 self._ended = True

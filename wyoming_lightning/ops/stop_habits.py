@@ -53,11 +53,6 @@ class StopHabits:
         """Addresses remembered."""
         return len(self._peers)
 
-    def trusted(self, peer: str) -> bool:
-        """Whether this client is known to stop only in pauses (its speech may be read in
-        batches)."""
-        return self._peers.get(peer, (0, math.inf))[0] >= self._trusted_after
-
     def stop_room_ms(self, peer: str, pause_ms: float | None) -> float:
         """How much more audio may come before this client may send ``audio-stop``, ``pause_ms``
         into a pause (0: it speaks; ``None``: no speech yet): none for a client not trusted;

@@ -16,6 +16,7 @@ from tests.kit.bridge import (
     Answer,
     bridge_port,
     bridge_settings,
+    read_raw_answer,
     running_bridge,
     start_request,
     transcribe,
@@ -32,22 +33,7 @@ async def raw_exchange(port: int, data: bytes) -> Answer:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(data)
     await writer.drain()
-    answer = Answer()
-    client_reader = reader
-    while True:
-        line = await client_reader.readline()
-        if not line:
-            answer.closed = True
-            break
-        header = json.loads(line)
-        data_length = header.get("data_length") or 0
-        extra = json.loads(await client_reader.readexactly(data_length)) if data_length else {}
-        payload_length = header.get("payload_length") or 0
-        if payload_length:
-            await client_reader.readexactly(payload_length)
-        from wyoming.event import Event
-
-        answer.events.append(Event(header["type"], {**header.get("data", {}), **extra}))
+    answer = await read_raw_answer(reader)
     writer.close()
     return answer
 

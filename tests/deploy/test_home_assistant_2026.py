@@ -72,7 +72,18 @@ def _cases(work: Path) -> tuple[list[dict[str, Any]], dict[str, str]]:
         wav = write_wav(work / f"{name}-long.wav", with_silence(sample.pcm, 1.0, TRAILING_S))
         for server in ("lightning", "endpointing"):
             label = f"pipeline:{server}:{name}"
-            cases.append({"label": label, "server": server, "via": "pipeline", "wav": wav})
+            # With HA's VAD, at a microphone's pace, as a satellite streams: the server's read
+            # cadence meets the stream it is made for (test_speech_is_read_in_batches...).
+            realtime = server == "lightning"
+            cases.append(
+                {
+                    "label": label,
+                    "server": server,
+                    "via": "pipeline",
+                    "wav": wav,
+                    "realtime": realtime,
+                }
+            )
             expected[label] = sample.text
     # Nobody speaks: twelve seconds of a quiet room (longer than the server's no-speech rule).
     quiet = write_wav(work / "quiet-room.wav", make_noise(12.0, -60.0, "pink", seed=11))
@@ -102,7 +113,7 @@ async def run_everything(env: ForkyEnv, work: Path) -> dict[str, Any]:
     shutil.copyfile(DRIVER, driver)
     async with (
         whisper_emulator() as (url, _emulator),
-        lightning_server(url, API_KEY) as (good_port, good),
+        lightning_server(url, API_KEY, "--debug") as (good_port, good),
         lightning_server(url, API_KEY, "--endpointing") as (ep_port, endpointing),
         lightning_server(url, "not-the-key-7d1e") as (bad_port, bad),
     ):
@@ -197,6 +208,18 @@ def test_with_endpointing_the_server_ends_the_command(ha_report: dict[str, Any])
     log = ha_report["server_logs"]["endpointing"]
     ended = re.findall(r"end of command detected after", log)
     assert len(ended) == len(PIPELINE_SAMPLES), log
+
+
+def test_speech_is_read_in_batches_when_home_assistants_vad_ends_the_command(
+    ha_report: dict[str, Any],
+) -> None:
+    """With its own VAD, Home Assistant stops in a pause (the three entity requests first,
+    1 s into theirs): the server learns it, and reads the pipeline's speech, streamed at a
+    microphone's pace, a few chunks at a time, with the transcripts above. (Under the turn
+    rule of --endpointing nothing is read late: tests/core/test_read_late.py.)"""
+    read = r"read in (\d+) arrival\(s\), (\d+) after waiting for more"
+    waits = [int(w) for _, w in re.findall(read, ha_report["server_logs"]["lightning"])]
+    assert waits and max(waits) > 0, waits
 
 
 def test_a_silent_request_ends_by_itself_either_way(ha_report: dict[str, Any]) -> None:

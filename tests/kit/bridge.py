@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import os
 import re
 import sys
@@ -111,6 +112,24 @@ async def read_answer(
                 tail = await client.read_event()
             answer.closed = True
             return answer
+
+
+async def read_raw_answer(reader: asyncio.StreamReader) -> Answer:
+    """Every event the server writes on a raw socket, until it closes the connection (for a
+    client that writes bytes no Wyoming client would)."""
+    answer = Answer()
+    while True:
+        line = await reader.readline()
+        if not line:
+            answer.closed = True
+            return answer
+        header = json.loads(line)
+        data_length = header.get("data_length") or 0
+        extra = json.loads(await reader.readexactly(data_length)) if data_length else {}
+        payload_length = header.get("payload_length") or 0
+        if payload_length:
+            await reader.readexactly(payload_length)
+        answer.events.append(Event(header["type"], {**header.get("data", {}), **extra}))
 
 
 async def transcribe(
